@@ -1,0 +1,56 @@
+# bopnp: `make demo` sets everything up and runs the main job on the embedded synthetic dataset;
+# `make test` runs the tests. Both run `setup` first, which is idempotent.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+BOP_PATH ?= datasets
+DEMO ?= demo
+RESULTS ?= $(wildcard results/*.csv)
+PYTEST_ARGS ?=
+EGL_DEBS := libegl1 libegl-mesa0 libgl1-mesa-dri libgles2
+export BOP_PATH
+
+.PHONY: setup egl demo test bop-eval bench clean-demo help
+
+help:
+	@echo "make demo      set up, then synth -> prepare -> check on the synthetic dataset '$(DEMO)'"
+	@echo "make test      set up, then run the tests"
+	@echo "make bop-eval  score every CSV in results/ (or RESULTS=...) and print a leaderboard table"
+	@echo "make bench     run the benchmarks in bench/"
+
+setup: $(VENV)/.installed egl
+
+# Reinstalls only when the dependencies change.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
+	@touch $@
+
+# Headless rendering needs EGL with Mesa's software drivers (or a GPU driver's EGL).
+egl:
+	@missing=""; for p in $(EGL_DEBS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ] || ! command -v dpkg-query >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then echo "installing EGL libraries:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "Rendering needs EGL libraries that are missing. Install them with:"; echo "  sudo apt-get install$$missing"; exit 1; fi
+
+demo: setup
+	$(BIN)/bopnp synth $(DEMO) --bop-path $(BOP_PATH)
+	$(BIN)/bopnp prepare $(DEMO) --bop-path $(BOP_PATH)
+	$(BIN)/bopnp check $(DEMO) --bop-path $(BOP_PATH)
+	@echo
+	@echo "Demo dataset ready in $(BOP_PATH)/$(DEMO) (training crops in $(BOP_PATH)/$(DEMO)/crops)."
+	@echo "Next steps of the pipeline (training, prediction) are not part of this version yet;"
+	@echo "score a results CSV with: $(BIN)/bopnp eval results/METHOD_$(DEMO)-test.csv"
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bop-eval: setup
+	@if [ -z "$(RESULTS)" ]; then echo "no results CSV in results/ (pass RESULTS=path/to/METHOD_DATASET-SPLIT.csv)"; exit 1; fi
+	$(BIN)/bopnp eval --leaderboard $(RESULTS)
+
+bench: setup
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -1,0 +1,58 @@
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from bopnp.errors import ShapeError
+from bopnp.geometry import (
+    axis_angle_to_matrix,
+    matrix_to_axis_angle,
+    orthonormality_error,
+    random_rotation,
+    rotation_angle_deg,
+)
+
+
+def test_axis_angle_matches_opencv_rodrigues():
+    rng = np.random.default_rng(0)
+    aa = rng.normal(size=(20, 3)) * 1.2
+    R = axis_angle_to_matrix(torch.from_numpy(aa)).numpy()
+    for i in range(len(aa)):
+        R_cv, _ = cv2.Rodrigues(aa[i])
+        np.testing.assert_allclose(R[i], R_cv, atol=1e-12)
+
+
+@pytest.mark.parametrize("angle", [0.0, 1e-9, 1e-3, 1.0, math.pi - 1e-6, math.pi])
+def test_round_trip_over_angle_range(angle):
+    axis = torch.tensor([0.3, -0.5, 0.8], dtype=torch.float64)
+    aa = axis / axis.norm() * angle
+    R = axis_angle_to_matrix(aa)
+    back = axis_angle_to_matrix(matrix_to_axis_angle(R))
+    assert torch.allclose(back, R, atol=1e-10)
+    assert orthonormality_error(R) < 1e-12
+
+
+def test_batch_shapes_and_angles():
+    R1 = random_rotation(16, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    R2 = random_rotation(16, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    assert R1.shape == (16, 3, 3)
+    aa = matrix_to_axis_angle(R1.transpose(-1, -2) @ R2)
+    assert torch.allclose(rotation_angle_deg(R1, R2), torch.rad2deg(aa.norm(dim=-1)), atol=1e-6)
+    assert torch.all(orthonormality_error(R1) < 1e-12)
+
+
+def test_gradcheck_axis_angle_to_matrix_including_zero():
+    aa = torch.tensor([[0.2, -0.4, 0.1], [0.0, 0.0, 0.0], [1e-5, 2e-5, 0.0]], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(axis_angle_to_matrix, (aa,))
+
+
+def test_gradcheck_matrix_to_axis_angle():
+    R = random_rotation(4, generator=torch.Generator().manual_seed(3), dtype=torch.float64).requires_grad_()
+    assert torch.autograd.gradcheck(matrix_to_axis_angle, (R,))
+
+
+def test_bad_shape_raises_typed_error():
+    with pytest.raises(ShapeError, match="R"):
+        matrix_to_axis_angle(torch.zeros(4, 3, 4))

@@ -1,0 +1,299 @@
+"""The Pix2Pose training-crop cache: a versioned, per-object folder of ``.npy`` arrays that training
+memory-maps (``np.load(..., mmap_mode="r")``) without decoding any PNG.
+
+Layout (``bopnp prepare NAME`` writes it to ``BOP_PATH/NAME/crops/SPLIT/``)::
+
+    cache.json                  format, version, dataset, split, crop settings, object ids
+    obj_000001/
+      meta.json                 obj_id, xyz normalisation, symmetry pool, diameter
+      000000/                   one shard per scene that holds crops of this object
+        index.json              format, version, obj_id, scene_id, count, one record per crop
+        rgb.npy                 (N, S, S, 3) uint8   RGB crop (bilinear), zeros outside the image
+        xyz.npy                 (N, S, S, 3) float16 model coordinates normalised to [-1, 1], 0 off the object
+        mask.npy                (N, S, S)    uint8   bit 0: full (unoccluded) object mask,
+                                                     bit 1: visible mask, bit 2: inside the image
+    scenes/
+      000000.json               the scene is complete: crops per object, images skipped and why
+
+``S`` is the crop side (default 128). A record of ``index.json`` holds, for crop ``i`` of the shard:
+``scene_id``, ``im_id``, ``gt_id``, ``obj_id``, ``box_xyxy`` (the crop box in pixels of the full image),
+``bbox_obj`` and ``bbox_visib`` (BOP's ``x, y, w, h``), ``px_count_visib``, ``visib_fract``, ``K`` (3x3, the
+crop's intrinsics), ``R_m2c`` / ``t_m2c`` (the annotated pose, mm) and ``R_m2c_target`` / ``t_m2c_target``
+(the pose the coordinate target was rendered in: the annotated pose canonicalised for objects with a
+continuous symmetry, else the same). Floats are written with full float64 precision.
+
+``meta.json`` holds ``xyz_normalisation``: ``{"center_mm": [3], "half_extent_mm": [3]}`` with
+``xyz_mm = center_mm + xyz * half_extent_mm`` per axis, and ``symmetry_pool``: a list of 4x4 model-frame
+transforms (identity first, translation in mm) of the object's discrete symmetries, for the transformer
+loss; ``continuous_symmetries`` lists the BOP ``{axis, offset}`` entries the targets were canonicalised for.
+
+Writes are atomic: a shard is written to a hidden temporary folder beside its final place and renamed
+when complete, and a scene's marker in ``scenes/`` is written (atomically) only after all its shards.
+A reader therefore never sees a half-written shard, and a crash loses at most the scenes in progress:
+a rerun finds no marker for them and redoes them. The format is versioned by ``CACHE_VERSION``; a reader
+refuses other versions with the command that rebuilds the cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from bopnp.errors import DatasetError
+
+CACHE_FORMAT = "bopnp-pix2pose-crops"
+CACHE_VERSION = 1
+
+#: bits of ``mask.npy``
+MASK_FULL = 1
+MASK_VISIB = 2
+MASK_INSIDE = 4
+
+ARRAY_FILES = ("rgb.npy", "xyz.npy", "mask.npy")
+
+
+def obj_dir_name(obj_id: int) -> str:
+    return f"obj_{int(obj_id):06d}"
+
+
+def scene_dir_name(scene_id: int) -> str:
+    return f"{int(scene_id):06d}"
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DatasetError(f"{path} not found: {what}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path} is not valid JSON ({exc}): {what}") from None
+
+
+def pack_masks(mask_full: np.ndarray, mask_visib: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """Pack three boolean masks of the same shape into the uint8 bits of ``mask.npy``."""
+    return (
+        mask_full.astype(np.uint8) * MASK_FULL
+        | mask_visib.astype(np.uint8) * MASK_VISIB
+        | inside.astype(np.uint8) * MASK_INSIDE
+    )
+
+
+@dataclass
+class ShardArrays:
+    """The crops of one object in one scene, before they are written.
+
+    Attributes:
+        rgb: (N, S, S, 3) uint8.
+        xyz: (N, S, S, 3) float16 in [-1, 1].
+        mask: (N, S, S) uint8 bits (see ``MASK_*``).
+        records: N dicts, see the module docstring.
+    """
+
+    rgb: np.ndarray
+    xyz: np.ndarray
+    mask: np.ndarray
+    records: list[dict]
+
+    def __post_init__(self) -> None:
+        n = len(self.records)
+        for name, dtype, ndim in (("rgb", np.uint8, 4), ("xyz", np.float16, 4), ("mask", np.uint8, 3)):
+            a = getattr(self, name)
+            if a.dtype != dtype or a.ndim != ndim or a.shape[0] != n:
+                raise ValueError(f"shard {name}: expected {n} crops of dtype {np.dtype(dtype)} and {ndim} dims, got {a.dtype} {a.shape}")
+
+
+def write_shard(obj_dir: Path, scene_id: int, obj_id: int, arrays: ShardArrays) -> Path:
+    """Write one shard atomically: into a hidden temporary folder, then renamed to its place.
+
+    An existing shard of the same scene (from an unfinished earlier run) is replaced.
+
+    Returns:
+        the shard's folder.
+    """
+    obj_dir = Path(obj_dir)
+    obj_dir.mkdir(parents=True, exist_ok=True)
+    final = obj_dir / scene_dir_name(scene_id)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=obj_dir))
+    try:
+        np.save(tmp / "rgb.npy", np.ascontiguousarray(arrays.rgb))
+        np.save(tmp / "xyz.npy", np.ascontiguousarray(arrays.xyz))
+        np.save(tmp / "mask.npy", np.ascontiguousarray(arrays.mask))
+        index = {
+            "format": CACHE_FORMAT,
+            "version": CACHE_VERSION,
+            "obj_id": int(obj_id),
+            "scene_id": int(scene_id),
+            "count": len(arrays.records),
+            "crops": arrays.records,
+        }
+        with open(tmp / "index.json", "w", encoding="utf-8") as f:
+            json.dump(index, f, indent=1)
+            f.write("\n")
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def remove_stale_temporaries(cache_dir: Path) -> int:
+    """Delete the hidden temporary folders and files a killed run left in ``cache_dir``; returns how many."""
+    n = 0
+    cache_dir = Path(cache_dir)
+    if not cache_dir.is_dir():
+        return 0
+    for parent in [cache_dir, *[p for p in cache_dir.iterdir() if p.is_dir()]]:
+        for p in parent.glob(".*.tmp"):
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            n += 1
+    return n
+
+
+@dataclass
+class Shard:
+    """One complete shard on disk; arrays are memory-mapped on first use.
+
+    Attributes:
+        path: the shard's folder.
+        obj_id, scene_id: what it holds.
+        records: one dict per crop (``index.json``).
+    """
+
+    path: Path
+    obj_id: int
+    scene_id: int
+    records: list[dict]
+    _arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def array(self, name: str) -> np.ndarray:
+        """The memory-mapped array ``rgb``, ``xyz`` or ``mask``."""
+        if name not in self._arrays:
+            path = self.path / f"{name}.npy"
+            try:
+                a = np.load(path, mmap_mode="r")
+            except (OSError, ValueError) as exc:
+                raise DatasetError(f"{path} cannot be read ({exc}): rebuild the cache with `bopnp prepare ... --overwrite`") from None
+            if a.shape[0] != len(self.records):
+                raise DatasetError(f"{path} holds {a.shape[0]} crops but index.json lists {len(self.records)}: rebuild the cache with `bopnp prepare ... --overwrite`")
+            self._arrays[name] = a
+        return self._arrays[name]
+
+    def __getstate__(self):  # memory maps are reopened in each worker process
+        state = self.__dict__.copy()
+        state["_arrays"] = {}
+        return state
+
+
+def read_shard(path: Path) -> Shard:
+    """Open a shard folder (reads ``index.json``; arrays are mapped lazily)."""
+    path = Path(path)
+    index = read_json(path / "index.json", "the shard is incomplete: rebuild the cache with `bopnp prepare ... --overwrite`")
+    _check_version(index, path / "index.json")
+    if int(index.get("count", -1)) != len(index.get("crops", [])):
+        raise DatasetError(f"{path / 'index.json'}: count {index.get('count')} disagrees with {len(index.get('crops', []))} crops")
+    return Shard(path=path, obj_id=int(index["obj_id"]), scene_id=int(index["scene_id"]), records=index["crops"])
+
+
+def _check_version(data: dict, path: Path) -> None:
+    if data.get("format") != CACHE_FORMAT or data.get("version") != CACHE_VERSION:
+        raise DatasetError(
+            f"{path}: crop cache format {data.get('format')!r} version {data.get('version')!r}, expected "
+            f"{CACHE_FORMAT!r} version {CACHE_VERSION}: rebuild it with `bopnp prepare NAME --overwrite`"
+        )
+
+
+def write_cache_meta(cache_dir: Path, meta: dict) -> dict:
+    """Write ``cache.json`` (adds ``format`` and ``version``); returns what was written."""
+    data = {"format": CACHE_FORMAT, "version": CACHE_VERSION, **meta}
+    write_json_atomic(Path(cache_dir) / "cache.json", data)
+    return data
+
+
+def write_object_meta(cache_dir: Path, obj_id: int, meta: dict) -> dict:
+    """Write ``obj_XXXXXX/meta.json`` (adds ``format``, ``version`` and ``obj_id``); returns what was written."""
+    data = {"format": CACHE_FORMAT, "version": CACHE_VERSION, "obj_id": int(obj_id), **meta}
+    write_json_atomic(Path(cache_dir) / obj_dir_name(obj_id) / "meta.json", data)
+    return data
+
+
+def read_cache_meta(cache_dir: Path) -> dict:
+    """``cache.json`` of a cache folder, version-checked."""
+    path = Path(cache_dir) / "cache.json"
+    meta = read_json(path, "no crop cache here: run `bopnp prepare NAME` first")
+    _check_version(meta, path)
+    return meta
+
+
+def read_object_meta(cache_dir: Path, obj_id: int) -> dict:
+    """``obj_XXXXXX/meta.json`` of one object, version-checked."""
+    path = Path(cache_dir) / obj_dir_name(obj_id) / "meta.json"
+    meta = read_json(path, f"object {obj_id} has no crops in this cache (run `bopnp prepare NAME --objects {obj_id}`)")
+    _check_version(meta, path)
+    return meta
+
+
+def list_shards(cache_dir: Path, obj_id: int, scene_ids: Sequence[int] | None = None) -> list[Shard]:
+    """The complete shards of one object, sorted by scene id (hidden temporaries are ignored)."""
+    obj_dir = Path(cache_dir) / obj_dir_name(obj_id)
+    wanted = None if scene_ids is None else {int(s) for s in scene_ids}
+    shards = []
+    for p in sorted(obj_dir.iterdir()) if obj_dir.is_dir() else []:
+        if p.is_dir() and not p.name.startswith(".") and p.name.isdigit():
+            if wanted is None or int(p.name) in wanted:
+                shards.append(read_shard(p))
+    return shards
+
+
+__all__ = [
+    "ARRAY_FILES",
+    "CACHE_FORMAT",
+    "CACHE_VERSION",
+    "MASK_FULL",
+    "MASK_INSIDE",
+    "MASK_VISIB",
+    "Shard",
+    "ShardArrays",
+    "list_shards",
+    "obj_dir_name",
+    "pack_masks",
+    "read_cache_meta",
+    "read_json",
+    "read_object_meta",
+    "read_shard",
+    "remove_stale_temporaries",
+    "scene_dir_name",
+    "write_cache_meta",
+    "write_json_atomic",
+    "write_object_meta",
+    "write_shard",
+]

@@ -1,0 +1,198 @@
+"""BOP19 pose results: the CSV ``scene_id,im_id,obj_id,score,R,t,time`` and its file name.
+
+One row per estimate: ``R`` is 9 space-separated numbers (row-major model-to-camera rotation), ``t``
+3 numbers (mm), ``time`` the seconds spent on the whole image (-1 when unknown; every row of one
+image carries the same time). The reader checks the whole file and reports every bad row at once.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from bopnp.bop.atomic import write_text_atomic
+from bopnp.bop.records import PoseEstimate
+from bopnp.bop.validate import ROT_TOL, rotation_error
+from bopnp.errors import ResultsFormatError
+
+HEADER = "scene_id,im_id,obj_id,score,R,t,time"
+#: two times of one image that differ by more than this (seconds) are inconsistent (as bop_toolkit)
+TIME_TOL_S = 1e-3
+
+
+def _float(tok: str) -> float | None:
+    try:
+        v = float(tok)
+    except ValueError:
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _int(tok: str) -> int | None:
+    tok = tok.strip()
+    return int(tok) if re.fullmatch(r"\+?\d+", tok) else None
+
+
+def parse_results_lines(lines: Sequence[str], source: str, rot_tol: float = ROT_TOL) -> tuple[list[PoseEstimate], list[str]]:
+    """Parse and validate the lines of a results CSV (header included).
+
+    Returns:
+        (the valid rows, one problem line per defect: ``"line N: field: what"``).
+    """
+    problems: list[str] = []
+    rows: list[PoseEstimate] = []
+    lines = list(lines)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        return [], [f"{source}: empty file; the first line must be the header '{HEADER}'"]
+    header = lines[0].rstrip("\r\n")
+    if header.strip() != HEADER:
+        problems.append(f"line 1: header must be exactly '{HEADER}', got {header[:80]!r}")
+    times: dict[tuple[int, int], list[tuple[int, float]]] = {}
+    for lineno, raw in enumerate(lines[1:], start=2):
+        line = raw.rstrip("\r\n")
+        if not line.strip():
+            problems.append(f"line {lineno}: empty line; remove it")
+            continue
+        f = line.split(",")
+        if len(f) != 7:
+            problems.append(f"line {lineno}: expected 7 comma-separated fields (scene_id,im_id,obj_id,score,R,t,time), got {len(f)}")
+            continue
+        n0 = len(problems)
+        ids = []
+        for name, tok in zip(("scene_id", "im_id", "obj_id"), f[:3]):
+            v = _int(tok)
+            if v is None:
+                problems.append(f"line {lineno}: {name}: must be a non-negative integer, got {tok!r}")
+            ids.append(v)
+        score = _float(f[3])
+        if score is None:
+            problems.append(f"line {lineno}: score: must be a finite number, got {f[3]!r}")
+        R_tok, t_tok = f[4].split(), f[5].split()
+        R_vals = [_float(x) for x in R_tok]
+        t_vals = [_float(x) for x in t_tok]
+        R = t = None
+        if len(R_vals) != 9 or any(v is None for v in R_vals):
+            problems.append(f"line {lineno}: R: expected 9 space-separated finite numbers (row-major), got {f[4].strip()[:60]!r}")
+        else:
+            R = np.asarray(R_vals, np.float64).reshape(3, 3)
+            ortho, det = rotation_error(R)
+            if not (ortho < rot_tol and det < rot_tol):
+                problems.append(f"line {lineno}: R: not a rotation: |R^T R - I| = {ortho:.2g}, |det R - 1| = {det:.2g} (both must be < {rot_tol:g})")
+        if len(t_vals) != 3 or any(v is None for v in t_vals):
+            problems.append(f"line {lineno}: t: expected 3 space-separated finite numbers (mm), got {f[5].strip()[:60]!r}")
+        else:
+            t = np.asarray(t_vals, np.float64)
+        time_s = _float(f[6])
+        if time_s is None or (time_s < 0 and time_s != -1):
+            problems.append(f"line {lineno}: time: must be a finite number of seconds >= 0, or -1 when unknown, got {f[6].strip()!r}")
+        if len(problems) > n0:
+            continue
+        rows.append(PoseEstimate(scene_id=ids[0], im_id=ids[1], obj_id=ids[2], score=score, R_m2c=R, t_m2c=t, time_s=time_s))
+        times.setdefault((ids[0], ids[1]), []).append((lineno, time_s))
+    for (scene_id, im_id), ts in times.items():
+        values = [t for _, t in ts]
+        if max(values) - min(values) > TIME_TOL_S:
+            shown = ", ".join(f"line {ln}: {t:g}" for ln, t in ts[:6]) + (" ..." if len(ts) > 6 else "")
+            problems.append(
+                f"line {ts[0][0]}: time: scene {scene_id} image {im_id} has different times ({shown}); "
+                "BOP needs one time per image: the total time for the image on every row"
+            )
+    return rows, problems
+
+
+def load_results_csv(path: str | os.PathLike, rot_tol: float = ROT_TOL) -> list[PoseEstimate]:
+    """Read and validate a BOP19 results CSV.
+
+    Args:
+        path: the CSV.
+        rot_tol: tolerance on |R^T R - I| (max entry) and |det R - 1| for each R.
+    Returns:
+        One :class:`PoseEstimate` per row, in file order.
+    Raises:
+        ResultsFormatError: missing file, or every problem of the file, each with its line number.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ResultsFormatError(f"{path} not found: check the path (results are written by `bopnp predict`)") from None
+    except UnicodeDecodeError:
+        raise ResultsFormatError(f"{path}: not a UTF-8 text file; is this a BOP19 results CSV?") from None
+    rows, problems = parse_results_lines(text.split("\n"), str(path), rot_tol)
+    if problems:
+        raise ResultsFormatError(f"{path}: {len(problems)} problem(s) in the BOP19 results CSV; fix every listed line", problems)
+    return rows
+
+
+def format_results_csv(estimates: Sequence[PoseEstimate]) -> str:
+    """The CSV text for ``estimates`` (numbers written with full precision)."""
+    lines = [HEADER]
+    for e in estimates:
+        R = " ".join(repr(float(x)) for x in np.asarray(e.R_m2c, np.float64).reshape(9))
+        t = " ".join(repr(float(x)) for x in np.asarray(e.t_m2c, np.float64).reshape(3))
+        lines.append(f"{int(e.scene_id)},{int(e.im_id)},{int(e.obj_id)},{float(e.score)!r},{R},{t},{float(e.time_s)!r}")
+    return "\n".join(lines) + "\n"
+
+
+def save_results_csv(path: str | os.PathLike, estimates: Sequence[PoseEstimate], rot_tol: float = ROT_TOL) -> None:
+    """Write a BOP19 results CSV atomically, after the same checks the reader makes.
+
+    Raises:
+        ResultsFormatError: when the estimates would make an invalid file (nothing is written).
+    """
+    text = format_results_csv(estimates)
+    _, problems = parse_results_lines(text.split("\n"), str(path), rot_tol)
+    if problems:
+        raise ResultsFormatError(f"refusing to write {path}: {len(problems)} problem(s) (line N = estimate N - 1)", problems)
+    write_text_atomic(path, text)
+
+
+class ResultFileName(NamedTuple):
+    """The parts of a BOP result file name ``METHOD_DATASET-SPLIT[-SPLITTYPE][_ID].csv``."""
+
+    method: str
+    dataset: str
+    split: str
+    split_type: str | None
+
+
+_NAME_RE = re.compile(r"^(?P<method>[^_]+)_(?P<dataset>[^_\-]+)-(?P<split>[^_\-]+)(?:-(?P<split_type>[^_\-]+))?(?:_(?P<id>[^.]+))?$")
+
+
+def parse_result_filename(name: str | os.PathLike) -> ResultFileName:
+    """Split a BOP result file name into method, dataset, split and split type.
+
+    Follows bop_toolkit: ``METHOD_DATASET-SPLIT[-SPLITTYPE][_ID].(csv|json|json.gz)`` where METHOD has no
+    ``_`` (use ``-`` inside it), and the optional ``_ID`` suffix (e.g. a submission id) is ignored.
+
+    >>> parse_result_filename("results/pix2pose-bpnp_lmo-test.csv")
+    ResultFileName(method='pix2pose-bpnp', dataset='lmo', split='test', split_type=None)
+    >>> parse_result_filename("m_tless-test-primesense.csv").split_type
+    'primesense'
+
+    Raises:
+        ResultsFormatError: the name does not follow the pattern; the message shows an example.
+    """
+    base = Path(name).name
+    stem = base
+    for ext in (".csv", ".json.gz", ".json"):
+        if stem.endswith(ext):
+            stem = stem[: -len(ext)]
+            break
+    else:
+        raise ResultsFormatError(f"result file name {base!r} must end in .csv (or .json for detections), e.g. 'mymethod_lmo-test.csv'")
+    m = _NAME_RE.match(stem)
+    if not m:
+        raise ResultsFormatError(
+            f"result file name {base!r} does not follow METHOD_DATASET-SPLIT[-SPLITTYPE][_ID].csv, "
+            "e.g. 'mymethod_lmo-test.csv'; METHOD must not contain '_' (use '-')"
+        )
+    return ResultFileName(m["method"], m["dataset"], m["split"], m["split_type"])

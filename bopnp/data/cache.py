@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -67,15 +68,24 @@ def scene_dir_name(scene_id: int) -> str:
     return f"{int(scene_id):06d}"
 
 
+_NUMBER_LIST = re.compile(r"\[\s*(-?[0-9][-+0-9.eE]*(?:,\s*-?[0-9][-+0-9.eE]*)*)\s*\]")
+
+
+def dumps_json(data: Any) -> str:
+    """JSON text with one key per line but lists of numbers (vectors, matrix rows) on one line."""
+    text = json.dumps(data, indent=1, allow_nan=False)
+    return _NUMBER_LIST.sub(lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text) + "\n"
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write ``data`` as JSON to ``path`` via a temporary file in the same folder and ``os.replace``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    text = dumps_json(data)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
-            f.write("\n")
+            f.write(text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -148,9 +158,7 @@ def write_shard(obj_dir: Path, scene_id: int, obj_id: int, arrays: ShardArrays) 
             "count": len(arrays.records),
             "crops": arrays.records,
         }
-        with open(tmp / "index.json", "w", encoding="utf-8") as f:
-            json.dump(index, f, indent=1)
-            f.write("\n")
+        (tmp / "index.json").write_text(dumps_json(index), encoding="utf-8")
         if final.exists():
             shutil.rmtree(final)
         os.rename(tmp, final)

@@ -1,0 +1,84 @@
+"""``bopnp prepare NAME``: scene_gt_info where missing, coordinate targets and Pix2Pose training crops."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from bopnp.cli.options import bop_path_option
+
+
+def _parse_objects(ctx, param, value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        ids = tuple(sorted({int(v) for v in value.replace(" ", "").split(",") if v}))
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated object ids like 1,5,8, got {value!r}") from None
+    if not ids or min(ids) < 1:
+        raise click.BadParameter(f"expected positive object ids like 1,5,8, got {value!r}")
+    return ids
+
+
+def default_workers() -> int:
+    """Worker processes when --workers is not given: the CPU count, at most 8."""
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+@click.command(
+    "prepare",
+    epilog="""\b
+Examples:
+  bopnp prepare demo                          # the synthetic dataset of `bopnp synth demo`
+  bopnp prepare lmo --objects 1,5 --workers 4 # two LM-O objects of train_pbr
+  bopnp prepare lmo --crop-size 96 --overwrite
+
+The crops go to BOP_PATH/NAME/crops/SPLIT/ (format: docs/cache_format.md). Scenes already
+prepared are skipped: run the same command again to resume after an interruption.""",
+)
+@click.argument("name")
+@bop_path_option
+@click.option("--split", default=None, help="Split folder to prepare. [default: train_pbr, else train, train_synt, train_primesense]")
+@click.option("--crop-size", type=int, default=128, show_default=True, help="Side of the crops, pixels.")
+@click.option("--enlarge", type=float, default=1.5, show_default=True, help="Crop side relative to the longer side of the instance box.")
+@click.option(
+    "--box",
+    "box_source",
+    type=click.Choice(["bbox_obj", "bbox_visib"]),
+    default="bbox_obj",
+    show_default=True,
+    help="Instance box the crop is centred on: the whole silhouette or its visible part.",
+)
+@click.option("--min-visib-fract", type=float, default=0.1, show_default=True, help="Instances less visible than this get no crop.")
+@click.option("--objects", callback=_parse_objects, default=None, help="Comma-separated object ids. [default: all objects]")
+@click.option("--workers", type=int, default=None, help="Worker processes, one renderer each. [default: CPU count, at most 8]")
+@click.option("--overwrite", is_flag=True, help="Delete this split's crop cache first (needed to change crop settings).")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+def prepare(name, bop_path, split, crop_size, enlarge, box_source, min_visib_fract, objects, workers, overwrite, progress):
+    """Compute scene_gt_info where missing and write Pix2Pose training crops of dataset NAME.
+
+    For every instance visible enough: a square crop around its box (image, coordinate target
+    normalised to [-1, 1], full and visible masks, and the crop's K), written per object into a
+    compact cache that training memory-maps. Also writes each object's symmetry pool.
+    """
+    from bopnp.data.prepare import PrepareConfig
+    from bopnp.data.prepare import prepare as run
+
+    config = PrepareConfig(
+        bop_path=bop_path,
+        name=name,
+        split=split,
+        crop_size=crop_size,
+        enlarge=enlarge,
+        box_source=box_source,
+        min_visib_fract=min_visib_fract,
+        objects=objects,
+        workers=workers if workers is not None else default_workers(),
+        overwrite=overwrite,
+    )
+    summary = run(config, progress=progress)
+    click.echo(summary.format())
+    if summary.scenes_failed:
+        sys.exit(2)

@@ -49,3 +49,27 @@ def _devices() -> list[str]:
 def device(request) -> str:
     """Every available device: cpu, and cuda when present."""
     return request.param
+
+
+#: the tiny synthetic dataset of the ``synth_dataset`` fixture: 6 train_pbr images in two scenes (4 + 2),
+#: 3 test images in one scene, the six procedural objects, seed 0
+SYNTH_TINY = {"train_images": 6, "test_images": 3, "images_per_scene": 4, "seed": 0}
+
+
+@pytest.fixture(scope="session")
+def synth_dataset(tmp_path_factory) -> tuple[Path, str]:
+    """A tiny synthetic BOP dataset made once per test session: ``(bop_path, name)``.
+
+    Holds models/ (+ models_info.json with symmetries), models_eval/, camera.json, train_pbr/ (scenes
+    000000 with 4 images and 000001 with 2), test/000000 (3 images) and test_targets_bop19.json; see
+    ``SYNTH_TINY``. Treat it as read-only: other tests share it. Skipped when the renderer cannot start.
+    """
+    from bopnp.errors import RenderError
+    from bopnp.render.synth import SynthConfig, synthesize
+
+    bop_path = tmp_path_factory.mktemp("synth_bop")
+    try:
+        synthesize(SynthConfig(name="tiny", bop_path=bop_path, workers=1, progress=False, **SYNTH_TINY))
+    except RenderError as exc:
+        pytest.skip(f"cannot render the synthetic dataset: {exc}")
+    return bop_path, "tiny"

@@ -35,13 +35,12 @@ def value_noise(rng: np.random.Generator, height: int, width: int, octaves: int 
 
 
 def _colormap(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
-    """Map (H, W) values in [0, 1] through a random 3-colour ramp -> (H, W, 3) float."""
+    """Map (H, W) values in [0, 1] through a random 3-colour ramp -> (H, W, 3) float32."""
     stops = np.stack([_random_color(rng) for _ in range(3)])
-    x = np.clip(x, 0, 1)[..., None] * 2
-    lower = np.where(x < 1, stops[0], stops[1])
-    upper = np.where(x < 1, stops[1], stops[2])
-    frac = np.where(x < 1, x, x - 1)
-    return lower * (1 - frac) + upper * frac
+    ramp = np.linspace(0.0, 2.0, 256)[:, None]
+    lut = np.where(ramp < 1, stops[0] * (1 - ramp) + stops[1] * ramp, stops[1] * (2 - ramp) + stops[2] * (ramp - 1))
+    index = np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)
+    return lut.astype(np.float32)[index]
 
 
 def _noise(rng, height, width):

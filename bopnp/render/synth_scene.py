@@ -63,6 +63,7 @@ def sample_layout(
     radii_placed_mm: Sequence[float] = (),
     min_gap: float = 0.8,
     in_view_margin: float = 0.3,
+    cluster_px: tuple[float, float, float] | None = None,
     max_tries: int = 50,
 ) -> list[Placement]:
     """Place objects one after the other at random poses; an object that finds no free spot is left out.
@@ -78,6 +79,8 @@ def sample_layout(
         min_gap: centres stay at least ``min_gap * (r_a + r_b)`` apart (1 = spheres never overlap).
         in_view_margin: the projected centre stays this fraction of the object's projected radius inside
             the image border.
+        cluster_px: (u, v, sigma) in pixels to draw the projected centres from a Gaussian around (u, v)
+            (clutter: more occlusion), or None for uniform positions.
         max_tries: attempts per object.
     Returns:
         the new placements (not including ``placed``), in the order of ``objects``.
@@ -93,8 +96,13 @@ def sample_layout(
         for _ in range(max_tries):
             z = rng.uniform(*depth_range_mm)
             margin = min(in_view_margin * f * radius / z, 0.45 * min(width, height))
-            u = rng.uniform(margin, width - margin)
-            v = rng.uniform(margin, height - margin)
+            if cluster_px is None:
+                u = rng.uniform(margin, width - margin)
+                v = rng.uniform(margin, height - margin)
+            else:
+                cu, cv, sigma = cluster_px
+                u = float(np.clip(rng.normal(cu, sigma), margin, width - margin))
+                v = float(np.clip(rng.normal(cv, sigma), margin, height - margin))
             t = z * (K_inv @ np.array([u, v, 1.0]))
             if all(np.linalg.norm(t - c) >= min_gap * (radius + r) for c, r in zip(centres, radii)):
                 break

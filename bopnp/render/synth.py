@@ -1,0 +1,620 @@
+"""Synthetic BOP datasets: procedural (or given) objects rendered at random poses over procedural backgrounds.
+
+:func:`synthesize` writes a complete BOP dataset under ``bop_path / name``::
+
+    models/            obj_XXXXXX.ply (mm, vertex colours and normals) + models_info.json (symmetries)
+    models_eval/       the same meshes
+    camera.json        640 x 480, LM-O intrinsics by default, depth_scale 0.1
+    train_pbr/SSSSSS/  rgb/*.jpg depth/*.png mask/ mask_visib/ scene_gt.json scene_gt_info.json scene_camera.json
+    test/SSSSSS/       the same with rgb/*.png
+    test_targets_bop19.json   instances at least ``min_visib_fract`` visible, counted per image and object
+    synth_config.json  the options the dataset was made with (checked by ``resume``)
+
+Every image is a function of ``(seed, split, scene_id, im_id)`` only, so the output does not depend on the
+number of worker processes, and an interrupted run resumes where it stopped: a finished image leaves a
+small record in its scene's ``.partial/`` folder, a finished scene its three json files.
+
+Example:
+    >>> cfg = SynthConfig(name="demo", bop_path=Path("datasets"))   # doctest: +SKIP
+    >>> summary = synthesize(cfg)                                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from bopnp.errors import ConfigError, DatasetError
+
+log = logging.getLogger(__name__)
+
+#: LM-O intrinsics (fx, fy, cx, cy) at 640 x 480
+LMO_INTRINSICS = (572.4114, 573.57043, 325.2611, 242.04899)
+#: the default images of ``bopnp synth NAME``: the demo dataset (see :class:`SynthConfig`)
+DEMO_TRAIN_IMAGES = 300
+DEMO_TEST_IMAGES = 50
+#: object ids of distractors inside the renderer (never written to any annotation)
+DISTRACTOR_ID_BASE = 1_000_000
+#: file recording the options a dataset was made with
+CONFIG_FILE = "synth_config.json"
+
+SPLITS = ("train_pbr", "test")
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Options of a synthetic dataset. ``validate()`` says how to fix a bad value.
+
+    Attributes:
+        name: dataset folder name under ``bop_path``.
+        bop_path: folder of BOP datasets.
+        train_images: images of the ``train_pbr`` split (0 for none).
+        test_images: images of the ``test`` split (0 for none); ``test_targets_bop19.json`` lists their targets.
+        seed: everything random derives from it (objects are the same for every seed).
+        models_dir: a BOP ``models/`` folder (ply + models_info.json) to render instead of the procedural objects.
+        workers: processes rendering in parallel, 0 for one per CPU core (at most 8); the output does not
+            depend on it.
+        mode: ``"new"`` refuses an existing dataset, ``"overwrite"`` replaces one made by synth,
+            ``"resume"`` finishes one made with the same options.
+        images_per_scene: images per scene folder (BOP: at most 1000).
+        width, height: image size, pixels.
+        intrinsics: (fx, fy, cx, cy), pixels.
+        depth_scale: mm per unit of the 16-bit depth pngs.
+        objects_per_image: (min, max) dataset objects per image (each at most once).
+        distractors_per_image: (min, max) distractor objects per image.
+        num_distractor_meshes: size of the pool of random distractor meshes.
+        depth_range_mm: (near, far) range of the objects' centre distance along the optical axis, mm.
+        cluster_prob: probability that an image's objects gather around one point (clutter, occlusion).
+        min_visib_fract: a test instance is a target when at least this fraction of it is visible (BOP: 0.1).
+        noise_std: (min, max) standard deviation of the Gaussian pixel noise added to rgb, in 0..255 units.
+        progress: show a progress bar.
+    """
+
+    name: str = "demo"
+    bop_path: Path = Path("datasets")
+    train_images: int = DEMO_TRAIN_IMAGES
+    test_images: int = DEMO_TEST_IMAGES
+    seed: int = 0
+    models_dir: Path | None = None
+    workers: int = 0
+    mode: Literal["new", "overwrite", "resume"] = "new"
+    images_per_scene: int = 1000
+    width: int = 640
+    height: int = 480
+    intrinsics: tuple[float, float, float, float] = LMO_INTRINSICS
+    depth_scale: float = 0.1
+    objects_per_image: tuple[int, int] = (3, 6)
+    distractors_per_image: tuple[int, int] = (1, 4)
+    num_distractor_meshes: int = 12
+    depth_range_mm: tuple[float, float] = (450.0, 1300.0)
+    cluster_prob: float = 0.5
+    min_visib_fract: float = 0.1
+    noise_std: tuple[float, float] = (0.0, 6.0)
+    progress: bool = True
+
+    @property
+    def dataset_dir(self) -> Path:
+        """``bop_path / name``."""
+        return Path(self.bop_path) / self.name
+
+    @property
+    def K(self) -> np.ndarray:
+        """(3, 3) float64 camera intrinsics."""
+        fx, fy, cx, cy = self.intrinsics
+        return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+
+    def validate(self) -> "SynthConfig":
+        """Return self, or raise :class:`ConfigError` naming the option and how to fix it."""
+        bad: list[str] = []
+        if not self.name or self.name in (".", "..") or any(c in self.name for c in "/\\") or self.name.strip() != self.name:
+            bad.append(f"name {self.name!r}: use a plain folder name such as 'demo' (no slashes or surrounding spaces)")
+        for opt, value in (("train_images", self.train_images), ("test_images", self.test_images)):
+            if not isinstance(value, int) or value < 0:
+                bad.append(f"{opt} = {value!r}: use a whole number >= 0 (--{opt.replace('_', '-')})")
+        if isinstance(self.train_images, int) and isinstance(self.test_images, int) and self.train_images + self.test_images == 0:
+            bad.append("train_images and test_images are both 0: ask for some images (--train-images N / --test-images M)")
+        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            bad.append(f"seed = {self.seed!r}: use a whole number in [0, 2^63) (--seed)")
+        if not isinstance(self.workers, int) or self.workers < 0:
+            bad.append(f"workers = {self.workers!r}: use 1 or more processes, or 0 for one per CPU core (--workers)")
+        if self.mode not in ("new", "overwrite", "resume"):
+            bad.append(f"mode = {self.mode!r}: use 'new', 'overwrite' or 'resume'")
+        if not isinstance(self.images_per_scene, int) or not 1 <= self.images_per_scene <= 1000:
+            bad.append(f"images_per_scene = {self.images_per_scene!r}: BOP scenes hold 1 to 1000 images")
+        if not (isinstance(self.width, int) and isinstance(self.height, int) and 16 <= self.width <= 8192 and 16 <= self.height <= 8192):
+            bad.append(f"image size {self.width}x{self.height}: use 16 to 8192 pixels per side")
+        fx, fy, cx, cy = self.intrinsics
+        if not (fx > 0 and fy > 0 and all(math.isfinite(v) for v in self.intrinsics)):
+            bad.append(f"intrinsics {self.intrinsics}: fx and fy must be positive, all finite (pixels)")
+        for opt, (lo, hi), least in (("objects_per_image", self.objects_per_image, 1), ("distractors_per_image", self.distractors_per_image, 0)):
+            if not (isinstance(lo, int) and isinstance(hi, int) and least <= lo <= hi):
+                bad.append(f"{opt} = {(lo, hi)}: use (min, max) whole numbers with {least} <= min <= max")
+        if self.distractors_per_image[1] > 0 and self.num_distractor_meshes < 1:
+            bad.append("num_distractor_meshes must be >= 1 when distractors are asked for (or set distractors_per_image=(0, 0))")
+        near, far = self.depth_range_mm
+        if not (0 < near <= far and math.isfinite(far)):
+            bad.append(f"depth_range_mm = {self.depth_range_mm}: use 0 < near <= far (mm)")
+        elif not self.depth_scale > 0 or (far * 1.5) / self.depth_scale > 65535:
+            bad.append(
+                f"depth_scale = {self.depth_scale}: depths up to {far * 1.5:.0f} mm must fit 16 bits; "
+                f"use depth_scale >= {far * 1.5 / 65535:.3g} or a nearer depth_range_mm"
+            )
+        if not 0 <= self.cluster_prob <= 1:
+            bad.append(f"cluster_prob = {self.cluster_prob}: use a probability in [0, 1]")
+        if not 0 <= self.min_visib_fract <= 1:
+            bad.append(f"min_visib_fract = {self.min_visib_fract}: use a fraction in [0, 1] (BOP uses 0.1)")
+        if not 0 <= self.noise_std[0] <= self.noise_std[1]:
+            bad.append(f"noise_std = {self.noise_std}: use 0 <= min <= max")
+        if self.models_dir is not None:
+            md = Path(self.models_dir)
+            if not (md / "models_info.json").is_file():
+                bad.append(f"models_dir {md}: no models_info.json there; pass a BOP models/ folder (e.g. datasets/lmo/models)")
+            else:
+                try:
+                    md.resolve().relative_to(self.dataset_dir.resolve())
+                    bad.append(f"models_dir {md} lies inside the output {self.dataset_dir}: choose another dataset name")
+                except ValueError:
+                    pass
+        if bad:
+            raise ConfigError("invalid synth options:\n" + "\n".join(f"  - {b}" for b in bad))
+        return self
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The options that determine the dataset's content (what ``resume`` must match), json-ready."""
+        skip = {"bop_path", "workers", "mode", "progress", "name"}
+        out = {}
+        for f in fields(self):
+            if f.name in skip:
+                continue
+            v = getattr(self, f.name)
+            out[f.name] = str(Path(v).resolve()) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
+        return out
+
+
+@dataclass(frozen=True)
+class SynthSummary:
+    """What :func:`synthesize` did.
+
+    Attributes:
+        dataset_dir: the dataset folder.
+        images_rendered: images rendered by this call (per split).
+        images_skipped: images already finished (``resume``) (per split).
+        instances: annotated object instances in the whole dataset (per split).
+        targets: entries of ``test_targets_bop19.json``.
+        seconds: wall time.
+    """
+
+    dataset_dir: Path
+    images_rendered: dict[str, int]
+    images_skipped: dict[str, int]
+    instances: dict[str, int]
+    targets: int
+    seconds: float
+
+
+# ------------------------------------------------------------------------------------------- object sets
+@dataclass(frozen=True, eq=False)
+class ObjectSet:
+    """The dataset objects and the distractor pool.
+
+    Attributes:
+        meshes: obj_id -> mesh of every dataset object.
+        radii_mm: obj_id -> bounding-sphere radius (half the diameter), mm.
+        infos_json: the ``models_info.json`` content (obj_id string -> entry).
+        distractors: distractor meshes (renderer ids ``DISTRACTOR_ID_BASE + index``).
+        source_dir: the given models folder, or None for procedural objects.
+    """
+
+    meshes: dict[int, Any]
+    radii_mm: dict[int, float]
+    infos_json: dict[str, dict]
+    distractors: tuple = ()
+    source_dir: Path | None = None
+
+    @property
+    def distractor_radii_mm(self) -> list[float]:
+        return [0.5 * float(np.linalg.norm(m.extent_mm)) for m in self.distractors]
+
+
+def make_object_set(config: SynthConfig) -> ObjectSet:
+    """The procedural objects (or those of ``config.models_dir``) and ``config.num_distractor_meshes`` random
+    distractors drawn from ``config.seed``."""
+    from bopnp.render.procedural import dataset_objects, models_info_entry, random_distractor
+
+    rng = np.random.default_rng(np.random.SeedSequence([config.seed, zlib.crc32(b"distractors")]))
+    n_dis = config.num_distractor_meshes if config.distractors_per_image[1] > 0 else 0
+    distractors = tuple(random_distractor(rng) for _ in range(n_dis))
+    if config.models_dir is None:
+        meshes, infos = {}, {}
+        for obj_id, obj in enumerate(dataset_objects(), start=1):
+            meshes[obj_id] = obj.mesh
+            infos[str(obj_id)] = models_info_entry(obj.mesh, obj.symmetries_discrete, obj.symmetries_continuous)
+        radii = {i: 0.5 * infos[str(i)]["diameter"] for i in meshes}
+        return ObjectSet(meshes, radii, infos, distractors)
+    from bopnp.bop.io import load_models_info, load_ply, read_json
+
+    md = Path(config.models_dir)
+    parsed = load_models_info(md / "models_info.json")  # validates the file
+    meshes = {}
+    for obj_id in parsed:
+        path = md / f"obj_{obj_id:06d}.ply"
+        if not path.is_file():
+            raise DatasetError(f"{path} not found: models_info.json lists object {obj_id}; add its ply or remove the entry")
+        meshes[obj_id] = load_ply(path)
+    radii = {i: 0.5 * float(parsed[i].diameter_mm) for i in parsed}
+    return ObjectSet(meshes, radii, read_json(md / "models_info.json"), distractors, md)
+
+
+# ---------------------------------------------------------------------------------------------- seeding
+def image_rng(seed: int, split: str, scene_id: int, im_id: int) -> np.random.Generator:
+    """The random generator of one image: a function of (seed, split, scene_id, im_id) only."""
+    return np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(split.encode()), scene_id, im_id]))
+
+
+def split_layout(n_images: int, images_per_scene: int) -> dict[int, list[int]]:
+    """scene_id -> im_ids of a split of ``n_images`` images cut into scenes of ``images_per_scene``."""
+    out: dict[int, list[int]] = {}
+    for i in range(n_images):
+        out.setdefault(i // images_per_scene, []).append(i % images_per_scene)
+    return out
+
+
+# ----------------------------------------------------------------------------------------- one image
+@dataclass
+class ImageMaker:
+    """Renders and writes single images; one per process (it owns that process's renderer).
+
+    Args:
+        config: the dataset options.
+        objects: the object set.
+    """
+
+    config: SynthConfig
+    objects: ObjectSet
+    renderer: Any = field(default=None, init=False)
+
+    def __post_init__(self):
+        from bopnp.render import get_renderer
+
+        self.renderer = get_renderer(self.config.width, self.config.height)
+        for obj_id, mesh in self.objects.meshes.items():
+            self.renderer.add_model(obj_id, mesh)
+        for k, mesh in enumerate(self.objects.distractors):
+            self.renderer.add_model(DISTRACTOR_ID_BASE + k, mesh)
+
+    def sample_scene(self, rng: np.random.Generator):
+        """Random objects, distractors and their poses: (gt placements, distractor placements)."""
+        from bopnp.render.synth_scene import sample_layout
+
+        cfg = self.config
+        ids = sorted(self.objects.meshes)
+        lo, hi = cfg.objects_per_image
+        k = min(int(rng.integers(lo, hi + 1)), len(ids))
+        chosen = [int(i) for i in rng.choice(ids, size=k, replace=False)]
+        size = (cfg.width, cfg.height)
+        cluster = None
+        if rng.uniform() < cfg.cluster_prob:  # a cluttered pile: more occlusion
+            cluster = (rng.uniform(0.25, 0.75) * cfg.width, rng.uniform(0.25, 0.75) * cfg.height, 0.12 * cfg.width)
+        gts = sample_layout(rng, cfg.K, size, [(i, self.objects.radii_mm[i]) for i in chosen], cfg.depth_range_mm, cluster_px=cluster)
+        dis: list = []
+        if self.objects.distractors:
+            dlo, dhi = cfg.distractors_per_image
+            d = int(rng.integers(dlo, dhi + 1))
+            pool = rng.integers(0, len(self.objects.distractors), size=d)
+            radii = self.objects.distractor_radii_mm
+            near, far = cfg.depth_range_mm
+            dis = sample_layout(
+                rng, cfg.K, size, [(DISTRACTOR_ID_BASE + int(p), radii[int(p)]) for p in pool], (0.8 * near, far),
+                placed=gts, radii_placed_mm=[self.objects.radii_mm[g.obj_id] for g in gts], cluster_px=cluster,
+            )
+        return gts, dis
+
+    def make(self, split: str, scene_id: int, im_id: int) -> dict:
+        """Render image ``im_id`` of scene ``scene_id`` of ``split``, write its rgb, depth and masks.
+
+        Returns:
+            the image's record: json fragments ``scene_gt``, ``scene_gt_info`` (lists, gt_id order) and
+            ``scene_camera`` (dict), as they appear under the image's key in the scene files.
+        """
+        from bopnp.bop.io import save_depth, save_image, save_mask
+        from bopnp.render import Lighting
+        from bopnp.render.synth_background import random_background
+        from bopnp.render.synth_gtinfo import gt_info_and_masks
+
+        cfg = self.config
+        rng = image_rng(cfg.seed, split, scene_id, im_id)
+        K = cfg.K
+        for attempt in range(10):
+            gts, dis = self.sample_scene(rng)
+            lighting = Lighting.random(rng)
+            instances = [(p.obj_id, p.R_m2c, p.t_m2c) for p in gts + dis]
+            out = self.renderer.render(K, instances, rgb=True, lighting=lighting, full_masks=False)
+            gt_instances = instances[: len(gts)]
+            infos, masks_full, masks_visib = gt_info_and_masks(self.renderer, K, gt_instances, out.depth_mm, self.objects.meshes)
+            visible = [info["visib_fract"] >= cfg.min_visib_fract for info in infos]
+            # a test image must hold at least one target; a training image only needs an annotated object
+            if (any(visible) if split == "test" else len(gts) > 0):
+                break
+        background = random_background(rng, cfg.height, cfg.width)
+        fg = out.instance_map >= 0
+        rgb = np.where(fg[..., None], out.rgb, background).astype(np.float32)
+        rgb += np.float32(rng.uniform(*cfg.noise_std)) * rng.standard_normal(rgb.shape, dtype=np.float32)
+        rgb = np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+
+        scene_dir = cfg.dataset_dir / split / f"{scene_id:06d}"
+        ext = "jpg" if split.endswith("_pbr") else "png"
+        save_image(scene_dir / "rgb" / f"{im_id:06d}.{ext}", rgb)
+        save_depth(scene_dir / "depth" / f"{im_id:06d}.png", out.depth_mm, cfg.depth_scale)
+        for gt_id, (mask_full, mask_visib) in enumerate(zip(masks_full, masks_visib)):
+            save_mask(scene_dir / "mask" / f"{im_id:06d}_{gt_id:06d}.png", mask_full)
+            save_mask(scene_dir / "mask_visib" / f"{im_id:06d}_{gt_id:06d}.png", mask_visib)
+        return {
+            "scene_gt": [
+                {"cam_R_m2c": p.R_m2c.reshape(9).tolist(), "cam_t_m2c": p.t_m2c.reshape(3).tolist(), "obj_id": int(p.obj_id)}
+                for p in gts
+            ],
+            "scene_gt_info": [_json_info(info) for info in infos],
+            "scene_camera": {"cam_K": K.reshape(9).tolist(), "depth_scale": float(cfg.depth_scale)},
+        }
+
+
+def _json_info(info: dict) -> dict:
+    return {
+        "bbox_obj": [int(v) for v in info["bbox_obj"]],
+        "bbox_visib": [int(v) for v in info["bbox_visib"]],
+        "px_count_all": int(info["px_count_all"]),
+        "px_count_valid": int(info["px_count_valid"]),
+        "px_count_visib": int(info["px_count_visib"]),
+        "visib_fract": float(info["visib_fract"]),
+    }
+
+
+# ------------------------------------------------------------------------------------ worker processes
+_WORKER: ImageMaker | None = None
+
+
+def _init_worker(config: SynthConfig, objects: ObjectSet) -> None:
+    global _WORKER
+    logging.basicConfig(level=logging.WARNING)
+    _WORKER = ImageMaker(config, objects)
+
+
+def _work(job: tuple[str, int, int]) -> tuple[tuple[str, int, int], dict]:
+    assert _WORKER is not None
+    return job, _finish_image(_WORKER, *job)
+
+
+def _partial_path(config: SynthConfig, split: str, scene_id: int, im_id: int) -> Path:
+    return config.dataset_dir / split / f"{scene_id:06d}" / ".partial" / f"{im_id:06d}.json"
+
+
+def _finish_image(maker: ImageMaker, split: str, scene_id: int, im_id: int) -> dict:
+    """Make one image and record it as finished (the record is written after all its files)."""
+    from bopnp.bop.io import write_text_atomic
+
+    record = maker.make(split, scene_id, im_id)
+    write_text_atomic(_partial_path(maker.config, split, scene_id, im_id), json.dumps(record))
+    return record
+
+
+# ------------------------------------------------------------------------------------------ the dataset
+SCENE_FILES = ("scene_gt.json", "scene_gt_info.json", "scene_camera.json")
+
+
+def _prepare_output(config: SynthConfig) -> None:
+    """Apply the overwrite/resume policy to the output folder (raises ConfigError when refused)."""
+    out = config.dataset_dir
+    marker = out / CONFIG_FILE
+    exists = out.exists() and (not out.is_dir() or any(out.iterdir()))
+    if not exists:
+        return
+    if not out.is_dir():
+        raise ConfigError(f"{out} exists and is not a folder: choose another dataset name or --bop-path")
+    if config.mode == "new":
+        raise ConfigError(f"{out} already exists: pass --resume to finish it, --overwrite to replace it, or choose another name")
+    if not marker.is_file():
+        raise ConfigError(
+            f"{out} exists but was not made by `bopnp synth` (no {CONFIG_FILE}): it is left untouched; "
+            "choose another dataset name, or delete the folder yourself"
+        )
+    if config.mode == "overwrite":
+        log.info("removing %s (--overwrite)", out)
+        shutil.rmtree(out)
+        return
+    try:
+        old = json.loads(marker.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{marker} is unreadable ({exc}): pass --overwrite to start again") from None
+    new = json.loads(json.dumps(config.fingerprint()))
+    diffs = [f"{k}: {old.get(k)!r} before, {new.get(k)!r} now" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    if diffs:
+        raise ConfigError(
+            f"cannot resume {out}: it was made with other options:\n" + "\n".join(f"  - {d}" for d in diffs)
+            + "\nrun again with the original options, or pass --overwrite to start again"
+        )
+
+
+def _write_models(config: SynthConfig, objects: ObjectSet) -> None:
+    """models/, models_eval/, models_info.json and camera.json."""
+    from bopnp.bop.io import Camera, save_camera, save_ply, write_bytes_atomic, write_json
+
+    out = config.dataset_dir
+    if objects.source_dir is None:
+        for sub in ("models", "models_eval"):
+            for obj_id, mesh in objects.meshes.items():
+                save_ply(out / sub / f"obj_{obj_id:06d}.ply", mesh, binary=True)
+            write_json(out / sub / "models_info.json", objects.infos_json)
+    else:
+        src = objects.source_dir
+        eval_src = src.parent / "models_eval"
+        for sub, folder in (("models", src), ("models_eval", eval_src if eval_src.is_dir() else src)):
+            for f in sorted(folder.iterdir()):
+                if f.is_file():
+                    write_bytes_atomic(out / sub / f.name, f.read_bytes())
+    save_camera(out / "camera.json", Camera(K=config.K, width=config.width, height=config.height, depth_scale=config.depth_scale))
+
+
+def _scene_done(scene_dir: Path, im_ids: Sequence[int]) -> bool:
+    from bopnp.bop.io import read_json
+
+    try:
+        return all(sorted(int(k) for k in read_json(scene_dir / f)) == sorted(im_ids) for f in SCENE_FILES)
+    except (DatasetError, ValueError, TypeError):
+        return False
+
+
+def _read_partial(path: Path) -> dict | None:
+    try:
+        record = json.loads(path.read_text())
+        return record if isinstance(record, dict) and set(record) >= {"scene_gt", "scene_gt_info", "scene_camera"} else None
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _write_scene(scene_dir: Path, records: dict[int, dict]) -> None:
+    from bopnp.bop.io import write_json
+
+    for name in SCENE_FILES:
+        key = name[: -len(".json")]
+        write_json(scene_dir / name, {str(im_id): records[im_id][key] for im_id in sorted(records)})
+    shutil.rmtree(scene_dir / ".partial", ignore_errors=True)
+
+
+def _write_targets(config: SynthConfig) -> int:
+    from bopnp.bop.io import Target, load_scene_gt, load_scene_gt_info, save_targets
+
+    targets = []
+    for scene_id in sorted(split_layout(config.test_images, config.images_per_scene)):
+        scene_dir = config.dataset_dir / "test" / f"{scene_id:06d}"
+        gt, info = load_scene_gt(scene_dir / "scene_gt.json"), load_scene_gt_info(scene_dir / "scene_gt_info.json")
+        for im_id in sorted(gt):
+            counts: dict[int, int] = {}
+            for pose, vis in zip(gt[im_id], info[im_id]):
+                if vis.visib_fract >= config.min_visib_fract:
+                    counts[pose.obj_id] = counts.get(pose.obj_id, 0) + 1
+            targets += [Target(scene_id, im_id, obj_id, n) for obj_id, n in sorted(counts.items())]
+    save_targets(config.dataset_dir / "test_targets_bop19.json", targets)
+    return len(targets)
+
+
+def synthesize(config: SynthConfig) -> SynthSummary:
+    """Write the synthetic BOP dataset ``config`` describes (see the module docstring).
+
+    Raises:
+        ConfigError: bad options, or an existing output that the mode does not allow touching.
+        RenderError: the renderer could not start.
+    """
+    from tqdm import tqdm
+
+    from bopnp.bop.io import write_text_atomic
+
+    start = time.perf_counter()
+    config.validate()
+    _prepare_output(config)
+    objects = make_object_set(config)
+    out = config.dataset_dir
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / CONFIG_FILE, json.dumps(config.fingerprint(), indent=2, sort_keys=True) + "\n")
+    _write_models(config, objects)
+
+    counts = {"train_pbr": config.train_images, "test": config.test_images}
+    rendered = {s: 0 for s in SPLITS}
+    skipped = {s: 0 for s in SPLITS}
+    pending: dict[tuple[str, int], dict[int, dict]] = {}  # (split, scene) -> finished records
+    expected: dict[tuple[str, int], list[int]] = {}
+    jobs: list[tuple[str, int, int]] = []
+    for split in SPLITS:
+        for scene_id, im_ids in split_layout(counts[split], config.images_per_scene).items():
+            scene_dir = out / split / f"{scene_id:06d}"
+            if _scene_done(scene_dir, im_ids):
+                skipped[split] += len(im_ids)
+                continue
+            expected[(split, scene_id)] = im_ids
+            records = pending.setdefault((split, scene_id), {})
+            for im_id in im_ids:
+                record = _read_partial(_partial_path(config, split, scene_id, im_id))
+                if record is not None:
+                    records[im_id] = record
+                    skipped[split] += 1
+                else:
+                    jobs.append((split, scene_id, im_id))
+
+    def done(job: tuple[str, int, int], record: dict) -> None:
+        split, scene_id, im_id = job
+        rendered[split] += 1
+        records = pending[(split, scene_id)]
+        records[im_id] = record
+        if len(records) == len(expected[(split, scene_id)]):
+            _write_scene(out / split / f"{scene_id:06d}", records)
+            del pending[(split, scene_id)]
+
+    # scenes whose images were all finished before an interruption
+    for key in [k for k, recs in pending.items() if len(recs) == len(expected[k])]:
+        _write_scene(out / key[0] / f"{key[1]:06d}", pending.pop(key))
+
+    workers = min(config.workers or default_workers(), max(1, len(jobs)))
+    bar = tqdm(total=len(jobs), desc=f"synth {config.name}", unit="img", disable=not config.progress or not jobs)
+    try:
+        if workers == 1:
+            maker = ImageMaker(config, objects) if jobs else None
+            for job in jobs:
+                done(job, _finish_image(maker, *job))
+                bar.update()
+        else:
+            _run_pool(config, objects, jobs, workers, done, bar)
+    finally:
+        bar.close()
+
+    instances = {s: 0 for s in SPLITS}
+    for split in SPLITS:
+        for scene_id in split_layout(counts[split], config.images_per_scene):
+            from bopnp.bop.io import read_json
+
+            gt = read_json(out / split / f"{scene_id:06d}" / "scene_gt.json")
+            instances[split] += sum(len(v) for v in gt.values())
+    n_targets = _write_targets(config) if config.test_images else 0
+    return SynthSummary(out, rendered, skipped, instances, n_targets, time.perf_counter() - start)
+
+
+def default_workers() -> int:
+    """One worker per CPU core this process may use, at most 8."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores))
+
+
+def _run_pool(config: SynthConfig, objects: ObjectSet, jobs, workers: int, done, bar) -> None:
+    """Render ``jobs`` in ``workers`` spawned processes (one renderer each)."""
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(config, objects)) as pool:
+        queue = list(reversed(jobs))
+        running = set()
+        try:
+            while queue or running:
+                while queue and len(running) < 4 * workers:
+                    running.add(pool.submit(_work, queue.pop()))
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    job, record = fut.result()
+                    done(job, record)
+                    bar.update()
+        except BaseException:
+            for fut in running:
+                fut.cancel()
+            raise

@@ -10,8 +10,8 @@ Hodan et al., "BOP: Benchmark for 6D Object Pose Estimation" (ECCV 2018) and the
   distance to the nearest estimated-pose point.
 - VSD: see :mod:`bopnp.eval.vsd` (it needs rendered depth).
 
-The pre-checks bop_toolkit applies before some errors (``mssd`` is infinite when the centres are a
-diameter or more apart, VSD is 1 when the projected bounding spheres do not overlap) are separate
+The pre-checks bop_toolkit applies before some errors (MSSD, ADD and ADI are infinite when the centres
+are a diameter or more apart, VSD is 1 when the projected bounding spheres do not overlap) are separate
 functions here (:func:`centres_within_diameter`, :func:`sphere_projections_overlap`) so the pipeline
 applies them exactly where bop_toolkit does.
 """
@@ -146,7 +146,9 @@ def adi(R_est: Tensor, t_est: Tensor, R_gt: Tensor, t_gt: Tensor, pts_mm: Tensor
     """Average Distance for objects with Indistinguishable views (ADD-S): for every model point in the
     GT pose, the distance to the nearest model point in the estimated pose, averaged.
 
-    On CPU a k-d tree per pair (scipy); on other devices chunked brute force (``torch.cdist``).
+    On CPU one k-d tree of the model points (scipy), queried with the GT-posed points moved into the
+    estimate's model frame (distances are unchanged by that rigid motion); on other devices chunked
+    brute force (``torch.cdist``).
 
     Args:
         R_est, R_gt: (P, 3, 3); t_est, t_gt: (P, 3) mm; pts_mm: (V, 3) mm.
@@ -156,14 +158,17 @@ def adi(R_est: Tensor, t_est: Tensor, R_gt: Tensor, t_gt: Tensor, pts_mm: Tensor
     P = _check_pairs(R_est, t_est, R_gt, t_gt)
     V = check_shape(pts_mm, "V 3", "pts_mm")["V"]
     out = torch.empty(P, dtype=R_est.dtype, device=R_est.device)
+    if P == 0:
+        return out
     if R_est.device.type == "cpu":
         from scipy.spatial import cKDTree
 
         pts = pts_mm.numpy()
+        tree = cKDTree(pts)
+        Re, te, Rg, tg = (a.numpy() for a in (R_est, t_est, R_gt, t_gt))
         for i in range(P):
-            x_e = pts @ R_est[i].numpy().T + t_est[i].numpy()
-            x_g = pts @ R_gt[i].numpy().T + t_gt[i].numpy()
-            out[i] = float(cKDTree(x_e).query(x_g, k=1)[0].mean())
+            y = (pts @ Rg[i].T + (tg[i] - te[i])) @ Re[i]  # GT-posed points in the estimate's model frame
+            out[i] = float(tree.query(y, k=1, workers=-1)[0].mean())
         return out
     rows = max(1, _CHUNK_ELEMS // V)
     for i in range(P):

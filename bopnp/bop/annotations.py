@@ -45,7 +45,10 @@ def read_json(path: str | os.PathLike, what: str = "") -> Any:
     except IsADirectoryError:
         raise DatasetError(f"{path} is a folder, expected a json file") from None
     if path.name.endswith(".gz"):
-        raw = gzip.decompress(raw)
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise DatasetError(f"{path}: not a valid gzip file ({exc}); re-download it") from None
     try:
         return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -70,6 +73,10 @@ def write_json(path: str | os.PathLike, content: Any) -> None:
         text = "[\n" + body + ("\n" if content else "") + "]\n"
     else:
         text = _dumps(content) + "\n"
+    _write_text(path, text)
+
+
+def _write_text(path: str | os.PathLike, text: str) -> None:
     data = text.encode("utf-8")
     if str(path).endswith(".gz"):
         data = gzip.compress(data, mtime=0)
@@ -290,7 +297,7 @@ def save_camera(path: str | os.PathLike, camera: Camera) -> None:
         out["depth_scale"] = float(camera.depth_scale)
     for k, v in camera.extra.items():
         out.setdefault(k, v)
-    write_bytes_atomic(path, (json.dumps(out, indent=2, sort_keys=True) + "\n").encode())
+    _write_text(path, json.dumps(out, indent=2, sort_keys=True) + "\n")
 
 
 # ----------------------------------------------------------------------------- scene_camera.json

@@ -93,10 +93,11 @@ def parse_results_lines(lines: Sequence[str], source: str, rot_tol: float = ROT_
         time_s = _float(f[6])
         if time_s is None or (time_s < 0 and time_s != -1):
             problems.append(f"line {lineno}: time: must be a finite number of seconds >= 0, or -1 when unknown, got {f[6].strip()!r}")
+        if ids[0] is not None and ids[1] is not None and time_s is not None:
+            times.setdefault((ids[0], ids[1]), []).append((lineno, time_s))
         if len(problems) > n0:
             continue
         rows.append(PoseEstimate(scene_id=ids[0], im_id=ids[1], obj_id=ids[2], score=score, R_m2c=R, t_m2c=t, time_s=time_s))
-        times.setdefault((ids[0], ids[1]), []).append((lineno, time_s))
     for (scene_id, im_id), ts in times.items():
         values = [t for _, t in ts]
         if max(values) - min(values) > TIME_TOL_S:

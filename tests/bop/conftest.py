@@ -1,0 +1,21 @@
+"""Fixtures of the BOP data-layer tests: a tiny consistent dataset built in a temporary folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bop_helpers import load_tiny_builder
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """The tiny-dataset builder module (make_dataset, box_mesh, revolution_mesh, ...)."""
+    return load_tiny_builder()
+
+
+@pytest.fixture
+def tiny_root(tmp_path, tiny) -> Path:
+    """A clean tiny dataset: objects 1 (box) and 2 (cylinder), split test with scene 1, plus train_pbr."""
+    return tiny.make_dataset(tmp_path / "tiny", scenes=1, with_pbr=True)

@@ -88,8 +88,10 @@ def _raise(problems: list[str], path: Path, fix: str) -> None:
         raise DatasetError(f"{path}: {len(problems)} problem(s); {fix}", problems)
 
 
-def _id_keyed(content: Any, source: str, problems: list[str], parse_value: Callable[[Any, str, int], T | None]) -> dict[int, T]:
-    """Parse a json object keyed by integer ids (``"3": ...``); ``parse_value(value, field, id)``."""
+def _id_keyed(content: Any, source: str, problems: list[str], parse_value: Callable[[Any, str, int], T | None],
+              bad_ids: set[int] | None = None) -> dict[int, T]:
+    """Parse a json object keyed by integer ids (``"3": ...``); ``parse_value(value, field, id)``.
+    Ids whose value is malformed are left out of the result and added to ``bad_ids``."""
     if not isinstance(content, Mapping):
         problems.append(problem(source, "", f"expected a json object keyed by ids, got {type(content).__name__}"))
         return {}
@@ -101,6 +103,8 @@ def _id_keyed(content: Any, source: str, problems: list[str], parse_value: Calla
         parsed = parse_value(value, f"[{key!r}]", int(key))
         if parsed is not None:
             out[int(key)] = parsed
+        elif bad_ids is not None:
+            bad_ids.add(int(key))
     return dict(sorted(out.items()))
 
 
@@ -303,8 +307,10 @@ def save_camera(path: str | os.PathLike, camera: Camera) -> None:
 # ----------------------------------------------------------------------------- scene_camera.json
 
 
-def parse_scene_camera(content: Any, source: str, problems: list[str], rot_tol: float = GT_ROT_TOL) -> dict[int, ImageCamera]:
-    """``scene_camera.json`` content -> {im_id: ImageCamera}; appends a line per problem."""
+def parse_scene_camera(content: Any, source: str, problems: list[str], rot_tol: float = GT_ROT_TOL,
+                       bad_ids: set[int] | None = None) -> dict[int, ImageCamera]:
+    """``scene_camera.json`` content -> {im_id: ImageCamera}; appends a line per problem (and the ids of
+    malformed entries to ``bad_ids``)."""
 
     def one(entry: Any, field: str, im_id: int) -> ImageCamera | None:
         if not _as_object(entry, field, source, problems):
@@ -335,7 +341,7 @@ def parse_scene_camera(content: Any, source: str, problems: list[str], rot_tol: 
         return ImageCamera(K=K, depth_scale=None if ds is None else float(ds), R_w2c=R, t_w2c=t,
                            extra={k: v for k, v in entry.items() if k not in known})
 
-    return _id_keyed(content, source, problems, one)
+    return _id_keyed(content, source, problems, one, bad_ids)
 
 
 def load_scene_camera(path: str | os.PathLike, rot_tol: float = GT_ROT_TOL) -> dict[int, ImageCamera]:
@@ -378,8 +384,11 @@ def save_scene_camera(path: str | os.PathLike, cameras: Mapping[int, ImageCamera
 # ----------------------------------------------------------------------------- scene_gt.json
 
 
-def parse_scene_gt(content: Any, source: str, problems: list[str], rot_tol: float = GT_ROT_TOL) -> dict[int, list[GtPose]]:
-    """``scene_gt.json`` content -> {im_id: [GtPose per gt_id]}; appends a line per problem."""
+def parse_scene_gt(content: Any, source: str, problems: list[str], rot_tol: float = GT_ROT_TOL,
+                   bad_ids: set[int] | None = None) -> dict[int, list[GtPose]]:
+    """``scene_gt.json`` content -> {im_id: [GtPose per gt_id]}; appends a line per problem. An image
+    with a malformed instance is left out whole (gt_id must keep indexing masks) and its id added to
+    ``bad_ids``."""
 
     def inst(entry: Any, field: str) -> GtPose | None:
         if not _as_object(entry, field, source, problems):
@@ -399,7 +408,7 @@ def parse_scene_gt(content: Any, source: str, problems: list[str], rot_tol: floa
             return None
         return GtPose(obj_id=int(obj_id), R_m2c=R, t_m2c=t)
 
-    return _id_keyed(content, source, problems, lambda v, f, _: _list_of(v, f, source, problems, inst))
+    return _id_keyed(content, source, problems, lambda v, f, _: _list_of(v, f, source, problems, inst), bad_ids)
 
 
 def load_scene_gt(path: str | os.PathLike, rot_tol: float = GT_ROT_TOL) -> dict[int, list[GtPose]]:
@@ -438,8 +447,9 @@ def save_scene_gt(path: str | os.PathLike, scene_gt: Mapping[int, Sequence[GtPos
 _GT_INFO_INTS = ("px_count_all", "px_count_valid", "px_count_visib")
 
 
-def parse_scene_gt_info(content: Any, source: str, problems: list[str]) -> dict[int, list[GtInfo]]:
-    """``scene_gt_info.json`` content -> {im_id: [GtInfo per gt_id]}; appends a line per problem."""
+def parse_scene_gt_info(content: Any, source: str, problems: list[str], bad_ids: set[int] | None = None) -> dict[int, list[GtInfo]]:
+    """``scene_gt_info.json`` content -> {im_id: [GtInfo per gt_id]}; appends a line per problem (and the
+    ids of malformed images to ``bad_ids``)."""
 
     def inst(entry: Any, field: str) -> GtInfo | None:
         if not _as_object(entry, field, source, problems):
@@ -469,7 +479,7 @@ def parse_scene_gt_info(content: Any, source: str, problems: list[str]) -> dict[
                       px_count_all=int(counts["px_count_all"]), px_count_valid=int(counts["px_count_valid"]),
                       px_count_visib=int(counts["px_count_visib"]), visib_fract=float(vf))
 
-    return _id_keyed(content, source, problems, lambda v, f, _: _list_of(v, f, source, problems, inst))
+    return _id_keyed(content, source, problems, lambda v, f, _: _list_of(v, f, source, problems, inst), bad_ids)
 
 
 def load_scene_gt_info(path: str | os.PathLike) -> dict[int, list[GtInfo]]:

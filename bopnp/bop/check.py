@@ -105,6 +105,8 @@ class _Checker:
         self.camera: Camera | None = None
         self.models_info: dict[int, ModelInfo] | None = None
         self.models_info_src = "models/models_info.json"
+        # (split, scene_id) -> (cameras or None when unreadable, ground truth or None, ids of malformed entries)
+        self.parsed: dict[tuple[str, int], tuple[dict | None, dict | None, set[int]]] = {}
 
     # helpers ---------------------------------------------------------------
     def rel(self, path: Path) -> str:
@@ -217,30 +219,34 @@ class _Checker:
         sdir = ds.split_path / f"{scene_id:06d}"
         problems = self.report.problems
         tol = self.opts.rot_tol
+        # ids of entries that are present but malformed: already reported, so not cross-checked again
+        bad: set[int] = set()
 
         content = self.json(sdir / "scene_camera.json", "per-image intrinsics")
-        cams: dict[int, ImageCamera] = {} if content is None else ann.parse_scene_camera(content, self.rel(sdir / "scene_camera.json"), problems, tol)
+        cams_ok = content is not None
+        cams: dict[int, ImageCamera] = {} if content is None else ann.parse_scene_camera(content, self.rel(sdir / "scene_camera.json"), problems, tol, bad)
         gts: dict[int, list[GtPose]] | None = None
         infos: dict[int, list[GtInfo]] | None = None
         if (sdir / "scene_gt.json").is_file():
             content = self.json(sdir / "scene_gt.json", "ground-truth poses")
-            gts = None if content is None else ann.parse_scene_gt(content, self.rel(sdir / "scene_gt.json"), problems, tol)
+            gts = None if content is None else ann.parse_scene_gt(content, self.rel(sdir / "scene_gt.json"), problems, tol, bad)
         else:
             self.note(f"{self.rel(sdir)}: no scene_gt.json (test ground truth is private for some BOP datasets)")
         if (sdir / "scene_gt_info.json").is_file():
             content = self.json(sdir / "scene_gt_info.json", "visibility of the instances")
-            infos = None if content is None else ann.parse_scene_gt_info(content, self.rel(sdir / "scene_gt_info.json"), problems)
+            infos = None if content is None else ann.parse_scene_gt_info(content, self.rel(sdir / "scene_gt_info.json"), problems, bad)
         elif gts:
             self.note(f"{self.rel(sdir)}: no scene_gt_info.json (compute it with `bopnp prepare`)")
         self.report.counts["images"] += len(cams)
+        self.parsed[(ds.split, scene_id)] = (cams if cams_ok else None, gts, bad)
 
         if gts is not None:
             gt_src = self.rel(sdir / "scene_gt.json")
             self.report.counts["instances"] += sum(len(v) for v in gts.values())
-            for im_id in sorted(set(gts) - set(cams)):
-                self.add(gt_src, f"['{im_id}']", "image has ground truth but no entry in scene_camera.json")
-            if cams:
-                for im_id in sorted(set(cams) - set(gts)):
+            if cams_ok:
+                for im_id in sorted(set(gts) - set(cams) - bad):
+                    self.add(gt_src, f"['{im_id}']", "image has ground truth but no entry in scene_camera.json")
+                for im_id in sorted(set(cams) - set(gts) - bad):
                     self.add(gt_src, f"['{im_id}']", "missing: the image is in scene_camera.json but has no ground-truth list (use [] for an image without objects)")
             if self.models_info is not None:
                 for im_id, lst in gts.items():
@@ -251,12 +257,12 @@ class _Checker:
             if rot and max(rot) > 1e-3:
                 self.note(f"{gt_src}: annotated rotations deviate from orthonormal by up to {max(rot):.2g} (accepted below {tol:g})")
         if gts is not None and infos is not None:
-            self.check_gt_info(gts, infos, self.rel(sdir / "scene_gt_info.json"))
+            self.check_gt_info(gts, infos, self.rel(sdir / "scene_gt_info.json"), bad)
         if self.opts.images != "none":
             self.check_files(ds, scene_id, sdir, cams, gts or {}, infos or {})
 
-    def check_gt_info(self, gts: dict[int, list[GtPose]], infos: dict[int, list[GtInfo]], src: str) -> None:
-        for im_id in sorted(set(gts) | set(infos)):
+    def check_gt_info(self, gts: dict[int, list[GtPose]], infos: dict[int, list[GtInfo]], src: str, bad: set[int]) -> None:
+        for im_id in sorted((set(gts) | set(infos)) - bad):
             if im_id not in infos:
                 self.add(src, f"['{im_id}']", "missing: the image has ground truth but no visibility list")
                 continue
@@ -327,7 +333,7 @@ class _Checker:
                 else:
                     try:
                         dsize = image_size(dpath)
-                        ref = size or expected
+                        ref = expected or size
                         if ref is not None and dsize != ref:
                             self.add(dpath, "size", f"{dsize[0]}x{dsize[1]} but the image is {ref[0]}x{ref[1]}")
                     except DatasetError as exc:
@@ -336,7 +342,7 @@ class _Checker:
                 im_infos = infos.get(im_id, [])
                 for gt_id in range(len(gts.get(im_id, []))):
                     info = im_infos[gt_id] if gt_id < len(im_infos) else None
-                    self.check_mask(sdir / mask_dir / f"{stem}_{gt_id:06d}.png", mask_dir, im_id, gt_id, info, size or expected, missing)
+                    self.check_mask(sdir / mask_dir / f"{stem}_{gt_id:06d}.png", mask_dir, im_id, gt_id, info, expected or size, missing)
         if present_mode and missing:
             self.note(f"{self.rel(sdir)}: skipped missing files (--images present): "
                       + ", ".join(f"{n} of {len(cams)} {k}" for k, n in missing.items()))
@@ -387,7 +393,6 @@ class _Checker:
         targets = ann.parse_targets(content, TARGETS_BOP19, self.report.problems)
         self.report.counts["targets"] += len(targets)
         scenes = set(ds.scene_ids())
-        cache: dict[int, tuple[dict, dict | None]] = {}
         for i, t in enumerate(targets):
             f = f"[{i}]"
             if self.models_info is not None and t.obj_id not in self.models_info:
@@ -395,18 +400,10 @@ class _Checker:
             if t.scene_id not in scenes:
                 self.add(TARGETS_BOP19, f + ".scene_id", f"scene {t.scene_id} is not in split '{ds.split}'")
                 continue
-            if t.scene_id not in cache:
-                try:
-                    cams = ds.scene_camera(t.scene_id)
-                except DatasetError:
-                    cams = {}
-                try:
-                    gts = ds.scene_gt(t.scene_id) if ds.has_gt(t.scene_id) else None
-                except DatasetError:
-                    gts = None
-                cache[t.scene_id] = (cams, gts)
-            cams, gts = cache[t.scene_id]
-            if cams and t.im_id not in cams:
+            cams, gts, bad = self.parsed.get((ds.split, t.scene_id), (None, None, set()))
+            if t.im_id in bad:
+                continue
+            if cams is not None and t.im_id not in cams:
                 self.add(TARGETS_BOP19, f + ".im_id", f"image {t.im_id} is not in scene {t.scene_id}'s scene_camera.json")
             elif gts is not None and t.im_id in gts:
                 have = sum(g.obj_id == t.obj_id for g in gts[t.im_id])

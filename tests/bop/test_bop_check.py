@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bopnp.bop.check import CheckOptions, check_dataset
+from bopnp.errors import ConfigError, DatasetError
+
+from bop_helpers import load_tiny_builder
+
+break_dataset = load_tiny_builder().break_dataset
+
+QUIET = CheckOptions(progress=False)
+
+
+def test_clean_dataset_has_no_problems(tiny_root):
+    report = check_dataset(tiny_root, None, QUIET)
+    assert report.ok, report.problems
+    assert report.counts["models"] == 2 and report.counts["images"] == 3 and report.counts["masks"] == 6
+    assert "no problems" in report.summary()
+
+
+def test_every_planted_problem_is_reported_with_file_and_field(tmp_path):
+    root = load_tiny_builder().make_dataset(tmp_path / "broken", scenes=2)
+    expected = break_dataset(root)
+    report = check_dataset(root, "test", QUIET)
+    assert not report.ok
+    for line in expected:
+        assert sum(p.startswith(line) for p in report.problems) == 1, (line, report.problems)
+    assert len(report.problems) == len(expected), report.problems
+    assert report.summary().startswith(f"broken: {len(expected)} problem(s) in 5 file(s)")
+
+
+def test_loaders_raise_the_same_lines(tmp_path):
+    from bopnp.bop.dataset import BopDataset
+
+    root = load_tiny_builder().make_dataset(tmp_path / "broken", scenes=2)
+    break_dataset(root)
+    with pytest.raises(DatasetError) as info:
+        BopDataset(root, "test").scene_gt(1)
+    report = check_dataset(root, "test", QUIET)
+    for p in info.value.problems:  # the loader names the absolute path, the checker the relative one
+        assert p.replace(str(root) + "/", "") in report.problems
+
+
+@pytest.mark.parametrize("mode", ["present", "none"])
+def test_missing_images_are_problems_unless_asked_otherwise(tiny_root, mode):
+    (tiny_root / "test" / "000001" / "rgb" / "000001.png").unlink()
+    (tiny_root / "test" / "000001" / "mask_visib" / "000000_000001.png").unlink()
+    assert {p.split(": ")[0] for p in check_dataset(tiny_root, "test", QUIET).problems} == {
+        "test/000001/rgb/000001.png", "test/000001/mask_visib/000000_000001.png"}
+    report = check_dataset(tiny_root, "test", CheckOptions(images=mode, progress=False))
+    assert report.ok
+    if mode == "present":
+        assert any("1 of 2 rgb" in n and "1 of 2 mask_visib" in n for n in report.notes)
+
+
+def test_models_problems(tiny_root):
+    info = json.loads((tiny_root / "models" / "models_info.json").read_text())
+    info["1"]["size_x"] *= 1000  # as if in micrometres
+    info["2"]["symmetries_continuous"][0]["axis"] = [1, 0, 0]  # the cylinder's axis is z
+    (tiny_root / "models" / "models_info.json").write_text(json.dumps(info))
+    (tiny_root / "models_eval" / "obj_000002.ply").unlink()
+    (tiny_root / "models" / "obj_000003.ply").write_bytes((tiny_root / "models" / "obj_000001.ply").read_bytes())
+    report = check_dataset(tiny_root, None, CheckOptions(models_only=True, progress=False))
+    text = "\n".join(report.problems)
+    assert "models/obj_000001.ply: vertex: bounding box min" in text
+    assert "models_eval/obj_000001.ply: vertex: bounding box min" in text  # the eval model disagrees as much
+    assert "models_eval/obj_000002.ply: missing (model of object 2" in text
+    assert "models/obj_000003.ply: object 3 has a model but no entry" in text
+    assert "models/models_info.json: ['2'].symmetries: a declared symmetry does not map" not in text  # eval model missing
+    assert len(report.problems) == 4
+
+
+def test_wrong_symmetry_is_caught(tiny_root):
+    info = json.loads((tiny_root / "models" / "models_info.json").read_text())
+    info["2"]["symmetries_continuous"][0]["axis"] = [1, 0, 0]
+    (tiny_root / "models" / "models_info.json").write_text(json.dumps(info))
+    report = check_dataset(tiny_root, None, CheckOptions(models_only=True, progress=False))
+    assert len(report.problems) == 1 and report.problems[0].startswith("models/models_info.json: ['2'].symmetries: a declared symmetry does not map")
+
+
+def test_missing_dataset_and_bad_options(tmp_path, tiny_root):
+    with pytest.raises(DatasetError, match="not found"):
+        check_dataset(tmp_path / "none")
+    with pytest.raises(DatasetError, match="splits present: test, train_pbr"):
+        check_dataset(tiny_root, "val")
+    with pytest.raises(ConfigError):
+        check_dataset(tiny_root, None, CheckOptions(images="some"))
+
+
+@pytest.mark.shared_data
+def test_lmo_partial_download(lmo_dir):
+    full = check_dataset(lmo_dir, "test", QUIET)
+    # 198 of the 200 test images and 199 depth images are not in the partial copy: reported, nothing else
+    assert len(full.problems) == 397
+    assert all(": missing image" in p or ": missing depth image" in p for p in full.problems)
+    present = check_dataset(lmo_dir, "test", CheckOptions(images="present", progress=False))
+    assert present.ok, present.problems
+    assert present.counts["image files"] == 2 and present.counts["instances"] == 1517 and present.counts["targets"] == 1445
+    assert check_dataset(lmo_dir, None, CheckOptions(models_only=True, progress=False)).ok

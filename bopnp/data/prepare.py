@@ -509,7 +509,7 @@ class _WorkerState:
                 log.warning("%s; scene_gt_info of image %d uses the rendered depth", exc, im_id)
         instances = [(g.obj_id, g.R_m2c, g.t_m2c) for g in gts]
         renderer = self.renderer(width, height, sorted({g.obj_id for g in gts}))
-        return compute_gt_info(renderer, K, instances, depth_mm=depth_mm, im_size=(width, height))
+        return [_as_gt_info(e) for e in compute_gt_info(renderer, K, instances, depth_mm=depth_mm, im_size=(width, height))]
 
     def _image_size(self, scene_id: int, im_id: int) -> tuple[int, int]:
         """(width, height) of an image, from its file header, else from camera.json."""
@@ -588,6 +588,22 @@ class _WorkerState:
                 "t_m2c_target": t_t.reshape(3).tolist(),
             }
             yield g.obj_id, (record, warp_crop(image, box, S), xyz, pack_masks(full, visib, inside))
+
+
+def _as_gt_info(entry):
+    """A :class:`bopnp.bop.records.GtInfo` from a record or a ``scene_gt_info.json``-style dict."""
+    from bopnp.bop.records import GtInfo
+
+    if isinstance(entry, GtInfo):
+        return entry
+    return GtInfo(
+        bbox_obj=np.asarray(entry["bbox_obj"], dtype=np.int64),
+        bbox_visib=np.asarray(entry["bbox_visib"], dtype=np.int64),
+        px_count_all=int(entry["px_count_all"]),
+        px_count_valid=int(entry["px_count_valid"]),
+        px_count_visib=int(entry["px_count_visib"]),
+        visib_fract=float(entry["visib_fract"]),
+    )
 
 
 def _skip_record(scene_id: int, im_id: int, file, reason: str) -> dict:

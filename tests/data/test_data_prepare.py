@@ -1,0 +1,266 @@
+"""``prepare``: scene_gt_info where missing, coordinate targets consistent with masks and projection,
+resume, a corrupt image reported and skipped, continuous-symmetry canonicalisation, determinism."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from bopnp.bop import io
+from bopnp.data.cache import list_shards
+from bopnp.data.crops import CropDataset
+from bopnp.data.prepare import PrepareConfig, marker_path, prepare, resolve_split
+from bopnp.errors import ConfigError, DatasetError
+from bopnp.geometry import project_points, transform_points
+
+from tiny_bop import K, make_meshes, model_info, rotation
+
+
+def run(bop_path, name, **kwargs):
+    return prepare(PrepareConfig(bop_path=bop_path, name=name, **kwargs), progress=False)
+
+
+def snapshot(cache_dir: Path) -> dict[str, bytes]:
+    """Every file of a cache (markers and metadata included) -> its bytes."""
+    return {str(p.relative_to(cache_dir)): p.read_bytes() for p in sorted(cache_dir.rglob("*")) if p.is_file()}
+
+
+def check_crops_consistent(cache_dir: Path, obj_id: int, max_err_px: float = 0.75) -> int:
+    """Every crop's coordinate target agrees with its masks and, projected with the crop's K and the
+    target pose, lands on its own pixel. Returns the number of crops checked."""
+    ds = CropDataset(cache_dir, obj_id)
+    center, half = (torch.as_tensor(a) for a in ds.xyz_normalisation)
+    S = ds.crop_size
+    jj, ii = torch.meshgrid(torch.arange(S), torch.arange(S), indexing="xy")
+    pix = torch.stack([jj, ii], -1).double()
+    for i in range(len(ds)):
+        item, rec = ds[i], ds.record(i)
+        full, visib, inside = item["mask_full"], item["mask_visib"], item["mask_inside"]
+        xyz = item["xyz"].permute(1, 2, 0).double()
+        assert full.sum() > 0, rec
+        assert not (xyz.abs().sum(-1) > 0)[~full].any(), "coordinates off the full mask"
+        assert xyz.abs().max() <= 1.0
+        assert not (full & ~inside).any() and not (visib & ~inside).any()
+        # the visible mask (nearest-resampled from the image) lies in the full mask up to its blocky edge
+        scale = S / (rec["box_xyxy"][2] - rec["box_xyxy"][0])
+        r = int(np.ceil(scale / 2)) + 1
+        grown = cv2.dilate(full.numpy().astype(np.uint8), np.ones((2 * r + 1, 2 * r + 1), np.uint8)) > 0
+        assert not (visib.numpy() & ~grown).any(), "visible mask outside the full mask"
+        # projection of the target's model points with the crop's K and the target pose
+        pts = center + xyz[full] * half
+        f64 = lambda key: torch.tensor(rec[key], dtype=torch.float64)  # noqa: E731
+        uv = project_points(transform_points(f64("R_m2c_target"), f64("t_m2c_target"), pts), f64("K"))
+        err = (uv - pix[full]).norm(dim=-1)
+        assert err.median() < 0.1 and err.max() < max_err_px, (rec["scene_id"], rec["im_id"], rec["gt_id"], float(err.max()))
+    return len(ds)
+
+
+def expected_crops(dataset_dir: Path, min_visib_fract: float = 0.1) -> dict[int, int]:
+    """Crops per object, counted independently from the split's gt files."""
+    from bopnp.bop.dataset import BopDataset
+
+    ds = BopDataset(dataset_dir, "train_pbr")
+    counts = {o: 0 for o in ds.obj_ids}
+    for inst in ds.instances():
+        counts[inst.obj_id] += inst.gt_info.visib_fract >= min_visib_fract and inst.gt_info.px_count_visib > 0
+    return counts
+
+
+def test_prepare_writes_crops_consistent_with_masks_and_projection(tiny_bop):
+    bop, name = tiny_bop
+    summary = run(bop, name)
+    assert summary.scenes_prepared == [0, 1] and not summary.scenes_failed and not summary.skipped
+    assert summary.gt_info_written == []
+    expected = expected_crops(bop / name)
+    assert summary.crops == expected and expected[1] > 0 and expected[2] > 0
+    for obj_id in (1, 2):
+        assert check_crops_consistent(summary.cache_dir, obj_id) == expected[obj_id]
+    # scene 1 has no mask pngs: its visible masks come from a render and agree with scene 0's kind
+    kept = {r["scene_id"] for sh in list_shards(summary.cache_dir, 2) for r in sh.records}
+    assert kept == {0, 1}
+    # the asymmetric object is rendered in its annotated pose, the cylinder in a canonical one
+    box = CropDataset(summary.cache_dir, 1).record(0)
+    assert box["R_m2c_target"] == box["R_m2c"]
+    cyl = CropDataset(summary.cache_dir, 2).record(0)
+    assert cyl["R_m2c_target"] != cyl["R_m2c"]
+    meta = json.loads((summary.cache_dir / "obj_000002" / "meta.json").read_text())
+    assert meta["target_pose"] == "canonical" and meta["symmetry_pool"] == [np.eye(4).tolist()]
+    assert meta["xyz_normalisation"] == {"center_mm": [0.0, 0.0, 0.0], "half_extent_mm": [25.0, 25.0, 25.0]}
+
+
+def test_missing_scene_gt_info_is_computed(tiny_bop):
+    pytest.importorskip("bopnp.render.gt_info", reason="the renderer's compute_gt_info has not landed")
+    bop, name = tiny_bop
+    path = bop / name / "train_pbr" / "000001" / "scene_gt_info.json"
+    reference = io.load_scene_gt_info(path)  # from the renderer's masks, by tiny_bop
+    path.unlink()
+    summary = run(bop, name)
+    assert summary.gt_info_written == [path] and not summary.scenes_failed
+    computed = io.load_scene_gt_info(path)
+    gt = io.load_scene_gt(path.with_name("scene_gt.json"))
+    assert sorted(computed) == sorted(gt) and all(len(computed[i]) == len(gt[i]) for i in gt)
+    for im_id, entries in computed.items():
+        for new, ref in zip(entries, reference[im_id]):
+            assert 0 <= new.visib_fract <= 1 and new.px_count_visib <= new.px_count_all
+            # BOP counts visibility with a 15 mm tolerance: never fewer visible pixels than the depth test
+            assert new.px_count_visib >= ref.px_count_visib
+            x, y, w, h = ref.bbox_obj
+            if x > 0 and y > 0 and x + w < 319 and y + h < 239:  # inside the image: boxes and counts agree
+                np.testing.assert_array_equal(new.bbox_obj, ref.bbox_obj)
+                assert new.px_count_all == ref.px_count_all
+    assert summary.crops == expected_crops(bop / name)
+    for obj_id in (1, 2):
+        check_crops_consistent(summary.cache_dir, obj_id)
+
+
+def test_symmetric_views_share_one_target():
+    from bopnp.data.crop import crop_K, square_box
+    from bopnp.data.targets import render_crop_target, target_pose
+    from bopnp.render import get_renderer
+
+    mesh = make_meshes()[2]
+    info = model_info(2, mesh)
+    S = 96
+    r = get_renderer(S, S)
+    r.add_model(2, mesh)
+    R = rotation([0.3, -1.0, 0.4], 0.9)
+    t = np.array([20.0, -10.0, 450.0])
+    Kc = crop_K(K, square_box(np.array([150.0, 90.0, 70.0, 70.0]), 1.5, S), S)
+    spun = R @ rotation([0, 0, 1], 1.1)  # the same view of the cylinder, rotated about its axis
+    raw_a, full_a = render_crop_target(r, 2, Kc, R, t)
+    raw_b, full_b = render_crop_target(r, 2, Kc, spun, t)
+    # the silhouette does not change (up to the facets of the 48-sided cylinder) ...
+    assert (full_a != full_b).mean() < 0.005 and full_a.sum() > 500
+    both = full_a & full_b
+    assert np.abs(raw_a[both].astype(np.float32) - raw_b[both]).max() > 0.3  # ... but the raw coordinates do
+    xyz_a, can_a = render_crop_target(r, 2, Kc, *target_pose(info, R, t))
+    xyz_b, can_b = render_crop_target(r, 2, Kc, *target_pose(info, spun, t))
+    assert (can_a != full_a).mean() < 0.005
+    np.testing.assert_array_equal(can_a, can_b)
+    assert np.abs(xyz_a.astype(np.float32) - xyz_b).max() < 2e-3
+    # without a continuous symmetry the pose is kept
+    box_info = model_info(1, make_meshes()[1])
+    R_box, t_box = target_pose(box_info, R, t)
+    np.testing.assert_array_equal(R_box, R)
+    np.testing.assert_array_equal(t_box, t)
+
+
+def test_rerun_skips_finished_scenes_and_redoes_a_killed_one(tiny_bop):
+    bop, name = tiny_bop
+    first = run(bop, name)
+    before = snapshot(first.cache_dir)
+    mtimes = {p: p.stat().st_mtime_ns for p in first.cache_dir.rglob("*.npy")}
+    again = run(bop, name)
+    assert again.scenes_prepared == [] and again.scenes_resumed == [0, 1]
+    assert again.crops == first.crops
+    assert {p: p.stat().st_mtime_ns for p in first.cache_dir.rglob("*.npy")} == mtimes
+    # a run killed in scene 1: no marker, a half-written temporary shard, a damaged shard
+    marker_path(first.cache_dir, 1).unlink()
+    stale = first.cache_dir / "obj_000002" / ".000001.x1y2.tmp"
+    stale.mkdir()
+    (stale / "rgb.npy").write_bytes(b"partial")
+    damaged = first.cache_dir / "obj_000002" / "000001" / "xyz.npy"
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    third = run(bop, name)
+    assert third.scenes_prepared == [1] and third.scenes_resumed == [0]
+    assert not stale.exists()
+    assert snapshot(first.cache_dir) == before
+
+
+def test_a_corrupt_image_is_reported_and_skipped_and_the_rest_kept(tiny_bop, capsys):
+    bop, name = tiny_bop
+    sdir = bop / name / "train_pbr" / "000000"
+    png = sdir / "rgb" / "000001.png"
+    png.write_bytes(png.read_bytes()[:500])  # truncated
+    mask = sdir / "mask_visib" / "000002_000000.png"
+    mask.write_bytes(b"not a png")
+    summary = run(bop, name)
+    assert not summary.scenes_failed and summary.scenes_prepared == [0, 1]
+    assert [(s["scene_id"], s["im_id"], s["file"]) for s in summary.skipped] == [(0, 1, str(png)), (0, 2, str(mask))]
+    assert all("decode" in s["reason"] or "corrupt" in s["reason"] for s in summary.skipped)
+    text = summary.format()
+    assert str(png) in text and str(mask) in text and "skipped 2 image(s)" in text
+    # image 0 of scene 0 and all of scene 1 are kept
+    kept = {(r["scene_id"], r["im_id"]) for o in (1, 2) for sh in list_shards(summary.cache_dir, o) for r in sh.records}
+    assert (0, 0) in kept and (0, 1) not in kept and (0, 2) not in kept
+    assert {im for s, im in kept if s == 1} == {0, 1, 2}
+    marker = json.loads(marker_path(summary.cache_dir, 0).read_text())
+    assert [s["im_id"] for s in marker["skipped"]] == [1, 2]
+    for obj_id in (1, 2):
+        check_crops_consistent(summary.cache_dir, obj_id)
+
+
+def test_output_does_not_depend_on_the_worker_count(tiny_bop, tmp_path):
+    bop, name = tiny_bop
+    other = tmp_path / "other"
+    shutil.copytree(bop, other)
+    one = run(bop, name, workers=1)
+    two = run(other, name, workers=2)
+    assert one.crops == two.crops
+    assert snapshot(one.cache_dir) == snapshot(two.cache_dir)
+
+
+def test_objects_settings_and_overwrite(tiny_bop):
+    bop, name = tiny_bop
+    summary = run(bop, name, objects=(2,), crop_size=64, enlarge=1.2, box_source="bbox_visib", min_visib_fract=0.0)
+    assert set(summary.crops) == {2} and not (summary.cache_dir / "obj_000001").exists()
+    ds = CropDataset(summary.cache_dir, 2)
+    assert ds[0]["image"].shape == (3, 64, 64)
+    rec = ds.record(0)
+    x, y, w, h = rec["bbox_visib"]
+    assert rec["box_xyxy"][2] - rec["box_xyxy"][0] == pytest.approx(max(w, h) * 1.2)
+    check_crops_consistent(summary.cache_dir, 2)
+    with pytest.raises(ConfigError, match="crop_size: 64 there, 128 now.*--overwrite"):
+        run(bop, name, objects=(2,))
+    with pytest.raises(ConfigError, match="objects"):
+        run(bop, name, objects=(1, 2), crop_size=64, enlarge=1.2, box_source="bbox_visib", min_visib_fract=0.0)
+    rebuilt = run(bop, name, overwrite=True)
+    assert set(rebuilt.crops) == {1, 2} and rebuilt.scenes_prepared == [0, 1]
+    with pytest.raises(ConfigError, match=r"\[7\]"):
+        run(bop, name, objects=(7,))
+
+
+@pytest.mark.parametrize(
+    "field, value, match",
+    [("crop_size", 4, "crop-size"), ("enlarge", 0.5, "enlarge"), ("min_visib_fract", 1.5, "min-visib-fract"), ("workers", 0, "workers"), ("objects", (), "objects"), ("name", "a/b", "name")],
+)
+def test_config_validation_says_how_to_fix(field, value, match):
+    kwargs = {"bop_path": Path("x"), "name": "demo", field: value}
+    with pytest.raises(ConfigError, match=match):
+        PrepareConfig(**kwargs).validate()
+
+
+def test_split_resolution(tmp_path):
+    (tmp_path / "ds" / "test").mkdir(parents=True)
+    with pytest.raises(DatasetError, match="--split"):
+        resolve_split(tmp_path / "ds", None)
+    (tmp_path / "ds" / "train_real").mkdir()
+    assert resolve_split(tmp_path / "ds", None) == "train_real"
+    (tmp_path / "ds" / "train_pbr").mkdir()
+    assert resolve_split(tmp_path / "ds", None) == "train_pbr"
+    assert resolve_split(tmp_path / "ds", "test") == "test"
+    with pytest.raises(DatasetError, match="train_pbr"):
+        resolve_split(tmp_path / "ds", "val")
+
+
+def test_missing_dataset_names_the_fix(tmp_path):
+    with pytest.raises(DatasetError, match="bopnp synth nope"):
+        run(tmp_path, "nope")
+
+
+def test_prepared_synth_dataset_has_targets_consistent_with_masks(synth_dataset, tmp_path):
+    bop, name = synth_dataset
+    shutil.copytree(bop / name, tmp_path / name)  # the shared dataset stays untouched
+    summary = run(tmp_path, name)  # the default split of a synthesised dataset is found without options
+    assert summary.split == "train_pbr" and not summary.skipped and not summary.scenes_failed
+    assert summary.gt_info_written == []  # synth writes scene_gt_info.json
+    expected = expected_crops(tmp_path / name)
+    assert summary.crops == expected and sum(expected.values()) > 0
+    for obj_id, n in expected.items():
+        if n:
+            assert check_crops_consistent(summary.cache_dir, obj_id) == n

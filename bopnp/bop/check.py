@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from bopnp.bop import annotations as ann
-from bopnp.bop.dataset import IMAGE_EXTS, MODALITIES, TARGETS_BOP19, BopDataset
+from bopnp.bop.dataset import MODALITIES, TARGETS_BOP19, BopDataset
 from bopnp.bop.images import image_size, load_mask, mask_bbox_xywh
 from bopnp.bop.ply import load_ply
 from bopnp.bop.records import Camera, GtInfo, GtPose, ImageCamera, ModelInfo
@@ -291,7 +291,7 @@ class _Checker:
             else:
                 self.add(sdir, "", "no rgb/ or gray/ folder: the images are missing; download the split archive")
             return
-        files = {m: ds._listing(scene_id, m) for m in (modality, "depth")}
+        files = {m: ds.scene_files(scene_id, m) for m in (modality, "depth")}
         has_depth = (sdir / "depth").is_dir()
         mask_dirs = [d for d in ("mask_visib", "mask") if (sdir / d).is_dir()]
         if gts and not mask_dirs:

@@ -269,7 +269,7 @@ class BopDataset:
 
     # ------------------------------------------------------------------ image files
 
-    def _listing(self, scene_id: int, folder: str) -> dict[str, str]:
+    def scene_files(self, scene_id: int, folder: str) -> dict[str, str]:
         """{file stem: suffix} of a scene subfolder, listed once."""
         key = (scene_id, folder)
         if key not in self._files:
@@ -294,12 +294,12 @@ class BopDataset:
     def image_path(self, scene_id: int, im_id: int) -> Path:
         """Path of an image (the suffix found on disk; ``.png`` when the file is missing)."""
         modality = self.modality(scene_id)
-        ext = self._listing(scene_id, modality).get(f"{im_id:06d}", ".png")
+        ext = self.scene_files(scene_id, modality).get(f"{im_id:06d}", ".png")
         return self.root / IMAGE_TPATH.format(split=self.split, scene_id=scene_id, modality=modality, im_id=im_id, ext=ext)
 
     def depth_path(self, scene_id: int, im_id: int) -> Path:
         """Path of a depth image (the suffix found on disk; ``.png`` when missing)."""
-        ext = self._listing(scene_id, "depth").get(f"{im_id:06d}", ".png")
+        ext = self.scene_files(scene_id, "depth").get(f"{im_id:06d}", ".png")
         return self.root / DEPTH_TPATH.format(split=self.split, scene_id=scene_id, im_id=im_id, ext=ext)
 
     def mask_path(self, scene_id: int, im_id: int, gt_id: int, visib: bool = True) -> Path:

@@ -10,7 +10,6 @@ polygons fan-triangulated, per-corner face ``texcoord`` lists, and ``comment Tex
 from __future__ import annotations
 
 import io
-import logging
 import os
 import struct
 from dataclasses import dataclass
@@ -22,7 +21,6 @@ from bopnp.bop.atomic import write_bytes_atomic
 from bopnp.bop.mesh import Mesh
 from bopnp.errors import DatasetError
 
-log = logging.getLogger(__name__)
 
 _TYPES = {
     "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1",

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from bopnp.bop.records import ContinuousSymmetry, ModelInfo
+from bopnp.bop.records import ModelInfo
 from bopnp.checks import check_shape
 from bopnp.errors import DatasetError
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
-from bop_helpers import load_tiny_builder
+# the test modules import bop_helpers from this folder; make that hold under any pytest import mode
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))
+
+from bop_helpers import load_tiny_builder  # noqa: E402
 
 
 @pytest.fixture(scope="session")

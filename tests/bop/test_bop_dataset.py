@@ -21,6 +21,20 @@ def test_layout(tiny_root, tiny):
     assert pbr.image(0, 0).shape == (tiny.H, tiny.W, 3)
 
 
+def test_gray_tif_dataset(tiny_root, tiny):
+    from bopnp.bop.io import save_image
+
+    scene = tiny_root / "test" / "000001"
+    for im_id in (0, 1):
+        (scene / "rgb" / f"{im_id:06d}.png").unlink()
+        save_image(scene / "gray" / f"{im_id:06d}.tif", np.full((tiny.H, tiny.W), 1000 + im_id, np.uint16))
+    (scene / "rgb").rmdir()
+    ds = BopDataset(tiny_root, "test")
+    assert ds.modality(1) == "gray" and ds.image_path(1, 1).name == "000001.tif"
+    img = ds.image(1, 1)
+    assert img.shape == (tiny.H, tiny.W) and img.dtype == np.uint16 and img[0, 0] == 1001
+
+
 def test_images_depth_masks(tiny_root, tiny):
     ds = BopDataset(tiny_root, "test")
     img = ds.image(1, 0)

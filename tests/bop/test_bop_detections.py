@@ -74,6 +74,8 @@ def test_lmo_default_detections(lmo_dir):
     dets = load_detections(lmo_dir / "detections" / "cosypose-maskrcnn-pbr_lmo-test.json")
     assert len(dets) == 4572
     assert {d.scene_id for d in dets} == {2} and len({d.im_id for d in dets}) == 200
+    # loading checks that every run-length list adds up to height * width, i.e. that every mask decodes
+    assert all((d.rle.height, d.rle.width) == (480, 640) for d in dets)
     empty = [d for d in dets if d.rle.area == 0]
     assert len(empty) == 748  # the file really holds empty masks: consumers must fall back to the box
     for d in dets[::10]:  # every 10th: decoding all 4572 adds time, not coverage

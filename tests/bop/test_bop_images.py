@@ -39,7 +39,9 @@ def test_depth_round_trip_in_mm_with_depth_scale(tmp_path):
     rng = np.random.default_rng(1)
     depth_mm = rng.uniform(300, 5000, (6, 8))
     depth_mm[0, 0] = 0.0  # no measurement
+    before = snapshot(depth_mm)
     save_depth(tmp_path / "d.png", depth_mm, depth_scale=0.1)
+    assert np.array_equal(depth_mm, before)
     raw = load_depth(tmp_path / "d.png", depth_scale=1.0)  # the stored 16-bit units
     assert raw.dtype == np.float32 and np.array_equal(raw, np.round(depth_mm / 0.1).astype(np.float32))
     back = load_depth(tmp_path / "d.png", depth_scale=0.1)
@@ -58,7 +60,9 @@ def test_mask_round_trip_and_bop_box_convention(tmp_path):
     m = np.zeros((10, 12), bool)
     m[2:5, 3:9] = True
     m[7, 10] = True
+    before = snapshot(m)
     save_mask(tmp_path / "m.png", m)
+    assert np.array_equal(m, before)
     assert np.array_equal(load_mask(tmp_path / "m.png"), m)
     # bop_toolkit calc_2d_bbox: (x_min, y_min, x_max - x_min, y_max - y_min)
     assert mask_bbox_xywh(m).tolist() == [3, 2, 10 - 3, 7 - 2]

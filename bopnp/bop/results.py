@@ -18,7 +18,7 @@ import numpy as np
 
 from bopnp.bop.atomic import write_text_atomic
 from bopnp.bop.records import PoseEstimate
-from bopnp.bop.validate import ROT_TOL, rotation_error
+from bopnp.bop.validate import ROT_TOL
 from bopnp.errors import ResultsFormatError
 
 HEADER = "scene_id,im_id,obj_id,score,R,t,time"
@@ -56,6 +56,7 @@ def parse_results_lines(lines: Sequence[str], source: str, rot_tol: float = ROT_
     if header.strip() != HEADER:
         problems.append(f"line 1: header must be exactly '{HEADER}', got {header[:80]!r}")
     times: dict[tuple[int, int], list[tuple[int, float]]] = {}
+    pending: list[tuple[int, dict]] = []  # rows whose fields parsed; rotations are checked in one batch below
     for lineno, raw in enumerate(lines[1:], start=2):
         line = raw.rstrip("\r\n")
         if not line.strip():
@@ -82,10 +83,7 @@ def parse_results_lines(lines: Sequence[str], source: str, rot_tol: float = ROT_
         if len(R_vals) != 9 or any(v is None for v in R_vals):
             problems.append(f"line {lineno}: R: expected 9 space-separated finite numbers (row-major), got {f[4].strip()[:60]!r}")
         else:
-            R = np.asarray(R_vals, np.float64).reshape(3, 3)
-            ortho, det = rotation_error(R)
-            if not (ortho < rot_tol and det < rot_tol):
-                problems.append(f"line {lineno}: R: not a rotation: |R^T R - I| = {ortho:.2g}, |det R - 1| = {det:.2g} (both must be < {rot_tol:g})")
+            R = R_vals
         if len(t_vals) != 3 or any(v is None for v in t_vals):
             problems.append(f"line {lineno}: t: expected 3 space-separated finite numbers (mm), got {f[5].strip()[:60]!r}")
         else:
@@ -97,7 +95,16 @@ def parse_results_lines(lines: Sequence[str], source: str, rot_tol: float = ROT_
             times.setdefault((ids[0], ids[1]), []).append((lineno, time_s))
         if len(problems) > n0:
             continue
-        rows.append(PoseEstimate(scene_id=ids[0], im_id=ids[1], obj_id=ids[2], score=score, R_m2c=R, t_m2c=t, time_s=time_s))
+        pending.append((lineno, dict(scene_id=ids[0], im_id=ids[1], obj_id=ids[2], score=score, R_m2c=R, t_m2c=t, time_s=time_s)))
+    if pending:
+        Rs = np.asarray([row["R_m2c"] for _, row in pending], np.float64).reshape(-1, 3, 3)
+        ortho = np.abs(Rs.transpose(0, 2, 1) @ Rs - np.eye(3)).max(axis=(1, 2))
+        det = np.abs(np.linalg.det(Rs) - 1.0)
+        for k, (lineno, row) in enumerate(pending):
+            if ortho[k] < rot_tol and det[k] < rot_tol:
+                rows.append(PoseEstimate(**{**row, "R_m2c": Rs[k]}))
+            else:
+                problems.append(f"line {lineno}: R: not a rotation: |R^T R - I| = {ortho[k]:.2g}, |det R - 1| = {det[k]:.2g} (both must be < {rot_tol:g})")
     for (scene_id, im_id), ts in times.items():
         values = [t for _, t in ts]
         if max(values) - min(values) > TIME_TOL_S:
@@ -106,6 +113,7 @@ def parse_results_lines(lines: Sequence[str], source: str, rot_tol: float = ROT_
                 f"line {ts[0][0]}: time: scene {scene_id} image {im_id} has different times ({shown}); "
                 "BOP needs one time per image: the total time for the image on every row"
             )
+    problems.sort(key=lambda p: int(p.split(":", 1)[0][5:]) if p.startswith("line ") else 0)  # in file order
     return rows, problems
 
 

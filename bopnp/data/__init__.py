@@ -1,5 +1,6 @@
-"""Training data: Pix2Pose crops and coordinate targets (:mod:`bopnp.data.crop`), the crop cache format
-(:mod:`bopnp.data.cache`), the dataset preparation job (:mod:`bopnp.data.prepare`), a torch ``Dataset``
-reading the cache (:mod:`bopnp.data.crops`) and augmentations (:mod:`bopnp.data.augment`).
+"""Training data: crop geometry (:mod:`bopnp.data.crop`), coordinate targets (:mod:`bopnp.data.targets`),
+the crop cache format (:mod:`bopnp.data.cache`), the preparation job behind ``bopnp prepare``
+(:mod:`bopnp.data.prepare`), a torch ``Dataset`` reading the cache (:mod:`bopnp.data.crops`) and
+augmentations (:mod:`bopnp.data.augment`).
 
 Submodules are imported on use; this package imports nothing heavy."""

@@ -74,22 +74,19 @@ def crop_affine(box_xyxy: np.ndarray, out_size: int) -> np.ndarray:
 
 
 def crop_K(K: np.ndarray, box_xyxy: np.ndarray, out_size: int) -> np.ndarray:
-    """Intrinsics of a crop: :func:`bopnp.geometry.crop_intrinsics` on numpy arrays.
+    """Intrinsics of a crop: :func:`bopnp.geometry.crop_intrinsics` in numpy (tested equal), so that
+    dataset preparation needs no torch.
 
     Args:
         K: (3, 3) intrinsics of the full image.
         box_xyxy: (4,) crop box, pixels.
         out_size: side of the crop, pixels.
     Returns:
-        (3, 3) float64 intrinsics of the crop.
+        (3, 3) float64 intrinsics of the crop: ``[[sx, 0, -x1 sx], [0, sy, -y1 sy], [0, 0, 1]] @ K``.
     """
-    import torch
-
-    from bopnp.geometry import crop_intrinsics
-
-    K_t = torch.as_tensor(np.asarray(K, dtype=np.float64))
-    box_t = torch.as_tensor(np.asarray(box_xyxy, dtype=np.float64))
-    return crop_intrinsics(K_t, box_t, out_size).numpy()
+    A = np.eye(3)
+    A[:2] = crop_affine(box_xyxy, out_size)
+    return A @ np.asarray(K, dtype=np.float64)
 
 
 def warp_crop(image: np.ndarray, box_xyxy: np.ndarray, out_size: int, nearest: bool = False) -> np.ndarray:

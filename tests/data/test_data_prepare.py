@@ -61,14 +61,8 @@ def check_crops_consistent(cache_dir: Path, obj_id: int, max_err_px: float = 0.7
 
 
 def expected_crops(dataset_dir: Path, min_visib_fract: float = 0.1) -> dict[int, int]:
-    """Crops per object, counted independently from the split's gt files."""
-    from bopnp.bop.dataset import BopDataset
-
-    ds = BopDataset(dataset_dir, "train_pbr")
-    counts = {o: 0 for o in ds.obj_ids}
-    for inst in ds.instances():
-        counts[inst.obj_id] += inst.gt_info.visib_fract >= min_visib_fract and inst.gt_info.px_count_visib > 0
-    return counts
+    """Crops per object of train_pbr, counted independently from the split's gt files."""
+    return expected_crops_of(dataset_dir, "train_pbr", min_visib_fract)
 
 
 def test_prepare_writes_crops_consistent_with_masks_and_projection(tiny_bop):
@@ -264,3 +258,40 @@ def test_prepared_synth_dataset_has_targets_consistent_with_masks(synth_dataset,
     for obj_id, n in expected.items():
         if n:
             assert check_crops_consistent(summary.cache_dir, obj_id) == n
+
+
+@pytest.mark.shared_data
+def test_real_lmo_images_get_gt_info_and_crops(lmo_dir, tmp_path):
+    """The two real LM-O test images: gt_info computed with the real depth (image 3) or the rendered one
+    (image 894, no depth), crops of the real photos with consistent targets, discrete symmetry pools."""
+    pytest.importorskip("bopnp.render.gt_info", reason="the renderer's compute_gt_info has not landed")
+    ds = tmp_path / "lmo"
+    shutil.copytree(lmo_dir / "models", ds / "models")
+    shutil.copy(lmo_dir / "camera.json", ds / "camera.json")
+    src, dst = lmo_dir / "test" / "000002", ds / "test" / "000002"
+    images = sorted(int(p.stem) for p in (src / "rgb").glob("*.png"))
+    assert images == [3, 894]
+    gt, cams = io.load_scene_gt(src / "scene_gt.json"), io.load_scene_camera(src / "scene_camera.json")
+    io.save_scene_gt(dst / "scene_gt.json", {i: gt[i] for i in images})
+    io.save_scene_camera(dst / "scene_camera.json", {i: cams[i] for i in images})
+    shutil.copytree(src / "rgb", dst / "rgb")
+    shutil.copytree(src / "depth", dst / "depth")
+    summary = run(tmp_path, "lmo", split="test")
+    assert summary.gt_info_written == [dst / "scene_gt_info.json"] and not summary.skipped
+    assert summary.crops == expected_crops_of(ds, "test") and sum(summary.crops.values()) >= 8
+    infos = io.load_models_info(ds / "models" / "models_info.json")
+    for obj_id, n in summary.crops.items():
+        meta = json.loads((summary.cache_dir / f"obj_{obj_id:06d}" / "meta.json").read_text())
+        assert len(meta["symmetry_pool"]) == 1 + len(infos[obj_id].symmetries_discrete)
+        if n:
+            check_crops_consistent(summary.cache_dir, obj_id)
+
+
+def expected_crops_of(dataset_dir: Path, split: str, min_visib_fract: float = 0.1) -> dict[int, int]:
+    from bopnp.bop.dataset import BopDataset
+
+    ds = BopDataset(dataset_dir, split)
+    counts = {o: 0 for o in ds.obj_ids}
+    for inst in ds.instances():
+        counts[inst.obj_id] += inst.gt_info.visib_fract >= min_visib_fract and inst.gt_info.px_count_visib > 0
+    return counts

@@ -68,7 +68,7 @@ def eval_cmd(results, bop_path, targets, out_dir, device, no_vsd, no_plots, lead
             rows.append({"file": str(csv), "error": str(exc)})
         if several:
             click.echo("")
-    if leaderboard and backend == "bopnp":
+    if leaderboard:
         from bopnp.eval.report import format_leaderboard
 
         click.echo(format_leaderboard(rows))

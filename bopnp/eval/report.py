@@ -96,19 +96,19 @@ def format_leaderboard(rows: Sequence[dict]) -> str:
     bad = [r for r in rows if "error" in r]
 
     def key(r):
-        ar = r["bop19_average_recall"]
-        return (ar is None, -(ar or 0.0), -(r["bop19_average_recall_mssd"] or 0.0))
+        ar = r.get("bop19_average_recall")
+        return (ar is None, -(ar or 0.0), -(r.get("bop19_average_recall_mssd") or 0.0))
 
     lines = [f"{'#':>3}  {'method':<28}{'dataset':<14}{'AR':>7}{'AR_VSD':>8}{'AR_MSSD':>8}{'AR_MSPD':>8}{'ADD(-S)':>8}{'time/im':>9}"]
     for rank, r in enumerate(sorted(ok, key=key), start=1):
         ds = f"{r['dataset']}-{r['split']}" + (f"-{r['split_type']}" if r.get("split_type") else "")
         lines.append(
-            f"{rank:>3}  {r['method'][:27]:<28}{ds[:13]:<14}{_fmt(r['bop19_average_recall'], 3):>7}"
-            f"{_fmt(r['bop19_average_recall_vsd'], 3):>8}{_fmt(r['bop19_average_recall_mssd'], 3):>8}"
-            f"{_fmt(r['bop19_average_recall_mspd'], 3):>8}{_fmt(r['add_s_recall'], 3):>8}"
-            f"{_fmt(r['bop19_average_time_per_image'], 3):>9}"
+            f"{rank:>3}  {r['method'][:27]:<28}{ds[:13]:<14}{_fmt(r.get('bop19_average_recall'), 3):>7}"
+            f"{_fmt(r.get('bop19_average_recall_vsd'), 3):>8}{_fmt(r.get('bop19_average_recall_mssd'), 3):>8}"
+            f"{_fmt(r.get('bop19_average_recall_mspd'), 3):>8}{_fmt(r.get('add_s_recall'), 3):>8}"
+            f"{_fmt(r.get('bop19_average_time_per_image'), 3):>9}"
         )
-    if any(r["bop19_average_recall"] is None for r in ok):
+    if any(r.get("bop19_average_recall") is None for r in ok):
         lines.append("n/a: VSD needs depth images that some target images lack (see each report)")
     for r in bad:
         lines.append(f"  failed: {r['file']}: {r['error'].splitlines()[0]}")

@@ -1,0 +1,163 @@
+"""``bopnp eval`` end to end: the golden fixture, bad results files, missing depth, leaderboard,
+the bop_toolkit backend's error, and a CSV made for a ``bopnp synth`` dataset."""
+
+import json
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from bopnp.cli.main import cli
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "eval"
+CSV = FIXTURE / "results" / "fixture-a_tudl-test.csv"
+EXPECTED = json.loads((FIXTURE / "expected_bop_toolkit.json").read_text(), parse_constant=lambda c: {"Infinity": math.inf}[c])
+HEADER = "scene_id,im_id,obj_id,score,R,t,time"
+R_ID = "1 0 0 0 1 0 0 0 1"
+
+
+def run(*args, env=None):
+    return CliRunner().invoke(cli, ["eval", *map(str, args), "-q"], env=env, catch_exceptions=False)
+
+
+def test_help():
+    result = CliRunner().invoke(cli, ["eval", "--help"])
+    assert result.exit_code == 0
+    assert "--bop-path" in result.output and "--targets" in result.output and "--backend" in result.output
+
+
+def test_fixture_scores_written_and_printed(tmp_path):
+    out = tmp_path / "out"
+    result = run(CSV, "--bop-path", FIXTURE / "bop", "--out", out, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    scores = json.loads((out / "scores_bop19.json").read_text())
+    for key, want in EXPECTED["scores_bop19"].items():
+        assert scores[key] == pytest.approx(want, abs=1e-4), key
+    assert f"{EXPECTED['scores_bop19']['bop19_average_recall']:.4f}" in result.output
+    assert set(scores["per_object"]) == {"1", "2", "3"}
+    assert 0 <= scores["add_s_recall"] <= 1 and 0 <= scores["add_s_auc"] <= 1
+    errors = (out / "errors.csv").read_text().splitlines()
+    assert errors[0].startswith("scene_id,im_id,obj_id,csv_line,score,gt_id")
+    assert len(errors) - 1 == len(EXPECTED["errors"]["mssd"])
+    assert (out / "recall_curves.png").stat().st_size > 10_000
+    assert (out / "report.txt").read_text().startswith("BOP19 evaluation: fixture-a on tudl-test")
+
+
+def _write(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_bad_file_lists_every_problem_with_its_line(tmp_path):
+    csv = _write(
+        tmp_path / "bad_tudl-test.csv",
+        [
+            HEADER,
+            f"1,1,1,0.5,{R_ID},0 0 500,0.3",  # fine
+            f"1,1,1,0.5,{R_ID},0 0 500",  # 6 fields
+            f"1,1,2,abc,{R_ID},0 0 500,0.3",  # score not a number
+            f"1,1,3,0.5,1 0 0 0 1 0 0 0,0 0 500,0.3",  # 8 numbers in R
+            f"1,1,3,0.5,2 0 0 0 1 0 0 0 1,0 0 500,0.3",  # not a rotation
+            f"1,1,3,0.5,{R_ID},0 0,0.3",  # 2 numbers in t
+            f"1,1,2,0.5,{R_ID},0 0 500,0.9",  # another time for image 1
+        ],
+    )
+    result = CliRunner().invoke(cli, ["eval", str(csv), "--bop-path", str(FIXTURE / "bop")])
+    assert result.exit_code == 2
+    out = result.output
+    assert "Traceback" not in out
+    for line in (3, 4, 5, 6, 7):
+        assert f"line {line}:" in out, out
+    assert "time" in out and "score" in out and "R:" in out and "t:" in out
+
+
+def test_bad_header_and_file_name(tmp_path):
+    csv = _write(tmp_path / "m_tudl-test.csv", ["scene,im,obj,score,R,t,time", f"1,1,1,0.5,{R_ID},0 0 500,0.3"])
+    result = CliRunner().invoke(cli, ["eval", str(csv), "--bop-path", str(FIXTURE / "bop")])
+    assert result.exit_code == 2 and "line 1" in result.output and "header" in result.output
+    bad_name = _write(tmp_path / "no-dataset.csv", [HEADER])
+    result = CliRunner().invoke(cli, ["eval", str(bad_name), "--bop-path", str(FIXTURE / "bop")])
+    assert result.exit_code == 2 and "METHOD_DATASET-SPLIT" in result.output
+
+
+def test_missing_dataset_says_where(tmp_path):
+    result = CliRunner().invoke(cli, ["eval", str(CSV), "--bop-path", str(tmp_path)])
+    assert result.exit_code == 2
+    assert str(tmp_path / "tudl") in result.output and "not found" in result.output
+
+
+def test_missing_depth_leaves_vsd_out_and_keeps_mssd_mspd(tmp_path):
+    bop = tmp_path / "bop"
+    shutil.copytree(FIXTURE / "bop", bop)
+    (bop / "tudl" / "test" / "000001" / "depth" / "000002.png").unlink()
+    (bop / "tudl" / "test" / "000002" / "depth" / "000001.png").write_bytes(b"not a png")
+    out = tmp_path / "out"
+    result = run(CSV, "--bop-path", bop, "--out", out, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    s = json.loads((out / "scores_bop19.json").read_text())
+    assert s["bop19_average_recall_vsd"] is None and s["bop19_average_recall"] is None
+    for key in ("bop19_average_recall_mssd", "bop19_average_recall_mspd"):
+        assert s[key] == pytest.approx(EXPECTED["scores_bop19"][key], abs=1e-12)
+    assert s["vsd_images_without_depth"] == 2
+    assert 0 < s["vsd_targets"] < s["targets"]
+    assert "VSD unavailable for 2 of 5 images" in result.output
+    assert "no depth image" in result.output and "unreadable depth image" in result.output
+
+
+def test_leaderboard_ranks_several_csvs(tmp_path):
+    res = tmp_path / "results"
+    res.mkdir()
+    shutil.copy(CSV, res / "good_tudl-test.csv")
+    lines = CSV.read_text().splitlines()
+    _write(res / "half_tudl-test.csv", lines[: len(lines) // 2])
+    result = run(res / "good_tudl-test.csv", res / "half_tudl-test.csv", "--bop-path", FIXTURE / "bop", "--out", tmp_path / "ev",
+                 "--leaderboard", "--no-plots", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    board = result.output[result.output.rindex("  #"):] if "  #" in result.output else result.output
+    assert board.index("good") < board.index("half")
+    assert (tmp_path / "ev" / "good_tudl-test" / "scores_bop19.json").is_file()
+    assert (tmp_path / "ev" / "half_tudl-test" / "scores_bop19.json").is_file()
+
+
+def test_bop_toolkit_backend_without_toolkit_names_the_install(tmp_path):
+    env = {"BOP_TOOLKIT_PYTHON": sys.executable}  # this environment has no bop_toolkit_lib
+    result = CliRunner().invoke(cli, ["eval", str(CSV), "--bop-path", str(FIXTURE / "bop"), "--backend", "bop_toolkit",
+                                      "--out", str(tmp_path)], env=env)
+    assert result.exit_code == 2
+    assert "git clone https://github.com/thodan/bop_toolkit" in result.output and "Traceback" not in result.output
+
+
+def test_csv_for_a_synth_dataset_scores_one_with_gt_poses(synth_dataset, tmp_path):
+    from bopnp.bop import io
+    from bopnp.bop.records import PoseEstimate
+    from bopnp.bop.results import format_results_csv
+
+    bop_path, name = synth_dataset
+    root = bop_path / name
+    targets = io.load_targets(root / "test_targets_bop19.json")
+    ests = []
+    for t in targets:
+        gts = io.load_scene_gt(root / "test" / f"{t.scene_id:06d}" / "scene_gt.json")[t.im_id]
+        for g in gts:
+            if g.obj_id == t.obj_id:
+                ests.append(PoseEstimate(t.scene_id, t.im_id, g.obj_id, 1.0, g.R_m2c, g.t_m2c, 0.5))
+    csv = tmp_path / f"gt_{name}-test.csv"
+    csv.write_text(format_results_csv(ests))
+    out = tmp_path / "out"
+    result = run(csv, "--bop-path", bop_path, "--out", out, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    s = json.loads((out / "scores_bop19.json").read_text())
+    assert s["targets"] == sum(t.inst_count for t in targets)
+    assert s["bop19_average_recall_mssd"] == 1.0 and s["bop19_average_recall_mspd"] == 1.0
+    if s["bop19_average_recall_vsd"] is not None:  # the synthetic test split has depth
+        assert s["bop19_average_recall_vsd"] == pytest.approx(1.0, abs=0.02)
+        assert s["bop19_average_recall"] == pytest.approx(1.0, abs=0.01)
+
+
+def test_makefile_target_runs_eval_leaderboard():
+    text = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    assert "bopnp eval --leaderboard $(RESULTS)" in text

@@ -295,3 +295,18 @@ def expected_crops_of(dataset_dir: Path, split: str, min_visib_fract: float = 0.
     for inst in ds.instances():
         counts[inst.obj_id] += inst.gt_info.visib_fract >= min_visib_fract and inst.gt_info.px_count_visib > 0
     return counts
+
+
+def test_a_broken_scene_fails_alone_and_is_redone_once_fixed(tiny_bop):
+    bop, name = tiny_bop
+    gt = bop / name / "train_pbr" / "000001" / "scene_gt.json"
+    good = gt.read_bytes()
+    gt.write_text("{ not json")
+    summary = run(bop, name)
+    assert summary.scenes_prepared == [0] and [f["scene_id"] for f in summary.scenes_failed] == [1]
+    assert str(gt) in summary.scenes_failed[0]["reason"] and "run the same command again" in summary.format()
+    assert not marker_path(summary.cache_dir, 1).exists()
+    gt.write_bytes(good)
+    fixed = run(bop, name)
+    assert fixed.scenes_prepared == [1] and fixed.scenes_resumed == [0] and not fixed.scenes_failed
+    assert fixed.crops == expected_crops(bop / name)

@@ -1,0 +1,10 @@
+"""Batched, backpropagatable PnP with exact implicit-function-theorem gradients.
+
+>>> from bopnp.pnp import solve_pnp, PnPResult, RansacConfig, projection_loss
+"""
+
+from bopnp.pnp.loss import projection_loss
+from bopnp.pnp.ransac import RansacConfig
+from bopnp.pnp.solver import PnPResult, solve_pnp
+
+__all__ = ["solve_pnp", "PnPResult", "RansacConfig", "projection_loss"]

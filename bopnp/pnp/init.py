@@ -1,0 +1,275 @@
+"""Closed-form, batched initial poses: EPnP (general point sets) and a plane homography (planar point sets).
+
+Both run on every item of the batch; the caller keeps, per item, the candidate with the smallest reprojection error,
+so planar, near-planar and general point sets are all handled without branching. Everything is batched torch on the
+inputs' device and dtype; small eigen- and singular-value problems are solved for the whole batch at once.
+
+References: Lepetit, Moreno-Noguer, Fua, "EPnP: An Accurate O(n) Solution to the PnP Problem", IJCV 2009 (control
+points, kernel of M^T M, distance constraints on the betas, Gauss-Newton on the betas); Zhang, "A flexible new technique
+for camera calibration", PAMI 2000 (pose from a plane homography).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from bopnp.pnp import objective as obj
+
+#: pairs of control points whose distances constrain the betas
+_PAIRS = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
+#: products beta_k beta_l (k <= l) in the columns of the L matrix
+_PRODUCTS = [(0, 0), (0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3), (2, 2), (2, 3), (3, 3)]
+_COL = {kl: i for i, kl in enumerate(_PRODUCTS)}
+
+
+def weighted_pca(x: Tensor, w: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Weighted centroid and principal axes of a point set.
+
+    Args:
+        x: (B, N, 3) points, mm. w: (B, N) weights >= 0.
+    Returns:
+        mean: (B, 3) mm. evals: (B, 3) ascending variances, mm^2. evecs: (B, 3, 3) axes as columns.
+    """
+    wsum = w.sum(-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
+    mean = (w.unsqueeze(-1) * x).sum(1) / wsum
+    xc = x - mean.unsqueeze(1)
+    C = (xc * w.unsqueeze(-1)).transpose(1, 2) @ xc / wsum.unsqueeze(-1)
+    evals, evecs = torch.linalg.eigh(torch.nan_to_num(0.5 * (C + C.transpose(1, 2))))
+    return mean, evals.clamp_min(0), evecs
+
+
+def _ridge_solve(M: Tensor, b: Tensor, rel: float = 1e-10) -> Tensor:
+    """Least squares ``min ||M z - b||`` through ridge-regularised normal equations. M: (..., m, k), b: (..., m)."""
+    MtM = M.transpose(-1, -2) @ M
+    k = MtM.shape[-1]
+    scale = MtM.diagonal(dim1=-2, dim2=-1).abs().amax(-1, keepdim=True).clamp_min(torch.finfo(M.dtype).tiny)
+    eye = torch.eye(k, dtype=M.dtype, device=M.device)
+    z, _ = torch.linalg.solve_ex(MtM + rel * scale.unsqueeze(-1) * eye, (M.transpose(-1, -2) @ b.unsqueeze(-1)))
+    return torch.nan_to_num(z.squeeze(-1))
+
+
+def _nearest_rotation(M: Tensor) -> Tensor:
+    """Closest rotation (Frobenius) to each (..., 3, 3) matrix, via one batched SVD."""
+    U, _, Vh = torch.linalg.svd(torch.nan_to_num(M))
+    d = torch.linalg.det(U @ Vh)
+    D = torch.ones(*M.shape[:-2], 3, dtype=M.dtype, device=M.device)
+    D[..., 2] = torch.where(d < 0, -1.0, 1.0)
+    return U @ (D.unsqueeze(-1) * Vh)
+
+
+def _normal_matrix(a: Tensor, v: Tensor, w: Tensor) -> Tensor:
+    """``M^T W M`` for the DLT-style rows ``[a_j, 0, -v1 a_j]_j`` and ``[0, a_j, -v2 a_j]_j`` of every point, built
+    from the (B, k, k, 4) moments ``sum_i w_i a_ij a_ik (1, v1, v2, v1^2 + v2^2)`` (one batched product over the points).
+
+    Args:
+        a: (B, N, k) per-point coefficients. v: (B, N, 2) image coordinates. w: (B, N).
+    Returns:
+        (B, 3k, 3k) symmetric, ordered (j, xyz).
+    """
+    B, N, k = a.shape
+    F = torch.cat([torch.ones_like(v[..., :1]), v, (v * v).sum(-1, keepdim=True)], -1)  # (B, N, 4)
+    aa = (a.unsqueeze(-1) * a.unsqueeze(-2)).reshape(B, N, k * k) * w.unsqueeze(-1)
+    mom = (aa.transpose(1, 2) @ F).reshape(B, k, k, 4)
+    T = torch.zeros(4, 3, 3, dtype=a.dtype, device=a.device)
+    T[0, 0, 0] = T[0, 1, 1] = 1
+    T[1, 0, 2] = T[1, 2, 0] = -1
+    T[2, 1, 2] = T[2, 2, 1] = -1
+    T[3, 2, 2] = 1
+    M = torch.einsum("bjkl,lxy->bjxky", mom, T).reshape(B, 3 * k, 3 * k)
+    return torch.nan_to_num(0.5 * (M + M.transpose(1, 2)))
+
+
+def _epnp_camera_points(x: Tensor, un: Tensor, w: Tensor, evals: Tensor, evecs: Tensor) -> Tensor:
+    """EPnP: camera-frame coordinates of every point for three beta approximations.
+
+    Args:
+        x: (B, N, 3) centred model points. un: (B, N, 2) normalised image coordinates. w: (B, N).
+        evals, evecs: principal variances and axes of ``x``.
+    Returns:
+        (B, 3, N, 3) camera-frame points, mm, one set per approximation.
+    """
+    B, N, _ = x.shape
+    dt = x.dtype
+    floor = 1e-12 * evals[:, 2:].clamp_min(torch.finfo(dt).tiny)
+    scale = evals.clamp_min(0).maximum(floor).sqrt()  # (B, 3)
+    ctrl = torch.cat([torch.zeros(B, 1, 3, dtype=dt, device=x.device), (evecs * scale.unsqueeze(1)).transpose(1, 2)], 1)
+    a123 = (x @ evecs) / scale.unsqueeze(1)  # (B, N, 3)
+    alpha = torch.cat([1 - a123.sum(-1, keepdim=True), a123], -1)  # (B, N, 4)
+    MtM = _normal_matrix(alpha, un, w)  # (B, 12, 12)
+    _, V = torch.linalg.eigh(MtM)
+    v = V[:, :, :4].transpose(1, 2).reshape(B, 4, 4, 3)  # (B, kernel k, control point, xyz)
+
+    ia = torch.tensor([a for a, _ in _PAIRS], device=x.device)
+    ib = torch.tensor([b for _, b in _PAIRS], device=x.device)
+    dv = v[:, :, ia] - v[:, :, ib]  # (B, 4, 6, 3)
+    rho = ((ctrl[:, ia] - ctrl[:, ib]) ** 2).sum(-1)  # (B, 6)
+    pk, pl, _ = _product_maps(dt, x.device)
+    L = (dv[:, pk] * dv[:, pl]).sum(-1).transpose(1, 2) * torch.where(pk == pl, 1.0, 2.0).to(dt)  # (B, 6, 10)
+
+    def cols(names):
+        return L[..., [_COL[n] for n in names]]
+
+    zeros = torch.zeros(B, dtype=dt, device=x.device)
+    # approximation 1: four betas from (b00, b01, b02, b03)
+    b = _ridge_solve(cols([(0, 0), (0, 1), (0, 2), (0, 3)]), rho)
+    s0 = b[:, 0].abs().sqrt().clamp_min(torch.finfo(dt).tiny)
+    sgn = torch.where(b[:, 0] < 0, -1.0, 1.0).to(dt)
+    beta1 = torch.stack([s0, sgn * b[:, 1] / s0, sgn * b[:, 2] / s0, sgn * b[:, 3] / s0], -1)
+
+    def two_betas(b):
+        neg = b[:, 0] < 0
+        s0 = b[:, 0].abs().sqrt()
+        s1 = torch.where(neg, (-b[:, 2]).clamp_min(0).sqrt(), b[:, 2].clamp_min(0).sqrt())
+        s0 = torch.where(b[:, 1] < 0, -s0, s0)
+        return s0, s1
+
+    # approximation 2: two betas from (b00, b01, b11)
+    b = _ridge_solve(cols([(0, 0), (0, 1), (1, 1)]), rho)
+    s0, s1 = two_betas(b)
+    beta2 = torch.stack([s0, s1, zeros, zeros], -1)
+    # approximation 3: three betas from (b00, b01, b11, b02, b12)
+    b = _ridge_solve(cols([(0, 0), (0, 1), (1, 1), (0, 2), (1, 2)]), rho)
+    s0, s1 = two_betas(b)
+    s2 = b[:, 3] / torch.where(s0.abs() > torch.finfo(dt).tiny, s0, torch.ones_like(s0))
+    beta3 = torch.stack([s0, s1, s2, zeros], -1)
+
+    beta = _refine_betas(torch.stack([beta1, beta2, beta3], 1), L, rho)  # (B, 3, 4)
+    cam_ctrl = torch.einsum("bak,bkci->baci", beta, v)  # (B, 3, 4, 3)
+    P = torch.einsum("bnc,baci->bani", alpha, cam_ctrl)  # (B, 3, N, 3)
+    wsum = w.sum(-1).clamp_min(torch.finfo(dt).tiny)
+    zmean = (P[..., 2] * w.unsqueeze(1)).sum(-1) / wsum.unsqueeze(1)
+    return torch.where((zmean < 0)[..., None, None], -P, P)
+
+
+def _product_maps(dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """Index maps of the products ``beta_k beta_l`` (k <= l) and the constant tensor of their derivatives."""
+    k = torch.tensor([a for a, _ in _PRODUCTS], device=device)
+    l = torch.tensor([b for _, b in _PRODUCTS], device=device)
+    G = torch.zeros(4, len(_PRODUCTS), 4, dtype=dtype, device=device)  # d prod_i / d beta_m = sum_j beta_j G[j, i, m]
+    for i, (a, b) in enumerate(_PRODUCTS):
+        G[b, i, a] += 1
+        G[a, i, b] += 1
+    return k, l, G
+
+
+def _refine_betas(beta: Tensor, L: Tensor, rho: Tensor, iters: int = 10) -> Tensor:
+    """Gauss-Newton on the distance constraints ``L b(beta) = rho``. beta: (B, A, 4). L: (B, 6, 10). rho: (B, 6)."""
+    k, l, G = _product_maps(beta.dtype, beta.device)
+    L = L.unsqueeze(1)
+    rho = rho.unsqueeze(1)
+    for _ in range(iters):
+        prods = beta[..., k] * beta[..., l]  # (B, A, 10)
+        e = (L @ prods.unsqueeze(-1)).squeeze(-1) - rho  # (B, A, 6)
+        J = L @ torch.einsum("baj,jim->baim", beta, G)  # (B, A, 6, 4)
+        beta = beta - _ridge_solve(J, e, rel=1e-12)
+    return beta
+
+
+def _procrustes(x: Tensor, P: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
+    """Cross-covariance and weighted mean for the rigid fit ``P ~ R x + t`` of centred ``x``.
+
+    Args:
+        x: (B, N, 3) model points with weighted mean 0. P: (B, A, N, 3). w: (B, N).
+    Returns:
+        M: (B, A, 3, 3) matrices whose nearest rotation is R. t: (B, A, 3).
+    """
+    wsum = w.sum(-1).clamp_min(torch.finfo(x.dtype).tiny)
+    t = (P * w[:, None, :, None]).sum(2) / wsum[:, None, None]
+    Hc = (P * w[:, None, :, None]).transpose(-1, -2) @ x.unsqueeze(1)  # sum w P x^T: (B, A, 3, 3)
+    return Hc, t
+
+
+def _homography_pose(x: Tensor, un: Tensor, w: Tensor, evals: Tensor, evecs: Tensor) -> tuple[Tensor, Tensor]:
+    """Pose from the homography between the points' principal plane and the image (normalised DLT).
+
+    Returns:
+        M: (B, 3, 3) matrix whose nearest rotation is R (model to camera). t: (B, 3) camera coordinates of the
+        weighted centroid, mm.
+    """
+    B, N, _ = x.shape
+    dt = x.dtype
+    tiny = torch.finfo(dt).tiny
+    Q = torch.stack([evecs[..., 2], evecs[..., 1], torch.linalg.cross(evecs[..., 2], evecs[..., 1])], -1)
+    s = x @ Q[..., :2]  # (B, N, 2) plane coordinates
+    sig_s = (evals[:, 2] + evals[:, 1]).clamp_min(tiny).sqrt()
+    s = s / sig_s[:, None, None]
+    wsum = w.sum(-1).clamp_min(tiny)
+    mu = (un * w.unsqueeze(-1)).sum(1) / wsum.unsqueeze(-1)
+    sig_u = ((((un - mu.unsqueeze(1)) ** 2).sum(-1) * w).sum(-1) / wsum).clamp_min(tiny).sqrt()
+    v = (un - mu.unsqueeze(1)) / sig_u[:, None, None]
+    h = torch.cat([s, torch.ones_like(s[..., :1])], -1)  # (B, N, 3) homogeneous plane coordinates
+    _, V = torch.linalg.eigh(_normal_matrix(h, v, w))
+    Hn = V[:, :, 0].reshape(B, 3, 3)
+    # undo the normalisations: H = T_u^-1 Hn T_s
+    Tu_inv = torch.zeros(B, 3, 3, dtype=dt, device=x.device)
+    Tu_inv[:, 0, 0] = sig_u
+    Tu_inv[:, 1, 1] = sig_u
+    Tu_inv[:, :2, 2] = mu
+    Tu_inv[:, 2, 2] = 1
+    Ts = torch.diag_embed(torch.stack([1 / sig_s, 1 / sig_s, torch.ones_like(sig_s)], -1))
+    H = Tu_inv @ Hn @ Ts
+    h1, h2, h3 = H.unbind(-1)
+    lam = 1 / (h1.norm(dim=-1) * h2.norm(dim=-1)).clamp_min(tiny).sqrt()
+    lam = torch.where(h3[:, 2] < 0, -lam, lam)
+    c1, c2 = lam[:, None] * h1, lam[:, None] * h2
+    Mp = torch.stack([c1, c2, torch.linalg.cross(c1, c2)], -1)  # plane-frame rotation (not yet orthonormal)
+    return Mp @ Q.transpose(-1, -2), lam[:, None] * h3
+
+
+def initial_pose(
+    x: Tensor,
+    u: Tensor,
+    A: Tensor,
+    c: Tensor,
+    w: Tensor,
+    *,
+    pca: tuple[Tensor, Tensor] | None = None,
+    all_candidates: bool = False,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Best of four closed-form candidates (three EPnP beta approximations and a plane homography) per item.
+
+    Args:
+        x: (B, N, 3) model points centred on their weighted centroid, mm.
+        u: (B, N, 2) observed pixels. A: (B, 2, 2) ``K[:2, :2]``. c: (B, 2) ``K[:2, 2]``. w: (B, N) >= 0.
+        pca: ``(evals, evecs)`` of ``x`` from :func:`weighted_pca`, if already computed.
+        all_candidates: return all four candidates, best first, instead of the best one.
+    Returns:
+        R: (B, 3, 3) (or (B, 4, 3, 3)). t: (B, 3) mm (or (B, 4, 3)), so that ``R x + t`` are the camera-frame
+        points. cost: (B,) (or (B, 4)) reprojection cost, px^2 (inf where not finite).
+    """
+    B, N, _ = x.shape
+    un = normalized_coords(u, A, c)
+    if pca is None:
+        _, evals, evecs = weighted_pca(x, w)
+    else:
+        evals, evecs = pca
+    P = _epnp_camera_points(x, un, w, evals, evecs)
+    M_e, t_e = _procrustes(x, P, w)
+    M_h, t_h = _homography_pose(x, un, w, evals, evecs)
+    R = _nearest_rotation(torch.cat([M_e, M_h.unsqueeze(1)], 1))  # (B, 4, 3, 3)
+    t = torch.cat([t_e, t_h.unsqueeze(1)], 1)
+    err2, z = obj.sq_errors(R, t, x, A, c, u)
+    used = (w > 0).unsqueeze(1)
+    cost = (torch.where(used, err2, torch.zeros_like(err2)) * w.unsqueeze(1)).sum(-1)
+    cost = torch.where(torch.isfinite(cost), cost, torch.full_like(cost, float("inf")))
+    # a candidate that puts used points behind the camera ranks after every one that does not
+    behind = ((z <= 0) & used).any(-1)
+    order = torch.argsort(torch.where(behind, cost + torch.finfo(x.dtype).max / 4, cost), dim=-1)
+    R = R.gather(1, order[:, :, None, None].expand(B, -1, 3, 3))
+    t = t.gather(1, order[:, :, None].expand(B, -1, 3))
+    cost = cost.gather(1, order)
+    if all_candidates:
+        return R, t, cost
+    return R[:, 0], t[:, 0], cost[:, 0]
+
+
+def normalized_coords(u: Tensor, A: Tensor, c: Tensor) -> Tensor:
+    """``A^{-1} (u - c)`` (closed-form 2x2 inverse; 0 where ``A`` is singular). u: (B, N, 2); A: (B, 2, 2); c: (B, 2)."""
+    det = A[:, 0, 0] * A[:, 1, 1] - A[:, 0, 1] * A[:, 1, 0]
+    det = torch.where(det == 0, torch.ones_like(det), det)
+    adj = torch.stack([torch.stack([A[:, 1, 1], -A[:, 0, 1]], -1), torch.stack([-A[:, 1, 0], A[:, 0, 0]], -1)], -2)
+    return (u - c.unsqueeze(1)) @ (adj / det[:, None, None]).transpose(1, 2)
+
+
+__all__ = ["initial_pose", "weighted_pca", "normalized_coords"]

@@ -1,0 +1,155 @@
+"""Batched RANSAC for PnP: ``B x H`` minimal sets drawn, solved and scored at once.
+
+Hypotheses come from minimal sets of three random distinct correspondences through the batched P3P solver
+(:mod:`bopnp.pnp.p3p`, up to four poses per set), or from ``sample_size`` correspondences through the closed-form
+initialisation (:func:`bopnp.pnp.init.initial_pose`: EPnP or a plane homography). Every hypothesis is scored against
+every correspondence in one batched projection (chunked over hypotheses to bound memory); the best one per item (most
+inliers, ties broken by the smaller truncated error) seeds the refinement that :func:`bopnp.pnp.solve_pnp` runs on its
+inliers. Three-point sets make 100 draws enough for 50% outliers (a clean set with probability 1 - (7/8)^100).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from bopnp.errors import ConfigError
+from bopnp.pnp import objective as obj
+from bopnp.pnp.init import initial_pose, normalized_coords
+from bopnp.pnp.p3p import p3p
+
+
+@dataclass(frozen=True)
+class RansacConfig:
+    """Settings of the batched RANSAC.
+
+    Attributes:
+        threshold_px: reprojection error (px) under which a correspondence is an inlier.
+        iterations: minimal sets drawn per item (all solved and scored in parallel).
+        solver: ``"p3p"`` (three correspondences per set, up to four hypotheses each) or ``"epnp"`` (``sample_size``
+            correspondences per set, one hypothesis each).
+        sample_size: correspondences per set for ``solver="epnp"`` (>= 4).
+        refine_rounds: rounds of (Levenberg-Marquardt on the inliers, re-selection of the inliers) after RANSAC.
+        seed: seed of the sampling generator (None: torch's global generator).
+        max_chunk_elems: bound on hypotheses x points scored at once (memory), elements.
+    """
+
+    threshold_px: float = 5.0
+    iterations: int = 100
+    solver: Literal["p3p", "epnp"] = "p3p"
+    sample_size: int = 5
+    refine_rounds: int = 2
+    seed: int | None = 0
+    max_chunk_elems: int = 1 << 24
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the bad field and its allowed range."""
+        if not self.threshold_px > 0:
+            raise ConfigError(f"RansacConfig.threshold_px must be > 0 pixels, got {self.threshold_px}")
+        if int(self.iterations) < 1:
+            raise ConfigError(f"RansacConfig.iterations must be >= 1, got {self.iterations}")
+        if self.solver not in ("p3p", "epnp"):
+            raise ConfigError(f"RansacConfig.solver must be 'p3p' or 'epnp', got {self.solver!r}")
+        if int(self.sample_size) < 4:
+            raise ConfigError(f"RansacConfig.sample_size must be >= 4 (PnP needs 4 points), got {self.sample_size}")
+        if int(self.refine_rounds) < 1:
+            raise ConfigError(f"RansacConfig.refine_rounds must be >= 1, got {self.refine_rounds}")
+        if int(self.max_chunk_elems) < 1:
+            raise ConfigError(f"RansacConfig.max_chunk_elems must be >= 1, got {self.max_chunk_elems}")
+
+
+def sample_distinct(n: Tensor, H: int, s: int, generator: torch.Generator | None = None) -> Tensor:
+    """``H`` uniformly random subsets of ``s`` distinct indices in ``[0, n_b)`` for every item ``b``.
+
+    Args:
+        n: (B,) population sizes (items with ``n < s`` get repeated indices).
+        H: subsets per item. s: subset size.
+    Returns:
+        (B, H, s) long.
+    """
+    B = n.shape[0]
+    dev = n.device
+    chosen = torch.empty(B, H, 0, dtype=torch.long, device=dev)
+    for j in range(s):
+        span = (n - j).clamp_min(1).to(torch.float64)[:, None]
+        r = (torch.rand(B, H, generator=generator, device=dev, dtype=torch.float64) * span).long()
+        r = torch.minimum(r, span.long() - 1)
+        # r indexes the not-yet-chosen values; walk the chosen ones in ascending order to map it to a value
+        for k in range(j):
+            r = r + (r >= chosen.sort(-1).values[..., k]).long()
+        chosen = torch.cat([chosen, r.unsqueeze(-1)], -1)
+    return torch.minimum(chosen, (n - 1).clamp_min(0)[:, None, None])
+
+
+def inlier_mask(R: Tensor, t: Tensor, x: Tensor, A: Tensor, c: Tensor, u: Tensor, w: Tensor, threshold_px: float) -> Tensor:
+    """(B, N) bool: used points (w > 0) in front of the camera that reproject within ``threshold_px`` under (R, t)."""
+    err2, z = obj.sq_errors(R.unsqueeze(1), t.unsqueeze(1), x, A, c, u)
+    return (err2[:, 0] <= threshold_px**2) & (z[:, 0] > 0) & (w > 0)
+
+
+def ransac_hypothesis(
+    x: Tensor, u: Tensor, A: Tensor, c: Tensor, w: Tensor, cfg: RansacConfig
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Best RANSAC hypothesis per item.
+
+    Args:
+        x: (B, N, 3) model points, mm (centred for conditioning). u: (B, N, 2) px. A: (B, 2, 2). c: (B, 2).
+        w: (B, N) weights; points with w > 0 take part. cfg: :class:`RansacConfig`.
+    Returns:
+        R: (B, 3, 3). t: (B, 3) mm. inliers: (B, N) bool under the best hypothesis.
+    """
+    B, N, _ = x.shape
+    H = int(cfg.iterations)
+    s = 3 if cfg.solver == "p3p" else int(cfg.sample_size)
+    dev, dt = x.device, x.dtype
+    gen = None
+    if cfg.seed is not None:
+        gen = torch.Generator(device=dev)
+        gen.manual_seed(int(cfg.seed))
+    used = w > 0
+    n_used = used.sum(-1)
+    order = torch.sort((~used).to(torch.int8), dim=-1, stable=True).indices  # used points first
+    picks = sample_distinct(n_used, H, s, gen)
+    idx = order.gather(1, picks.reshape(B, H * s)).reshape(B * H, s)
+    rep = lambda z: z.unsqueeze(1).expand(B, H, *z.shape[1:]).reshape(B * H, *z.shape[1:])  # noqa: E731
+    # minimal problems are tiny: solve them in float64 for accuracy
+    f64 = torch.float64
+    xs = torch.gather(rep(x), 1, idx.unsqueeze(-1).expand(-1, -1, 3)).to(f64)
+    us = torch.gather(rep(u), 1, idx.unsqueeze(-1).expand(-1, -1, 2)).to(f64)
+    if cfg.solver == "p3p":
+        un = normalized_coords(us, rep(A).to(f64), rep(c).to(f64))
+        Rh, th, ok = p3p(torch.cat([un, torch.ones_like(un[..., :1])], -1), xs)  # (B*H, 4, ...)
+        Rh, th, ok = Rh.reshape(B, 4 * H, 3, 3), th.reshape(B, 4 * H, 3), ok.reshape(B, 4 * H)
+    else:
+        ws = torch.gather(rep(w), 1, idx).clamp_min(torch.finfo(dt).tiny).to(f64)
+        ms = (xs * ws.unsqueeze(-1)).sum(1) / ws.sum(1, keepdim=True)
+        Rh, th, _ = initial_pose(xs - ms.unsqueeze(1), us, rep(A).to(f64), rep(c).to(f64), ws)
+        th = th - (Rh @ ms.unsqueeze(-1)).squeeze(-1)  # pose of the (centred) model frame
+        Rh, th = Rh.reshape(B, H, 3, 3), th.reshape(B, H, 3)
+        ok = torch.isfinite(Rh).flatten(2).all(-1) & torch.isfinite(th).all(-1)
+    Rh, th = Rh.to(dt), th.to(dt)
+    H = Rh.shape[1]
+    thr2 = float(cfg.threshold_px) ** 2
+    chunk = max(1, int(cfg.max_chunk_elems) // max(1, B * N))
+    keys = []
+    for h0 in range(0, H, chunk):
+        err2, z = obj.sq_errors(Rh[:, h0 : h0 + chunk], th[:, h0 : h0 + chunk], x, A, c, u)
+        inl = (err2 <= thr2) & (z > 0) & used.unsqueeze(1)
+        cnt = inl.sum(-1).to(dt)
+        trunc = torch.where(inl, err2 / thr2, torch.zeros_like(err2)).sum(-1)
+        keys.append(cnt - trunc / (cnt + 1))  # more inliers first, then smaller error among them
+    key = torch.cat(keys, 1)
+    key = torch.where(torch.isfinite(key) & ok, key, torch.full_like(key, -1.0))
+    best = key.argmax(-1)
+    R = Rh.gather(1, best[:, None, None, None].expand(B, 1, 3, 3)).squeeze(1)
+    t = th.gather(1, best[:, None, None].expand(B, 1, 3)).squeeze(1)
+    return R, t, inlier_mask(R, t, x, A, c, u, w, cfg.threshold_px)
+
+
+__all__ = ["RansacConfig", "ransac_hypothesis", "sample_distinct", "inlier_mask"]

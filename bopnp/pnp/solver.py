@@ -1,0 +1,243 @@
+"""``solve_pnp``: batched, backpropagatable Perspective-n-Point.
+
+Forward: a closed-form batched initial pose (EPnP and a plane homography, best per item), optional batched RANSAC, then
+batched Levenberg-Marquardt on the weighted geometric reprojection error to convergence. Backward: exact gradients of
+that minimiser by the implicit function theorem (:mod:`bopnp.pnp.implicit`). Degenerate items never fail the batch:
+they come back with ``valid=False``, a finite identity pose and zero gradients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from bopnp.checks import check_shape
+from bopnp.errors import ConfigError, ShapeError
+from bopnp.geometry import axis_angle_to_matrix, matrix_to_axis_angle
+from bopnp.pnp import objective as obj
+from bopnp.pnp.implicit import ImplicitPnP, hessian_factor
+from bopnp.pnp.init import initial_pose, weighted_pca
+from bopnp.pnp.lm import levenberg_marquardt
+from bopnp.pnp.ransac import RansacConfig, inlier_mask, ransac_hypothesis
+
+
+@dataclass(frozen=True)
+class PnPResult:
+    """Batched PnP solution (model-to-camera). Tensors are on the inputs' device and dtype.
+
+    Attributes:
+        R: (B, 3, 3) rotation ``R_m2c``; identity where not valid. Differentiable.
+        t: (B, 3) translation ``t_m2c``, mm; zero where not valid. Differentiable.
+        pose: (B, 6) axis-angle (radians) and translation (mm) of the same pose. Differentiable.
+        valid: (B,) bool; False where the problem was degenerate (see :func:`solve_pnp`).
+        inliers: (B, N) bool, correspondences the pose was refined on (``weights > 0``, RANSAC inliers if any).
+        cost: (B,) final weighted sum of squared reprojection errors over the inliers, px^2 (0 where not valid).
+        iterations: (B,) Levenberg-Marquardt iterations run (summed over RANSAC refinement rounds).
+    """
+
+    R: Tensor
+    t: Tensor
+    pose: Tensor
+    valid: Tensor
+    inliers: Tensor
+    cost: Tensor
+    iterations: Tensor
+
+
+def _check_inputs(x2d, x3d, K, weights, init):
+    dims: dict[str, int] = {}
+    check_shape(x2d, "B N 2", "x2d", dims)
+    B, N = dims["B"], dims["N"]
+    if x3d.dim() == 2:
+        check_shape(x3d, "N 3", "x3d", dims)
+        x3d = x3d.unsqueeze(0).expand(B, N, 3)
+    else:
+        check_shape(x3d, "B N 3", "x3d", dims)
+    if K.dim() == 2:
+        check_shape(K, "3 3", "K", dims)
+        K = K.unsqueeze(0).expand(B, 3, 3)
+    else:
+        check_shape(K, "B 3 3", "K", dims)
+    if weights is not None:
+        check_shape(weights, "B N", "weights", dims)
+    if init is not None:
+        check_shape(init, "B 6", "init", dims)
+    if not x2d.is_floating_point():
+        raise ShapeError(f"x2d: expected a floating-point tensor, got {x2d.dtype}")
+    for name, v in (("x3d", x3d), ("K", K), ("weights", weights), ("init", init)):
+        if v is None:
+            continue
+        if v.dtype != x2d.dtype or v.device != x2d.device:
+            raise ShapeError(
+                f"{name}: expected dtype {x2d.dtype} on {x2d.device} like x2d, got {v.dtype} on {v.device}; "
+                f"convert it with .to(x2d)"
+            )
+    return x3d, K
+
+
+def _min_points() -> int:
+    return 4
+
+
+#: below this many points, Levenberg-Marquardt starts from every closed-form candidate and keeps the best
+#: (few points leave several local minima, e.g. four non-coplanar points)
+MULTI_START_BELOW = 6
+
+
+def _closed_form_init(x, u, A, c, w, max_iters, tol):
+    """Initial (R, t) of the centred problem: closed form in float64, multi-start for tiny point sets."""
+    B, N, _ = x.shape
+    dt = x.dtype
+    f64 = torch.float64
+    if N >= MULTI_START_BELOW:
+        R0, t0, _ = initial_pose(x.to(f64), u.to(f64), A.to(f64), c.to(f64), w.to(f64))
+        return R0.to(dt), t0.to(dt)
+    Rc, tc, _ = initial_pose(x.to(f64), u.to(f64), A.to(f64), c.to(f64), w.to(f64), all_candidates=True)
+    C = Rc.shape[1]
+    rep = lambda z: z.unsqueeze(1).expand(B, C, *z.shape[1:]).reshape(B * C, *z.shape[1:])  # noqa: E731
+    lm = levenberg_marquardt(Rc.reshape(B * C, 3, 3).to(dt), tc.reshape(B * C, 3).to(dt), rep(x), rep(A), rep(c),
+                             rep(u), rep(w), max_iters=max_iters, tol=tol)
+    err2, z = obj.sq_errors(lm.R.view(B, C, 3, 3), lm.t.view(B, C, 3), x, A, c, u)
+    used = (w > 0).unsqueeze(1)
+    cost = torch.where(used, err2 * w.unsqueeze(1), torch.zeros_like(err2)).sum(-1)
+    cost = torch.where(torch.isfinite(cost) & ~((z <= 0) & used).any(-1), cost, torch.full_like(cost, float("inf")))
+    best = cost.argmin(-1)
+    R0 = lm.R.view(B, C, 3, 3).gather(1, best[:, None, None, None].expand(B, 1, 3, 3)).squeeze(1)
+    t0 = lm.t.view(B, C, 3).gather(1, best[:, None, None].expand(B, 1, 3)).squeeze(1)
+    return R0, t0
+
+
+def solve_pnp(
+    x2d: Tensor,
+    x3d: Tensor,
+    K: Tensor,
+    weights: Tensor | None = None,
+    *,
+    ransac: RansacConfig | None = None,
+    init: Tensor | None = None,
+    max_iters: int = 30,
+    tol: float | None = None,
+    backend: Literal["torch", "opencv"] = "torch",
+) -> PnPResult:
+    """Pose of each item from 2D-3D correspondences, differentiable w.r.t. ``x2d``, ``x3d``, ``K`` and ``weights``.
+
+    Minimises ``E(R, t) = sum_i w_i ||pi(K, R x_i + t) - u_i||^2`` (pixels). The gradient of ``R``, ``t`` and ``pose``
+    is the exact derivative of that minimiser (implicit function theorem with the true Hessian), so it matches finite
+    differences of the solution itself.
+
+    Args:
+        x2d: (B, N, 2) observed pixels (u, v).
+        x3d: (B, N, 3) or (N, 3) model points, mm.
+        K: (B, 3, 3) or (3, 3) intrinsics (third row ``[0, 0, 1]``; its gradient there is 0).
+        weights: (B, N) weights >= 0 (negative values count as 0; non-finite inputs drop a point); None: all 1.
+        ransac: :class:`RansacConfig` to reject outliers first; the pose and its gradient are computed on the inliers.
+        init: (B, 6) initial axis-angle + t (mm) instead of the closed-form initialisation (ignored with ``ransac``).
+        max_iters: Levenberg-Marquardt iteration cap (per refinement round).
+        tol: step tolerance (rad, and relative for t); default 1e-11 in float64, 1e-6 in float32.
+        backend: ``"torch"``, or ``"opencv"`` for a per-item ``cv2.solvePnP`` / ``cv2.solvePnPRansac`` reference
+            (no gradient, CPU round trip).
+    Returns:
+        :class:`PnPResult`. ``valid`` is False (with identity R, zero t, zero cost and zero gradients) where an item
+        has fewer than 4 usable points, collinear points, a singular intrinsic matrix, points behind the camera at the
+        solution, a singular (or indefinite) Hessian at the solution, or non-finite values.
+
+    Example:
+        >>> from bopnp.geometry import random_rotation, project_points, transform_points
+        >>> K = torch.tensor([[600.0, 0, 320], [0, 600.0, 240], [0, 0, 1]], dtype=torch.float64)
+        >>> x3d = torch.randn(2, 20, 3, dtype=torch.float64) * 50
+        >>> R = random_rotation(2, dtype=torch.float64)
+        >>> t = torch.tensor([[0.0, 0, 800], [20, -10, 900]], dtype=torch.float64)
+        >>> x2d = project_points(transform_points(R, t, x3d), K).requires_grad_(True)
+        >>> res = solve_pnp(x2d, x3d, K)
+        >>> bool(res.valid.all()), torch.allclose(res.t, t)
+        (True, True)
+        >>> res.pose.sum().backward()  # gradients flow to x2d
+        >>> x2d.grad.shape
+        torch.Size([2, 20, 2])
+    """
+    x3d, K = _check_inputs(x2d, x3d, K, weights, init)
+    if backend == "opencv":
+        from bopnp.pnp.opencv import solve_pnp_opencv
+
+        return solve_pnp_opencv(x2d, x3d, K, weights, ransac=ransac, init=init)
+    if backend != "torch":
+        raise ConfigError(f"backend must be 'torch' or 'opencv', got {backend!r}")
+    if int(max_iters) < 1:
+        raise ConfigError(f"max_iters must be >= 1, got {max_iters}")
+    B, N, _ = x2d.shape
+    dt, dev = x2d.dtype, x2d.device
+    if weights is None:
+        weights = torch.ones(B, N, dtype=dt, device=dev)
+
+    # Sanitise: a point with a non-finite value is dropped; its gradient is 0.
+    finite = torch.isfinite(x2d).all(-1) & torch.isfinite(x3d).all(-1) & torch.isfinite(weights)
+    zero = torch.zeros((), dtype=dt, device=dev)
+    x2d_s = torch.where(finite.unsqueeze(-1), x2d, zero)
+    x3d_s = torch.where(finite.unsqueeze(-1), x3d, zero)
+    w_s = torch.where(finite, weights.clamp_min(0), zero)
+    K_ok = torch.isfinite(K).flatten(1).all(-1)
+    K_s = torch.where(K_ok[:, None, None], K, torch.eye(3, dtype=dt, device=dev))
+    A, c = K_s[:, :2, :2], K_s[:, :2, 2]
+    detA = A[:, 0, 0] * A[:, 1, 1] - A[:, 0, 1] * A[:, 1, 0]
+    K_ok = K_ok & (detA.abs() > torch.finfo(dt).eps * A.abs().flatten(1).amax(-1).clamp_min(torch.finfo(dt).tiny) ** 2)
+
+    with torch.no_grad():
+        x2d_d, x3d_d, w_d, A_d, c_d = (v.detach() for v in (x2d_s, x3d_s, w_s, A, c))
+        center, evals, _ = weighted_pca(x3d_d, w_d)
+        xc = x3d_d - center.unsqueeze(1)
+        inliers = w_d > 0
+        if ransac is not None:
+            R0, tau0, inliers = ransac_hypothesis(xc, x2d_d, A_d, c_d, w_d, ransac)
+            rounds = int(ransac.refine_rounds)
+        elif init is not None:
+            R0 = axis_angle_to_matrix(init[:, :3].detach())
+            tau0 = init[:, 3:].detach() + (R0 @ center.unsqueeze(-1)).squeeze(-1)
+            rounds = 1
+        else:
+            R0, tau0 = _closed_form_init(xc, x2d_d, A_d, c_d, w_d, max_iters, tol)
+            rounds = 1
+        R, tau = R0, tau0
+        iterations = torch.zeros(B, dtype=torch.long, device=dev)
+        for r in range(rounds):
+            w_in = torch.where(inliers, w_d, zero)
+            lm = levenberg_marquardt(R, tau, xc, A_d, c_d, x2d_d, w_in, max_iters=max_iters, tol=tol)
+            R, tau = lm.R, lm.t
+            iterations = iterations + lm.iterations
+            if ransac is not None and r + 1 < rounds:
+                inliers = inlier_mask(R, tau, xc, A_d, c_d, x2d_d, w_d, ransac.threshold_px)
+        w_in = torch.where(inliers, w_d, zero)
+
+        # Validity, and the factorised true Hessian the backward pass reuses.
+        pt = obj.point_terms(R, tau, xc, A_d, c_d, x2d_d, w_in)
+        cost = obj.cost(pt)
+        L, s, rcond = hessian_factor(obj.true_hessian(pt, A_d))
+        eps = torch.finfo(dt).eps
+        _, evals_in, _ = weighted_pca(x3d_d, w_in)
+        n_used = (w_in > 0).sum(-1)
+        front = ((pt.X[..., 2] > 0) | (w_in <= 0)).all(-1)
+        valid = (
+            K_ok
+            & (n_used >= _min_points())
+            & (evals_in[:, 1] > eps * evals_in[:, 2])
+            & front
+            & (rcond > 10 * eps)
+            & torch.isfinite(cost)
+            & torch.isfinite(R).flatten(1).all(-1)
+            & torch.isfinite(tau).all(-1)
+        )
+        eye = torch.eye(3, dtype=dt, device=dev).expand(B, 3, 3)
+        R = torch.where(valid[:, None, None], R, eye)
+        t = torch.where(valid[:, None], tau - (R @ center.unsqueeze(-1)).squeeze(-1), zero)
+        center = torch.where(valid[:, None], center, zero)
+        cost = torch.where(valid, cost, zero)
+
+    w_eff = torch.where(inliers, w_s, zero)
+    R_out, t_out = ImplicitPnP.apply(x2d_s, x3d_s, K_s, w_eff, R, t, center, L, s, valid)
+    pose = torch.cat([matrix_to_axis_angle(R_out), t_out], -1)
+    return PnPResult(R=R_out, t=t_out, pose=pose, valid=valid, inliers=inliers, cost=cost, iterations=iterations)
+
+
+__all__ = ["solve_pnp", "PnPResult", "RansacConfig"]

@@ -1,0 +1,212 @@
+"""solve_pnp forward: against OpenCV and the ground truth, batching, dtypes, input checks, degenerate items."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from pnp_problems import make_problem
+
+from bopnp.errors import ConfigError, ShapeError
+from bopnp.geometry import rotation_angle_deg
+from bopnp.pnp import PnPResult, solve_pnp
+from bopnp.pnp import objective as obj
+
+
+def _cv_pose(x2d, x3d, K):
+    ok, rvec, tvec = cv2.solvePnP(x3d.numpy(), x2d.numpy(), K.numpy(), None, flags=cv2.SOLVEPNP_ITERATIVE)
+    assert ok
+    return cv2.Rodrigues(rvec)[0], tvec.reshape(3)
+
+
+def _cost(R, t, p):
+    pt = obj.point_terms(R, t, p["x3d"], p["K"][:, :2, :2], p["K"][:, :2, 2], p["x2d"], torch.ones_like(p["x2d"][..., 0]))
+    return obj.cost(pt)
+
+
+@pytest.mark.parametrize("planar", [False, True])
+def test_noise_free_pose_equals_opencv_and_truth(planar):
+    p = make_problem(B=6, N=25, planar=planar, seed=1)
+    res = solve_pnp(p["x2d"], p["x3d"], p["K"])
+    assert isinstance(res, PnPResult) and res.valid.all()
+    for b in range(6):
+        R_cv, t_cv = _cv_pose(p["x2d"][b], p["x3d"][b], p["K"][b])
+        np.testing.assert_allclose(res.R[b].numpy(), R_cv, atol=1e-6)
+        assert np.linalg.norm(res.t[b].numpy() - t_cv) <= 1e-6 * np.linalg.norm(t_cv)
+    # ours is exact to float64 precision
+    torch.testing.assert_close(res.R, p["R"], atol=1e-9, rtol=0)
+    torch.testing.assert_close(res.t, p["t"], atol=1e-7, rtol=1e-10)
+    assert (res.cost < 1e-12).all()
+
+
+@pytest.mark.parametrize("planar", [False, True])
+def test_noisy_cost_not_above_opencv_iterative(planar):
+    p = make_problem(B=8, N=40, noise_px=2.0, planar=planar, seed=2)
+    res = solve_pnp(p["x2d"], p["x3d"], p["K"])
+    assert res.valid.all()
+    R_cv, t_cv = zip(*(_cv_pose(p["x2d"][b], p["x3d"][b], p["K"][b]) for b in range(8)))
+    cost_cv = _cost(torch.from_numpy(np.stack(R_cv)), torch.from_numpy(np.stack(t_cv)), p)
+    torch.testing.assert_close(res.cost, _cost(res.R, res.t, p))  # reported cost is the objective at the pose
+    assert (res.cost <= cost_cv * (1 + 1e-9) + 1e-9).all(), (res.cost, cost_cv)
+    assert (rotation_angle_deg(res.R, p["R"]) < 10.0).all()  # planar poses are weakly constrained by noisy pixels
+
+
+def test_solution_is_stationary():
+    p = make_problem(B=5, N=30, noise_px=3.0, seed=3)
+    res = solve_pnp(p["x2d"], p["x3d"], p["K"])
+    w = torch.ones_like(p["x2d"][..., 0])
+    pt = obj.point_terms(res.R, res.t, p["x3d"], p["K"][:, :2, :2], p["K"][:, :2, 2], p["x2d"], w)
+    g, H = obj.gauss_newton_system(pt, p["K"][:, :2, :2])
+    scaled = g / H.diagonal(dim1=-2, dim2=-1).sqrt()
+    assert scaled.abs().max() < 1e-9 * res.cost.sqrt().max()
+
+
+def test_opencv_backend_matches_cv2():
+    p = make_problem(B=3, N=20, noise_px=1.0, seed=4)
+    res = solve_pnp(p["x2d"], p["x3d"], p["K"], backend="opencv")
+    assert res.valid.all() and not res.R.requires_grad
+    for b in range(3):
+        R_cv, t_cv = _cv_pose(p["x2d"][b], p["x3d"][b], p["K"][b])
+        np.testing.assert_allclose(res.R[b].numpy(), R_cv, atol=1e-12)
+        np.testing.assert_allclose(res.t[b].numpy(), t_cv, atol=1e-9)
+
+
+def test_batch_items_are_independent_and_batch_size_one_works():
+    p = make_problem(B=5, N=30, noise_px=1.5, seed=5)
+    res = solve_pnp(p["x2d"], p["x3d"], p["K"])
+    for b in (0, 3):
+        one = solve_pnp(p["x2d"][b : b + 1], p["x3d"][b : b + 1], p["K"][b : b + 1])
+        assert one.R.shape == (1, 3, 3) and one.pose.shape == (1, 6)
+        torch.testing.assert_close(one.R[0], res.R[b], atol=1e-10, rtol=0)
+        torch.testing.assert_close(one.t[0], res.t[b], atol=1e-8, rtol=0)
+
+
+def test_shared_model_points_and_intrinsics_broadcast():
+    p = make_problem(B=3, N=20, noise_px=1.0, seed=6)
+    x3d = p["x3d"][0]
+    from bopnp.geometry import project_points, transform_points
+
+    x2d = project_points(transform_points(p["R"], p["t"], x3d.expand(3, -1, -1)), p["K"])
+    res = solve_pnp(x2d, x3d, p["K"][0])
+    ref = solve_pnp(x2d, x3d.expand(3, -1, -1).contiguous(), p["K"])
+    torch.testing.assert_close(res.pose, ref.pose)
+    torch.testing.assert_close(res.t, p["t"], atol=1e-7, rtol=0)
+
+
+def test_pose_is_axis_angle_and_translation():
+    from bopnp.geometry import axis_angle_to_matrix
+
+    p = make_problem(B=4, N=20, noise_px=1.0, seed=7)
+    res = solve_pnp(p["x2d"], p["x3d"], p["K"])
+    torch.testing.assert_close(axis_angle_to_matrix(res.pose[:, :3]), res.R)
+    torch.testing.assert_close(res.pose[:, 3:], res.t)
+    assert res.inliers.all() and res.iterations.dtype == torch.long and (res.iterations >= 1).all()
+
+
+def test_float32_agrees_with_float64():
+    p = make_problem(B=6, N=100, noise_px=1.0, seed=8)
+    r64 = solve_pnp(p["x2d"], p["x3d"], p["K"])
+    p32 = {k: v.float() for k, v in p.items()}
+    r32 = solve_pnp(p32["x2d"], p32["x3d"], p32["K"])
+    assert r32.R.dtype == torch.float32 and r32.valid.all()
+    assert (rotation_angle_deg(r32.R.double(), r64.R) < 0.05).all()
+    assert ((r32.t.double() - r64.t).norm(dim=-1) < 1e-3 * r64.t.norm(dim=-1)).all()
+
+
+def test_weights_zero_is_the_same_as_dropping_the_point():
+    p = make_problem(B=2, N=30, noise_px=2.0, seed=9)
+    w = torch.ones(2, 30, dtype=torch.float64)
+    w[:, :5] = 0
+    x2d = p["x2d"].clone()
+    x2d[:, :5] += 500.0  # would ruin the fit if it counted
+    res = solve_pnp(x2d, p["x3d"], p["K"], w)
+    ref = solve_pnp(p["x2d"][:, 5:], p["x3d"][:, 5:], p["K"])
+    torch.testing.assert_close(res.pose, ref.pose, atol=1e-8, rtol=0)
+    assert not res.inliers[:, :5].any() and res.inliers[:, 5:].all()
+
+
+def test_weights_are_scale_invariant_and_matter():
+    p = make_problem(B=2, N=30, noise_px=2.0, seed=10)
+    w = torch.rand(2, 30, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) + 0.1
+    a = solve_pnp(p["x2d"], p["x3d"], p["K"], w)
+    b = solve_pnp(p["x2d"], p["x3d"], p["K"], 7.0 * w)
+    c = solve_pnp(p["x2d"], p["x3d"], p["K"])
+    torch.testing.assert_close(a.pose, b.pose, atol=1e-8, rtol=0)
+    assert (a.pose - c.pose).abs().max() > 1e-4
+
+
+def test_init_is_used_and_converges_to_the_same_minimum():
+    p = make_problem(B=3, N=30, noise_px=1.0, seed=11)
+    ref = solve_pnp(p["x2d"], p["x3d"], p["K"])
+    init = ref.pose.detach() + 0.02
+    res = solve_pnp(p["x2d"], p["x3d"], p["K"], init=init)
+    torch.testing.assert_close(res.pose, ref.pose, atol=1e-7, rtol=0)
+
+
+def test_four_and_five_points():
+    for N, planar in ((4, True), (5, False), (6, False)):
+        p = make_problem(B=6, N=N, planar=planar, seed=12)
+        res = solve_pnp(p["x2d"], p["x3d"], p["K"])
+        assert res.valid.all()
+        assert (rotation_angle_deg(res.R, p["R"]) < 1e-4).all(), N
+
+
+def test_degenerate_items_do_not_disturb_the_batch():
+    B, N = 8, 20
+    p = make_problem(B=B, N=N, noise_px=1.0, seed=13)
+    x2d, x3d, K = p["x2d"].clone(), p["x3d"].clone(), p["K"].clone()
+    w = torch.ones(B, N, dtype=torch.float64)
+    w[1, 3:] = 0  # only 3 usable points
+    d = torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)
+    x3d[2] = torch.linspace(-50, 50, N, dtype=torch.float64)[:, None] * d  # collinear
+    w[3] = 0  # nothing usable
+    x3d[4] = torch.randn(N, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 100
+    x3d[4, :, 2] += 300 * torch.sign(torch.randn(N, dtype=torch.float64, generator=torch.Generator().manual_seed(2)))
+    from bopnp.geometry import project_points
+
+    t4 = torch.tensor([0.0, 0.0, 100.0], dtype=torch.float64)
+    x2d[4] = project_points(x3d[4] + t4, K[4])  # half the points behind the camera at the true pose
+    K[5] = 0.0  # singular intrinsics
+    x3d[6] = x3d[6, :1].expand(N, 3)  # all points the same
+    x2d[7, 4] = float("nan")  # one broken point: dropped, the item stays valid
+    x2d.requires_grad_(True)
+    x3d.requires_grad_(True)
+    w.requires_grad_(True)
+    res = solve_pnp(x2d, x3d, K, w)
+    assert res.valid.tolist() == [True, False, False, False, False, False, False, True]
+    for field in ("R", "t", "pose", "cost"):
+        assert torch.isfinite(getattr(res, field)).all(), field
+    bad = ~res.valid
+    torch.testing.assert_close(res.R[bad], torch.eye(3, dtype=torch.float64).expand(int(bad.sum()), 3, 3))
+    assert (res.t[bad] == 0).all()
+    assert not res.inliers[7, 4]
+    (res.pose.sum() + res.R.sum()).backward()
+    for g in (x2d.grad, x3d.grad, w.grad):
+        assert torch.isfinite(g).all()
+        assert (g[bad] == 0).all()
+    assert x2d.grad[0].abs().sum() > 0 and x2d.grad[7].abs().sum() > 0 and x2d.grad[7, 4].abs().sum() == 0
+    for b in (0, 7):  # good items are unaffected by their neighbours
+        keep = torch.isfinite(p["x2d"][b]).all(-1) & (torch.arange(N) != 4 if b == 7 else torch.ones(N, dtype=torch.bool))
+        one = solve_pnp(p["x2d"][b : b + 1, keep], p["x3d"][b : b + 1, keep], p["K"][b : b + 1])
+        torch.testing.assert_close(res.pose[b].detach(), one.pose[0], atol=1e-8, rtol=0)
+
+
+def test_shape_and_dtype_errors():
+    p = make_problem(B=2, N=10)
+    with pytest.raises(ShapeError, match="x2d"):
+        solve_pnp(p["x2d"][..., :1], p["x3d"], p["K"])
+    with pytest.raises(ShapeError, match="x3d"):
+        solve_pnp(p["x2d"], p["x3d"][:, :5], p["K"])
+    with pytest.raises(ShapeError, match="K"):
+        solve_pnp(p["x2d"], p["x3d"], p["K"][:, :2])
+    with pytest.raises(ShapeError, match="weights"):
+        solve_pnp(p["x2d"], p["x3d"], p["K"], torch.ones(2, 9, dtype=torch.float64))
+    with pytest.raises(ShapeError, match="init"):
+        solve_pnp(p["x2d"], p["x3d"], p["K"], init=torch.zeros(2, 3, dtype=torch.float64))
+    with pytest.raises(ShapeError, match="dtype"):
+        solve_pnp(p["x2d"], p["x3d"].float(), p["K"])
+    with pytest.raises(ConfigError, match="backend"):
+        solve_pnp(p["x2d"], p["x3d"], p["K"], backend="cuda")
+    with pytest.raises(ConfigError, match="max_iters"):
+        solve_pnp(p["x2d"], p["x3d"], p["K"], max_iters=0)

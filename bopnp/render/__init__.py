@@ -1,0 +1,23 @@
+"""Headless rendering of BOP scenes (OpenGL over EGL): depth, masks, coordinate maps, colour; and
+scene_gt_info computed from renders.
+
+>>> from bopnp.render import get_renderer          # doctest: +SKIP
+>>> r = get_renderer(640, 480); r.add_model(1, mesh)  # doctest: +SKIP
+>>> out = r.render(K, [(1, R_m2c, t_m2c)])          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bopnp.render.egl import configure_environment
+
+configure_environment()  # before anything imports PyOpenGL
+
+if not hasattr(np, "infty"):  # pyrender 0.1.45 (used by benchmarks and by callers of pyrender) still reads np.infty
+    np.infty = np.inf
+
+from bopnp.render.lighting import Lighting  # noqa: E402
+from bopnp.render.renderer import Renderer, RenderOutput, get_renderer, projection_matrix  # noqa: E402
+
+__all__ = ["Renderer", "RenderOutput", "get_renderer", "Lighting", "projection_matrix"]

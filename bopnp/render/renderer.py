@@ -1,0 +1,748 @@
+"""Headless OpenGL renderer of BOP scenes: depth, instance map, visible and full masks, model-frame
+coordinate (xyz) maps and shaded colour, in millimetres and the OpenCV/BOP camera convention.
+
+Conventions:
+    * Poses are ``x_c = R_m2c @ x_m + t_m2c`` (mm), camera frame x right, y down, z forward.
+    * Pixel (u, v) = (column, row) has its centre at the integer coordinates, as in OpenCV and BOP: a pixel
+      belongs to a surface when the projection of that surface covers the pixel centre, and every value
+      of a pixel is the one of the surface point seen exactly through its centre (no anti-aliasing).
+    * ``depth_mm`` is the distance along the optical axis (z of the camera frame), as BOP depth images.
+    * ``xyz_norm`` normalises per axis by the object's axis-aligned bounding box:
+      ``(xyz_mm - centre_mm) / half_extent_mm`` with ``centre = (min + max) / 2`` and
+      ``half_extent = (max - min) / 2`` of the mesh vertices, so each axis spans exactly [-1, 1]
+      (Pix2Pose's per-axis normalisation, centred on the box). :meth:`Renderer.xyz_normalization`
+      returns the two vectors to undo it.
+
+Inside the renderer the projection is built from ``K`` so that image row v lands on framebuffer row v
+(no y flip is needed on read-back) and pixel centres sit at ``(u + 0.5, v + 0.5)`` in window coordinates.
+
+Speed: one depth-tested pass draws every instance with its index and model-frame xyz (giving the
+instance map, visible masks, depth and xyz at float precision), one pass without depth test ORs each
+instance's bit into a 128-bit-per-pixel mask (giving every full mask at once), and
+:meth:`Renderer.render_depths` draws each instance alone into its own layer of an array texture (same
+viewport and matrices as :meth:`Renderer.render`, hence pixel-identical silhouettes) read back at once.
+Models are uploaded once per renderer; GL objects are created once per renderer size.
+
+Threads and processes: one OpenGL context per process, shared by the renderers of every size
+(:func:`get_renderer` caches one renderer per size); calls are serialised by a lock, so threads may share
+a renderer but gain nothing. A forked child must not use its parent's context: :func:`get_renderer`
+notices the new process id and builds a fresh context (dataset workers therefore each own one).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from bopnp.render.egl import EglContext, configure_environment, create_context
+
+configure_environment()
+
+import OpenGL.GL as gl  # noqa: E402  (the EGL platform must be chosen first)
+from OpenGL.GL import shaders as gl_shaders  # noqa: E402
+
+from bopnp.bop.mesh import Mesh  # noqa: E402
+from bopnp.errors import ConfigError, RenderError, ShapeError  # noqa: E402
+from bopnp.render import shaders  # noqa: E402
+from bopnp.render.lighting import Lighting  # noqa: E402
+
+#: smallest near-plane distance, mm: surfaces closer to the camera than this are clipped
+NEAR_MIN_MM = 1.0
+#: grey albedo of meshes without vertex colours or texture
+DEFAULT_GREY = 0.7
+#: instances whose full masks one pass of the bit-mask shader can hold
+_BITS_PER_PASS = 128
+#: most instances render_depths draws into the layers of one array texture before reading it back
+_MAX_LAYERS = 16
+
+Instance = tuple  # (obj_id, R_m2c (3, 3), t_m2c (3,) mm)
+
+
+@dataclass(frozen=True, eq=False)
+class RenderOutput:
+    """Everything one :meth:`Renderer.render` call produces for N instances in an H x W image.
+
+    Attributes:
+        depth_mm: (H, W) float32 depth of the nearest surface along the optical axis, mm; 0 = background.
+        instance_map: (H, W) int16 index into the instances of the visible surface; -1 = background.
+        mask_visib: (N, H, W) bool visible part of each instance (others may occlude it).
+        mask_full: (N, H, W) bool silhouette of each instance alone (unoccluded); None when not requested.
+        xyz_mm: (H, W, 3) float32 model-frame coordinates of the visible surface, mm; 0 on background.
+        xyz_norm: (H, W, 3) float32 in [-1, 1], ``xyz_mm`` normalised per object and axis by its bounding
+            box (module docstring); 0 on background.
+        rgb: (H, W, 3) uint8 shaded colour when rendered with ``rgb=True`` (black background), else None.
+        obj_ids: (N,) object id of each instance.
+    """
+
+    depth_mm: np.ndarray
+    instance_map: np.ndarray
+    mask_visib: np.ndarray
+    mask_full: np.ndarray | None
+    xyz_mm: np.ndarray
+    xyz_norm: np.ndarray
+    rgb: np.ndarray | None
+    obj_ids: tuple[int, ...]
+
+
+@dataclass
+class _GpuModel:
+    mesh: Mesh
+    vao: int
+    vbo: int
+    ebo: int
+    n_indices: int
+    texture: int | None
+    centre_mm: np.ndarray      # (3,) bounding-box centre
+    half_extent_mm: np.ndarray  # (3,) bounding-box half size (>= 1e-6)
+    radius_mm: float           # radius of a sphere about centre_mm holding every vertex
+
+
+def projection_matrix(K: np.ndarray, width: int, height: int, near_mm: float, far_mm: float) -> np.ndarray:
+    """OpenGL clip matrix for OpenCV camera-frame points and intrinsics ``K``.
+
+    Maps a camera point (X, Y, Z) with pixel projection (u, v) to window coordinates
+    (u + 0.5, v + 0.5), i.e. image row v onto framebuffer row v, and Z in [near, far] onto NDC depth
+    [-1, 1]; w_clip = Z.
+
+    Args:
+        K: (3, 3) intrinsics (skew allowed).
+        width, height: image size, pixels.
+        near_mm, far_mm: clipping distances along the optical axis, mm.
+    Returns:
+        (4, 4) float64 matrix.
+    """
+    fx, s, cx = K[0]
+    fy, cy = K[1, 1], K[1, 2]
+    a = (far_mm + near_mm) / (far_mm - near_mm)
+    b = -2.0 * far_mm * near_mm / (far_mm - near_mm)
+    return np.array(
+        [
+            [2 * fx / width, 2 * s / width, 2 * (cx + 0.5) / width - 1, 0],
+            [0, 2 * fy / height, 2 * (cy + 0.5) / height - 1, 0],
+            [0, 0, a, b],
+            [0, 0, 1, 0],
+        ],
+        dtype=np.float64,
+    )
+
+
+def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(V, 3) area-weighted unit vertex normals."""
+    tri = vertices[faces]
+    face_n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    normals = np.zeros_like(vertices)
+    for k in range(3):
+        np.add.at(normals, faces[:, k], face_n)
+    length = np.linalg.norm(normals, axis=1, keepdims=True)
+    return np.where(length > 0, normals / np.maximum(length, 1e-12), np.array([0.0, 0.0, 1.0]))
+
+
+def _as_K(K) -> np.ndarray:
+    K = np.asarray(K, dtype=np.float64)
+    if K.shape != (3, 3):
+        raise ShapeError(f"K: expected shape (3, 3), got {K.shape}")
+    if not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise ShapeError(f"K: focal lengths must be positive and all entries finite, got {K.tolist()}")
+    return K
+
+
+class _ProgramCache:
+    """Compiled programs and their uniform locations."""
+
+    def __init__(self, vs: str, fs: str, name: str):
+        try:
+            self.program = gl_shaders.compileProgram(
+                gl_shaders.compileShader(vs, gl.GL_VERTEX_SHADER),
+                gl_shaders.compileShader(fs, gl.GL_FRAGMENT_SHADER),
+                validate=False,
+            )
+        except Exception as exc:
+            raise RenderError(f"compiling the {name!r} shader program failed: {exc}") from exc
+        self._locations: dict[str, int] = {}
+
+    def loc(self, name: str) -> int:
+        if name not in self._locations:
+            self._locations[name] = gl.glGetUniformLocation(self.program, name)
+        return self._locations[name]
+
+
+# One EGL context per process, shared by all renderers of that process.
+_context_lock = threading.Lock()
+_context: EglContext | None = None
+_programs: dict[str, _ProgramCache] = {}
+_renderers: dict[tuple[int, int], "Renderer"] = {}
+_forked_displays: set[str] = set()  # displays that an ancestor process initialised before forking
+
+
+def _shared_context(device: int | None) -> EglContext:
+    global _context
+    with _context_lock:
+        if _context is None or _context.owner_pid != os.getpid():
+            if _context is not None:  # inherited through fork: unusable here, forget it without destroying it
+                _forked_displays.add(_context.display_key)
+                _programs.clear()
+                _renderers.clear()
+            _context = create_context(device, avoid_displays=_forked_displays)
+        return _context
+
+
+def _program(name: str) -> _ProgramCache:
+    if name not in _programs:
+        sources = {
+            "visible": (shaders.VISIBLE_VS, shaders.VISIBLE_FS),
+            "visible_rgb": (shaders.VISIBLE_VS, shaders.with_defines(shaders.VISIBLE_FS, "WITH_RGB")),
+            "full": (shaders.FULL_VS, shaders.FULL_FS),
+            "depth": (shaders.DEPTH_VS, shaders.DEPTH_FS),
+        }[name]
+        _programs[name] = _ProgramCache(*sources, name=name)
+    return _programs[name]
+
+
+def get_renderer(width: int, height: int, *, device: int | None = None) -> "Renderer":
+    """The renderer of this process for images of ``width`` x ``height`` pixels (created on first use).
+
+    Args:
+        width, height: image size, pixels.
+        device: EGL device index for the process's context (see :mod:`bopnp.render.egl`); only used
+            when the context is created.
+    """
+    key = (int(width), int(height))
+    ctx = _shared_context(device)
+    renderer = _renderers.get(key)
+    if renderer is None or renderer._ctx is not ctx:
+        renderer = Renderer(width, height, device=device)
+        _renderers[key] = renderer
+    return renderer
+
+
+class Renderer:
+    """Renders BOP scenes of registered meshes into ``width`` x ``height`` images.
+
+    Example:
+        >>> r = get_renderer(640, 480)
+        >>> r.add_model(1, mesh)                       # doctest: +SKIP
+        >>> out = r.render(K, [(1, R_m2c, t_m2c)])     # doctest: +SKIP
+        >>> out.depth_mm.shape, out.mask_visib.shape   # doctest: +SKIP
+        ((480, 640), (1, 480, 640))
+    """
+
+    def __init__(self, width: int, height: int, *, device: int | None = None):
+        if int(width) < 1 or int(height) < 1:
+            raise ConfigError(f"renderer size must be positive, got width={width}, height={height}")
+        self.width, self.height = int(width), int(height)
+        self._ctx = _shared_context(device)
+        self._models: dict[int, _GpuModel] = {}
+        self._layer_targets: dict[int, tuple[int, int, int]] = {}
+        with self._ctx.lock:
+            self._ctx.make_current()
+            self._max_size = int(gl.glGetIntegerv(gl.GL_MAX_RENDERBUFFER_SIZE))
+            if max(self.width, self.height) > self._max_size:
+                raise ConfigError(f"renderer size {self.width}x{self.height} exceeds the GL limit {self._max_size}")
+            self._visible_fbo, self._visible_rbs = self._make_fbo(
+                self.width, self.height, [gl.GL_RGBA32F, gl.GL_R32I, gl.GL_R32F, gl.GL_RGBA32F, gl.GL_RGBA8], depth=True
+            )
+            self._full_fbo, self._full_rbs = self._make_fbo(self.width, self.height, [gl.GL_RGBA32UI], depth=False)
+            for name in ("visible", "visible_rgb", "full", "depth"):
+                _program(name)
+            gl.glPixelStorei(gl.GL_PACK_ALIGNMENT, 1)
+            gl.glPixelStorei(gl.GL_UNPACK_ALIGNMENT, 1)
+
+    # ---------------------------------------------------------------- models
+
+    def add_model(self, obj_id: int, mesh: Mesh) -> None:
+        """Upload ``mesh`` as object ``obj_id``; a no-op when the same mesh is already there.
+
+        A different mesh under an existing id replaces the old one.
+
+        Args:
+            obj_id: the BOP object id.
+            mesh: triangle mesh in mm (normals are computed when missing).
+        """
+        obj_id = int(obj_id)
+        old = self._models.get(obj_id)
+        if old is not None and (old.mesh is mesh or _same_mesh(old.mesh, mesh)):
+            return
+        source = mesh
+        if mesh.uv is None and getattr(mesh, "face_uv", None) is not None and mesh.texture is not None:
+            mesh = mesh.with_vertex_uv()  # per-corner texture coordinates -> one uv per (split) vertex
+        vertices = np.asarray(mesh.vertices_mm, dtype=np.float32)
+        faces = np.asarray(mesh.faces)
+        check_v = vertices.ndim == 2 and vertices.shape[1] == 3 and len(vertices) > 0
+        if not check_v or faces.ndim != 2 or faces.shape[1] != 3 or len(faces) == 0:
+            raise ShapeError(f"mesh of object {obj_id}: expected vertices (V, 3) and faces (F, 3), got {vertices.shape} and {faces.shape}")
+        if faces.min() < 0 or faces.max() >= len(vertices):
+            raise ShapeError(f"mesh of object {obj_id}: face indices must lie in [0, {len(vertices) - 1}], got [{faces.min()}, {faces.max()}]")
+        normals = mesh.normals
+        if normals is None or np.asarray(normals).shape != vertices.shape:
+            normals = _vertex_normals(vertices.astype(np.float64), faces)
+        colors = mesh.colors
+        if colors is None or np.asarray(colors).shape != vertices.shape:
+            colors = np.full_like(vertices, DEFAULT_GREY)
+        else:
+            colors = np.asarray(colors, dtype=np.float32) / 255.0
+        has_texture = mesh.texture is not None and mesh.uv is not None and np.asarray(mesh.uv).shape == (len(vertices), 2)
+        uv = np.asarray(mesh.uv, dtype=np.float32) if has_texture else np.zeros((len(vertices), 2), np.float32)
+        interleaved = np.ascontiguousarray(np.hstack([vertices, np.asarray(normals, np.float32), colors, uv]), dtype=np.float32)
+        indices = np.ascontiguousarray(faces, dtype=np.uint32)
+
+        lo, hi = vertices.min(0).astype(np.float64), vertices.max(0).astype(np.float64)
+        centre = (lo + hi) / 2
+        with self._ctx.lock:
+            self._ctx.make_current()
+            if old is not None:
+                self._delete_model(old)
+            vao = gl.glGenVertexArrays(1)
+            vbo, ebo = gl.glGenBuffers(2)
+            gl.glBindVertexArray(vao)
+            gl.glBindBuffer(gl.GL_ARRAY_BUFFER, vbo)
+            gl.glBufferData(gl.GL_ARRAY_BUFFER, interleaved.nbytes, interleaved, gl.GL_STATIC_DRAW)
+            gl.glBindBuffer(gl.GL_ELEMENT_ARRAY_BUFFER, ebo)
+            gl.glBufferData(gl.GL_ELEMENT_ARRAY_BUFFER, indices.nbytes, indices, gl.GL_STATIC_DRAW)
+            stride = interleaved.shape[1] * 4
+            for location, (offset, size) in enumerate([(0, 3), (3, 3), (6, 3), (9, 2)]):
+                gl.glEnableVertexAttribArray(location)
+                gl.glVertexAttribPointer(location, size, gl.GL_FLOAT, gl.GL_FALSE, stride, ctypes.c_void_p(offset * 4))
+            gl.glBindVertexArray(0)
+            texture = self._upload_texture(np.asarray(mesh.texture)) if has_texture else None
+        self._models[obj_id] = _GpuModel(
+            mesh=source,
+            vao=int(vao),
+            vbo=int(vbo),
+            ebo=int(ebo),
+            n_indices=int(indices.size),
+            texture=texture,
+            centre_mm=centre,
+            half_extent_mm=np.maximum((hi - lo) / 2, 1e-6),
+            radius_mm=float(np.linalg.norm(vertices.astype(np.float64) - centre, axis=1).max()),
+        )
+
+    def has_model(self, obj_id: int) -> bool:
+        """Whether ``obj_id`` has been added."""
+        return int(obj_id) in self._models
+
+    def xyz_normalization(self, obj_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """(centre_mm (3,), half_extent_mm (3,)) with ``xyz_norm = (xyz_mm - centre_mm) / half_extent_mm``."""
+        model = self._model(obj_id)
+        return model.centre_mm.copy(), model.half_extent_mm.copy()
+
+    # ---------------------------------------------------------------- rendering
+
+    def render(
+        self,
+        K,
+        instances: Sequence[Instance],
+        *,
+        rgb: bool = False,
+        lighting: Lighting | None = None,
+        full_masks: bool = True,
+    ) -> RenderOutput:
+        """Render a scene of N instances.
+
+        Args:
+            K: (3, 3) intrinsics of the ``width`` x ``height`` image.
+            instances: N tuples ``(obj_id, R_m2c (3, 3), t_m2c (3,) mm)`` of added models.
+            rgb: also render shaded colour.
+            lighting: lights of the colour render (default :class:`Lighting`()).
+            full_masks: also render each instance's unoccluded silhouette (``mask_full``).
+        Returns:
+            :class:`RenderOutput`.
+        Raises:
+            ShapeError: bad K or pose; RenderError: unknown obj_id or a GL failure.
+        """
+        K = _as_K(K)
+        obj_ids, poses = self._parse_instances(instances)
+        n = len(obj_ids)
+        H, W = self.height, self.width
+        lighting = (lighting or Lighting()).validate() if rgb else None
+        near, far = self._clip_range(obj_ids, poses)
+        proj = projection_matrix(K, W, H, near, far) if near < far else None
+        with self._ctx.lock:
+            self._ctx.make_current()
+            try:
+                xyz_mm, index, depth_mm, xyz_norm, colour = self._draw_visible(obj_ids, poses, proj, lighting)
+                occludable = self._occludable(K, obj_ids, poses, near) if full_masks and proj is not None else []
+                bits = self._draw_full([obj_ids[i] for i in occludable], [poses[i] for i in occludable], proj) if occludable else None
+            except gl.GLError as exc:
+                raise RenderError(f"OpenGL error while rendering: {exc}") from exc
+
+        instance_map = index.astype(np.int16)
+        mask_visib = instance_map[None] == np.arange(n, dtype=np.int16)[:, None, None]
+        mask_full = None
+        if full_masks:
+            # an instance whose projection overlaps no other one is never occluded: full == visible
+            mask_full = mask_visib.copy()
+            if occludable:
+                one = np.uint32(1)
+                for k, i in enumerate(occludable):
+                    np.not_equal(bits[k // 32] & (one << np.uint32(k % 32)), 0, out=mask_full[i])
+        return RenderOutput(
+            depth_mm=depth_mm,
+            instance_map=instance_map,
+            mask_visib=mask_visib,
+            mask_full=mask_full,
+            xyz_mm=xyz_mm,
+            xyz_norm=xyz_norm,
+            rgb=colour,
+            obj_ids=tuple(obj_ids),
+        )
+
+    def render_depths(self, K, instances: Sequence[Instance]) -> np.ndarray:
+        """Depth of each instance rendered alone (for VSD and full masks).
+
+        Args:
+            K: (3, 3) intrinsics.
+            instances: N tuples ``(obj_id, R_m2c (3, 3), t_m2c (3,) mm)``.
+        Returns:
+            (N, H, W) float32 depth along the optical axis, mm; 0 where the instance is absent.
+        """
+        K = _as_K(K)
+        obj_ids, poses = self._parse_instances(instances)
+        n, H, W = len(obj_ids), self.height, self.width
+        out = np.zeros((n, H, W), np.float32)
+        if n == 0:
+            return out
+        near, far = self._clip_range(obj_ids, poses)
+        if not near < far:
+            return out
+        proj = projection_matrix(K, W, H, near, far)
+        layers = 1 << int(np.ceil(np.log2(min(n, _MAX_LAYERS))))
+        with self._ctx.lock:
+            self._ctx.make_current()
+            try:
+                fbo, texture = self._layer_target(layers)
+                prog = _program("depth")
+                loc_mvp, loc_mv = prog.loc("u_mvp"), prog.loc("u_mv")
+                gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, fbo)
+                gl.glDrawBuffers(1, [gl.GL_COLOR_ATTACHMENT0])
+                gl.glViewport(0, 0, W, H)
+                gl.glUseProgram(prog.program)
+                gl.glEnable(gl.GL_DEPTH_TEST)
+                gl.glDepthFunc(gl.GL_LESS)
+                gl.glDisable(gl.GL_CULL_FACE)
+                buffer = np.empty((layers, H, W), np.float32)
+                for start in range(0, n, layers):
+                    chunk = range(start, min(n, start + layers))
+                    for k, i in enumerate(chunk):
+                        # same viewport and matrices as render(): identical rasterisation, pixel for pixel
+                        gl.glFramebufferTextureLayer(gl.GL_FRAMEBUFFER, gl.GL_COLOR_ATTACHMENT0, texture, 0, k)
+                        gl.glClearBufferfv(gl.GL_COLOR, 0, (0.0, 0.0, 0.0, 0.0))
+                        gl.glClearBufferfv(gl.GL_DEPTH, 0, (1.0,))
+                        model = self._models[obj_ids[i]]
+                        gl.glUniformMatrix4fv(loc_mvp, 1, gl.GL_TRUE, (proj @ poses[i]).astype(np.float32))
+                        gl.glUniformMatrix4fv(loc_mv, 1, gl.GL_TRUE, poses[i].astype(np.float32))
+                        gl.glBindVertexArray(model.vao)
+                        gl.glDrawElements(gl.GL_TRIANGLES, model.n_indices, gl.GL_UNSIGNED_INT, None)
+                    gl.glBindTexture(gl.GL_TEXTURE_2D_ARRAY, texture)
+                    _get_tex_image(gl.GL_TEXTURE_2D_ARRAY, gl.GL_RED, gl.GL_FLOAT, buffer)
+                    gl.glBindTexture(gl.GL_TEXTURE_2D_ARRAY, 0)
+                    out[start:start + len(chunk)] = buffer[: len(chunk)]
+                gl.glBindVertexArray(0)
+                gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, 0)
+            except gl.GLError as exc:
+                raise RenderError(f"OpenGL error while rendering depths: {exc}") from exc
+        return out
+
+    def close(self) -> None:
+        """Free this renderer's GL objects (the shared context stays)."""
+        with self._ctx.lock:
+            if self._ctx.owner_pid != os.getpid() or self._ctx.context is None:
+                return
+            self._ctx.make_current()
+            for model in self._models.values():
+                self._delete_model(model)
+            self._models.clear()
+            for fbo, rbs in [(self._visible_fbo, self._visible_rbs), (self._full_fbo, self._full_rbs)]:
+                gl.glDeleteFramebuffers(1, [fbo])
+                gl.glDeleteRenderbuffers(len(rbs), rbs)
+            for fbo, texture, depth_rb in self._layer_targets.values():
+                gl.glDeleteFramebuffers(1, [fbo])
+                gl.glDeleteTextures([texture])
+                gl.glDeleteRenderbuffers(1, [depth_rb])
+            self._layer_targets.clear()
+            self._visible_fbo = self._full_fbo = 0
+        for key, renderer in list(_renderers.items()):
+            if renderer is self:
+                del _renderers[key]
+
+    @property
+    def gl_renderer(self) -> str:
+        """The OpenGL renderer string (e.g. 'llvmpipe ...' or 'NVIDIA H200/PCIe/SSE2')."""
+        return self._ctx.gl_renderer
+
+    # ---------------------------------------------------------------- internals
+
+    def _model(self, obj_id) -> _GpuModel:
+        try:
+            return self._models[int(obj_id)]
+        except KeyError:
+            raise RenderError(f"object {obj_id} has not been added to the renderer; call add_model({obj_id}, mesh) first") from None
+
+    def _parse_instances(self, instances) -> tuple[list[int], list[np.ndarray]]:
+        """obj ids and (4, 4) float64 model-to-camera transforms."""
+        obj_ids, poses = [], []
+        for i, item in enumerate(instances):
+            try:
+                obj_id, R, t = item
+            except (TypeError, ValueError):
+                raise ShapeError(f"instances[{i}]: expected a tuple (obj_id, R_m2c (3, 3), t_m2c (3,)), got {type(item).__name__}") from None
+            self._model(obj_id)
+            R = np.asarray(R, dtype=np.float64)
+            t = np.asarray(t, dtype=np.float64)
+            if R.shape != (3, 3):
+                raise ShapeError(f"instances[{i}] R_m2c: expected shape (3, 3), got {R.shape}")
+            if t.size != 3:
+                raise ShapeError(f"instances[{i}] t_m2c: expected 3 values (mm), got shape {t.shape}")
+            if not (np.all(np.isfinite(R)) and np.all(np.isfinite(t))):
+                raise ShapeError(f"instances[{i}]: pose has non-finite values")
+            T = np.eye(4)
+            T[:3, :3] = R
+            T[:3, 3] = t.reshape(3)
+            obj_ids.append(int(obj_id))
+            poses.append(T)
+        if len(obj_ids) > np.iinfo(np.int16).max:
+            raise ConfigError(f"at most {np.iinfo(np.int16).max} instances per render, got {len(obj_ids)}")
+        return obj_ids, poses
+
+    def _clip_range(self, obj_ids: list[int], poses: list[np.ndarray]) -> tuple[float, float]:
+        """(near, far) mm enclosing every instance's bounding sphere, near >= NEAR_MIN_MM."""
+        if not obj_ids:
+            return NEAR_MIN_MM, 2 * NEAR_MIN_MM
+        z_lo, z_hi = np.inf, -np.inf
+        for obj_id, T in zip(obj_ids, poses):
+            model = self._models[obj_id]
+            z = T[2, :3] @ model.centre_mm + T[2, 3]
+            z_lo = min(z_lo, z - model.radius_mm)
+            z_hi = max(z_hi, z + model.radius_mm)
+        near = max(NEAR_MIN_MM, 0.99 * z_lo - 1.0)
+        far = 1.01 * z_hi + 1.0
+        return float(near), float(far)
+
+    def _draw_visible(self, obj_ids, poses, proj, lighting: Lighting | None):
+        H, W = self.height, self.width
+        rgb = lighting is not None
+        prog = _program("visible_rgb" if rgb else "visible")
+        gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, self._visible_fbo)
+        attachments = [gl.GL_COLOR_ATTACHMENT0 + k for k in range(5 if rgb else 4)]
+        gl.glDrawBuffers(len(attachments), attachments)
+        gl.glViewport(0, 0, W, H)
+        gl.glClearBufferfv(gl.GL_COLOR, 0, (0.0, 0.0, 0.0, 0.0))
+        gl.glClearBufferiv(gl.GL_COLOR, 1, (-1, 0, 0, 0))
+        gl.glClearBufferfv(gl.GL_COLOR, 2, (0.0, 0.0, 0.0, 0.0))
+        gl.glClearBufferfv(gl.GL_COLOR, 3, (0.0, 0.0, 0.0, 0.0))
+        if rgb:
+            gl.glClearBufferfv(gl.GL_COLOR, 4, (0.0, 0.0, 0.0, 1.0))
+        gl.glClearBufferfv(gl.GL_DEPTH, 0, (1.0,))
+        if proj is not None and obj_ids:
+            gl.glUseProgram(prog.program)
+            gl.glEnable(gl.GL_DEPTH_TEST)
+            gl.glDepthFunc(gl.GL_LESS)
+            gl.glDisable(gl.GL_CULL_FACE)
+            gl.glDisable(gl.GL_BLEND)
+            if rgb:
+                self._set_lighting(prog, lighting)
+            loc_mvp, loc_mv, loc_index = prog.loc("u_mvp"), prog.loc("u_mv"), prog.loc("u_index")
+            loc_centre, loc_half = prog.loc("u_centre_m"), prog.loc("u_half_extent_m")
+            for i, (obj_id, mv) in enumerate(zip(obj_ids, poses)):
+                model = self._models[obj_id]
+                gl.glUniformMatrix4fv(loc_mvp, 1, gl.GL_TRUE, (proj @ mv).astype(np.float32))
+                gl.glUniformMatrix4fv(loc_mv, 1, gl.GL_TRUE, mv.astype(np.float32))
+                gl.glUniform1i(loc_index, i)
+                gl.glUniform3f(loc_centre, *model.centre_mm)
+                gl.glUniform3f(loc_half, *model.half_extent_mm)
+                if rgb:
+                    gl.glUniform1i(prog.loc("u_use_texture"), int(model.texture is not None))
+                    if model.texture is not None:
+                        gl.glActiveTexture(gl.GL_TEXTURE0)
+                        gl.glBindTexture(gl.GL_TEXTURE_2D, model.texture)
+                        gl.glUniform1i(prog.loc("u_texture"), 0)
+                gl.glBindVertexArray(model.vao)
+                gl.glDrawElements(gl.GL_TRIANGLES, model.n_indices, gl.GL_UNSIGNED_INT, None)
+            gl.glBindVertexArray(0)
+        xyz_mm = np.empty((H, W, 3), np.float32)
+        index = np.empty((H, W), np.int32)
+        depth_mm = np.empty((H, W), np.float32)
+        xyz_norm = np.empty((H, W, 3), np.float32)
+        for k, (fmt, dtype, out) in enumerate(
+            [(gl.GL_RGB, gl.GL_FLOAT, xyz_mm), (gl.GL_RED_INTEGER, gl.GL_INT, index), (gl.GL_RED, gl.GL_FLOAT, depth_mm), (gl.GL_RGB, gl.GL_FLOAT, xyz_norm)]
+        ):
+            gl.glReadBuffer(gl.GL_COLOR_ATTACHMENT0 + k)
+            _read_pixels(0, 0, W, H, fmt, dtype, out)
+        colour = None
+        if rgb:
+            colour = np.empty((H, W, 3), np.uint8)
+            gl.glReadBuffer(gl.GL_COLOR_ATTACHMENT4)
+            _read_pixels(0, 0, W, H, gl.GL_RGB, gl.GL_UNSIGNED_BYTE, colour)
+        gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, 0)
+        return xyz_mm, index, depth_mm, xyz_norm, colour
+
+    def _occludable(self, K: np.ndarray, obj_ids: list[int], poses: list[np.ndarray], near: float) -> list[int]:
+        """Indices of the instances whose projected bounding box overlaps another instance's.
+
+        The others cannot be occluded by any instance, so their full mask equals their visible mask.
+        Boxes are conservative: the projection of the 8 corners of the model's bounding box (every
+        instance counts as overlapping when a corner lies in front of the near plane's 1 mm margin).
+        """
+        n = len(obj_ids)
+        if n < 2:
+            return []
+        rects = np.empty((n, 4))
+        for i, (obj_id, T) in enumerate(zip(obj_ids, poses)):
+            model = self._models[obj_id]
+            signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], np.float64)
+            corners = model.centre_mm + signs * model.half_extent_mm
+            x_c = corners @ T[:3, :3].T + T[:3, 3]
+            if np.any(x_c[:, 2] <= near + 1.0):
+                return list(range(n))
+            uv = (x_c @ K.T)[:, :2] / x_c[:, 2:3]
+            rects[i] = [uv[:, 0].min() - 1, uv[:, 1].min() - 1, uv[:, 0].max() + 1, uv[:, 1].max() + 1]
+        overlap = (
+            (rects[:, None, 0] <= rects[None, :, 2]) & (rects[None, :, 0] <= rects[:, None, 2])
+            & (rects[:, None, 1] <= rects[None, :, 3]) & (rects[None, :, 1] <= rects[:, None, 3])
+        )
+        np.fill_diagonal(overlap, False)
+        return [int(i) for i in np.flatnonzero(overlap.any(axis=1))]
+
+    def _draw_full(self, obj_ids, poses, proj) -> np.ndarray:
+        """(ceil(N / 32), H, W) uint32 words; bit i % 32 of word i // 32 is instance i's full mask."""
+        H, W, n = self.height, self.width, len(obj_ids)
+        n_words = -(-n // 32)
+        words = np.zeros((n_words, H, W), np.uint32)
+        if proj is None:
+            return words
+        prog = _program("full")
+        gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, self._full_fbo)
+        gl.glDrawBuffers(1, [gl.GL_COLOR_ATTACHMENT0])
+        gl.glViewport(0, 0, W, H)
+        gl.glUseProgram(prog.program)
+        gl.glDisable(gl.GL_DEPTH_TEST)
+        gl.glDisable(gl.GL_CULL_FACE)
+        gl.glEnable(gl.GL_COLOR_LOGIC_OP)
+        gl.glLogicOp(gl.GL_OR)
+        loc_mvp, loc_bits = prog.loc("u_mvp"), prog.loc("u_bits")
+        readback = np.empty((H, W, 4), np.uint32)
+        for start in range(0, n, _BITS_PER_PASS):
+            gl.glClearBufferuiv(gl.GL_COLOR, 0, (0, 0, 0, 0))
+            chunk = range(start, min(n, start + _BITS_PER_PASS))
+            for i in chunk:
+                model = self._models[obj_ids[i]]
+                bits = [0, 0, 0, 0]
+                bits[(i - start) // 32] = 1 << ((i - start) % 32)
+                gl.glUniformMatrix4fv(loc_mvp, 1, gl.GL_TRUE, (proj @ poses[i]).astype(np.float32))
+                gl.glUniform4ui(loc_bits, *bits)
+                gl.glBindVertexArray(model.vao)
+                gl.glDrawElements(gl.GL_TRIANGLES, model.n_indices, gl.GL_UNSIGNED_INT, None)
+            gl.glReadBuffer(gl.GL_COLOR_ATTACHMENT0)
+            used = -(-len(chunk) // 32)
+            if used == 1:
+                _read_pixels(0, 0, W, H, gl.GL_RED_INTEGER, gl.GL_UNSIGNED_INT, words[start // 32])
+            else:
+                _read_pixels(0, 0, W, H, gl.GL_RGBA_INTEGER, gl.GL_UNSIGNED_INT, readback)
+                words[start // 32:start // 32 + used] = readback[..., :used].transpose(2, 0, 1)
+        gl.glDisable(gl.GL_COLOR_LOGIC_OP)
+        gl.glBindVertexArray(0)
+        gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, 0)
+        return words
+
+    def _set_lighting(self, prog: _ProgramCache, lighting: Lighting) -> None:
+        d = np.asarray(lighting.direction_c, np.float64)
+        d = d / np.linalg.norm(d)
+        gl.glUniform1f(prog.loc("u_ambient"), lighting.ambient)
+        gl.glUniform3f(prog.loc("u_dir_light_c"), *d)
+        gl.glUniform1f(prog.loc("u_dir_intensity"), lighting.directional)
+        gl.glUniform3f(prog.loc("u_point_pos_c"), *lighting.point_position_mm)
+        gl.glUniform1f(prog.loc("u_point_intensity"), lighting.point)
+        gl.glUniform1f(prog.loc("u_specular"), lighting.specular)
+        gl.glUniform1f(prog.loc("u_shininess"), lighting.shininess)
+
+    def _make_fbo(self, width: int, height: int, color_formats: list[int], depth: bool) -> tuple[int, list[int]]:
+        fbo = int(gl.glGenFramebuffers(1))
+        gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, fbo)
+        rbs = [int(x) for x in np.atleast_1d(gl.glGenRenderbuffers(len(color_formats) + int(depth)))]
+        for k, fmt in enumerate(color_formats):
+            gl.glBindRenderbuffer(gl.GL_RENDERBUFFER, rbs[k])
+            gl.glRenderbufferStorage(gl.GL_RENDERBUFFER, fmt, width, height)
+            gl.glFramebufferRenderbuffer(gl.GL_FRAMEBUFFER, gl.GL_COLOR_ATTACHMENT0 + k, gl.GL_RENDERBUFFER, rbs[k])
+        if depth:
+            gl.glBindRenderbuffer(gl.GL_RENDERBUFFER, rbs[-1])
+            gl.glRenderbufferStorage(gl.GL_RENDERBUFFER, gl.GL_DEPTH_COMPONENT32F, width, height)
+            gl.glFramebufferRenderbuffer(gl.GL_FRAMEBUFFER, gl.GL_DEPTH_ATTACHMENT, gl.GL_RENDERBUFFER, rbs[-1])
+        status = gl.glCheckFramebufferStatus(gl.GL_FRAMEBUFFER)
+        gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, 0)
+        if status != gl.GL_FRAMEBUFFER_COMPLETE:
+            raise RenderError(f"framebuffer {width}x{height} incomplete (status 0x{int(status):x}) on {self._ctx.gl_renderer}")
+        return fbo, rbs
+
+    def _layer_target(self, layers: int) -> tuple[int, int]:
+        """(framebuffer, R32F array texture of ``layers`` layers) with a shared depth buffer."""
+        if layers not in self._layer_targets:
+            texture = int(gl.glGenTextures(1))
+            gl.glBindTexture(gl.GL_TEXTURE_2D_ARRAY, texture)
+            gl.glTexStorage3D(gl.GL_TEXTURE_2D_ARRAY, 1, gl.GL_R32F, self.width, self.height, layers)
+            gl.glBindTexture(gl.GL_TEXTURE_2D_ARRAY, 0)
+            fbo = int(gl.glGenFramebuffers(1))
+            gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, fbo)
+            depth_rb = int(gl.glGenRenderbuffers(1))
+            gl.glBindRenderbuffer(gl.GL_RENDERBUFFER, depth_rb)
+            gl.glRenderbufferStorage(gl.GL_RENDERBUFFER, gl.GL_DEPTH_COMPONENT32F, self.width, self.height)
+            gl.glFramebufferRenderbuffer(gl.GL_FRAMEBUFFER, gl.GL_DEPTH_ATTACHMENT, gl.GL_RENDERBUFFER, depth_rb)
+            gl.glFramebufferTextureLayer(gl.GL_FRAMEBUFFER, gl.GL_COLOR_ATTACHMENT0, texture, 0, 0)
+            status = gl.glCheckFramebufferStatus(gl.GL_FRAMEBUFFER)
+            gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, 0)
+            if status != gl.GL_FRAMEBUFFER_COMPLETE:
+                raise RenderError(f"layered depth framebuffer incomplete (status 0x{int(status):x}) on {self._ctx.gl_renderer}")
+            self._layer_targets[layers] = (fbo, texture, depth_rb)
+        fbo, texture, _ = self._layer_targets[layers]
+        return fbo, texture
+
+    def _upload_texture(self, image: np.ndarray) -> int:
+        if image.ndim != 3 or image.shape[2] not in (3, 4):
+            raise ShapeError(f"texture: expected (H, W, 3) or (H, W, 4) uint8, got {image.shape}")
+        rows = np.ascontiguousarray(np.flipud(image[..., :3]).astype(np.uint8))  # uv origin is bottom-left
+        tex = int(gl.glGenTextures(1))
+        gl.glBindTexture(gl.GL_TEXTURE_2D, tex)
+        gl.glTexImage2D(gl.GL_TEXTURE_2D, 0, gl.GL_RGB8, rows.shape[1], rows.shape[0], 0, gl.GL_RGB, gl.GL_UNSIGNED_BYTE, rows)
+        gl.glGenerateMipmap(gl.GL_TEXTURE_2D)
+        gl.glTexParameteri(gl.GL_TEXTURE_2D, gl.GL_TEXTURE_MIN_FILTER, gl.GL_LINEAR_MIPMAP_LINEAR)
+        gl.glTexParameteri(gl.GL_TEXTURE_2D, gl.GL_TEXTURE_MAG_FILTER, gl.GL_LINEAR)
+        gl.glTexParameteri(gl.GL_TEXTURE_2D, gl.GL_TEXTURE_WRAP_S, gl.GL_REPEAT)
+        gl.glTexParameteri(gl.GL_TEXTURE_2D, gl.GL_TEXTURE_WRAP_T, gl.GL_REPEAT)
+        gl.glBindTexture(gl.GL_TEXTURE_2D, 0)
+        return tex
+
+    def _delete_model(self, model: _GpuModel) -> None:
+        gl.glDeleteVertexArrays(1, [model.vao])
+        gl.glDeleteBuffers(2, [model.vbo, model.ebo])
+        if model.texture is not None:
+            gl.glDeleteTextures([model.texture])
+
+
+def _same_mesh(a: Mesh, b: Mesh) -> bool:
+    """Whether two meshes have equal geometry, colours and texture coordinates."""
+    for name in ("vertices_mm", "faces", "colors", "uv", "texture"):
+        x, y = getattr(a, name), getattr(b, name)
+        if (x is None) != (y is None):
+            return False
+        if x is not None and not np.array_equal(np.asarray(x), np.asarray(y)):
+            return False
+    return True
+
+
+def _get_tex_image(target: int, fmt: int, dtype: int, out: np.ndarray) -> None:
+    """glGetTexImage of the bound texture (level 0, every layer) into a C-contiguous numpy array."""
+    assert out.flags.c_contiguous
+    from OpenGL.raw.GL.VERSION.GL_1_0 import glGetTexImage as raw_get_tex_image
+
+    raw_get_tex_image(target, 0, fmt, dtype, ctypes.c_void_p(out.ctypes.data))
+
+
+def _read_pixels(x: int, y: int, width: int, height: int, fmt: int, dtype: int, out: np.ndarray) -> None:
+    """glReadPixels into a C-contiguous numpy array (rows in framebuffer order)."""
+    assert out.flags.c_contiguous
+    from OpenGL.raw.GL.VERSION.GL_1_0 import glReadPixels as raw_read_pixels
+
+    raw_read_pixels(x, y, width, height, fmt, dtype, ctypes.c_void_p(out.ctypes.data))

@@ -10,13 +10,13 @@ rendering then).
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from bopnp.bop.symmetry import symmetry_transforms
-from bopnp.eval import errors as E
 from bopnp.eval.inputs import EvalInputs
 from bopnp.eval.plan import Plan
 from bopnp.eval.scores import VSD_TAUS
@@ -49,11 +49,28 @@ class PairErrors:
     vsd_missing: dict[tuple[int, int], str] = field(default_factory=dict)
 
 
-def resolve_device(device: str) -> torch.device:
-    """'auto' -> cuda when available, else cpu."""
+def cuda_possible() -> bool:
+    """False when this machine certainly has no CUDA device (no NVIDIA driver), without importing torch."""
+    return os.path.exists("/dev/nvidiactl") or not os.path.isdir("/dev")
+
+
+def resolve_device(device: str):
+    """'auto' -> cuda when available, else cpu (a ``torch.device``)."""
+    import torch
+
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device("cuda" if cuda_possible() and torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def sphere_projections_overlap_np(t_est: np.ndarray, t_gt: np.ndarray, radius_mm: np.ndarray) -> np.ndarray:
+    """numpy twin of :func:`bopnp.eval.errors.sphere_projections_overlap` ((P, 3), (P, 3), (P,) -> (P,) bool)."""
+    z_e, z_g = t_est[:, 2], t_gt[:, 2]
+    nonzero = (z_e != 0) & (z_g != 0)
+    z_e = np.where(nonzero, z_e, 1.0)
+    z_g = np.where(nonzero, z_g, 1.0)
+    dist = np.linalg.norm(t_est[:, :2] / z_e[:, None] - t_gt[:, :2] / z_g[:, None], axis=-1)
+    return nonzero & (dist < radius_mm * (1.0 / z_e + 1.0 / z_g))
 
 
 def _pair_poses(inputs: EvalInputs, plan: Plan) -> tuple[np.ndarray, ...]:
@@ -73,8 +90,14 @@ def _pair_poses(inputs: EvalInputs, plan: Plan) -> tuple[np.ndarray, ...]:
     return R_e, t_e, R_g, t_g, K
 
 
-def geometric_errors(inputs: EvalInputs, plan: Plan, poses, device: torch.device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """MSSD (mm), MSPD (px) and ADD(-S) (mm) of every pair, batched per object."""
+def geometric_errors(inputs: EvalInputs, plan: Plan, poses, device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MSSD (mm), MSPD (px) and ADD(-S) (mm) of every pair, batched per object on ``device`` (a
+    torch.device or its name)."""
+    import torch
+
+    from bopnp.eval import errors as E
+
+    device = torch.device(device)
     R_e, t_e, R_g, t_g, K = poses
     P = plan.n_pairs
     mssd = np.full(P, np.inf)
@@ -100,37 +123,33 @@ def geometric_errors(inputs: EvalInputs, plan: Plan, poses, device: torch.device
     return mssd, mspd, add_s
 
 
-def vsd_errors(
-    inputs: EvalInputs,
-    plan: Plan,
-    poses,
-    render_device: int | None = None,
-    progress: bool = True,
-) -> tuple[np.ndarray, np.ndarray, dict[tuple[int, int], str]]:
-    """VSD of every pair whose image has a depth image.
+@dataclass
+class _VsdJob:
+    """What the VSD of a set of images needs (shared with forked workers without pickling)."""
+
+    inputs: EvalInputs
+    plan: Plan
+    overlap: np.ndarray  # (P,) bool: projected bounding spheres overlap
+    image_of_pair: np.ndarray  # (P,) int64 scene << 32 | image
+    render_device: int | None
+
+
+_JOB: _VsdJob | None = None  # set in the parent before forking the workers
+
+
+def _vsd_images(job: _VsdJob, keys: list[int], renderer=None):
+    """VSD of the pairs of the given images (keys ``scene << 32 | im_id``).
 
     Returns:
-        (P, T) errors (NaN where unavailable), (P,) availability, and why each unavailable image is.
+        (pair indices, (n, T) errors, {(scene, im): why VSD is unavailable}, renderer).
     """
-    from tqdm import tqdm
-
-    R_e, t_e, R_g, t_g, K = poses
-    P, T = plan.n_pairs, len(VSD_TAUS)
-    out = np.full((P, T), np.nan)
-    available = np.zeros(P, dtype=bool)
-    missing: dict[tuple[int, int], str] = {}
-    radius = np.array([0.5 * inputs.models_info[int(o)].diameter_mm for o in plan.group_obj[plan.pair_group]])
-    overlap = E.sphere_projections_overlap(E.as_tensor(t_e), E.as_tensor(t_g), E.as_tensor(radius)).numpy().astype(bool)
-
-    image_of_pair = plan.group_scene[plan.pair_group] * (1 << 32) + plan.group_im[plan.pair_group]
-    image_of_group = plan.group_scene * (1 << 32) + plan.group_im
-    keys, first = np.unique(image_of_group, return_index=True)
-    order = np.argsort(first)  # images in plan order
-    renderer = None
+    inputs, plan = job.inputs, job.plan
     width, height = inputs.image_size
-    for key in tqdm(keys[order], desc="VSD", unit="image", disable=not progress, leave=False):
+    idx, vals, missing = [], [], {}
+    ones = np.ones(len(VSD_TAUS))
+    for key in keys:
         scene_id, im_id = int(key >> 32), int(key & 0xFFFFFFFF)
-        pairs = np.flatnonzero(image_of_pair == key)
+        pairs = np.flatnonzero(job.image_of_pair == key)
         path = inputs.depth_path(scene_id, im_id)
         if not path.is_file():
             missing[(scene_id, im_id)] = "no depth image"
@@ -146,50 +165,156 @@ def vsd_errors(
         if depth.shape != (height, width):
             missing[(scene_id, im_id)] = f"depth image is {depth.shape[1]}x{depth.shape[0]}, the dataset's images are {width}x{height}"
             continue
-        available[pairs] = True
-        out[pairs] = 1.0  # bop_toolkit's value where the bounding spheres' projections do not overlap
-        todo = pairs[overlap[pairs]]
+        todo = pairs[job.overlap[pairs]]
+        for p in pairs[~job.overlap[pairs]]:  # bop_toolkit's value when the projected spheres do not overlap
+            idx.append(int(p))
+            vals.append(ones)
         if len(todo) == 0:
             continue
         if renderer is None:
             from bopnp.eval.render import VsdRenderer
 
-            renderer = VsdRenderer(width, height, inputs.mesh, device=render_device)
+            renderer = VsdRenderer(width, height, inputs.mesh, device=job.render_device)
         # render each estimate and each GT instance of the image once
         est_ids = sorted(set(plan.pair_est[todo].tolist()))
         gt_ids = sorted(set(plan.pair_gt[todo].tolist()))
         gts = inputs.scenes[scene_id].gt[im_id]
         instances = [(inputs.estimates[i].obj_id, inputs.estimates[i].R_m2c, inputs.estimates[i].t_m2c) for i in est_ids]
         instances += [(gts[g].obj_id, gts[g].R_m2c, gts[g].t_m2c) for g in gt_ids]
-        crops = renderer.render(inputs.scenes[scene_id].camera[im_id].K, instances)
+        K_im = inputs.scenes[scene_id].camera[im_id].K
+        crops = renderer.render(K_im, instances)
         est_crop = dict(zip(est_ids, crops[: len(est_ids)]))
         gt_crop = dict(zip(gt_ids, crops[len(est_ids) :]))
-        K_im = inputs.scenes[scene_id].camera[im_id].K
-        delta = inputs.vsd_delta_mm
         for p in todo:
             obj = int(plan.group_obj[plan.pair_group[p]])
-            out[p] = vsd(depth, K_im, est_crop[int(plan.pair_est[p])], gt_crop[int(plan.pair_gt[p])], delta, VSD_TAUS, inputs.models_info[obj].diameter_mm)
+            idx.append(int(p))
+            vals.append(vsd(depth, K_im, est_crop[int(plan.pair_est[p])], gt_crop[int(plan.pair_gt[p])], inputs.vsd_delta_mm, VSD_TAUS,
+                            inputs.models_info[obj].diameter_mm))
+    return idx, vals, missing, renderer
+
+
+def _vsd_worker(keys: list[int]):
+    assert _JOB is not None
+    idx, vals, missing, _ = _vsd_images(_JOB, keys)
+    return idx, vals, missing
+
+
+def default_workers(n_images: int) -> int:
+    """Processes for VSD on CPU rendering: one per core (at most 4), and only with enough images."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, 4, n_images // 16))
+
+
+def vsd_errors(
+    inputs: EvalInputs,
+    plan: Plan,
+    poses,
+    render_device: int | None = None,
+    progress: bool = True,
+    workers: int = 1,
+    while_waiting=None,
+) -> tuple[np.ndarray, np.ndarray, dict[tuple[int, int], str]]:
+    """VSD of every pair whose image has a depth image.
+
+    Args:
+        workers: processes (forked) sharing the images; 1 = this process.
+        while_waiting: a function run in this process while the workers render (its result is
+            returned as a fourth value when given).
+    Returns:
+        (P, T) errors (NaN where unavailable), (P,) availability, and why each unavailable image is.
+    """
+    global _JOB
+    from tqdm import tqdm
+
+    R_e, t_e, R_g, t_g, K = poses
+    P, T = plan.n_pairs, len(VSD_TAUS)
+    out = np.full((P, T), np.nan)
+    available = np.zeros(P, dtype=bool)
+    radius = np.array([0.5 * inputs.models_info[int(o)].diameter_mm for o in plan.group_obj[plan.pair_group]])
+    overlap = sphere_projections_overlap_np(t_e, t_g, radius)
+    image_of_pair = plan.group_scene[plan.pair_group] * (1 << 32) + plan.group_im[plan.pair_group]
+    image_of_group = plan.group_scene * (1 << 32) + plan.group_im
+    keys, first = np.unique(image_of_group, return_index=True)
+    keys = [int(k) for k in keys[np.argsort(first)]]  # images in plan order
+    job = _VsdJob(inputs, plan, overlap, image_of_pair, render_device)
+    missing: dict[tuple[int, int], str] = {}
+    extra = None
+    chunks = [keys[i::workers * 4] for i in range(workers * 4)] if workers > 1 else []
+    if workers > 1 and len(keys) > 1 and multiprocessing.get_start_method(allow_none=True) in (None, "fork") and hasattr(os, "fork"):
+        _JOB = job
+        try:
+            ctx = multiprocessing.get_context("fork")
+            with ctx.Pool(workers) as pool:
+                pending = pool.map_async(_vsd_worker, chunks)
+                if while_waiting is not None:
+                    extra = while_waiting()
+                results = pending.get()
+        finally:
+            _JOB = None
+        for idx, vals, miss in results:
+            if idx:
+                out[idx] = np.asarray(vals)
+                available[idx] = True
+            missing.update(miss)
+    else:
+        renderer = None
+        for key in tqdm(keys, desc="VSD", unit="image", disable=not progress, leave=False):
+            idx, vals, miss, renderer = _vsd_images(job, [key], renderer)
+            if idx:
+                out[idx] = np.asarray(vals)
+                available[idx] = True
+            missing.update(miss)
+        if while_waiting is not None:
+            extra = while_waiting()
+    # pairs of images with a usable depth image are all filled
+    if while_waiting is not None:
+        return out, available, missing, extra
     return out, available, missing
 
 
-def compute_errors(inputs: EvalInputs, plan: Plan, device: str = "auto", with_vsd: bool = True, progress: bool = True) -> PairErrors:
+def compute_errors(
+    inputs: EvalInputs, plan: Plan, device: str = "auto", with_vsd: bool = True, progress: bool = True, workers: int | None = None
+) -> PairErrors:
     """All errors of the plan's pairs.
 
+    On CPU the VSD workers are forked first (before torch is imported, which keeps them light and
+    fork-safe) and MSSD / MSPD / ADD(-S) run in this process while they render.
+
     Args:
-        device: 'auto', 'cpu' or 'cuda' for MSSD / MSPD / ADD(-S).
+        device: 'auto', 'cpu' or 'cuda' for MSSD / MSPD / ADD(-S) and the renders.
         with_vsd: compute VSD where depth images exist (else it is unavailable everywhere).
+        workers: processes rendering VSD (None: one per core, at most 4, on CPU; 1 with CUDA).
     """
-    dev = resolve_device(device)
     poses = _pair_poses(inputs, plan)
-    mssd, mspd, add_s = geometric_errors(inputs, plan, poses, dev)
+    on_cpu = device == "cpu" or (device == "auto" and not cuda_possible())
+    dev = "cpu" if on_cpu else resolve_device(device)
+    def geometric(single_thread: bool = False):
+        if not single_thread:
+            return geometric_errors(inputs, plan, poses, dev)
+        import torch
+
+        n = torch.get_num_threads()
+        torch.set_num_threads(1)  # the VSD workers use the other cores; spinning thread pools would fight them
+        try:
+            return geometric_errors(inputs, plan, poses, dev)
+        finally:
+            torch.set_num_threads(n)
+
     if with_vsd:
-        render_device = dev.index if dev.type == "cuda" else None
-        v, avail, missing = vsd_errors(inputs, plan, poses, render_device=render_device, progress=progress)
+        render_device = None if on_cpu or dev.type != "cuda" else dev.index
+        if workers is None:
+            n_images = len(set(zip(plan.group_scene.tolist(), plan.group_im.tolist())))
+            workers = default_workers(n_images) if render_device is None else 1
+        v, avail, missing, (mssd, mspd, add_s) = vsd_errors(
+            inputs, plan, poses, render_device=render_device, progress=progress, workers=workers,
+            while_waiting=lambda: geometric(single_thread=workers > 1),
+        )
     else:
+        mssd, mspd, add_s = geometric()
         v = np.full((plan.n_pairs, len(VSD_TAUS)), np.nan)
         avail = np.zeros(plan.n_pairs, dtype=bool)
         missing = {}
     return PairErrors(mssd_mm=mssd, mspd_px=mspd, add_s_mm=add_s, vsd=v, vsd_available=avail, vsd_missing=missing)
 
 
-__all__ = ["PairErrors", "compute_errors", "geometric_errors", "vsd_errors", "resolve_device"]
+__all__ = ["PairErrors", "compute_errors", "cuda_possible", "sphere_projections_overlap_np", "geometric_errors", "vsd_errors", "resolve_device", "default_workers"]

@@ -168,7 +168,7 @@ def adi(R_est: Tensor, t_est: Tensor, R_gt: Tensor, t_gt: Tensor, pts_mm: Tensor
         Re, te, Rg, tg = (a.numpy() for a in (R_est, t_est, R_gt, t_gt))
         for i in range(P):
             y = (pts @ Rg[i].T + (tg[i] - te[i])) @ Re[i]  # GT-posed points in the estimate's model frame
-            out[i] = float(tree.query(y, k=1, workers=-1)[0].mean())
+            out[i] = float(tree.query(y, k=1)[0].mean())
         return out
     rows = max(1, _CHUNK_ELEMS // V)
     for i in range(P):

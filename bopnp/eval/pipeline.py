@@ -52,6 +52,7 @@ class EvalConfig:
         plots: write the PNG recall curves.
         progress: show progress bars.
         rot_tol: tolerance on |R^T R - I| and |det R - 1| of the CSV's rotations.
+        workers: processes rendering VSD; None = one per core (at most 4) on CPU, 1 with CUDA.
     """
 
     results_csv: Path
@@ -63,6 +64,7 @@ class EvalConfig:
     plots: bool = True
     progress: bool = True
     rot_tol: float = RESULTS_ROT_TOL
+    workers: int | None = None
 
     def validate(self) -> None:
         if self.device not in ("auto", "cpu", "cuda"):
@@ -72,6 +74,8 @@ class EvalConfig:
 
             if not torch.cuda.is_available():
                 raise ConfigError("device 'cuda' asked for but no CUDA device is available; use --device cpu or auto")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"workers must be >= 1, got {self.workers}")
         if not (0 < self.rot_tol < 1):
             raise ConfigError(f"rot_tol must be in (0, 1), got {self.rot_tol}")
         if not Path(self.results_csv).is_file():
@@ -225,7 +229,7 @@ def evaluate(config: EvalConfig, write: bool = True) -> EvalResult:
     t0 = time.perf_counter()
     inputs = load_inputs(Path(config.results_csv), Path(config.bop_path), config.targets, rot_tol=config.rot_tol)
     plan = make_plan(inputs, visibility=_render_visibility(inputs), notes=inputs.notes)
-    errs = compute_errors(inputs, plan, device=config.device, with_vsd=config.vsd, progress=config.progress)
+    errs = compute_errors(inputs, plan, device=config.device, with_vsd=config.vsd, progress=config.progress, workers=config.workers)
     recalls = score_errors(inputs, plan, errs)
     if errs.vsd_missing:
         inputs.notes.append(report.describe_missing_vsd(errs.vsd_missing, plan))

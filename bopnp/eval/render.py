@@ -55,6 +55,18 @@ def projected_box(vertices_mm: np.ndarray, R: np.ndarray, t: np.ndarray, K: np.n
     return x0, y0, x1, y1
 
 
+def hull_vertices(vertices_mm: np.ndarray) -> np.ndarray:
+    """(H, 3) the vertices of the convex hull of (V, 3) points (all of them when the hull fails, e.g.
+    for flat meshes). A perspective projection's extremes over a convex body are at its vertices, so
+    :func:`projected_box` of the hull equals that of the whole mesh."""
+    try:
+        from scipy.spatial import ConvexHull
+
+        return vertices_mm[ConvexHull(vertices_mm).vertices]
+    except Exception:  # qhull errors on degenerate input
+        return vertices_mm
+
+
 #: sides of the small renderers crops are drawn into (a crop uses the smallest that holds it)
 _BUCKETS = (32, 64, 96, 128, 160, 192, 256, 320, 384, 512, 640, 768, 1024, 1280, 1536, 2048, 2560, 3072, 4096)
 
@@ -88,10 +100,11 @@ class VsdRenderer:
         self._renderers: dict[tuple[int, int], object] = {}
 
     def _ensure(self, obj_id: int) -> np.ndarray:
+        """The vertices of the object's convex hull (they bound the projection as all vertices do)."""
         if obj_id not in self._vertices:
             mesh = self._mesh_of(obj_id)
             self._meshes[obj_id] = mesh
-            self._vertices[obj_id] = np.asarray(mesh.vertices_mm, np.float64)
+            self._vertices[obj_id] = hull_vertices(np.asarray(mesh.vertices_mm, np.float64))
         return self._vertices[obj_id]
 
     def _renderer(self, w: int, h: int, obj_ids):
@@ -134,4 +147,4 @@ class VsdRenderer:
         return out
 
 
-__all__ = ["VsdRenderer", "bop_toolkit_sampling_K", "projected_box", "PRINCIPAL_POINT_SHIFT_PX"]
+__all__ = ["hull_vertices", "VsdRenderer", "bop_toolkit_sampling_K", "projected_box", "PRINCIPAL_POINT_SHIFT_PX"]

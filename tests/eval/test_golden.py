@@ -105,3 +105,15 @@ def test_fixture_exercises_the_rules(result):
     assert np.isinf(errs.mssd_mm).any()  # far-off estimate
     assert (errs.mssd_mm == 0).any() or (errs.mssd_mm < 1e-6).any()  # a symmetric pose
     assert (errs.vsd == 1.0).all(axis=1).any()
+
+
+def test_parallel_vsd_equals_serial(result, tmp_path):
+    """Forked VSD workers give the same errors as one process."""
+    from bopnp.eval.compute import compute_errors
+
+    one = compute_errors(result.inputs, result.plan, device="cpu", workers=1, progress=False)
+    two = compute_errors(result.inputs, result.plan, device="cpu", workers=3, progress=False)
+    np.testing.assert_array_equal(one.vsd, two.vsd)
+    np.testing.assert_array_equal(one.vsd_available, two.vsd_available)
+    assert one.vsd_missing == two.vsd_missing
+    np.testing.assert_array_equal(one.mssd_mm, two.mssd_mm)

@@ -1,0 +1,189 @@
+"""Benchmark: `bopnp eval` against bop_toolkit's `eval_bop19_pose.py` on the same LM-O inputs.
+
+The inputs are the real LM-O test GT (200 images, 1445 targets) with perturbed estimates. bop_toolkit
+needs a depth image and scene_gt_info for every image; the real files hold one depth image and no
+scene_gt_info, so this script renders depth images of the GT scenes (and their visibility) into a
+scratch BOP folder for the other 199 images (said in its output). Both tools then read that folder.
+
+    python bench/eval.py                                     # bopnp only
+    python bench/eval.py --bop-toolkit-python ENV/bin/python # side by side (bop_toolkit importable there)
+
+Prints a table with the wall time of each tool (each run as a command, start-up included), the ratio,
+and the scores of both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_LMO = Path(os.environ.get("BOPNP_LMO_DIR", REPO.parent / "shared" / "data" / "lmo"))
+SCORE_KEYS = ["bop19_average_recall", "bop19_average_recall_vsd", "bop19_average_recall_mssd", "bop19_average_recall_mspd",
+              "bop19_average_time_per_image"]
+
+
+def build_scratch(lmo: Path, root: Path) -> str:
+    """scratch/lmo: the real LM-O files plus rendered depth and scene_gt_info; returns a summary line."""
+    from bopnp.bop import io
+    from bopnp.bop.records import GtInfo, ImageCamera
+    from bopnp.render import get_renderer
+
+    ds = root / "lmo"
+    stamp = ds / ".complete"
+    if stamp.is_file():
+        return stamp.read_text()
+    if ds.exists():
+        shutil.rmtree(ds)
+    (ds / "test" / "000002" / "depth").mkdir(parents=True)
+    for name in ("models", "models_eval"):
+        (ds / name).symlink_to((lmo / name).resolve())
+    for name in ("camera.json", "test_targets_bop19.json"):
+        shutil.copy(lmo / name, ds / name)
+    src = lmo / "test" / "000002"
+    dst = ds / "test" / "000002"
+    shutil.copy(src / "scene_gt.json", dst / "scene_gt.json")
+    gt = io.load_scene_gt(src / "scene_gt.json")
+    cams = io.load_scene_camera(src / "scene_camera.json")
+    cam = io.load_camera(lmo / "camera.json")
+    r = get_renderer(cam.width, cam.height)
+    for obj_id in {g.obj_id for v in gt.values() for g in v}:
+        r.add_model(obj_id, io.load_ply(lmo / "models" / f"obj_{obj_id:06d}.ply", load_texture=False))
+    infos, new_cams, real, rendered = {}, {}, 0, 0
+    for im_id, gts in gt.items():
+        out = r.render(cams[im_id].K, [(g.obj_id, g.R_m2c, g.t_m2c) for g in gts])
+        real_depth = src / "depth" / f"{im_id:06d}.png"
+        if real_depth.is_file():
+            shutil.copy(real_depth, dst / "depth" / real_depth.name)
+            new_cams[im_id] = cams[im_id]
+            real += 1
+        else:
+            io.save_depth(dst / "depth" / f"{im_id:06d}.png", out.depth_mm, 0.1)
+            new_cams[im_id] = ImageCamera(K=cams[im_id].K, depth_scale=0.1)
+            rendered += 1
+        rows = []
+        for k in range(len(gts)):
+            full, vis = out.mask_full[k], out.mask_visib[k]
+            n_all, n_vis = int(full.sum()), int(vis.sum())
+            box = lambda m: (lambda ys, xs: np.array([xs.min(), ys.min(), xs.max() - xs.min(), ys.max() - ys.min()]) if len(xs) else np.array([-1] * 4))(*np.nonzero(m))  # noqa: E731
+            rows.append(GtInfo(bbox_obj=box(full), bbox_visib=box(vis), px_count_all=n_all, px_count_valid=n_all, px_count_visib=n_vis,
+                               visib_fract=n_vis / n_all if n_all else 0.0))
+        infos[im_id] = rows
+    io.save_scene_camera(dst / "scene_camera.json", new_cams)
+    io.save_scene_gt_info(dst / "scene_gt_info.json", infos)
+    summary = (f"depth: {real} real image(s) kept, {rendered} rendered from the GT poses (depth_scale 0.1); "
+               "scene_gt_info computed from renders")
+    stamp.write_text(summary)
+    return summary
+
+
+def write_estimates(lmo: Path, path: Path, seed: int) -> int:
+    """Perturbed GT estimates for every target instance, plus low-scored wrong poses (so that the top-k
+    selection matters); returns the number of rows."""
+    from bopnp.bop import io
+    from bopnp.bop.records import PoseEstimate
+    from bopnp.bop.results import format_results_csv
+
+    rng = np.random.default_rng(seed)
+    gt = io.load_scene_gt(lmo / "test" / "000002" / "scene_gt.json")
+    ests = []
+
+    def rot(aa):
+        th = np.linalg.norm(aa)
+        k = np.array([[0, -aa[2], aa[1]], [aa[2], 0, -aa[0]], [-aa[1], aa[0], 0]]) / max(th, 1e-12)
+        return np.eye(3) + math.sin(th) * k + (1 - math.cos(th)) * k @ k
+
+    for t in io.load_targets(lmo / "test_targets_bop19.json"):
+        time_s = 0.1 + 0.001 * t.im_id
+        for g in gt[t.im_id]:
+            if g.obj_id != t.obj_id:
+                continue
+            R = rot(rng.normal(0, math.radians(rng.choice([1.0, 4.0, 10.0])), 3)) @ g.R_m2c
+            U, _, Vt = np.linalg.svd(R)
+            tt = g.t_m2c + rng.normal(0, 1, 3) * rng.choice([2.0, 8.0, 25.0]) * np.array([1.0, 1.0, 3.0])
+            ests.append(PoseEstimate(t.scene_id, t.im_id, t.obj_id, float(rng.uniform(0.5, 1.0)), U @ Vt, tt, time_s))
+            if rng.random() < 0.3:
+                U, _, Vt = np.linalg.svd(rot(rng.normal(0, 1.0, 3)) @ g.R_m2c)
+                ests.append(PoseEstimate(t.scene_id, t.im_id, t.obj_id, float(rng.uniform(0.0, 0.5)), U @ Vt, g.t_m2c + rng.normal(0, 40, 3), time_s))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(format_results_csv(ests))
+    return len(ests)
+
+
+def run_bopnp(csv: Path, bop: Path, out: Path, device: str) -> tuple[float, dict]:
+    cmd = [str(Path(sys.executable).parent / "bopnp"), "eval", str(csv), "--bop-path", str(bop), "--out", str(out), "--device", device, "-q"]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0, json.loads((out / "scores_bop19.json").read_text())
+
+
+def run_toolkit(csv: Path, bop: Path, out: Path, python: str, workers: int) -> tuple[float, dict]:
+    from bopnp.eval.toolkit import run_bop_toolkit
+
+    os.environ["BOP_TOOLKIT_PYTHON"] = python
+    t0 = time.perf_counter()
+    scores = run_bop_toolkit(csv, bop, out_dir=out, num_workers=workers)
+    return time.perf_counter() - t0, scores
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lmo", type=Path, default=DEFAULT_LMO, help="real LM-O files (default: beside the checkout, or $BOPNP_LMO_DIR)")
+    ap.add_argument("--scratch", type=Path, default=REPO / "bench" / "out" / "eval", help="scratch folder (reused between runs)")
+    ap.add_argument("--bop-toolkit-python", default=os.environ.get("BOP_TOOLKIT_PYTHON"),
+                    help="python of an environment where bop_toolkit (a clone, pip install -e) is importable; omit to time bopnp only")
+    ap.add_argument("--bop-toolkit-workers", type=int, default=1, help="bop_toolkit's --num_workers")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    if not (args.lmo / "models_info.json").exists() and not (args.lmo / "models" / "models_info.json").is_file():
+        print(f"LM-O files not found at {args.lmo}: pass --lmo DIR (a BOP lmo folder with test_targets_bop19.json)")
+        return
+    import torch
+
+    bop = args.scratch / "bop"
+    t0 = time.perf_counter()
+    summary = build_scratch(args.lmo, bop)
+    print(f"scratch BOP folder {bop} ready ({time.perf_counter() - t0:.1f} s): {summary}")
+    csv = args.scratch / "results" / "perturbed_lmo-test.csv"
+    n = write_estimates(args.lmo, csv, args.seed)
+    print(f"estimates: {n} rows (perturbed GT poses for the 1445 targets + low-scored wrong poses) in {csv}")
+    print(f"cpu threads: {torch.get_num_threads()}, cuda: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'not available'}")
+    print("(times are wall-clock of each command, start-up included; the machine may be shared)\n")
+
+    rows = []
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    for dev in devices:
+        secs, s = run_bopnp(csv, bop, args.scratch / f"eval_bopnp_{dev}", dev)
+        rows.append((f"bopnp ({dev})", secs, s))
+    if args.bop_toolkit_python:
+        secs, s = run_toolkit(csv, bop, args.scratch / "eval_bop_toolkit", args.bop_toolkit_python, args.bop_toolkit_workers)
+        rows.append((f"bop_toolkit ({args.bop_toolkit_workers} worker{'s' if args.bop_toolkit_workers > 1 else ''})", secs, s))
+    else:
+        print("bop_toolkit: not run (pass --bop-toolkit-python)\n")
+
+    head = f"{'tool':<26}{'time (s)':>9}{'vs toolkit':>11}" + "".join(f"{k.replace('bop19_average_', ''):>17}" for k in SCORE_KEYS)
+    print(head)
+    ref = next((r for r in rows if r[0].startswith("bop_toolkit")), None)
+    for name, secs, s in rows:
+        ratio = f"{ref[1] / secs:.1f}x" if ref else "-"
+        vals = "".join(f"{(s.get(k) if s.get(k) is not None else float('nan')):>17.6f}" for k in SCORE_KEYS)
+        print(f"{name:<26}{secs:>9.2f}{ratio:>11}{vals}")
+    if ref:
+        for name, _, s in rows:
+            if name.startswith("bopnp"):
+                diff = max(abs(s[k] - ref[2][k]) for k in SCORE_KEYS)
+                print(f"max |score difference| {name} vs bop_toolkit: {diff:.2e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -75,11 +75,12 @@ class ImplicitPnP(torch.autograd.Function):
         lam = torch.cholesky_solve((g * s).unsqueeze(-1), L).squeeze(-1) * s
         lam = torch.where(valid.unsqueeze(-1) & torch.isfinite(lam).all(-1, keepdim=True), lam, torch.zeros_like(lam))
         A, c = K[:, :2, :2], K[:, :2, 2]
-        xc = x3d - center.unsqueeze(1)
-        Z = (xc @ R[:, 2:].transpose(-1, -2)).squeeze(-1) + (t + Rm)[:, 2:]
+        xc = (x3d - center.unsqueeze(1)).transpose(1, 2)  # points-last layout
+        tau = t + Rm
+        Z = (R[:, 2:] @ xc).squeeze(1) + tau[:, 2:]
         # zero-weight points in front of the camera still get the derivative w.r.t. their weight
         mask = (w > 0) | (Z > obj.z_eps(Z.dtype))
-        pt = obj.point_terms(R, t + Rm, xc, A, c, x2d, w, mask)
+        pt = obj.point_terms(R, tau, xc, A, c, x2d.transpose(1, 2), w, mask)
         grads = obj.implicit_vjp(pt, R, A, lam)
         gK = None
         if ctx.needs_input_grad[2]:
@@ -87,8 +88,8 @@ class ImplicitPnP(torch.autograd.Function):
             gK[:, :2, :2] = grads.A
             gK[:, :2, 2] = grads.c
         return (
-            grads.u if ctx.needs_input_grad[0] else None,
-            grads.x if ctx.needs_input_grad[1] else None,
+            grads.u.transpose(1, 2) if ctx.needs_input_grad[0] else None,
+            grads.x.transpose(1, 2) if ctx.needs_input_grad[1] else None,
             gK,
             grads.w if ctx.needs_input_grad[3] else None,
             None, None, None, None, None, None,

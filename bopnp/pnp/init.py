@@ -2,7 +2,8 @@
 
 Both run on every item of the batch; the caller keeps, per item, the candidate with the smallest reprojection error,
 so planar, near-planar and general point sets are all handled without branching. Everything is batched torch on the
-inputs' device and dtype; small eigen- and singular-value problems are solved for the whole batch at once.
+inputs' device (callers pass float64: the normal equations square the conditioning); small eigen- and singular-value
+problems are solved for the whole batch at once. Per-point tensors are points-last, as in :mod:`bopnp.pnp.objective`.
 
 References: Lepetit, Moreno-Noguer, Fua, "EPnP: An Accurate O(n) Solution to the PnP Problem", IJCV 2009 (control
 points, kernel of M^T M, distance constraints on the betas, Gauss-Newton on the betas); Zhang, "A flexible new technique
@@ -21,20 +22,22 @@ _PAIRS = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
 #: products beta_k beta_l (k <= l) in the columns of the L matrix
 _PRODUCTS = [(0, 0), (0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3), (2, 2), (2, 3), (3, 3)]
 _COL = {kl: i for i, kl in enumerate(_PRODUCTS)}
+#: usable points (spread over the input order) used to rank the candidates of large problems
+SCORE_POINTS = 512
 
 
 def weighted_pca(x: Tensor, w: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Weighted centroid and principal axes of a point set.
 
     Args:
-        x: (B, N, 3) points, mm. w: (B, N) weights >= 0.
+        x: (B, 3, N) points, mm. w: (B, N) weights >= 0.
     Returns:
         mean: (B, 3) mm. evals: (B, 3) ascending variances, mm^2. evecs: (B, 3, 3) axes as columns.
     """
     wsum = w.sum(-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
-    mean = (w.unsqueeze(-1) * x).sum(1) / wsum
-    xc = x - mean.unsqueeze(1)
-    C = (xc * w.unsqueeze(-1)).transpose(1, 2) @ xc / wsum.unsqueeze(-1)
+    mean = (x * w.unsqueeze(1)).sum(-1) / wsum
+    xc = x - mean.unsqueeze(-1)
+    C = (xc * w.unsqueeze(1)) @ xc.transpose(1, 2) / wsum.unsqueeze(-1)
     evals, evecs = torch.linalg.eigh(torch.nan_to_num(0.5 * (C + C.transpose(1, 2))))
     return mean, evals.clamp_min(0), evecs
 
@@ -63,14 +66,17 @@ def _normal_matrix(a: Tensor, v: Tensor, w: Tensor) -> Tensor:
     from the (B, k, k, 4) moments ``sum_i w_i a_ij a_ik (1, v1, v2, v1^2 + v2^2)`` (one batched product over the points).
 
     Args:
-        a: (B, N, k) per-point coefficients. v: (B, N, 2) image coordinates. w: (B, N).
+        a: (B, k, N) per-point coefficients. v: (B, 2, N) image coordinates. w: (B, N).
     Returns:
         (B, 3k, 3k) symmetric, ordered (j, xyz).
     """
-    B, N, k = a.shape
-    F = torch.cat([torch.ones_like(v[..., :1]), v, (v * v).sum(-1, keepdim=True)], -1)  # (B, N, 4)
-    aa = (a.unsqueeze(-1) * a.unsqueeze(-2)).reshape(B, N, k * k) * w.unsqueeze(-1)
-    mom = (aa.transpose(1, 2) @ F).reshape(B, k, k, 4)
+    B, k, N = a.shape
+    F = torch.cat([torch.ones_like(v[:, :1]), v, (v * v).sum(1, keepdim=True)], 1) * w.unsqueeze(1)  # (B, 4, N)
+    iu, ju = torch.triu_indices(k, k, device=a.device)
+    upper = (a[:, iu] * a[:, ju]) @ F.transpose(1, 2)  # (B, k(k+1)/2, 4): only the distinct products
+    mom = torch.zeros(B, k, k, 4, dtype=a.dtype, device=a.device)
+    mom[:, iu, ju] = upper
+    mom[:, ju, iu] = upper
     T = torch.zeros(4, 3, 3, dtype=a.dtype, device=a.device)
     T[0, 0, 0] = T[0, 1, 1] = 1
     T[1, 0, 2] = T[1, 2, 0] = -1
@@ -80,22 +86,23 @@ def _normal_matrix(a: Tensor, v: Tensor, w: Tensor) -> Tensor:
     return torch.nan_to_num(0.5 * (M + M.transpose(1, 2)))
 
 
-def _epnp_camera_points(x: Tensor, un: Tensor, w: Tensor, evals: Tensor, evecs: Tensor) -> Tensor:
-    """EPnP: camera-frame coordinates of every point for three beta approximations.
+def _epnp(x: Tensor, un: Tensor, w: Tensor, evals: Tensor, evecs: Tensor) -> tuple[Tensor, Tensor]:
+    """EPnP with three beta approximations.
 
     Args:
-        x: (B, N, 3) centred model points. un: (B, N, 2) normalised image coordinates. w: (B, N).
+        x: (B, 3, N) centred model points. un: (B, 2, N) normalised image coordinates. w: (B, N).
         evals, evecs: principal variances and axes of ``x``.
     Returns:
-        (B, 3, N, 3) camera-frame points, mm, one set per approximation.
+        M: (B, 3, 3, 3) matrices whose nearest rotations are the rotations. t: (B, 3, 3) camera coordinates of the
+        weighted centroid, mm; one per approximation.
     """
-    B, N, _ = x.shape
+    B, _, N = x.shape
     dt = x.dtype
     floor = 1e-12 * evals[:, 2:].clamp_min(torch.finfo(dt).tiny)
     scale = evals.clamp_min(0).maximum(floor).sqrt()  # (B, 3)
     ctrl = torch.cat([torch.zeros(B, 1, 3, dtype=dt, device=x.device), (evecs * scale.unsqueeze(1)).transpose(1, 2)], 1)
-    a123 = (x @ evecs) / scale.unsqueeze(1)  # (B, N, 3)
-    alpha = torch.cat([1 - a123.sum(-1, keepdim=True), a123], -1)  # (B, N, 4)
+    a123 = (evecs.transpose(1, 2) @ x) / scale.unsqueeze(-1)  # (B, 3, N)
+    alpha = torch.cat([1 - a123.sum(1, keepdim=True), a123], 1)  # (B, 4, N)
     MtM = _normal_matrix(alpha, un, w)  # (B, 12, 12)
     _, V = torch.linalg.eigh(MtM)
     v = V[:, :, :4].transpose(1, 2).reshape(B, 4, 4, 3)  # (B, kernel k, control point, xyz)
@@ -134,12 +141,19 @@ def _epnp_camera_points(x: Tensor, un: Tensor, w: Tensor, evals: Tensor, evecs: 
     s2 = b[:, 3] / torch.where(s0.abs() > torch.finfo(dt).tiny, s0, torch.ones_like(s0))
     beta3 = torch.stack([s0, s1, s2, zeros], -1)
 
-    beta = _refine_betas(torch.stack([beta1, beta2, beta3], 1), L, rho)  # (B, 3, 4)
+    # Gauss-Newton on the betas; tiny point sets (kernels of dimension up to 4) need more steps
+    beta = _refine_betas(torch.stack([beta1, beta2, beta3], 1), L, rho, iters=10 if N < 6 else 5)  # (B, 3, 4)
     cam_ctrl = torch.einsum("bak,bkci->baci", beta, v)  # (B, 3, 4, 3)
-    P = torch.einsum("bnc,baci->bani", alpha, cam_ctrl)  # (B, 3, N, 3)
+    # Rigid fit of the camera points P_i = sum_j alpha_ij C_j to the model points, without forming P: both sums it
+    # needs are linear in the control points, sum_i w P_i x_i^T = sum_j C_j (sum_i w alpha_ij x_i)^T.
+    wa = alpha * w.unsqueeze(1)  # (B, 4, N)
+    ax = wa @ x.transpose(1, 2)  # (B, 4, 3)
+    aw = wa.sum(-1)  # (B, 4)
     wsum = w.sum(-1).clamp_min(torch.finfo(dt).tiny)
-    zmean = (P[..., 2] * w.unsqueeze(1)).sum(-1) / wsum.unsqueeze(1)
-    return torch.where((zmean < 0)[..., None, None], -P, P)
+    t = (aw[:, None, :, None] * cam_ctrl).sum(2) / wsum[:, None, None]  # (B, 3, 3): weighted mean of P
+    Hc = cam_ctrl.transpose(-1, -2) @ ax.unsqueeze(1)  # (B, 3, 3, 3)
+    flip = (t[..., 2] < 0)[..., None]  # the kernel's sign is arbitrary: put the points in front of the camera
+    return torch.where(flip.unsqueeze(-1), -Hc, Hc), torch.where(flip, -t, t)
 
 
 def _product_maps(dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
@@ -153,7 +167,7 @@ def _product_maps(dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Ten
     return k, l, G
 
 
-def _refine_betas(beta: Tensor, L: Tensor, rho: Tensor, iters: int = 10) -> Tensor:
+def _refine_betas(beta: Tensor, L: Tensor, rho: Tensor, iters: int) -> Tensor:
     """Gauss-Newton on the distance constraints ``L b(beta) = rho``. beta: (B, A, 4). L: (B, 6, 10). rho: (B, 6)."""
     k, l, G = _product_maps(beta.dtype, beta.device)
     L = L.unsqueeze(1)
@@ -166,20 +180,6 @@ def _refine_betas(beta: Tensor, L: Tensor, rho: Tensor, iters: int = 10) -> Tens
     return beta
 
 
-def _procrustes(x: Tensor, P: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
-    """Cross-covariance and weighted mean for the rigid fit ``P ~ R x + t`` of centred ``x``.
-
-    Args:
-        x: (B, N, 3) model points with weighted mean 0. P: (B, A, N, 3). w: (B, N).
-    Returns:
-        M: (B, A, 3, 3) matrices whose nearest rotation is R. t: (B, A, 3).
-    """
-    wsum = w.sum(-1).clamp_min(torch.finfo(x.dtype).tiny)
-    t = (P * w[:, None, :, None]).sum(2) / wsum[:, None, None]
-    Hc = (P * w[:, None, :, None]).transpose(-1, -2) @ x.unsqueeze(1)  # sum w P x^T: (B, A, 3, 3)
-    return Hc, t
-
-
 def _homography_pose(x: Tensor, un: Tensor, w: Tensor, evals: Tensor, evecs: Tensor) -> tuple[Tensor, Tensor]:
     """Pose from the homography between the points' principal plane and the image (normalised DLT).
 
@@ -187,20 +187,20 @@ def _homography_pose(x: Tensor, un: Tensor, w: Tensor, evals: Tensor, evecs: Ten
         M: (B, 3, 3) matrix whose nearest rotation is R (model to camera). t: (B, 3) camera coordinates of the
         weighted centroid, mm.
     """
-    B, N, _ = x.shape
+    B = x.shape[0]
     dt = x.dtype
     tiny = torch.finfo(dt).tiny
     Q = torch.stack([evecs[..., 2], evecs[..., 1], torch.linalg.cross(evecs[..., 2], evecs[..., 1])], -1)
-    s = x @ Q[..., :2]  # (B, N, 2) plane coordinates
     sig_s = (evals[:, 2] + evals[:, 1]).clamp_min(tiny).sqrt()
-    s = s / sig_s[:, None, None]
+    s = (Q[..., :2].transpose(1, 2) @ x) / sig_s[:, None, None]  # (B, 2, N) plane coordinates
     wsum = w.sum(-1).clamp_min(tiny)
-    mu = (un * w.unsqueeze(-1)).sum(1) / wsum.unsqueeze(-1)
-    sig_u = ((((un - mu.unsqueeze(1)) ** 2).sum(-1) * w).sum(-1) / wsum).clamp_min(tiny).sqrt()
-    v = (un - mu.unsqueeze(1)) / sig_u[:, None, None]
-    h = torch.cat([s, torch.ones_like(s[..., :1])], -1)  # (B, N, 3) homogeneous plane coordinates
+    mu = (un * w.unsqueeze(1)).sum(-1) / wsum.unsqueeze(-1)
+    d = un - mu.unsqueeze(-1)
+    sig_u = (((d * d).sum(1) * w).sum(-1) / wsum).clamp_min(tiny).sqrt()
+    v = d / sig_u[:, None, None]
+    h = torch.cat([s, torch.ones_like(s[:, :1])], 1)  # (B, 3, N) homogeneous plane coordinates
     _, V = torch.linalg.eigh(_normal_matrix(h, v, w))
-    Hn = V[:, :, 0].reshape(B, 3, 3)
+    Hn = V[:, :, 0].reshape(B, 3, 3).transpose(1, 2)  # unknowns are ordered (plane coordinate, image row)
     # undo the normalisations: H = T_u^-1 Hn T_s
     Tu_inv = torch.zeros(B, 3, 3, dtype=dt, device=x.device)
     Tu_inv[:, 0, 0] = sig_u
@@ -230,28 +230,30 @@ def initial_pose(
     """Best of four closed-form candidates (three EPnP beta approximations and a plane homography) per item.
 
     Args:
-        x: (B, N, 3) model points centred on their weighted centroid, mm.
-        u: (B, N, 2) observed pixels. A: (B, 2, 2) ``K[:2, :2]``. c: (B, 2) ``K[:2, 2]``. w: (B, N) >= 0.
+        x: (B, 3, N) model points centred on their weighted centroid, mm.
+        u: (B, 2, N) observed pixels. A: (B, 2, 2) ``K[:2, :2]``. c: (B, 2) ``K[:2, 2]``. w: (B, N) >= 0.
         pca: ``(evals, evecs)`` of ``x`` from :func:`weighted_pca`, if already computed.
         all_candidates: return all four candidates, best first, instead of the best one.
     Returns:
         R: (B, 3, 3) (or (B, 4, 3, 3)). t: (B, 3) mm (or (B, 4, 3)), so that ``R x + t`` are the camera-frame
-        points. cost: (B,) (or (B, 4)) reprojection cost, px^2 (inf where not finite).
+        points. cost: (B,) (or (B, 4)) reprojection cost, px^2 (inf where not finite), summed over at most
+        ``SCORE_POINTS`` usable points spread over the input order.
     """
-    B, N, _ = x.shape
+    B, _, N = x.shape
     un = normalized_coords(u, A, c)
     if pca is None:
         _, evals, evecs = weighted_pca(x, w)
     else:
         evals, evecs = pca
-    P = _epnp_camera_points(x, un, w, evals, evecs)
-    M_e, t_e = _procrustes(x, P, w)
+    M_e, t_e = _epnp(x, un, w, evals, evecs)
     M_h, t_h = _homography_pose(x, un, w, evals, evecs)
     R = _nearest_rotation(torch.cat([M_e, M_h.unsqueeze(1)], 1))  # (B, 4, 3, 3)
     t = torch.cat([t_e, t_h.unsqueeze(1)], 1)
-    err2, z = obj.sq_errors(R, t, x, A, c, u)
-    used = (w > 0).unsqueeze(1)
-    cost = (torch.where(used, err2, torch.zeros_like(err2)) * w.unsqueeze(1)).sum(-1)
+    # ranking four candidates needs no more than a few hundred points
+    xs, us, ws = (x, u, w) if N <= SCORE_POINTS else _spread_subset(x, u, w, SCORE_POINTS)
+    err2, z = obj.sq_errors(R, t, xs, A, c, us)
+    used = (ws > 0).unsqueeze(1)
+    cost = (torch.where(used, err2, torch.zeros_like(err2)) * ws.unsqueeze(1)).sum(-1)
     cost = torch.where(torch.isfinite(cost), cost, torch.full_like(cost, float("inf")))
     # a candidate that puts used points behind the camera ranks after every one that does not
     behind = ((z <= 0) & used).any(-1)
@@ -264,12 +266,28 @@ def initial_pose(
     return R[:, 0], t[:, 0], cost[:, 0]
 
 
+def _spread_subset(x: Tensor, u: Tensor, w: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
+    """``k`` of each item's usable points (w > 0), evenly spread over their order: (B, 3, k), (B, 2, k), (B, k)."""
+    used = w > 0
+    order = torch.sort((~used).to(torch.int8), dim=-1, stable=True).indices  # usable points first
+    n = used.sum(-1, keepdim=True).clamp_min(1)
+    pos = (torch.arange(k, device=w.device, dtype=torch.float64) / k * n).long()
+    idx = order.gather(1, pos).unsqueeze(1)
+    return x.gather(2, idx.expand(-1, 3, -1)), u.gather(2, idx.expand(-1, 2, -1)), w.gather(1, idx.squeeze(1))
+
+
 def normalized_coords(u: Tensor, A: Tensor, c: Tensor) -> Tensor:
-    """``A^{-1} (u - c)`` (closed-form 2x2 inverse; 0 where ``A`` is singular). u: (B, N, 2); A: (B, 2, 2); c: (B, 2)."""
+    """``A^{-1} (u - c)`` (closed-form 2x2 inverse; garbage but finite where ``A`` is singular).
+
+    Args:
+        u: (B, 2, N) px. A: (B, 2, 2). c: (B, 2) px.
+    Returns:
+        (B, 2, N).
+    """
     det = A[:, 0, 0] * A[:, 1, 1] - A[:, 0, 1] * A[:, 1, 0]
     det = torch.where(det == 0, torch.ones_like(det), det)
     adj = torch.stack([torch.stack([A[:, 1, 1], -A[:, 0, 1]], -1), torch.stack([-A[:, 1, 0], A[:, 0, 0]], -1)], -2)
-    return (u - c.unsqueeze(1)) @ (adj / det[:, None, None]).transpose(1, 2)
+    return (adj / det[:, None, None]) @ (u - c.unsqueeze(-1))
 
 
 __all__ = ["initial_pose", "weighted_pca", "normalized_coords"]

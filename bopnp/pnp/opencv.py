@@ -85,8 +85,8 @@ def solve_pnp_opencv(x2d: Tensor, x3d: Tensor, K: Tensor, weights: Tensor | None
     valid_t = torch.from_numpy(valid).to(dev)
     inl_t = torch.from_numpy(inl).to(dev)
     w_in = torch.where(inl_t, torch.nan_to_num(w.detach()).clamp_min(0), torch.zeros((), dtype=dt, device=dev))
-    pt = obj.point_terms(R_t, t_t, torch.nan_to_num(x3d.detach()), K[:, :2, :2].detach(), K[:, :2, 2].detach(),
-                         torch.nan_to_num(x2d.detach()), w_in)
+    pt = obj.point_terms(R_t, t_t, torch.nan_to_num(x3d.detach()).transpose(1, 2), K[:, :2, :2].detach(),
+                         K[:, :2, 2].detach(), torch.nan_to_num(x2d.detach()).transpose(1, 2), w_in)
     cost = torch.where(valid_t, obj.cost(pt), torch.zeros((), dtype=dt, device=dev))
     pose = torch.cat([matrix_to_axis_angle(R_t), t_t], -1)
     return PnPResult(R=R_t, t=t_t, pose=pose, valid=valid_t, inliers=inl_t, cost=cost,

@@ -88,7 +88,11 @@ def sample_distinct(n: Tensor, H: int, s: int, generator: torch.Generator | None
 
 
 def inlier_mask(R: Tensor, t: Tensor, x: Tensor, A: Tensor, c: Tensor, u: Tensor, w: Tensor, threshold_px: float) -> Tensor:
-    """(B, N) bool: used points (w > 0) in front of the camera that reproject within ``threshold_px`` under (R, t)."""
+    """(B, N) bool: used points (w > 0) in front of the camera that reproject within ``threshold_px`` under (R, t).
+
+    Args:
+        R: (B, 3, 3). t: (B, 3) mm. x: (B, 3, N) mm. A: (B, 2, 2). c: (B, 2). u: (B, 2, N) px. w: (B, N).
+    """
     err2, z = obj.sq_errors(R.unsqueeze(1), t.unsqueeze(1), x, A, c, u)
     return (err2[:, 0] <= threshold_px**2) & (z[:, 0] > 0) & (w > 0)
 
@@ -99,12 +103,12 @@ def ransac_hypothesis(
     """Best RANSAC hypothesis per item.
 
     Args:
-        x: (B, N, 3) model points, mm (centred for conditioning). u: (B, N, 2) px. A: (B, 2, 2). c: (B, 2).
+        x: (B, 3, N) model points, mm (centred for conditioning). u: (B, 2, N) px. A: (B, 2, 2). c: (B, 2).
         w: (B, N) weights; points with w > 0 take part. cfg: :class:`RansacConfig`.
     Returns:
         R: (B, 3, 3). t: (B, 3) mm. inliers: (B, N) bool under the best hypothesis.
     """
-    B, N, _ = x.shape
+    B, _, N = x.shape
     H = int(cfg.iterations)
     s = 3 if cfg.solver == "p3p" else int(cfg.sample_size)
     dev, dt = x.device, x.dtype
@@ -116,20 +120,21 @@ def ransac_hypothesis(
     n_used = used.sum(-1)
     order = torch.sort((~used).to(torch.int8), dim=-1, stable=True).indices  # used points first
     picks = sample_distinct(n_used, H, s, gen)
-    idx = order.gather(1, picks.reshape(B, H * s)).reshape(B * H, s)
+    idx = order.gather(1, picks.reshape(B, H * s)).unsqueeze(1)  # (B, 1, H * s)
     rep = lambda z: z.unsqueeze(1).expand(B, H, *z.shape[1:]).reshape(B * H, *z.shape[1:])  # noqa: E731
-    # minimal problems are tiny: solve them in float64 for accuracy
+    # minimal problems are tiny: solve them in float64 for accuracy; (B * H, k, s) points-last samples
     f64 = torch.float64
-    xs = torch.gather(rep(x), 1, idx.unsqueeze(-1).expand(-1, -1, 3)).to(f64)
-    us = torch.gather(rep(u), 1, idx.unsqueeze(-1).expand(-1, -1, 2)).to(f64)
+    xs = x.gather(2, idx.expand(-1, 3, -1)).view(B, 3, H, s).transpose(1, 2).reshape(B * H, 3, s).to(f64)
+    us = u.gather(2, idx.expand(-1, 2, -1)).view(B, 2, H, s).transpose(1, 2).reshape(B * H, 2, s).to(f64)
     if cfg.solver == "p3p":
         un = normalized_coords(us, rep(A).to(f64), rep(c).to(f64))
-        Rh, th, ok = p3p(torch.cat([un, torch.ones_like(un[..., :1])], -1), xs)  # (B*H, 4, ...)
+        rays = torch.cat([un, torch.ones_like(un[:, :1])], 1).transpose(1, 2)
+        Rh, th, ok = p3p(rays, xs.transpose(1, 2))  # (B*H, 4, ...)
         Rh, th, ok = Rh.reshape(B, 4 * H, 3, 3), th.reshape(B, 4 * H, 3), ok.reshape(B, 4 * H)
     else:
-        ws = torch.gather(rep(w), 1, idx).clamp_min(torch.finfo(dt).tiny).to(f64)
-        ms = (xs * ws.unsqueeze(-1)).sum(1) / ws.sum(1, keepdim=True)
-        Rh, th, _ = initial_pose(xs - ms.unsqueeze(1), us, rep(A).to(f64), rep(c).to(f64), ws)
+        ws = w.gather(1, idx.squeeze(1)).view(B * H, s).clamp_min(torch.finfo(dt).tiny).to(f64)
+        ms = (xs * ws.unsqueeze(1)).sum(-1) / ws.sum(-1, keepdim=True)
+        Rh, th, _ = initial_pose(xs - ms.unsqueeze(-1), us, rep(A).to(f64), rep(c).to(f64), ws)
         th = th - (Rh @ ms.unsqueeze(-1)).squeeze(-1)  # pose of the (centred) model frame
         Rh, th = Rh.reshape(B, H, 3, 3), th.reshape(B, H, 3)
         ok = torch.isfinite(Rh).flatten(2).all(-1) & torch.isfinite(th).all(-1)

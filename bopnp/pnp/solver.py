@@ -87,15 +87,17 @@ def _min_points() -> int:
 MULTI_START_BELOW = 6
 
 
-def _closed_form_init(x, u, A, c, w, max_iters, tol):
-    """Initial (R, t) of the centred problem: closed form in float64, multi-start for tiny point sets."""
-    B, N, _ = x.shape
+def _closed_form_init(x, u, A, c, w, pca64, max_iters, tol):
+    """Initial (R, t) of the centred problem (points-last layout): closed form in float64 (``pca64``: principal
+    variances and axes of ``x`` in float64), multi-start Levenberg-Marquardt for tiny point sets."""
+    B, _, N = x.shape
     dt = x.dtype
     f64 = torch.float64
+    args = (x.to(f64), u.to(f64), A.to(f64), c.to(f64), w.to(f64))
     if N >= MULTI_START_BELOW:
-        R0, t0, _ = initial_pose(x.to(f64), u.to(f64), A.to(f64), c.to(f64), w.to(f64))
+        R0, t0, _ = initial_pose(*args, pca=pca64)
         return R0.to(dt), t0.to(dt)
-    Rc, tc, _ = initial_pose(x.to(f64), u.to(f64), A.to(f64), c.to(f64), w.to(f64), all_candidates=True)
+    Rc, tc, _ = initial_pose(*args, pca=pca64, all_candidates=True)
     C = Rc.shape[1]
     rep = lambda z: z.unsqueeze(1).expand(B, C, *z.shape[1:]).reshape(B * C, *z.shape[1:])  # noqa: E731
     lm = levenberg_marquardt(Rc.reshape(B * C, 3, 3).to(dt), tc.reshape(B * C, 3).to(dt), rep(x), rep(A), rep(c),
@@ -172,6 +174,7 @@ def solve_pnp(
     if weights is None:
         weights = torch.ones(B, N, dtype=dt, device=dev)
 
+    f64 = torch.float64
     # Sanitise: a point with a non-finite value is dropped; its gradient is 0.
     finite = torch.isfinite(x2d).all(-1) & torch.isfinite(x3d).all(-1) & torch.isfinite(weights)
     zero = torch.zeros((), dtype=dt, device=dev)
@@ -185,9 +188,15 @@ def solve_pnp(
     K_ok = K_ok & (detA.abs() > torch.finfo(dt).eps * A.abs().flatten(1).amax(-1).clamp_min(torch.finfo(dt).tiny) ** 2)
 
     with torch.no_grad():
-        x2d_d, x3d_d, w_d, A_d, c_d = (v.detach() for v in (x2d_s, x3d_s, w_s, A, c))
-        center, evals, _ = weighted_pca(x3d_d, w_d)
-        xc = x3d_d - center.unsqueeze(1)
+        # points-last layout inside (see bopnp.pnp.objective)
+        u_d = x2d_s.detach().transpose(1, 2).contiguous()
+        x_d = x3d_s.detach().transpose(1, 2).contiguous()
+        w_d, A_d, c_d = w_s.detach(), A.detach(), c.detach()
+        x64, w64 = x_d.to(f64), w_d.to(f64)
+        center64, evals64, evecs64 = weighted_pca(x64, w64)
+        center = center64.to(dt)
+        xc = x_d - center.unsqueeze(-1)
+        x2d_d = u_d
         inliers = w_d > 0
         if ransac is not None:
             R0, tau0, inliers = ransac_hypothesis(xc, x2d_d, A_d, c_d, w_d, ransac)
@@ -197,7 +206,7 @@ def solve_pnp(
             tau0 = init[:, 3:].detach() + (R0 @ center.unsqueeze(-1)).squeeze(-1)
             rounds = 1
         else:
-            R0, tau0 = _closed_form_init(xc, x2d_d, A_d, c_d, w_d, max_iters, tol)
+            R0, tau0 = _closed_form_init(xc, x2d_d, A_d, c_d, w_d, (evals64, evecs64), max_iters, tol)
             rounds = 1
         R, tau = R0, tau0
         iterations = torch.zeros(B, dtype=torch.long, device=dev)
@@ -215,13 +224,13 @@ def solve_pnp(
         cost = obj.cost(pt)
         L, s, rcond = hessian_factor(obj.true_hessian(pt, A_d))
         eps = torch.finfo(dt).eps
-        _, evals_in, _ = weighted_pca(x3d_d, w_in)
+        evals_in = evals64 if ransac is None else weighted_pca(x64, w_in.to(f64))[1]
         n_used = (w_in > 0).sum(-1)
-        front = ((pt.X[..., 2] > 0) | (w_in <= 0)).all(-1)
+        front = ((pt.X[:, 2] > 0) | (w_in <= 0)).all(-1)
         valid = (
             K_ok
             & (n_used >= _min_points())
-            & (evals_in[:, 1] > eps * evals_in[:, 2])
+            & (evals_in[:, 1] > torch.finfo(f64).eps * 1e3 * evals_in[:, 2])  # not collinear
             & front
             & (rcond > 10 * eps)
             & torch.isfinite(cost)

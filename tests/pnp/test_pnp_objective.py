@@ -22,7 +22,7 @@ def _problem(B=3, N=12, seed=0):
     u = (X[..., :2] / X[..., 2:]) @ A.transpose(-1, -2) + c[:, None] + torch.randn(B, N, 2, generator=g, dtype=DT) * 3
     w = torch.rand(B, N, generator=g, dtype=DT) + 0.2
     w[:, 0] = 0.0  # an unused point
-    return R, t, x, A, c, u, w
+    return R, t, x.transpose(1, 2), A, c, u.transpose(1, 2), w  # points-last layout
 
 
 def _energy_of_local(R, t, x, A, c, u, w):

@@ -21,7 +21,7 @@ def _cv_pose(x2d, x3d, K):
 
 
 def _cost(R, t, p):
-    pt = obj.point_terms(R, t, p["x3d"], p["K"][:, :2, :2], p["K"][:, :2, 2], p["x2d"], torch.ones_like(p["x2d"][..., 0]))
+    pt = obj.point_terms(R, t, p["x3d"].mT, p["K"][:, :2, :2], p["K"][:, :2, 2], p["x2d"].mT, torch.ones_like(p["x2d"][..., 0]))
     return obj.cost(pt)
 
 
@@ -56,7 +56,7 @@ def test_solution_is_stationary():
     p = make_problem(B=5, N=30, noise_px=3.0, seed=3)
     res = solve_pnp(p["x2d"], p["x3d"], p["K"])
     w = torch.ones_like(p["x2d"][..., 0])
-    pt = obj.point_terms(res.R, res.t, p["x3d"], p["K"][:, :2, :2], p["K"][:, :2, 2], p["x2d"], w)
+    pt = obj.point_terms(res.R, res.t, p["x3d"].mT, p["K"][:, :2, :2], p["K"][:, :2, 2], p["x2d"].mT, w)
     g, H = obj.gauss_newton_system(pt, p["K"][:, :2, :2])
     scaled = g / H.diagonal(dim1=-2, dim2=-1).sqrt()
     assert scaled.abs().max() < 1e-9 * res.cost.sqrt().max()

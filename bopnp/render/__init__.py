@@ -17,7 +17,17 @@ configure_environment()  # before anything imports PyOpenGL
 if not hasattr(np, "infty"):  # pyrender 0.1.45 (used by benchmarks and by callers of pyrender) still reads np.infty
     np.infty = np.inf
 
+from bopnp.render.gt_info import compute_gt_info, compute_gt_info_and_masks, compute_masks  # noqa: E402
 from bopnp.render.lighting import Lighting  # noqa: E402
 from bopnp.render.renderer import Renderer, RenderOutput, get_renderer, projection_matrix  # noqa: E402
 
-__all__ = ["Renderer", "RenderOutput", "get_renderer", "Lighting", "projection_matrix"]
+__all__ = [
+    "Renderer",
+    "RenderOutput",
+    "get_renderer",
+    "Lighting",
+    "projection_matrix",
+    "compute_gt_info",
+    "compute_gt_info_and_masks",
+    "compute_masks",
+]

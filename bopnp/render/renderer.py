@@ -325,6 +325,10 @@ class Renderer:
         """Whether ``obj_id`` has been added."""
         return int(obj_id) in self._models
 
+    def mesh(self, obj_id: int) -> Mesh:
+        """The mesh added as ``obj_id``."""
+        return self._model(obj_id).mesh
+
     def xyz_normalization(self, obj_id: int) -> tuple[np.ndarray, np.ndarray]:
         """(centre_mm (3,), half_extent_mm (3,)) with ``xyz_norm = (xyz_mm - centre_mm) / half_extent_mm``."""
         model = self._model(obj_id)

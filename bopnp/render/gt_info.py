@@ -1,0 +1,219 @@
+"""``scene_gt_info.json`` entries and the ``mask/`` and ``mask_visib/`` images of annotated instances,
+with bop_toolkit's definitions (``scripts/calc_gt_info.py``, ``scripts/calc_gt_masks.py``,
+``bop_toolkit_lib/visibility.py``):
+
+* ``mask`` (full mask): pixels where the object rendered alone has depth.
+* ``mask_visib``: 'bop19' visibility against the depth image of the scene, compared as distances from
+  the camera centre: visible where ``dist_obj - dist_scene <= delta`` or the scene has no depth there
+  (missing sensor depth counts as visible), and the object has depth. With a real depth image this
+  tolerates sensor noise; for synthetic data the rendered depth of the whole scene serves as the depth
+  image (pass the depth of everything in the scene, distractors included).
+* ``px_count_all``: pixels of the object rendered alone in a canvas 3x the image size in each direction
+  (the image in its centre), so parts outside the image count; ``px_count_valid``: pixels of the
+  in-image mask where the depth image is valid (> 0); ``px_count_visib``: pixels of ``mask_visib``;
+  ``visib_fract = px_count_visib / px_count_all`` (0 when nothing is rendered).
+* ``bbox_obj``: (x, y, w, h) of the object's silhouette in the 3x canvas, in image coordinates (so x, y
+  may be negative and x + w may exceed the width); ``bbox_visib``: of ``mask_visib``. As bop_toolkit's
+  ``misc.calc_2d_bbox``, ``w = x_max - x_min`` and ``h = y_max - y_min`` (no +1), and both boxes are
+  [-1, -1, -1, -1] when no pixel is visible.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Sequence
+
+import numpy as np
+
+from bopnp.errors import ConfigError, ShapeError
+
+#: bop_toolkit's visibility tolerance for every dataset but ITODD (5 mm there), mm
+DEFAULT_DELTA_MM = 15.0
+
+
+def distance_image(depth_mm: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Distance of each pixel's 3D point from the camera centre (bop_toolkit ``depth_im_to_dist_im_fast``).
+
+    Args:
+        depth_mm: (H, W) depth along the optical axis, mm; 0 = no data.
+        K: (3, 3) intrinsics.
+    Returns:
+        (H, W) float64 distance, mm; 0 where the depth is 0.
+    """
+    H, W = depth_mm.shape
+    K = np.asarray(K, np.float64)
+    xs, ys = np.meshgrid(np.arange(W), np.arange(H))
+    pre_x = (xs - K[0, 2]) / K[0, 0]
+    pre_y = (ys - K[1, 2]) / K[1, 1]
+    return np.sqrt((pre_x * depth_mm) ** 2 + (pre_y * depth_mm) ** 2 + depth_mm.astype(np.float64) ** 2)
+
+
+def visible_mask(
+    dist_scene_mm: np.ndarray,
+    dist_obj_mm: np.ndarray,
+    delta_mm: float = DEFAULT_DELTA_MM,
+    mode: Literal["bop19", "bop18"] = "bop19",
+) -> np.ndarray:
+    """Visible surface of an object (bop_toolkit ``visibility.estimate_visib_mask_gt``).
+
+    Args:
+        dist_scene_mm: (H, W) distance image of the scene, mm (0 = missing).
+        dist_obj_mm: (H, W) distance image of the object rendered alone, mm (0 = background).
+        delta_mm: tolerance, mm.
+        mode: 'bop19' counts pixels with missing scene depth as visible; 'bop18' as not visible.
+    Returns:
+        (H, W) bool.
+    """
+    diff = dist_obj_mm.astype(np.float32) - dist_scene_mm.astype(np.float32)
+    if mode == "bop19":
+        return ((diff <= delta_mm) | (dist_scene_mm == 0)) & (dist_obj_mm > 0)
+    if mode == "bop18":
+        return (diff <= delta_mm) & (dist_scene_mm > 0) & (dist_obj_mm > 0)
+    raise ConfigError(f"visibility mode must be 'bop19' or 'bop18', got {mode!r}")
+
+
+def bbox_xywh(mask: np.ndarray, offset_xy: tuple[int, int] = (0, 0)) -> list[int]:
+    """(x, y, w, h) of a mask's pixels with ``w = x_max - x_min`` (bop_toolkit ``misc.calc_2d_bbox``).
+
+    Args:
+        mask: (H, W) bool, at least one pixel set.
+        offset_xy: subtracted from the pixel coordinates (the image's origin in a larger canvas).
+    """
+    ys, xs = np.nonzero(mask)
+    x0, y0 = int(xs.min()) - offset_xy[0], int(ys.min()) - offset_xy[1]
+    return [x0, y0, int(xs.max() - xs.min()), int(ys.max() - ys.min())]
+
+
+def _check_inputs(renderer, K, depth_mm, im_size):
+    W, H = renderer.width, renderer.height
+    if im_size is not None and (int(im_size[0]), int(im_size[1])) != (W, H):
+        raise ConfigError(f"im_size {tuple(im_size)} (width, height) differs from the renderer's {W}x{H}; use get_renderer(width, height)")
+    K = np.asarray(K, np.float64)
+    if K.shape != (3, 3):
+        raise ShapeError(f"K: expected shape (3, 3), got {K.shape}")
+    if depth_mm is not None:
+        depth_mm = np.asarray(depth_mm)
+        if depth_mm.shape != (H, W):
+            raise ShapeError(f"depth_mm: expected shape ({H}, {W}) (the image size), got {depth_mm.shape}")
+    return K, depth_mm
+
+
+def _may_leave_image(renderer, K: np.ndarray, instance, width: int, height: int) -> bool:
+    """False when no pixel centre outside the image can be covered (conservative projected box)."""
+    obj_id, R, t = instance
+    centre, half = renderer.xyz_normalization(obj_id)
+    signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], np.float64)
+    x_c = (centre + signs * half) @ np.asarray(R, np.float64).T + np.asarray(t, np.float64).reshape(3)
+    if np.any(x_c[:, 2] <= 1e-3):
+        return True
+    uv = (x_c @ K.T)[:, :2] / x_c[:, 2:]
+    return bool(uv[:, 0].min() <= -1 or uv[:, 1].min() <= -1 or uv[:, 0].max() >= width or uv[:, 1].max() >= height)
+
+
+def compute_gt_info_and_masks(
+    renderer,
+    K,
+    instances: Sequence,
+    depth_mm: np.ndarray | None = None,
+    *,
+    delta_mm: float = DEFAULT_DELTA_MM,
+    visib_mode: Literal["bop19", "bop18"] = "bop19",
+) -> tuple[list[dict], np.ndarray, np.ndarray]:
+    """scene_gt_info entries, full masks and visible masks of the annotated instances of one image.
+
+    Args:
+        renderer: a :class:`bopnp.render.Renderer` of the image size holding the instances' models.
+        K: (3, 3) intrinsics.
+        instances: N tuples ``(obj_id, R_m2c (3, 3), t_m2c (3,) mm)`` in ``scene_gt`` order.
+        depth_mm: (H, W) depth image of the scene, mm (0 = missing); None renders the scene of
+            ``instances`` (synthetic data without sensor noise).
+        delta_mm: visibility tolerance, mm (bop_toolkit: 15, ITODD 5).
+        visib_mode: 'bop19' (default) or 'bop18', see :func:`visible_mask`.
+    Returns:
+        (infos, masks_full, masks_visib): N dicts with the keys of ``scene_gt_info.json`` (module
+        docstring), and two (N, H, W) bool arrays for ``mask/`` and ``mask_visib/``.
+    """
+    from bopnp.render.renderer import get_renderer
+
+    K, depth_mm = _check_inputs(renderer, K, depth_mm, None)
+    W, H = renderer.width, renderer.height
+    n = len(instances)
+    if n == 0:
+        empty = np.zeros((0, H, W), bool)
+        return [], empty, empty.copy()
+    if depth_mm is None:
+        depth_mm = renderer.render(K, instances, full_masks=False).depth_mm
+    dist_scene = distance_image(depth_mm, K)
+    depths = renderer.render_depths(K, instances)
+
+    K_big = K.copy()
+    K_big[0, 2] += W
+    K_big[1, 2] += H
+    infos, fulls, visibs = [], np.zeros((n, H, W), bool), np.zeros((n, H, W), bool)
+    for i, (instance, depth_obj) in enumerate(zip(instances, depths)):
+        full = depth_obj > 0
+        visib = visible_mask(dist_scene, distance_image(depth_obj, K), delta_mm, visib_mode)
+        if _may_leave_image(renderer, K, instance, W, H):
+            big = get_renderer(3 * W, 3 * H)
+            big.add_model(instance[0], renderer.mesh(instance[0]))
+            full_canvas, offset = big.render_depths(K_big, [instance])[0] > 0, (W, H)
+        else:
+            full_canvas, offset = full, (0, 0)
+        px_all = int(full_canvas.sum())
+        px_visib = int(visib.sum())
+        infos.append(
+            {
+                "bbox_obj": bbox_xywh(full_canvas, offset) if px_visib > 0 else [-1, -1, -1, -1],
+                "bbox_visib": bbox_xywh(visib) if px_visib > 0 else [-1, -1, -1, -1],
+                "px_count_all": px_all,
+                "px_count_valid": int((dist_scene[full] > 0).sum()),
+                "px_count_visib": px_visib,
+                "visib_fract": float(px_visib / px_all) if px_all > 0 else 0.0,
+            }
+        )
+        fulls[i], visibs[i] = full, visib
+    return infos, fulls, visibs
+
+
+def compute_gt_info(
+    renderer,
+    K,
+    instances: Sequence,
+    depth_mm: np.ndarray | None = None,
+    im_size: tuple[int, int] | None = None,
+    *,
+    delta_mm: float = DEFAULT_DELTA_MM,
+    visib_mode: Literal["bop19", "bop18"] = "bop19",
+) -> list[dict]:
+    """``scene_gt_info.json`` entries of one image (see :func:`compute_gt_info_and_masks`).
+
+    Args:
+        im_size: (width, height) of the image; must equal the renderer's size (checked).
+    Returns:
+        N dicts: bbox_obj, bbox_visib ([x, y, w, h] ints), px_count_all, px_count_valid, px_count_visib
+        (ints), visib_fract (float).
+    """
+    _check_inputs(renderer, K, depth_mm, im_size)
+    return compute_gt_info_and_masks(renderer, K, instances, depth_mm, delta_mm=delta_mm, visib_mode=visib_mode)[0]
+
+
+def compute_masks(
+    renderer,
+    K,
+    instances: Sequence,
+    depth_mm: np.ndarray | None = None,
+    *,
+    delta_mm: float = DEFAULT_DELTA_MM,
+    visib_mode: Literal["bop19", "bop18"] = "bop19",
+) -> tuple[np.ndarray, np.ndarray]:
+    """(masks_full, masks_visib), each (N, H, W) bool, for ``mask/`` and ``mask_visib/`` (bop_toolkit
+    ``calc_gt_masks``); arguments as :func:`compute_gt_info_and_masks`, without the 3x canvas renders."""
+    K, depth_mm = _check_inputs(renderer, K, depth_mm, None)
+    W, H = renderer.width, renderer.height
+    if len(instances) == 0:
+        return np.zeros((0, H, W), bool), np.zeros((0, H, W), bool)
+    if depth_mm is None:
+        depth_mm = renderer.render(K, instances, full_masks=False).depth_mm
+    dist_scene = distance_image(depth_mm, K)
+    depths = renderer.render_depths(K, instances)
+    visib = np.stack([visible_mask(dist_scene, distance_image(d, K), delta_mm, visib_mode) for d in depths])
+    return depths > 0, visib

@@ -384,10 +384,12 @@ def _json_info(info: dict) -> dict:
 _WORKER: ImageMaker | None = None
 
 
-def _init_worker(config: SynthConfig, objects: ObjectSet) -> None:
+def _init_worker(config: SynthConfig) -> None:
+    # only the small config crosses the process boundary: the object set is rebuilt here (it is a
+    # function of the config), which keeps the spawn payload far below a pipe buffer
     global _WORKER
     logging.basicConfig(level=logging.WARNING)
-    _WORKER = ImageMaker(config, objects)
+    _WORKER = ImageMaker(config, make_object_set(config))
 
 
 def _work(job: tuple[str, int, int]) -> tuple[tuple[str, int, int], dict]:
@@ -519,7 +521,14 @@ def synthesize(config: SynthConfig) -> SynthSummary:
 
     from bopnp.bop.io import write_text_atomic
 
+    import multiprocessing as mp
+
     start = time.perf_counter()
+    if getattr(mp.current_process(), "_inheriting", False):
+        raise ConfigError(
+            "synthesize() was called while a worker process was starting: the script runs it at import time; "
+            "put the call under `if __name__ == '__main__':`"
+        )
     config.validate()
     _prepare_output(config)
     objects = make_object_set(config)
@@ -572,7 +581,7 @@ def synthesize(config: SynthConfig) -> SynthSummary:
                 done(job, _finish_image(maker, *job))
                 bar.update()
         else:
-            _run_pool(config, objects, jobs, workers, done, bar)
+            _run_pool(config, jobs, workers, done, bar)
     finally:
         bar.close()
 
@@ -596,13 +605,16 @@ def default_workers() -> int:
     return max(1, min(8, cores))
 
 
-def _run_pool(config: SynthConfig, objects: ObjectSet, jobs, workers: int, done, bar) -> None:
+def _run_pool(config: SynthConfig, jobs, workers: int, done, bar) -> None:
     """Render ``jobs`` in ``workers`` spawned processes (one renderer each)."""
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    from bopnp.errors import RenderError
 
     ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(config, objects)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(config,)) as pool:
         queue = list(reversed(jobs))
         running = set()
         try:
@@ -611,7 +623,13 @@ def _run_pool(config: SynthConfig, objects: ObjectSet, jobs, workers: int, done,
                     running.add(pool.submit(_work, queue.pop()))
                 finished, running = wait(running, return_when=FIRST_COMPLETED)
                 for fut in finished:
-                    job, record = fut.result()
+                    try:
+                        job, record = fut.result()
+                    except BrokenProcessPool as exc:
+                        raise RenderError(
+                            f"a worker process died ({exc}); its error is printed above. Finished images are kept: "
+                            "fix the cause and run again with --resume (or use --workers 1)"
+                        ) from None
                     done(job, record)
                     bar.update()
         except BaseException:

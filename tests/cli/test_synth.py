@@ -78,3 +78,13 @@ def test_error_exit_without_traceback_in_a_real_process(tmp_path):
     assert proc.returncode == 2
     assert "not made by `bopnp synth`" in proc.stderr and "Traceback" not in proc.stderr
     assert (tmp_path / "taken" / "file.txt").read_text() == "keep me"
+
+
+def test_synthetic_dataset_passes_bopnp_check(synth_dataset):
+    import pytest
+
+    pytest.importorskip("bopnp.cli.check")
+    bop_path, name = synth_dataset
+    result = run("check", name, "--bop-path", str(bop_path))
+    assert result.exit_code == 0, result.output
+    assert "no problems" in result.output

@@ -28,7 +28,14 @@ from bopnp.bop.io import (
 from bopnp.errors import ConfigError
 from bopnp.render.procedural import dataset_objects
 from bopnp.render.synth import CONFIG_FILE, ImageMaker, SynthConfig, split_layout, synthesize
-from conftest import SYNTH_TINY
+
+
+@pytest.fixture(scope="module")
+def tiny_opts(synth_dataset) -> dict:
+    """The options the shared tiny dataset was made with (train_images, test_images, images_per_scene, seed)."""
+    bop_path, name = synth_dataset
+    made = json.loads((bop_path / name / CONFIG_FILE).read_text())
+    return {k: made[k] for k in ("train_images", "test_images", "images_per_scene", "seed")}
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -47,13 +54,14 @@ def scenes(root: Path, split: str) -> list[Path]:
 
 
 # ------------------------------------------------------------------------------------ the written files
-def test_layout_and_counts(synth_dataset):
+def test_layout_and_counts(synth_dataset, tiny_opts):
     bop_path, name = synth_dataset
     root = bop_path / name
     for f in ("camera.json", "models/models_info.json", "models_eval/models_info.json", "test_targets_bop19.json", CONFIG_FILE):
         assert (root / f).is_file(), f
-    layout = {"train_pbr": split_layout(SYNTH_TINY["train_images"], SYNTH_TINY["images_per_scene"]),
-              "test": split_layout(SYNTH_TINY["test_images"], SYNTH_TINY["images_per_scene"])}
+    layout = {"train_pbr": split_layout(tiny_opts["train_images"], tiny_opts["images_per_scene"]),
+              "test": split_layout(tiny_opts["test_images"], tiny_opts["images_per_scene"])}
+    assert len(layout["train_pbr"]) >= 2  # the fixture exercises several scenes
     for split, expected in layout.items():
         assert [int(s.name) for s in scenes(root, split)] == sorted(expected)
         for scene_dir in scenes(root, split):
@@ -118,7 +126,7 @@ def _each_instance(root: Path):
                     yield split, scene_dir, im_id, gt_id, pose, vis, cams[im_id]
 
 
-def test_masks_agree_with_scene_gt_info(synth_dataset):
+def test_masks_agree_with_scene_gt_info(synth_dataset, tiny_opts):
     bop_path, name = synth_dataset
     n = 0
     for _, scene_dir, im_id, gt_id, pose, vis, _ in _each_instance(bop_path / name):
@@ -138,7 +146,7 @@ def test_masks_agree_with_scene_gt_info(synth_dataset):
         assert vis.visib_fract == pytest.approx(vis.px_count_visib / max(vis.px_count_all, 1))
         assert vis.px_count_valid == full.sum()  # synthetic depth is valid on every object pixel
         n += 1
-    assert n >= SYNTH_TINY["train_images"] + SYNTH_TINY["test_images"]
+    assert n >= tiny_opts["train_images"] + tiny_opts["test_images"]
 
 
 def test_poses_project_onto_the_masks(synth_dataset):
@@ -194,7 +202,7 @@ def test_rgb_shows_objects_over_a_background(synth_dataset):
     assert rgb.reshape(-1, 3).std(0).mean() > 20
 
 
-def test_targets_name_exactly_the_visible_instances(synth_dataset):
+def test_targets_name_exactly_the_visible_instances(synth_dataset, tiny_opts):
     bop_path, name = synth_dataset
     root = bop_path / name
     targets = load_targets(root / "test_targets_bop19.json")
@@ -206,16 +214,16 @@ def test_targets_name_exactly_the_visible_instances(synth_dataset):
             assert load_mask(scene_dir / "mask_visib" / f"{im_id:06d}_{gt_id:06d}.png").sum() > 0
     assert {(t.scene_id, t.im_id, t.obj_id): t.inst_count for t in targets} == expected
     assert len(targets) == len(expected) > 0
-    assert {t.im_id for t in targets} == set(range(SYNTH_TINY["test_images"]))  # every test image has a target
+    assert {t.im_id for t in targets} == set(range(tiny_opts["test_images"]))  # every test image has a target
 
 
 # ------------------------------------------------------------------------------------------- determinism
-def test_same_seed_same_bytes_and_other_seed_other_images(tmp_path, synth_dataset):
+def test_same_seed_same_bytes_and_other_seed_other_images(tmp_path, synth_dataset, tiny_opts):
     bop_path, name = synth_dataset
-    cfg = SynthConfig(name="again", bop_path=tmp_path, workers=1, progress=False, **SYNTH_TINY)
+    cfg = SynthConfig(name="again", bop_path=tmp_path, workers=1, progress=False, **tiny_opts)
     synthesize(cfg)
     assert tree_digest(tmp_path / "again") == tree_digest(bop_path / name)
-    synthesize(SynthConfig(name="other", bop_path=tmp_path, workers=1, progress=False, **{**SYNTH_TINY, "seed": 1}))
+    synthesize(SynthConfig(name="other", bop_path=tmp_path, workers=1, progress=False, **{**tiny_opts, "seed": tiny_opts["seed"] + 1}))
     a = load_image(tmp_path / "again" / "test" / "000000" / "rgb" / "000000.png")
     b = load_image(tmp_path / "other" / "test" / "000000" / "rgb" / "000000.png")
     assert np.abs(a.astype(int) - b).mean() > 10
@@ -410,3 +418,22 @@ def test_real_lmo_models_render(tmp_path, lmo_dir):
         assert pose.obj_id in infos
         assert vis.px_count_all > 100  # LM-O-sized objects at 0.45 to 1.3 m: tens of pixels across at least
     assert len(ids) >= 3
+
+
+@pytest.mark.slow
+def test_a_script_without_main_guard_fails_fast_instead_of_hanging(tmp_path):
+    """Spawned workers re-run an unguarded script: the child must refuse (touching nothing) and the parent
+    must report the dead worker, not block on the pipe to it."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from pathlib import Path\n"
+        "from bopnp.render.synth import SynthConfig, synthesize\n"
+        f"synthesize(SynthConfig(name='ug', bop_path=Path({str(tmp_path)!r}), train_images=3, test_images=0, workers=2, progress=False))\n"
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "if __name__ == '__main__':" in proc.stderr
+    assert "a worker process died" in proc.stderr

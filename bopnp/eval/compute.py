@@ -193,6 +193,11 @@ def _vsd_images(job: _VsdJob, keys: list[int], renderer=None):
     return idx, vals, missing, renderer
 
 
+def _worker_init() -> None:
+    # one process per core already: keep Mesa's software rasterizer to one thread per process
+    os.environ.setdefault("LP_NUM_THREADS", "0")
+
+
 def _vsd_worker(keys: list[int]):
     assert _JOB is not None
     idx, vals, missing, _ = _vsd_images(_JOB, keys)
@@ -244,7 +249,7 @@ def vsd_errors(
         _JOB = job
         try:
             ctx = multiprocessing.get_context("fork")
-            with ctx.Pool(workers) as pool:
+            with ctx.Pool(workers, initializer=_worker_init) as pool:
                 pending = pool.map_async(_vsd_worker, chunks)
                 if while_waiting is not None:
                     extra = while_waiting()
@@ -301,10 +306,11 @@ def compute_errors(
             torch.set_num_threads(n)
 
     if with_vsd:
-        render_device = None if on_cpu or dev.type != "cuda" else dev.index
+        # the renderer picks its EGL device itself (an NVIDIA GPU when present, else Mesa's software one)
+        render_device = None
         if workers is None:
             n_images = len(set(zip(plan.group_scene.tolist(), plan.group_im.tolist())))
-            workers = default_workers(n_images) if render_device is None else 1
+            workers = default_workers(n_images) if on_cpu or dev.type != "cuda" else 1
         v, avail, missing, (mssd, mspd, add_s) = vsd_errors(
             inputs, plan, poses, render_device=render_device, progress=progress, workers=workers,
             while_waiting=lambda: geometric(single_thread=workers > 1),

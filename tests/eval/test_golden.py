@@ -117,3 +117,36 @@ def test_parallel_vsd_equals_serial(result, tmp_path):
     np.testing.assert_array_equal(one.vsd_available, two.vsd_available)
     assert one.vsd_missing == two.vsd_missing
     np.testing.assert_array_equal(one.mssd_mm, two.mssd_mm)
+
+
+def test_without_scene_gt_info_the_valid_instances_come_from_renders(tmp_path):
+    """Image 2 of scene 1 holds three boxes and asks for two: without scene_gt_info the evaluator ranks
+    them by visible fractions estimated from a render, and finds bop_toolkit's targets again."""
+    import shutil
+
+    bop = tmp_path / "bop"
+    shutil.copytree(FIXTURE / "bop", bop)
+    (bop / "tudl" / "test" / "000001" / "scene_gt_info.json").unlink()
+    r = evaluate(EvalConfig(CSV, bop_path=bop, out_dir=tmp_path / "out", device="cpu", progress=False, plots=False))
+    assert any("visible fractions estimated from renders" in n for n in r.scores["notes"])
+    assert any("scene_gt_info.json missing in scene(s) 1" in n for n in r.scores["notes"])
+    for key in ("bop19_average_recall_vsd", "bop19_average_recall_mssd", "bop19_average_recall_mspd"):
+        assert abs(r.scores[key] - EXPECTED["scores_bop19"][key]) < 1e-12, key
+    g = [i for i in range(r.plan.n_groups) if r.plan.group_inst_count[i] == 2][0]
+    assert r.plan.group_valid[g].tolist() == [False, True, True]  # gt 0 is the one mostly hidden
+
+
+def test_without_renders_the_first_instances_are_taken(tmp_path):
+    from bopnp.eval.inputs import load_inputs
+    from bopnp.eval.plan import make_plan
+    import shutil
+
+    bop = tmp_path / "bop"
+    shutil.copytree(FIXTURE / "bop", bop)
+    (bop / "tudl" / "test" / "000001" / "scene_gt_info.json").unlink()
+    inputs = load_inputs(CSV, bop)
+    notes = []
+    plan = make_plan(inputs, visibility=None, notes=notes)
+    g = [i for i in range(plan.n_groups) if plan.group_inst_count[i] == 2][0]
+    assert plan.group_valid[g].tolist() == [True, True, False]
+    assert any("first inst_count instances" in n for n in notes)

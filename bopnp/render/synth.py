@@ -329,8 +329,8 @@ class ImageMaker:
         """
         from bopnp.bop.io import save_depth, save_image, save_mask
         from bopnp.render import Lighting
+        from bopnp.render.gt_info import compute_gt_info_and_masks
         from bopnp.render.synth_background import random_background
-        from bopnp.render.synth_gtinfo import gt_info_and_masks
 
         cfg = self.config
         rng = image_rng(cfg.seed, split, scene_id, im_id)
@@ -341,7 +341,8 @@ class ImageMaker:
             instances = [(p.obj_id, p.R_m2c, p.t_m2c) for p in gts + dis]
             out = self.renderer.render(K, instances, rgb=True, lighting=lighting, full_masks=False)
             gt_instances = instances[: len(gts)]
-            infos, masks_full, masks_visib = gt_info_and_masks(self.renderer, K, gt_instances, out.depth_mm, self.objects.meshes)
+            # bop_toolkit's definitions; the scene depth includes the distractors, which occlude
+            infos, masks_full, masks_visib = compute_gt_info_and_masks(self.renderer, K, gt_instances, out.depth_mm)
             visible = [info["visib_fract"] >= cfg.min_visib_fract for info in infos]
             # a test image must hold at least one target; a training image only needs an annotated object
             if (any(visible) if split == "test" else len(gts) > 0):

@@ -9,8 +9,9 @@ For every scene of the split (``train_pbr`` by default):
    training crop (geometry in :mod:`bopnp.data.crop`): a square box centred on the instance's
    ``bbox_obj`` (the whole silhouette, as Pix2Pose; ``box_source="bbox_visib"`` for the visible part),
    ``enlarge`` times its longer side, resampled to ``crop_size`` pixels. The image is resampled
-   bilinearly and the visible mask (the split's ``mask_visib/`` png, else a render of the scene) by the
-   nearest neighbour. The coordinate target and the full mask are rendered directly at crop resolution
+   bilinearly and the visible mask (the split's ``mask_visib/`` png, else computed from renders as
+   bop_toolkit's ``calc_gt_masks`` does, against the split's depth image where present) by the nearest
+   neighbour. The coordinate target and the full mask are rendered directly at crop resolution
    with the crop's ``K`` (so they are exact, never interpolated) for the instance alone, in its annotated
    pose or, for an object with a continuous symmetry, in the canonical pose of
    :func:`bopnp.bop.symmetry.canonicalize_pose`, so that symmetric views share one target. Target and full
@@ -462,10 +463,11 @@ class _WorkerState:
             if cam is None:
                 skipped.append(_skip_record(scene_id, im_id, info_path.with_name("scene_camera.json"), f"no entry for image {im_id}"))
             else:
+                rendered_visib = None
                 if im_id in missing:
-                    gt_info[im_id] = self._compute_gt_info(scene_id, im_id, gts, cam.K)
+                    gt_info[im_id], rendered_visib = self._compute_gt_info(scene_id, im_id, gts, cam.K)
                 try:  # all of an image's crops, or none
-                    for obj_id, item in list(self._image_crops(scene_id, im_id, gts, gt_info[im_id], cam.K)):
+                    for obj_id, item in list(self._image_crops(scene_id, im_id, gts, gt_info[im_id], cam.K, rendered_visib)):
                         crops[obj_id].append(item)
                 except _Skip as exc:
                     skipped.append(_skip_record(scene_id, im_id, exc.file, exc.reason))
@@ -495,21 +497,31 @@ class _WorkerState:
         write_json_atomic(marker_path(self.cache_dir, scene_id), marker)
         return {"scene_id": scene_id, "failed": None, "gt_info_written": written, "skipped": skipped, "crops": counts}
 
-    def _compute_gt_info(self, scene_id: int, im_id: int, gts, K: np.ndarray):
-        """scene_gt_info entries of one image; the split's depth image is the sensor depth when present."""
-        from bopnp.render.gt_info import compute_gt_info
-
+    def _sensor_depth(self, scene_id: int, im_id: int) -> np.ndarray | None:
+        """The split's depth image in mm, or None when there is none (or it cannot be read: warned)."""
         ds = self.dataset
+        if not ds.depth_path(scene_id, im_id).is_file():
+            return None
+        try:
+            return ds.depth(scene_id, im_id)
+        except DatasetError as exc:
+            log.warning("%s; visibility of image %d uses the rendered depth", exc, im_id)
+            return None
+
+    def _compute_gt_info(self, scene_id: int, im_id: int, gts, K: np.ndarray):
+        """scene_gt_info entries and visible masks ((N, H, W) bool) of one image, with bop_toolkit's
+        definitions; the split's depth image is the sensor depth when present, else the rendered one."""
+        from bopnp.render.gt_info import compute_gt_info_and_masks
+
         width, height = self._image_size(scene_id, im_id)
-        depth_mm = None
-        if ds.depth_path(scene_id, im_id).is_file():
-            try:
-                depth_mm = ds.depth(scene_id, im_id)
-            except DatasetError as exc:
-                log.warning("%s; scene_gt_info of image %d uses the rendered depth", exc, im_id)
         instances = [(g.obj_id, g.R_m2c, g.t_m2c) for g in gts]
         renderer = self.renderer(width, height, sorted({g.obj_id for g in gts}))
-        return [_as_gt_info(e) for e in compute_gt_info(renderer, K, instances, depth_mm=depth_mm, im_size=(width, height))]
+        depth_mm = self._sensor_depth(scene_id, im_id)
+        if depth_mm is not None and depth_mm.shape != (height, width):
+            log.warning("depth image %d of scene %d is %s, the image %dx%d: using the rendered depth", im_id, scene_id, depth_mm.shape, width, height)
+            depth_mm = None
+        infos, _, masks_visib = compute_gt_info_and_masks(renderer, K, instances, depth_mm)
+        return [_as_gt_info(e) for e in infos], masks_visib
 
     def _image_size(self, scene_id: int, im_id: int) -> tuple[int, int]:
         """(width, height) of an image, from its file header, else from camera.json."""
@@ -524,8 +536,11 @@ class _WorkerState:
         cam = self.dataset.camera
         return cam.width, cam.height
 
-    def _image_crops(self, scene_id: int, im_id: int, gts, infos, K: np.ndarray):
+    def _image_crops(self, scene_id: int, im_id: int, gts, infos, K: np.ndarray, rendered_visib: np.ndarray | None = None):
         """Yield ``(obj_id, (record, rgb, xyz, mask))`` for each selected instance of one image.
+
+        Visible masks: the split's ``mask_visib`` pngs, else ``rendered_visib`` (N, H, W), else computed
+        here with bop_toolkit's definitions (:func:`bopnp.render.gt_info.compute_masks`).
 
         Raises:
             _Skip: the image or one of its masks is missing or corrupt (the image is skipped).
@@ -556,11 +571,17 @@ class _WorkerState:
                 if m.shape != (H, W):
                     raise _Skip(mpath, f"the mask is {m.shape[1]}x{m.shape[0]} pixels but the image is {W}x{H}")
                 visib_masks[gt_id] = m
-        if len(visib_masks) < len(chosen):  # no mask files: the visible masks of a render of the scene
-            scene = [(g.obj_id, g.R_m2c, g.t_m2c) for g in gts]
-            out = self.renderer(W, H, sorted({g.obj_id for g in gts})).render(K, scene, full_masks=False)
+        if len(visib_masks) < len(chosen):  # no mask files: visible masks from renders
+            if rendered_visib is None or rendered_visib.shape[1:] != (H, W):
+                from bopnp.render.gt_info import compute_masks
+
+                scene = [(g.obj_id, g.R_m2c, g.t_m2c) for g in gts]
+                depth_mm = self._sensor_depth(scene_id, im_id)
+                if depth_mm is not None and depth_mm.shape != (H, W):
+                    depth_mm = None
+                rendered_visib = compute_masks(self.renderer(W, H, sorted({g.obj_id for g in gts})), K, scene, depth_mm)[1]
             for gt_id, _, _ in chosen:
-                visib_masks.setdefault(gt_id, out.mask_visib[gt_id])
+                visib_masks.setdefault(gt_id, rendered_visib[gt_id])
 
         S = task.crop_size
         crop_renderer = self.renderer(S, S, sorted({g.obj_id for _, g, _ in chosen}))

@@ -210,7 +210,7 @@ class ObjectSet:
 
     Attributes:
         meshes: obj_id -> mesh of every dataset object.
-        radii_mm: obj_id -> bounding-sphere radius (half the diameter), mm.
+        radii_mm: obj_id -> radius of the bounding sphere about the model origin, mm.
         infos_json: the ``models_info.json`` content (obj_id string -> entry).
         distractors: distractor meshes (renderer ids ``DISTRACTOR_ID_BASE + index``).
         source_dir: the given models folder, or None for procedural objects.
@@ -224,7 +224,13 @@ class ObjectSet:
 
     @property
     def distractor_radii_mm(self) -> list[float]:
-        return [0.5 * float(np.linalg.norm(m.extent_mm)) for m in self.distractors]
+        """Radius of each distractor's bounding sphere about its origin, mm."""
+        return [origin_radius_mm(m) for m in self.distractors]
+
+
+def origin_radius_mm(mesh) -> float:
+    """Radius of the sphere about the model origin that holds every vertex, mm (what a pose's t places)."""
+    return float(np.linalg.norm(np.asarray(mesh.vertices_mm, np.float64), axis=1).max())
 
 
 def make_object_set(config: SynthConfig) -> ObjectSet:
@@ -240,8 +246,7 @@ def make_object_set(config: SynthConfig) -> ObjectSet:
         for obj_id, obj in enumerate(dataset_objects(), start=1):
             meshes[obj_id] = obj.mesh
             infos[str(obj_id)] = models_info_entry(obj.mesh, obj.symmetries_discrete, obj.symmetries_continuous)
-        radii = {i: 0.5 * infos[str(i)]["diameter"] for i in meshes}
-        return ObjectSet(meshes, radii, infos, distractors)
+        return ObjectSet(meshes, {i: origin_radius_mm(m) for i, m in meshes.items()}, infos, distractors)
     from bopnp.bop.io import load_models_info, load_ply, read_json
 
     md = Path(config.models_dir)
@@ -252,7 +257,7 @@ def make_object_set(config: SynthConfig) -> ObjectSet:
         if not path.is_file():
             raise DatasetError(f"{path} not found: models_info.json lists object {obj_id}; add its ply or remove the entry")
         meshes[obj_id] = load_ply(path)
-    radii = {i: 0.5 * float(parsed[i].diameter_mm) for i in parsed}
+    radii = {i: origin_radius_mm(m) for i, m in meshes.items()}
     return ObjectSet(meshes, radii, read_json(md / "models_info.json"), distractors, md)
 
 

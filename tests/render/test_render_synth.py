@@ -270,6 +270,7 @@ def test_overwrite_replaces_and_refuses_foreign_folders(tmp_path):
     assert (foreign / "models" / "models_info.json").read_text() == "{}"
 
 
+@pytest.mark.slow
 def test_resume_finishes_an_interrupted_run_with_identical_files(tmp_path, monkeypatch):
     reference = tiny(tmp_path, "ref", train_images=5, test_images=3)
     synthesize(reference)

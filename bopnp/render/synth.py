@@ -474,20 +474,32 @@ def _write_models(config: SynthConfig, objects: ObjectSet) -> None:
 
 
 def _scene_done(scene_dir: Path, im_ids: Sequence[int]) -> bool:
+    """Whether the scene's three json files exist and list exactly ``im_ids`` (else it is (re)made)."""
     from bopnp.bop.io import read_json
 
-    try:
-        return all(sorted(int(k) for k in read_json(scene_dir / f)) == sorted(im_ids) for f in SCENE_FILES)
-    except (DatasetError, ValueError, TypeError):
+    if not all((scene_dir / f).is_file() for f in SCENE_FILES):
         return False
+    try:
+        if all(sorted(int(k) for k in read_json(scene_dir / f)) == sorted(im_ids) for f in SCENE_FILES):
+            return True
+    except (DatasetError, ValueError, TypeError):
+        pass
+    log.warning("%s: scene files unreadable or incomplete; rendering the scene again", scene_dir)
+    return False
 
 
 def _read_partial(path: Path) -> dict | None:
+    """The record of a finished image, or None when absent or unreadable (the image is rendered again)."""
+    if not path.is_file():
+        return None
     try:
         record = json.loads(path.read_text())
-        return record if isinstance(record, dict) and set(record) >= {"scene_gt", "scene_gt_info", "scene_camera"} else None
+        if isinstance(record, dict) and set(record) >= {"scene_gt", "scene_gt_info", "scene_camera"}:
+            return record
     except (OSError, json.JSONDecodeError):
-        return None
+        pass
+    log.warning("%s: unreadable record of a finished image; rendering it again", path)
+    return None
 
 
 def _write_scene(scene_dir: Path, records: dict[int, dict]) -> None:

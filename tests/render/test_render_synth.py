@@ -302,7 +302,7 @@ def test_resume_finishes_an_interrupted_run_with_identical_files(tmp_path, monke
     assert sum(again.images_rendered.values()) == 0 and sum(again.images_skipped.values()) == 8
 
 
-def test_resume_rerenders_an_image_whose_record_is_corrupt(tmp_path, monkeypatch):
+def test_resume_rerenders_an_image_whose_record_is_corrupt(tmp_path, monkeypatch, caplog):
     cfg = tiny(tmp_path, train_images=2, test_images=0)
     calls = {"n": 0}
     real_make = ImageMaker.make
@@ -321,6 +321,7 @@ def test_resume_rerenders_an_image_whose_record_is_corrupt(tmp_path, monkeypatch
     record.write_text("{not json")
     summary = synthesize(tiny(tmp_path, train_images=2, test_images=0, mode="resume"))
     assert summary.images_rendered["train_pbr"] == 2
+    assert "unreadable record" in caplog.text and "000000.json" in caplog.text
     assert sorted(load_scene_gt(tmp_path / "t" / "train_pbr" / "000000" / "scene_gt.json")) == [0, 1]
 
 

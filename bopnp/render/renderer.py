@@ -100,6 +100,7 @@ class _GpuModel:
     centre_mm: np.ndarray      # (3,) bounding-box centre
     half_extent_mm: np.ndarray  # (3,) bounding-box half size (>= 1e-6)
     radius_mm: float           # radius of a sphere about centre_mm holding every vertex
+    cull: int | None           # GL face to cull (closed meshes), None to draw both sides
 
 
 def projection_matrix(K: np.ndarray, width: int, height: int, near_mm: float, far_mm: float) -> np.ndarray:
@@ -196,6 +197,8 @@ def _program(name: str) -> _ProgramCache:
         sources = {
             "visible": (shaders.VISIBLE_VS, shaders.VISIBLE_FS),
             "visible_rgb": (shaders.VISIBLE_VS, shaders.with_defines(shaders.VISIBLE_FS, "WITH_RGB")),
+            "visible_bits": (shaders.VISIBLE_VS, shaders.with_defines(shaders.VISIBLE_FS, "WITH_BITS", version="430 core")),
+            "visible_rgb_bits": (shaders.VISIBLE_VS, shaders.with_defines(shaders.VISIBLE_FS, "WITH_RGB", "WITH_BITS", version="430 core")),
             "full": (shaders.FULL_VS, shaders.FULL_FS),
             "depth": (shaders.DEPTH_VS, shaders.DEPTH_FS),
         }[name]
@@ -247,14 +250,18 @@ class Renderer:
                 self.width, self.height, [gl.GL_RGBA32F, gl.GL_R32I, gl.GL_R32F, gl.GL_RGBA32F, gl.GL_RGBA8], depth=True
             )
             self._full_fbo, self._full_rbs = self._make_fbo(self.width, self.height, [gl.GL_RGBA32UI], depth=False)
-            for name in ("visible", "visible_rgb", "full", "depth"):
+            version = (int(gl.glGetIntegerv(gl.GL_MAJOR_VERSION)), int(gl.glGetIntegerv(gl.GL_MINOR_VERSION)))
+            #: full masks in the depth-tested pass through image atomics (OpenGL >= 4.4), else a second pass
+            self.single_pass = version >= (4, 4) and os.environ.get("BOPNP_RENDER_TWO_PASS", "") in ("", "0")
+            self._bits_textures: dict[int, int] = {}
+            for name in ("visible", "visible_rgb", "full", "depth") + (("visible_bits", "visible_rgb_bits") if self.single_pass else ()):
                 _program(name)
             gl.glPixelStorei(gl.GL_PACK_ALIGNMENT, 1)
             gl.glPixelStorei(gl.GL_UNPACK_ALIGNMENT, 1)
 
     # ---------------------------------------------------------------- models
 
-    def add_model(self, obj_id: int, mesh: Mesh) -> None:
+    def add_model(self, obj_id: int, mesh: Mesh, *, cull_back_faces: bool | None = None) -> None:
         """Upload ``mesh`` as object ``obj_id``; a no-op when the same mesh is already there.
 
         A different mesh under an existing id replaces the old one.
@@ -262,10 +269,15 @@ class Renderer:
         Args:
             obj_id: the BOP object id.
             mesh: triangle mesh in mm (normals are computed when missing).
+            cull_back_faces: skip the triangles facing away from the camera (about half the work).
+                None (default) decides per mesh: only closed, consistently oriented meshes (every edge
+                used as often in each direction), whose back faces are always hidden behind front faces
+                (for a camera outside the object), so every output is unchanged. True forces it (for
+                solids with small defects, orientation from the signed volume); False never culls.
         """
         obj_id = int(obj_id)
         old = self._models.get(obj_id)
-        if old is not None and (old.mesh is mesh or _same_mesh(old.mesh, mesh)):
+        if old is not None and (old.mesh is mesh or _same_mesh(old.mesh, mesh)) and cull_back_faces is None:
             return
         source = mesh
         if mesh.uv is None and getattr(mesh, "face_uv", None) is not None and mesh.texture is not None:
@@ -292,6 +304,13 @@ class Renderer:
 
         lo, hi = vertices.min(0).astype(np.float64), vertices.max(0).astype(np.float64)
         centre = (lo + hi) / 2
+        cull = None
+        if cull_back_faces is not False:
+            closed, volume = _closed_and_volume(vertices, faces)
+            if (closed or cull_back_faces) and volume != 0:
+                # the projection maps image rows to framebuffer rows, which mirrors the winding: outward
+                # counter-clockwise faces turned to the camera are GL back faces, so cull GL front faces
+                cull = gl.GL_FRONT if volume > 0 else gl.GL_BACK
         with self._ctx.lock:
             self._ctx.make_current()
             if old is not None:
@@ -319,7 +338,12 @@ class Renderer:
             centre_mm=centre,
             half_extent_mm=np.maximum((hi - lo) / 2, 1e-6),
             radius_mm=float(np.linalg.norm(vertices.astype(np.float64) - centre, axis=1).max()),
+            cull=cull,
         )
+
+    def culls_back_faces(self, obj_id: int) -> bool:
+        """Whether ``obj_id`` is drawn with back-face culling (see :meth:`add_model`)."""
+        return self._model(obj_id).cull is not None
 
     def has_model(self, obj_id: int) -> bool:
         """Whether ``obj_id`` has been added."""
@@ -368,9 +392,14 @@ class Renderer:
         with self._ctx.lock:
             self._ctx.make_current()
             try:
-                xyz_mm, index, depth_mm, xyz_norm, colour = self._draw_visible(obj_ids, poses, proj, lighting)
+                # instances that no other one can occlude need no full-mask rendering (full == visible)
                 occludable = self._occludable(K, obj_ids, poses, near) if full_masks and proj is not None else []
-                bits = self._draw_full([obj_ids[i] for i in occludable], [poses[i] for i in occludable], proj) if occludable else None
+                in_pass = occludable[: _BITS_PER_PASS] if self.single_pass else []
+                xyz_mm, index, depth_mm, xyz_norm, colour, bits = self._draw_visible(obj_ids, poses, proj, lighting, in_pass)
+                rest = occludable[len(in_pass):]
+                if rest:
+                    more = self._draw_full([obj_ids[i] for i in rest], [poses[i] for i in rest], proj)
+                    bits = more if bits is None else np.concatenate([bits, more])
             except gl.GLError as exc:
                 raise RenderError(f"OpenGL error while rendering: {exc}") from exc
 
@@ -439,7 +468,7 @@ class Renderer:
                         model = self._models[obj_ids[i]]
                         gl.glUniformMatrix4fv(loc_mvp, 1, gl.GL_TRUE, (proj @ poses[i]).astype(np.float32))
                         gl.glUniformMatrix4fv(loc_mv, 1, gl.GL_TRUE, poses[i].astype(np.float32))
-                        gl.glBindVertexArray(model.vao)
+                        _bind_model(model)
                         gl.glDrawElements(gl.GL_TRIANGLES, model.n_indices, gl.GL_UNSIGNED_INT, None)
                     gl.glBindTexture(gl.GL_TEXTURE_2D_ARRAY, texture)
                     _get_tex_image(gl.GL_TEXTURE_2D_ARRAY, gl.GL_RED, gl.GL_FLOAT, buffer)
@@ -468,6 +497,9 @@ class Renderer:
                 gl.glDeleteTextures([texture])
                 gl.glDeleteRenderbuffers(1, [depth_rb])
             self._layer_targets.clear()
+            for texture in self._bits_textures.values():
+                gl.glDeleteTextures([texture])
+            self._bits_textures.clear()
             self._visible_fbo = self._full_fbo = 0
         for key, renderer in list(_renderers.items()):
             if renderer is self:
@@ -526,10 +558,20 @@ class Renderer:
         far = 1.01 * z_hi + 1.0
         return float(near), float(far)
 
-    def _draw_visible(self, obj_ids, poses, proj, lighting: Lighting | None):
+    def _draw_visible(self, obj_ids, poses, proj, lighting: Lighting | None, bit_instances: Sequence[int] = ()):
+        """The depth-tested pass; ``bit_instances`` (at most 128) also get their full mask as bit
+        k % 32 of word k // 32 of the returned (words, H, W) uint32 array (None when empty)."""
         H, W = self.height, self.width
         rgb = lighting is not None
-        prog = _program("visible_rgb" if rgb else "visible")
+        with_bits = len(bit_instances) > 0 and proj is not None and bool(obj_ids)
+        prog = _program("visible" + ("_rgb" if rgb else "") + ("_bits" if with_bits else ""))
+        word_of = {}
+        if with_bits:
+            n_words = -(-len(bit_instances) // 32)
+            bits_texture = self._bits_texture(n_words)
+            gl.glClearTexImage(bits_texture, 0, gl.GL_RED_INTEGER, gl.GL_UNSIGNED_INT, None)
+            gl.glBindImageTexture(0, bits_texture, 0, gl.GL_TRUE, 0, gl.GL_READ_WRITE, gl.GL_R32UI)
+            word_of = {i: k for k, i in enumerate(bit_instances)}
         gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, self._visible_fbo)
         attachments = [gl.GL_COLOR_ATTACHMENT0 + k for k in range(5 if rgb else 4)]
         gl.glDrawBuffers(len(attachments), attachments)
@@ -558,13 +600,17 @@ class Renderer:
                 gl.glUniform1i(loc_index, i)
                 gl.glUniform3f(loc_centre, *model.centre_mm)
                 gl.glUniform3f(loc_half, *model.half_extent_mm)
+                if with_bits:
+                    k = word_of.get(i)
+                    gl.glUniform1i(prog.loc("u_word"), -1 if k is None else k // 32)
+                    gl.glUniform1ui(prog.loc("u_bit"), 0 if k is None else 1 << (k % 32))
                 if rgb:
                     gl.glUniform1i(prog.loc("u_use_texture"), int(model.texture is not None))
                     if model.texture is not None:
                         gl.glActiveTexture(gl.GL_TEXTURE0)
                         gl.glBindTexture(gl.GL_TEXTURE_2D, model.texture)
                         gl.glUniform1i(prog.loc("u_texture"), 0)
-                gl.glBindVertexArray(model.vao)
+                _bind_model(model)
                 gl.glDrawElements(gl.GL_TRIANGLES, model.n_indices, gl.GL_UNSIGNED_INT, None)
             gl.glBindVertexArray(0)
         xyz_mm = np.empty((H, W, 3), np.float32)
@@ -581,8 +627,25 @@ class Renderer:
             colour = np.empty((H, W, 3), np.uint8)
             gl.glReadBuffer(gl.GL_COLOR_ATTACHMENT4)
             _read_pixels(0, 0, W, H, gl.GL_RGB, gl.GL_UNSIGNED_BYTE, colour)
+        bits = None
+        if with_bits:
+            gl.glMemoryBarrier(gl.GL_TEXTURE_UPDATE_BARRIER_BIT)
+            bits = np.empty((n_words, H, W), np.uint32)
+            gl.glBindTexture(gl.GL_TEXTURE_2D_ARRAY, bits_texture)
+            _get_tex_image(gl.GL_TEXTURE_2D_ARRAY, gl.GL_RED_INTEGER, gl.GL_UNSIGNED_INT, bits)
+            gl.glBindTexture(gl.GL_TEXTURE_2D_ARRAY, 0)
         gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, 0)
-        return xyz_mm, index, depth_mm, xyz_norm, colour
+        return xyz_mm, index, depth_mm, xyz_norm, colour, bits
+
+    def _bits_texture(self, n_words: int) -> int:
+        """R32UI array texture of ``n_words`` layers for the full-mask bits of the single pass."""
+        if n_words not in self._bits_textures:
+            texture = int(gl.glGenTextures(1))
+            gl.glBindTexture(gl.GL_TEXTURE_2D_ARRAY, texture)
+            gl.glTexStorage3D(gl.GL_TEXTURE_2D_ARRAY, 1, gl.GL_R32UI, self.width, self.height, n_words)
+            gl.glBindTexture(gl.GL_TEXTURE_2D_ARRAY, 0)
+            self._bits_textures[n_words] = texture
+        return self._bits_textures[n_words]
 
     def _occludable(self, K: np.ndarray, obj_ids: list[int], poses: list[np.ndarray], near: float) -> list[int]:
         """Indices of the instances whose projected bounding box overlaps another instance's.
@@ -638,7 +701,7 @@ class Renderer:
                 bits[(i - start) // 32] = 1 << ((i - start) % 32)
                 gl.glUniformMatrix4fv(loc_mvp, 1, gl.GL_TRUE, (proj @ poses[i]).astype(np.float32))
                 gl.glUniform4ui(loc_bits, *bits)
-                gl.glBindVertexArray(model.vao)
+                _bind_model(model)
                 gl.glDrawElements(gl.GL_TRIANGLES, model.n_indices, gl.GL_UNSIGNED_INT, None)
             gl.glReadBuffer(gl.GL_COLOR_ATTACHMENT0)
             used = -(-len(chunk) // 32)
@@ -723,6 +786,33 @@ class Renderer:
         gl.glDeleteBuffers(2, [model.vbo, model.ebo])
         if model.texture is not None:
             gl.glDeleteTextures([model.texture])
+
+
+def _closed_and_volume(vertices: np.ndarray, faces: np.ndarray) -> tuple[bool, float]:
+    """(every undirected edge is used equally often in both directions, signed volume in mm^3).
+
+    Vertices at the same position count as one (meshes split along texture seams or for flat shading).
+    """
+    f = np.asarray(faces, np.int64)
+    _, welded = np.unique(np.asarray(vertices), axis=0, return_inverse=True)
+    e = welded.reshape(-1)[f[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)]
+    e = e[e[:, 0] != e[:, 1]]  # edges collapsed by the welding have no direction
+    lo, hi = np.minimum(e[:, 0], e[:, 1]), np.maximum(e[:, 0], e[:, 1])
+    _, inverse = np.unique(lo * len(vertices) + hi, return_inverse=True)
+    balance = np.bincount(inverse.reshape(-1), weights=np.where(e[:, 0] < e[:, 1], 1.0, -1.0))
+    tri = np.asarray(vertices, np.float64)[f]
+    volume = float(np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() / 6.0)
+    return bool(np.all(balance == 0)), volume
+
+
+def _bind_model(model: _GpuModel) -> None:
+    """Bind a model's vertex array and set its face culling."""
+    if model.cull is None:
+        gl.glDisable(gl.GL_CULL_FACE)
+    else:
+        gl.glEnable(gl.GL_CULL_FACE)
+        gl.glCullFace(model.cull)
+    gl.glBindVertexArray(model.vao)
 
 
 def _same_mesh(a: Mesh, b: Mesh) -> bool:

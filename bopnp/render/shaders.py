@@ -54,11 +54,21 @@ uniform float u_specular;
 uniform float u_shininess;
 layout(location = 4) out vec4 o_rgb;
 #endif
+#ifdef WITH_BITS
+// Full masks in the same pass: every rasterised fragment ORs its instance's bit into a per-pixel word,
+// whether or not it then passes the depth test (image stores turn early depth testing off).
+layout(r32ui, binding = 0) uniform uimage2DArray u_bits;
+uniform uint u_bit;
+uniform int u_word;             // -1: this instance needs no full mask
+#endif
 void main() {
     o_xyz = vec4(v_xyz_m, 1.0);
     o_index = u_index;
     o_depth = v_pos_c.z;
     o_xyz_norm = vec4(clamp((v_xyz_m - u_centre_m) / u_half_extent_m, -1.0, 1.0), 1.0);
+#ifdef WITH_BITS
+    if (u_word >= 0) imageAtomicOr(u_bits, ivec3(ivec2(gl_FragCoord.xy), u_word), u_bit);
+#endif
 #ifdef WITH_RGB
     vec3 albedo = u_use_texture == 1 ? texture(u_texture, v_uv).rgb : v_color;
     vec3 view = normalize(-v_pos_c);
@@ -111,7 +121,9 @@ void main() { o_depth = v_depth; }
 """
 
 
-def with_defines(source: str, *defines: str) -> str:
-    """Insert ``#define NAME`` lines after the ``#version`` line."""
+def with_defines(source: str, *defines: str, version: str | None = None) -> str:
+    """Insert ``#define NAME`` lines after the ``#version`` line, optionally raising the version."""
     first, rest = source.split("\n", 1)
+    if version is not None:
+        first = f"#version {version}"
     return "\n".join([first, *(f"#define {d}" for d in defines), rest])

@@ -217,7 +217,7 @@ def test_xyz_norm_is_per_axis_bounding_box_normalisation(renderer):
 # ----------------------------------------------------------------------------------------------- occlusion
 
 
-def test_nearer_instance_hides_the_farther(renderer):
+def test_nearer_instance_hides_the_farther(renderer, pass_mode):
     near = (1, np.eye(3), np.array([-10.0, 0.0, 250.0]))
     far = (2, rotation([0.2, 0.1, 0.0]), np.array([15.0, 5.0, 330.0]))
     out = renderer.render(K, [far, near])
@@ -234,7 +234,18 @@ def test_nearer_instance_hides_the_farther(renderer):
     np.testing.assert_allclose(out.depth_mm, np.where(np.isfinite(stacked), stacked, 0), rtol=1e-6)
 
 
-def test_full_masks_of_many_instances_use_every_bit(renderer):
+@pytest.fixture(params=["single_pass", "two_pass"])
+def pass_mode(request, renderer):
+    """Run a test with full masks from image atomics (OpenGL >= 4.4) and from the second pass."""
+    saved = renderer.single_pass
+    if request.param == "single_pass" and not saved:
+        pytest.skip("OpenGL < 4.4: no single-pass full masks")
+    renderer.single_pass = request.param == "single_pass"
+    yield request.param
+    renderer.single_pass = saved
+
+
+def test_full_masks_of_many_instances_use_every_bit(renderer, pass_mode):
     # 150 small overlapping cubes: > 128 exercises two bit-mask passes and > 16 several depth tiles
     rng = np.random.default_rng(0)
     instances = []
@@ -347,6 +358,30 @@ def test_add_model_is_idempotent_and_replaces_a_different_mesh():
     r.add_model(11, box_mesh((10.0, 10.0, 5.0)))
     big = r.render(Ks, [(11, np.eye(3), np.array([0.0, 0.0, 100.0]))]).mask_full.sum()
     assert big > 2 * small
+
+
+def test_back_face_culling_is_automatic_for_closed_meshes_and_changes_nothing(renderer):
+    assert renderer.culls_back_faces(1) and renderer.culls_back_faces(2)
+    open_mesh = blob_mesh()
+    open_mesh = Mesh(vertices_mm=open_mesh.vertices_mm, faces=open_mesh.faces[:-3])  # a hole
+    inverted = Mesh(vertices_mm=blob_mesh().vertices_mm, faces=blob_mesh().faces[:, ::-1].copy())
+    renderer.add_model(31, open_mesh)
+    renderer.add_model(32, blob_mesh(), cull_back_faces=False)
+    renderer.add_model(33, inverted)
+    assert not renderer.culls_back_faces(31) and not renderer.culls_back_faces(32) and renderer.culls_back_faces(33)
+    R, t = rotation([0.4, 1.0, -0.3]), np.array([-10.0, 6.0, 250.0])
+    box = (1, rotation([0.1, 0.2, 0.3]), np.array([25.0, 0.0, 230.0]))
+    culled = renderer.render(K, [(2, R, t), box])
+    for other in (32, 33):
+        ref = renderer.render(K, [(other, R, t), box])
+        for name in ("instance_map", "mask_full", "mask_visib"):
+            np.testing.assert_array_equal(getattr(culled, name), getattr(ref, name))
+        # reversed triangles (33) interpolate in another order: equal to float rounding
+        np.testing.assert_allclose(culled.depth_mm, ref.depth_mm, rtol=2e-5)
+        np.testing.assert_allclose(culled.xyz_mm, ref.xyz_mm, atol=5e-3)
+        alone, alone_ref = renderer.render_depths(K, [(2, R, t)]), renderer.render_depths(K, [(other, R, t)])
+        np.testing.assert_array_equal(alone > 0, alone_ref > 0)
+        np.testing.assert_allclose(alone, alone_ref, rtol=2e-5)
 
 
 def test_bad_input_raises_typed_errors(renderer):

@@ -340,7 +340,7 @@ class ImageMaker:
         cfg = self.config
         rng = image_rng(cfg.seed, split, scene_id, im_id)
         K = cfg.K
-        for attempt in range(10):
+        for _ in range(10):  # re-draw a scene that holds nothing to annotate
             gts, dis = self.sample_scene(rng)
             lighting = Lighting.random(rng)
             instances = [(p.obj_id, p.R_m2c, p.t_m2c) for p in gts + dis]

@@ -201,7 +201,7 @@ def _worker_init() -> None:
 def _vsd_worker(keys: list[int]):
     assert _JOB is not None
     idx, vals, missing, _ = _vsd_images(_JOB, keys)
-    return idx, vals, missing
+    return idx, vals, missing, len(keys)
 
 
 def default_workers(n_images: int) -> int:
@@ -244,19 +244,24 @@ def vsd_errors(
     job = _VsdJob(inputs, plan, overlap, image_of_pair, render_device)
     missing: dict[tuple[int, int], str] = {}
     extra = None
-    chunks = [keys[i::workers * 4] for i in range(workers * 4)] if workers > 1 else []
-    if workers > 1 and len(keys) > 1 and multiprocessing.get_start_method(allow_none=True) in (None, "fork") and hasattr(os, "fork"):
+    n_chunks = min(len(keys), workers * 8)
+    chunks = [keys[i::n_chunks] for i in range(n_chunks)] if workers > 1 else []
+    if workers > 1 and len(keys) > 1 and hasattr(os, "fork"):
         _JOB = job
+        results = []
         try:
             ctx = multiprocessing.get_context("fork")
             with ctx.Pool(workers, initializer=_worker_init) as pool:
-                pending = pool.map_async(_vsd_worker, chunks)
+                pending = pool.imap_unordered(_vsd_worker, chunks)
                 if while_waiting is not None:
                     extra = while_waiting()
-                results = pending.get()
+                with tqdm(total=len(keys), desc="VSD", unit="image", disable=not progress, leave=False) as bar:
+                    for res in pending:
+                        results.append(res)
+                        bar.update(res[3])
         finally:
             _JOB = None
-        for idx, vals, miss in results:
+        for idx, vals, miss, _ in results:
             if idx:
                 out[idx] = np.asarray(vals)
                 available[idx] = True
@@ -271,7 +276,6 @@ def vsd_errors(
             missing.update(miss)
         if while_waiting is not None:
             extra = while_waiting()
-    # pairs of images with a usable depth image are all filled
     if while_waiting is not None:
         return out, available, missing, extra
     return out, available, missing

@@ -16,17 +16,25 @@ Conventions:
 Inside the renderer the projection is built from ``K`` so that image row v lands on framebuffer row v
 (no y flip is needed on read-back) and pixel centres sit at ``(u + 0.5, v + 0.5)`` in window coordinates.
 
-Speed: one depth-tested pass draws every instance with its index and model-frame xyz (giving the
-instance map, visible masks, depth and xyz at float precision), one pass without depth test ORs each
-instance's bit into a 128-bit-per-pixel mask (giving every full mask at once), and
-:meth:`Renderer.render_depths` draws each instance alone into its own layer of an array texture (same
-viewport and matrices as :meth:`Renderer.render`, hence pixel-identical silhouettes) read back at once.
-Models are uploaded once per renderer; GL objects are created once per renderer size.
+Speed: one depth-tested pass draws every instance with its index, model-frame xyz, depth and normalised
+xyz as outputs (instance map, visible masks, depth and xyz at float precision); in the same pass every
+rasterised fragment ORs its instance's bit into a per-pixel word through image atomics, whether or not
+it passes the depth test, which gives every full mask at once (OpenGL >= 4.4; older drivers, or
+``BOPNP_RENDER_TWO_PASS=1``, use a second pass with a logic-OR blend instead). Full masks are only
+rendered for instances whose projected bounding box overlaps another one (the others cannot be
+occluded: full == visible). Closed, consistently oriented meshes are drawn with back-face culling
+(:meth:`Renderer.add_model`). :meth:`Renderer.render_depths` draws each instance alone into its own
+layer of an array texture (same viewport and matrices as :meth:`Renderer.render`, hence
+pixel-identical silhouettes) read back at once. Models are uploaded once per renderer; GL objects are
+created once per renderer size.
 
 Threads and processes: one OpenGL context per process, shared by the renderers of every size
-(:func:`get_renderer` caches one renderer per size); calls are serialised by a lock, so threads may share
-a renderer but gain nothing. A forked child must not use its parent's context: :func:`get_renderer`
-notices the new process id and builds a fresh context (dataset workers therefore each own one).
+(:func:`get_renderer` caches one renderer per size, each with its own models); calls are serialised by
+a lock, so threads may share a renderer but gain nothing. Worker processes each need their own context:
+with the 'spawn' or 'forkserver' start method that is automatic. A forked child cannot use the display
+its parent initialised; :func:`get_renderer` notices the new process id and starts the child on another
+EGL display (on Mesa the software device; see :mod:`bopnp.render.egl`), so render only in the workers,
+or use 'spawn', on GPU machines.
 """
 
 from __future__ import annotations
@@ -246,10 +254,8 @@ class Renderer:
             self._max_size = int(gl.glGetIntegerv(gl.GL_MAX_RENDERBUFFER_SIZE))
             if max(self.width, self.height) > self._max_size:
                 raise ConfigError(f"renderer size {self.width}x{self.height} exceeds the GL limit {self._max_size}")
-            self._visible_fbo, self._visible_rbs = self._make_fbo(
-                self.width, self.height, [gl.GL_RGBA32F, gl.GL_R32I, gl.GL_R32F, gl.GL_RGBA32F, gl.GL_RGBA8], depth=True
-            )
-            self._full_fbo, self._full_rbs = self._make_fbo(self.width, self.height, [gl.GL_RGBA32UI], depth=False)
+            # framebuffers are created on first use (a renderer used only for render_depths needs none)
+            self._fbos: dict[str, tuple[int, list[int]]] = {}
             version = (int(gl.glGetIntegerv(gl.GL_MAJOR_VERSION)), int(gl.glGetIntegerv(gl.GL_MINOR_VERSION)))
             #: full masks in the depth-tested pass through image atomics (OpenGL >= 4.4), else a second pass
             self.single_pass = version >= (4, 4) and os.environ.get("BOPNP_RENDER_TWO_PASS", "") in ("", "0")
@@ -489,9 +495,10 @@ class Renderer:
             for model in self._models.values():
                 self._delete_model(model)
             self._models.clear()
-            for fbo, rbs in [(self._visible_fbo, self._visible_rbs), (self._full_fbo, self._full_rbs)]:
+            for fbo, rbs in self._fbos.values():
                 gl.glDeleteFramebuffers(1, [fbo])
                 gl.glDeleteRenderbuffers(len(rbs), rbs)
+            self._fbos.clear()
             for fbo, texture, depth_rb in self._layer_targets.values():
                 gl.glDeleteFramebuffers(1, [fbo])
                 gl.glDeleteTextures([texture])
@@ -500,7 +507,6 @@ class Renderer:
             for texture in self._bits_textures.values():
                 gl.glDeleteTextures([texture])
             self._bits_textures.clear()
-            self._visible_fbo = self._full_fbo = 0
         for key, renderer in list(_renderers.items()):
             if renderer is self:
                 del _renderers[key]
@@ -572,7 +578,7 @@ class Renderer:
             gl.glClearTexImage(bits_texture, 0, gl.GL_RED_INTEGER, gl.GL_UNSIGNED_INT, None)
             gl.glBindImageTexture(0, bits_texture, 0, gl.GL_TRUE, 0, gl.GL_READ_WRITE, gl.GL_R32UI)
             word_of = {i: k for k, i in enumerate(bit_instances)}
-        gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, self._visible_fbo)
+        gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, self._fbo("visible"))
         attachments = [gl.GL_COLOR_ATTACHMENT0 + k for k in range(5 if rgb else 4)]
         gl.glDrawBuffers(len(attachments), attachments)
         gl.glViewport(0, 0, W, H)
@@ -682,7 +688,7 @@ class Renderer:
         if proj is None:
             return words
         prog = _program("full")
-        gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, self._full_fbo)
+        gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, self._fbo("full"))
         gl.glDrawBuffers(1, [gl.GL_COLOR_ATTACHMENT0])
         gl.glViewport(0, 0, W, H)
         gl.glUseProgram(prog.program)
@@ -725,6 +731,16 @@ class Renderer:
         gl.glUniform1f(prog.loc("u_point_intensity"), lighting.point)
         gl.glUniform1f(prog.loc("u_specular"), lighting.specular)
         gl.glUniform1f(prog.loc("u_shininess"), lighting.shininess)
+
+    def _fbo(self, name: str) -> int:
+        """The framebuffer of a pass: 'visible' (xyz, index, depth, xyz_norm, rgb + depth buffer) or 'full'."""
+        if name not in self._fbos:
+            formats = {
+                "visible": [gl.GL_RGBA32F, gl.GL_R32I, gl.GL_R32F, gl.GL_RGBA32F, gl.GL_RGBA8],
+                "full": [gl.GL_RGBA32UI],
+            }[name]
+            self._fbos[name] = self._make_fbo(self.width, self.height, formats, depth=name == "visible")
+        return self._fbos[name][0]
 
     def _make_fbo(self, width: int, height: int, color_formats: list[int], depth: bool) -> tuple[int, list[int]]:
         fbo = int(gl.glGenFramebuffers(1))

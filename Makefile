@@ -37,7 +37,7 @@ egl:
 	else echo "Rendering needs EGL libraries that are missing. Install them with:"; echo "  sudo apt-get install$$missing"; exit 1; fi
 
 demo: setup
-	$(BIN)/bopnp synth $(DEMO) --bop-path $(BOP_PATH)
+	$(BIN)/bopnp synth $(DEMO) --bop-path $(BOP_PATH) --resume
 	$(BIN)/bopnp prepare $(DEMO) --bop-path $(BOP_PATH)
 	$(BIN)/bopnp check $(DEMO) --bop-path $(BOP_PATH)
 	@echo

@@ -67,15 +67,16 @@ def hull_vertices(vertices_mm: np.ndarray) -> np.ndarray:
         return vertices_mm
 
 
-#: sides of the small renderers crops are drawn into (a crop uses the smallest that holds it)
-_BUCKETS = (32, 64, 96, 128, 160, 192, 256, 320, 384, 512, 640, 768, 1024, 1280, 1536, 2048, 2560, 3072, 4096)
+#: side of the smallest square canvas crops are drawn into; larger crops use 2x, 4x, ... (few canvas
+#: sizes: each has its own renderer, which uploads every model once)
+_BUCKET_MIN = 192
 
 
 def _bucket(n: int) -> int:
-    for b in _BUCKETS:
-        if b >= n:
-            return b
-    return n
+    b = _BUCKET_MIN
+    while b < n:
+        b *= 2
+    return b
 
 
 class VsdRenderer:
@@ -138,7 +139,8 @@ class VsdRenderer:
                 continue
             x0, y0, x1, y1 = box
             w, h = x1 - x0, y1 - y0
-            r = self._renderer(_bucket(w), _bucket(h), [int(obj_id)])
+            side = _bucket(max(w, h))
+            r = self._renderer(side, side, [int(obj_id)])
             K_crop = K_gl.copy()
             K_crop[0, 2] -= x0
             K_crop[1, 2] -= y0

@@ -39,7 +39,6 @@ or use 'spawn', on GPU machines.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import threading
 from dataclasses import dataclass
@@ -52,17 +51,15 @@ from bopnp.render.egl import EglContext, configure_environment, create_context
 configure_environment()
 
 import OpenGL.GL as gl  # noqa: E402  (the EGL platform must be chosen first)
-from OpenGL.GL import shaders as gl_shaders  # noqa: E402
 
 from bopnp.bop.mesh import Mesh  # noqa: E402
 from bopnp.errors import ConfigError, RenderError, ShapeError  # noqa: E402
+from bopnp.render import gl_objects as glo  # noqa: E402
 from bopnp.render import shaders  # noqa: E402
 from bopnp.render.lighting import Lighting  # noqa: E402
 
 #: smallest near-plane distance, mm: surfaces closer to the camera than this are clipped
 NEAR_MIN_MM = 1.0
-#: grey albedo of meshes without vertex colours or texture
-DEFAULT_GREY = 0.7
 #: instances whose full masks one pass of the bit-mask shader can hold
 _BITS_PER_PASS = 128
 #: most instances render_depths draws into the layers of one array texture before reading it back
@@ -97,20 +94,6 @@ class RenderOutput:
     obj_ids: tuple[int, ...]
 
 
-@dataclass
-class _GpuModel:
-    mesh: Mesh
-    vao: int
-    vbo: int
-    ebo: int
-    n_indices: int
-    texture: int | None
-    centre_mm: np.ndarray      # (3,) bounding-box centre
-    half_extent_mm: np.ndarray  # (3,) bounding-box half size (>= 1e-6)
-    radius_mm: float           # radius of a sphere about centre_mm holding every vertex
-    cull: int | None           # GL face to cull (closed meshes), None to draw both sides
-
-
 def projection_matrix(K: np.ndarray, width: int, height: int, near_mm: float, far_mm: float) -> np.ndarray:
     """OpenGL clip matrix for OpenCV camera-frame points and intrinsics ``K``.
 
@@ -140,17 +123,6 @@ def projection_matrix(K: np.ndarray, width: int, height: int, near_mm: float, fa
     )
 
 
-def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """(V, 3) area-weighted unit vertex normals."""
-    tri = vertices[faces]
-    face_n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    normals = np.zeros_like(vertices)
-    for k in range(3):
-        np.add.at(normals, faces[:, k], face_n)
-    length = np.linalg.norm(normals, axis=1, keepdims=True)
-    return np.where(length > 0, normals / np.maximum(length, 1e-12), np.array([0.0, 0.0, 1.0]))
-
-
 def _as_K(K) -> np.ndarray:
     K = np.asarray(K, dtype=np.float64)
     if K.shape != (3, 3):
@@ -160,30 +132,10 @@ def _as_K(K) -> np.ndarray:
     return K
 
 
-class _ProgramCache:
-    """Compiled programs and their uniform locations."""
-
-    def __init__(self, vs: str, fs: str, name: str):
-        try:
-            self.program = gl_shaders.compileProgram(
-                gl_shaders.compileShader(vs, gl.GL_VERTEX_SHADER),
-                gl_shaders.compileShader(fs, gl.GL_FRAGMENT_SHADER),
-                validate=False,
-            )
-        except Exception as exc:
-            raise RenderError(f"compiling the {name!r} shader program failed: {exc}") from exc
-        self._locations: dict[str, int] = {}
-
-    def loc(self, name: str) -> int:
-        if name not in self._locations:
-            self._locations[name] = gl.glGetUniformLocation(self.program, name)
-        return self._locations[name]
-
-
 # One EGL context per process, shared by all renderers of that process.
 _context_lock = threading.Lock()
 _context: EglContext | None = None
-_programs: dict[str, _ProgramCache] = {}
+_programs: dict[str, glo.Program] = {}
 _renderers: dict[tuple[int, int], "Renderer"] = {}
 _forked_displays: set[str] = set()  # displays that an ancestor process initialised before forking
 
@@ -200,7 +152,7 @@ def _shared_context(device: int | None) -> EglContext:
         return _context
 
 
-def _program(name: str) -> _ProgramCache:
+def _program(name: str) -> glo.Program:
     if name not in _programs:
         sources = {
             "visible": (shaders.VISIBLE_VS, shaders.VISIBLE_FS),
@@ -210,7 +162,7 @@ def _program(name: str) -> _ProgramCache:
             "full": (shaders.FULL_VS, shaders.FULL_FS),
             "depth": (shaders.DEPTH_VS, shaders.DEPTH_FS),
         }[name]
-        _programs[name] = _ProgramCache(*sources, name=name)
+        _programs[name] = glo.Program(*sources, name=name)
     return _programs[name]
 
 
@@ -247,7 +199,7 @@ class Renderer:
             raise ConfigError(f"renderer size must be positive, got width={width}, height={height}")
         self.width, self.height = int(width), int(height)
         self._ctx = _shared_context(device)
-        self._models: dict[int, _GpuModel] = {}
+        self._models: dict[int, glo.GpuModel] = {}
         self._layer_targets: dict[int, tuple[int, int, int]] = {}
         with self._ctx.lock:
             self._ctx.make_current()
@@ -283,69 +235,14 @@ class Renderer:
         """
         obj_id = int(obj_id)
         old = self._models.get(obj_id)
-        if old is not None and (old.mesh is mesh or _same_mesh(old.mesh, mesh)) and cull_back_faces is None:
+        if old is not None and (old.mesh is mesh or glo.same_mesh(old.mesh, mesh)) and cull_back_faces is None:
             return
-        source = mesh
-        if mesh.uv is None and getattr(mesh, "face_uv", None) is not None and mesh.texture is not None:
-            mesh = mesh.with_vertex_uv()  # per-corner texture coordinates -> one uv per (split) vertex
-        vertices = np.asarray(mesh.vertices_mm, dtype=np.float32)
-        faces = np.asarray(mesh.faces)
-        check_v = vertices.ndim == 2 and vertices.shape[1] == 3 and len(vertices) > 0
-        if not check_v or faces.ndim != 2 or faces.shape[1] != 3 or len(faces) == 0:
-            raise ShapeError(f"mesh of object {obj_id}: expected vertices (V, 3) and faces (F, 3), got {vertices.shape} and {faces.shape}")
-        if faces.min() < 0 or faces.max() >= len(vertices):
-            raise ShapeError(f"mesh of object {obj_id}: face indices must lie in [0, {len(vertices) - 1}], got [{faces.min()}, {faces.max()}]")
-        normals = mesh.normals
-        if normals is None or np.asarray(normals).shape != vertices.shape:
-            normals = _vertex_normals(vertices.astype(np.float64), faces)
-        colors = mesh.colors
-        if colors is None or np.asarray(colors).shape != vertices.shape:
-            colors = np.full_like(vertices, DEFAULT_GREY)
-        else:
-            colors = np.asarray(colors, dtype=np.float32) / 255.0
-        has_texture = mesh.texture is not None and mesh.uv is not None and np.asarray(mesh.uv).shape == (len(vertices), 2)
-        uv = np.asarray(mesh.uv, dtype=np.float32) if has_texture else np.zeros((len(vertices), 2), np.float32)
-        interleaved = np.ascontiguousarray(np.hstack([vertices, np.asarray(normals, np.float32), colors, uv]), dtype=np.float32)
-        indices = np.ascontiguousarray(faces, dtype=np.uint32)
-
-        lo, hi = vertices.min(0).astype(np.float64), vertices.max(0).astype(np.float64)
-        centre = (lo + hi) / 2
-        cull = None
-        if cull_back_faces is not False:
-            closed, volume = _closed_and_volume(vertices, faces)
-            if (closed or cull_back_faces) and volume != 0:
-                # the projection maps image rows to framebuffer rows, which mirrors the winding: outward
-                # counter-clockwise faces turned to the camera are GL back faces, so cull GL front faces
-                cull = gl.GL_FRONT if volume > 0 else gl.GL_BACK
         with self._ctx.lock:
             self._ctx.make_current()
+            model = glo.upload_model(obj_id, mesh, cull_back_faces)
             if old is not None:
-                self._delete_model(old)
-            vao = gl.glGenVertexArrays(1)
-            vbo, ebo = gl.glGenBuffers(2)
-            gl.glBindVertexArray(vao)
-            gl.glBindBuffer(gl.GL_ARRAY_BUFFER, vbo)
-            gl.glBufferData(gl.GL_ARRAY_BUFFER, interleaved.nbytes, interleaved, gl.GL_STATIC_DRAW)
-            gl.glBindBuffer(gl.GL_ELEMENT_ARRAY_BUFFER, ebo)
-            gl.glBufferData(gl.GL_ELEMENT_ARRAY_BUFFER, indices.nbytes, indices, gl.GL_STATIC_DRAW)
-            stride = interleaved.shape[1] * 4
-            for location, (offset, size) in enumerate([(0, 3), (3, 3), (6, 3), (9, 2)]):
-                gl.glEnableVertexAttribArray(location)
-                gl.glVertexAttribPointer(location, size, gl.GL_FLOAT, gl.GL_FALSE, stride, ctypes.c_void_p(offset * 4))
-            gl.glBindVertexArray(0)
-            texture = self._upload_texture(np.asarray(mesh.texture)) if has_texture else None
-        self._models[obj_id] = _GpuModel(
-            mesh=source,
-            vao=int(vao),
-            vbo=int(vbo),
-            ebo=int(ebo),
-            n_indices=int(indices.size),
-            texture=texture,
-            centre_mm=centre,
-            half_extent_mm=np.maximum((hi - lo) / 2, 1e-6),
-            radius_mm=float(np.linalg.norm(vertices.astype(np.float64) - centre, axis=1).max()),
-            cull=cull,
-        )
+                glo.delete_model(old)
+        self._models[obj_id] = model
 
     def culls_back_faces(self, obj_id: int) -> bool:
         """Whether ``obj_id`` is drawn with back-face culling (see :meth:`add_model`)."""
@@ -453,7 +350,9 @@ class Renderer:
         with self._ctx.lock:
             self._ctx.make_current()
             try:
-                fbo, texture = self._layer_target(layers)
+                if layers not in self._layer_targets:
+                    self._layer_targets[layers] = glo.make_layered_target(W, H, layers)
+                fbo, texture, _ = self._layer_targets[layers]
                 prog = _program("depth")
                 loc_mvp, loc_mv = prog.loc("u_mvp"), prog.loc("u_mv")
                 gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, fbo)
@@ -474,11 +373,8 @@ class Renderer:
                         model = self._models[obj_ids[i]]
                         gl.glUniformMatrix4fv(loc_mvp, 1, gl.GL_TRUE, (proj @ poses[i]).astype(np.float32))
                         gl.glUniformMatrix4fv(loc_mv, 1, gl.GL_TRUE, poses[i].astype(np.float32))
-                        _bind_model(model)
-                        gl.glDrawElements(gl.GL_TRIANGLES, model.n_indices, gl.GL_UNSIGNED_INT, None)
-                    gl.glBindTexture(gl.GL_TEXTURE_2D_ARRAY, texture)
-                    _get_tex_image(gl.GL_TEXTURE_2D_ARRAY, gl.GL_RED, gl.GL_FLOAT, buffer)
-                    gl.glBindTexture(gl.GL_TEXTURE_2D_ARRAY, 0)
+                        glo.draw_model(model)
+                    glo.read_array_texture(texture, gl.GL_RED, gl.GL_FLOAT, buffer)
                     out[start:start + len(chunk)] = buffer[: len(chunk)]
                 gl.glBindVertexArray(0)
                 gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, 0)
@@ -493,7 +389,7 @@ class Renderer:
                 return
             self._ctx.make_current()
             for model in self._models.values():
-                self._delete_model(model)
+                glo.delete_model(model)
             self._models.clear()
             for fbo, rbs in self._fbos.values():
                 gl.glDeleteFramebuffers(1, [fbo])
@@ -518,7 +414,7 @@ class Renderer:
 
     # ---------------------------------------------------------------- internals
 
-    def _model(self, obj_id) -> _GpuModel:
+    def _model(self, obj_id) -> glo.GpuModel:
         try:
             return self._models[int(obj_id)]
         except KeyError:
@@ -616,8 +512,7 @@ class Renderer:
                         gl.glActiveTexture(gl.GL_TEXTURE0)
                         gl.glBindTexture(gl.GL_TEXTURE_2D, model.texture)
                         gl.glUniform1i(prog.loc("u_texture"), 0)
-                _bind_model(model)
-                gl.glDrawElements(gl.GL_TRIANGLES, model.n_indices, gl.GL_UNSIGNED_INT, None)
+                glo.draw_model(model)
             gl.glBindVertexArray(0)
         xyz_mm = np.empty((H, W, 3), np.float32)
         index = np.empty((H, W), np.int32)
@@ -627,30 +522,24 @@ class Renderer:
             [(gl.GL_RGB, gl.GL_FLOAT, xyz_mm), (gl.GL_RED_INTEGER, gl.GL_INT, index), (gl.GL_RED, gl.GL_FLOAT, depth_mm), (gl.GL_RGB, gl.GL_FLOAT, xyz_norm)]
         ):
             gl.glReadBuffer(gl.GL_COLOR_ATTACHMENT0 + k)
-            _read_pixels(0, 0, W, H, fmt, dtype, out)
+            glo.read_pixels(W, H, fmt, dtype, out)
         colour = None
         if rgb:
             colour = np.empty((H, W, 3), np.uint8)
             gl.glReadBuffer(gl.GL_COLOR_ATTACHMENT4)
-            _read_pixels(0, 0, W, H, gl.GL_RGB, gl.GL_UNSIGNED_BYTE, colour)
+            glo.read_pixels(W, H, gl.GL_RGB, gl.GL_UNSIGNED_BYTE, colour)
         bits = None
         if with_bits:
             gl.glMemoryBarrier(gl.GL_TEXTURE_UPDATE_BARRIER_BIT)
             bits = np.empty((n_words, H, W), np.uint32)
-            gl.glBindTexture(gl.GL_TEXTURE_2D_ARRAY, bits_texture)
-            _get_tex_image(gl.GL_TEXTURE_2D_ARRAY, gl.GL_RED_INTEGER, gl.GL_UNSIGNED_INT, bits)
-            gl.glBindTexture(gl.GL_TEXTURE_2D_ARRAY, 0)
+            glo.read_array_texture(bits_texture, gl.GL_RED_INTEGER, gl.GL_UNSIGNED_INT, bits)
         gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, 0)
         return xyz_mm, index, depth_mm, xyz_norm, colour, bits
 
     def _bits_texture(self, n_words: int) -> int:
         """R32UI array texture of ``n_words`` layers for the full-mask bits of the single pass."""
         if n_words not in self._bits_textures:
-            texture = int(gl.glGenTextures(1))
-            gl.glBindTexture(gl.GL_TEXTURE_2D_ARRAY, texture)
-            gl.glTexStorage3D(gl.GL_TEXTURE_2D_ARRAY, 1, gl.GL_R32UI, self.width, self.height, n_words)
-            gl.glBindTexture(gl.GL_TEXTURE_2D_ARRAY, 0)
-            self._bits_textures[n_words] = texture
+            self._bits_textures[n_words] = glo.array_texture(self.width, self.height, n_words, gl.GL_R32UI)
         return self._bits_textures[n_words]
 
     def _occludable(self, K: np.ndarray, obj_ids: list[int], poses: list[np.ndarray], near: float) -> list[int]:
@@ -707,21 +596,20 @@ class Renderer:
                 bits[(i - start) // 32] = 1 << ((i - start) % 32)
                 gl.glUniformMatrix4fv(loc_mvp, 1, gl.GL_TRUE, (proj @ poses[i]).astype(np.float32))
                 gl.glUniform4ui(loc_bits, *bits)
-                _bind_model(model)
-                gl.glDrawElements(gl.GL_TRIANGLES, model.n_indices, gl.GL_UNSIGNED_INT, None)
+                glo.draw_model(model)
             gl.glReadBuffer(gl.GL_COLOR_ATTACHMENT0)
             used = -(-len(chunk) // 32)
             if used == 1:
-                _read_pixels(0, 0, W, H, gl.GL_RED_INTEGER, gl.GL_UNSIGNED_INT, words[start // 32])
+                glo.read_pixels(W, H, gl.GL_RED_INTEGER, gl.GL_UNSIGNED_INT, words[start // 32])
             else:
-                _read_pixels(0, 0, W, H, gl.GL_RGBA_INTEGER, gl.GL_UNSIGNED_INT, readback)
+                glo.read_pixels(W, H, gl.GL_RGBA_INTEGER, gl.GL_UNSIGNED_INT, readback)
                 words[start // 32:start // 32 + used] = readback[..., :used].transpose(2, 0, 1)
         gl.glDisable(gl.GL_COLOR_LOGIC_OP)
         gl.glBindVertexArray(0)
         gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, 0)
         return words
 
-    def _set_lighting(self, prog: _ProgramCache, lighting: Lighting) -> None:
+    def _set_lighting(self, prog: glo.Program, lighting: Lighting) -> None:
         d = np.asarray(lighting.direction_c, np.float64)
         d = d / np.linalg.norm(d)
         gl.glUniform1f(prog.loc("u_ambient"), lighting.ambient)
@@ -739,120 +627,5 @@ class Renderer:
                 "visible": [gl.GL_RGBA32F, gl.GL_R32I, gl.GL_R32F, gl.GL_RGBA32F, gl.GL_RGBA8],
                 "full": [gl.GL_RGBA32UI],
             }[name]
-            self._fbos[name] = self._make_fbo(self.width, self.height, formats, depth=name == "visible")
+            self._fbos[name] = glo.make_framebuffer(self.width, self.height, formats, depth=name == "visible")
         return self._fbos[name][0]
-
-    def _make_fbo(self, width: int, height: int, color_formats: list[int], depth: bool) -> tuple[int, list[int]]:
-        fbo = int(gl.glGenFramebuffers(1))
-        gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, fbo)
-        rbs = [int(x) for x in np.atleast_1d(gl.glGenRenderbuffers(len(color_formats) + int(depth)))]
-        for k, fmt in enumerate(color_formats):
-            gl.glBindRenderbuffer(gl.GL_RENDERBUFFER, rbs[k])
-            gl.glRenderbufferStorage(gl.GL_RENDERBUFFER, fmt, width, height)
-            gl.glFramebufferRenderbuffer(gl.GL_FRAMEBUFFER, gl.GL_COLOR_ATTACHMENT0 + k, gl.GL_RENDERBUFFER, rbs[k])
-        if depth:
-            gl.glBindRenderbuffer(gl.GL_RENDERBUFFER, rbs[-1])
-            gl.glRenderbufferStorage(gl.GL_RENDERBUFFER, gl.GL_DEPTH_COMPONENT32F, width, height)
-            gl.glFramebufferRenderbuffer(gl.GL_FRAMEBUFFER, gl.GL_DEPTH_ATTACHMENT, gl.GL_RENDERBUFFER, rbs[-1])
-        status = gl.glCheckFramebufferStatus(gl.GL_FRAMEBUFFER)
-        gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, 0)
-        if status != gl.GL_FRAMEBUFFER_COMPLETE:
-            raise RenderError(f"framebuffer {width}x{height} incomplete (status 0x{int(status):x}) on {self._ctx.gl_renderer}")
-        return fbo, rbs
-
-    def _layer_target(self, layers: int) -> tuple[int, int]:
-        """(framebuffer, R32F array texture of ``layers`` layers) with a shared depth buffer."""
-        if layers not in self._layer_targets:
-            texture = int(gl.glGenTextures(1))
-            gl.glBindTexture(gl.GL_TEXTURE_2D_ARRAY, texture)
-            gl.glTexStorage3D(gl.GL_TEXTURE_2D_ARRAY, 1, gl.GL_R32F, self.width, self.height, layers)
-            gl.glBindTexture(gl.GL_TEXTURE_2D_ARRAY, 0)
-            fbo = int(gl.glGenFramebuffers(1))
-            gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, fbo)
-            depth_rb = int(gl.glGenRenderbuffers(1))
-            gl.glBindRenderbuffer(gl.GL_RENDERBUFFER, depth_rb)
-            gl.glRenderbufferStorage(gl.GL_RENDERBUFFER, gl.GL_DEPTH_COMPONENT32F, self.width, self.height)
-            gl.glFramebufferRenderbuffer(gl.GL_FRAMEBUFFER, gl.GL_DEPTH_ATTACHMENT, gl.GL_RENDERBUFFER, depth_rb)
-            gl.glFramebufferTextureLayer(gl.GL_FRAMEBUFFER, gl.GL_COLOR_ATTACHMENT0, texture, 0, 0)
-            status = gl.glCheckFramebufferStatus(gl.GL_FRAMEBUFFER)
-            gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, 0)
-            if status != gl.GL_FRAMEBUFFER_COMPLETE:
-                raise RenderError(f"layered depth framebuffer incomplete (status 0x{int(status):x}) on {self._ctx.gl_renderer}")
-            self._layer_targets[layers] = (fbo, texture, depth_rb)
-        fbo, texture, _ = self._layer_targets[layers]
-        return fbo, texture
-
-    def _upload_texture(self, image: np.ndarray) -> int:
-        if image.ndim != 3 or image.shape[2] not in (3, 4):
-            raise ShapeError(f"texture: expected (H, W, 3) or (H, W, 4) uint8, got {image.shape}")
-        rows = np.ascontiguousarray(np.flipud(image[..., :3]).astype(np.uint8))  # uv origin is bottom-left
-        tex = int(gl.glGenTextures(1))
-        gl.glBindTexture(gl.GL_TEXTURE_2D, tex)
-        gl.glTexImage2D(gl.GL_TEXTURE_2D, 0, gl.GL_RGB8, rows.shape[1], rows.shape[0], 0, gl.GL_RGB, gl.GL_UNSIGNED_BYTE, rows)
-        gl.glGenerateMipmap(gl.GL_TEXTURE_2D)
-        gl.glTexParameteri(gl.GL_TEXTURE_2D, gl.GL_TEXTURE_MIN_FILTER, gl.GL_LINEAR_MIPMAP_LINEAR)
-        gl.glTexParameteri(gl.GL_TEXTURE_2D, gl.GL_TEXTURE_MAG_FILTER, gl.GL_LINEAR)
-        gl.glTexParameteri(gl.GL_TEXTURE_2D, gl.GL_TEXTURE_WRAP_S, gl.GL_REPEAT)
-        gl.glTexParameteri(gl.GL_TEXTURE_2D, gl.GL_TEXTURE_WRAP_T, gl.GL_REPEAT)
-        gl.glBindTexture(gl.GL_TEXTURE_2D, 0)
-        return tex
-
-    def _delete_model(self, model: _GpuModel) -> None:
-        gl.glDeleteVertexArrays(1, [model.vao])
-        gl.glDeleteBuffers(2, [model.vbo, model.ebo])
-        if model.texture is not None:
-            gl.glDeleteTextures([model.texture])
-
-
-def _closed_and_volume(vertices: np.ndarray, faces: np.ndarray) -> tuple[bool, float]:
-    """(every undirected edge is used equally often in both directions, signed volume in mm^3).
-
-    Vertices at the same position count as one (meshes split along texture seams or for flat shading).
-    """
-    f = np.asarray(faces, np.int64)
-    _, welded = np.unique(np.asarray(vertices), axis=0, return_inverse=True)
-    e = welded.reshape(-1)[f[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)]
-    e = e[e[:, 0] != e[:, 1]]  # edges collapsed by the welding have no direction
-    lo, hi = np.minimum(e[:, 0], e[:, 1]), np.maximum(e[:, 0], e[:, 1])
-    _, inverse = np.unique(lo * len(vertices) + hi, return_inverse=True)
-    balance = np.bincount(inverse.reshape(-1), weights=np.where(e[:, 0] < e[:, 1], 1.0, -1.0))
-    tri = np.asarray(vertices, np.float64)[f]
-    volume = float(np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() / 6.0)
-    return bool(np.all(balance == 0)), volume
-
-
-def _bind_model(model: _GpuModel) -> None:
-    """Bind a model's vertex array and set its face culling."""
-    if model.cull is None:
-        gl.glDisable(gl.GL_CULL_FACE)
-    else:
-        gl.glEnable(gl.GL_CULL_FACE)
-        gl.glCullFace(model.cull)
-    gl.glBindVertexArray(model.vao)
-
-
-def _same_mesh(a: Mesh, b: Mesh) -> bool:
-    """Whether two meshes have equal geometry, colours and texture coordinates."""
-    for name in ("vertices_mm", "faces", "colors", "uv", "texture"):
-        x, y = getattr(a, name), getattr(b, name)
-        if (x is None) != (y is None):
-            return False
-        if x is not None and not np.array_equal(np.asarray(x), np.asarray(y)):
-            return False
-    return True
-
-
-def _get_tex_image(target: int, fmt: int, dtype: int, out: np.ndarray) -> None:
-    """glGetTexImage of the bound texture (level 0, every layer) into a C-contiguous numpy array."""
-    assert out.flags.c_contiguous
-    from OpenGL.raw.GL.VERSION.GL_1_0 import glGetTexImage as raw_get_tex_image
-
-    raw_get_tex_image(target, 0, fmt, dtype, ctypes.c_void_p(out.ctypes.data))
-
-
-def _read_pixels(x: int, y: int, width: int, height: int, fmt: int, dtype: int, out: np.ndarray) -> None:
-    """glReadPixels into a C-contiguous numpy array (rows in framebuffer order)."""
-    assert out.flags.c_contiguous
-    from OpenGL.raw.GL.VERSION.GL_1_0 import glReadPixels as raw_read_pixels
-
-    raw_read_pixels(x, y, width, height, fmt, dtype, ctypes.c_void_p(out.ctypes.data))

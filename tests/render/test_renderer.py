@@ -95,7 +95,7 @@ def test_box_off_axis_silhouette_is_hull_of_projected_corners(renderer):
 
     R, t = rotation([0.3, -0.5, 0.2]), np.array([-30.0, 20.0, 350.0])
     out = renderer.render(K, [(1, R, t)])
-    corners = renderer._models[1].mesh.vertices_mm.astype(np.float64)
+    corners = renderer.mesh(1).vertices_mm.astype(np.float64)
     x_c = corners @ R.T + t
     uv = (x_c @ K.T)[:, :2] / x_c[:, 2:]
     hull = cv2.convexHull(uv.astype(np.float32)).reshape(-1, 2).astype(np.float64)
@@ -184,7 +184,7 @@ def reprojection_errors(out, K_, R, t, mesh: Mesh | None) -> tuple[np.ndarray, n
 def test_xyz_map_lies_on_surface_and_reprojects_onto_its_pixel(renderer):
     R, t = rotation([0.7, -0.4, 1.1]), np.array([12.0, -9.0, 260.0])
     out = renderer.render(K, [(2, R, t)])
-    mesh = renderer._models[2].mesh
+    mesh = renderer.mesh(2)
     assert out.mask_visib[0].sum() > 3000
     err_px, dist_mm, depth_err = reprojection_errors(out, K, R, t, mesh)
     assert np.median(err_px) < 0.01 and np.percentile(err_px, 99) < 0.05

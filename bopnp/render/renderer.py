@@ -156,9 +156,12 @@ def _program(name: str) -> glo.Program:
     if name not in _programs:
         sources = {
             "visible": (shaders.VISIBLE_VS, shaders.VISIBLE_FS),
-            "visible_rgb": (shaders.VISIBLE_VS, shaders.with_defines(shaders.VISIBLE_FS, "WITH_RGB")),
+            "visible_rgb": (shaders.with_defines(shaders.VISIBLE_VS, "WITH_RGB"), shaders.with_defines(shaders.VISIBLE_FS, "WITH_RGB")),
             "visible_bits": (shaders.VISIBLE_VS, shaders.with_defines(shaders.VISIBLE_FS, "WITH_BITS", version="430 core")),
-            "visible_rgb_bits": (shaders.VISIBLE_VS, shaders.with_defines(shaders.VISIBLE_FS, "WITH_RGB", "WITH_BITS", version="430 core")),
+            "visible_rgb_bits": (
+                shaders.with_defines(shaders.VISIBLE_VS, "WITH_RGB"),
+                shaders.with_defines(shaders.VISIBLE_FS, "WITH_RGB", "WITH_BITS", version="430 core"),
+            ),
             "full": (shaders.FULL_VS, shaders.FULL_FS),
             "depth": (shaders.DEPTH_VS, shaders.DEPTH_FS),
         }[name]

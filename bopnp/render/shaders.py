@@ -14,27 +14,36 @@ layout(location = 3) in vec2 a_uv;
 uniform mat4 u_mvp;         // model -> clip
 uniform mat4 u_mv;          // model -> OpenCV camera, mm
 out vec3 v_xyz_m;
+out float v_depth;
+#ifdef WITH_RGB
 out vec3 v_pos_c;
 out vec3 v_normal_c;
 out vec3 v_color;
 out vec2 v_uv;
+#endif
 void main() {
     vec4 p_c = u_mv * vec4(a_pos_m, 1.0);
     v_xyz_m = a_pos_m;
+    v_depth = p_c.z;
+#ifdef WITH_RGB
     v_pos_c = p_c.xyz;
     v_normal_c = mat3(u_mv) * a_normal_m;
     v_color = a_color;
     v_uv = a_uv;
+#endif
     gl_Position = u_mvp * vec4(a_pos_m, 1.0);
 }
 """
 
 VISIBLE_FS = """#version 330 core
 in vec3 v_xyz_m;
+in float v_depth;
+#ifdef WITH_RGB
 in vec3 v_pos_c;
 in vec3 v_normal_c;
 in vec3 v_color;
 in vec2 v_uv;
+#endif
 uniform int u_index;
 uniform vec3 u_centre_m;        // bounding-box centre, mm
 uniform vec3 u_half_extent_m;   // bounding-box half size, mm
@@ -64,7 +73,7 @@ uniform int u_word;             // -1: this instance needs no full mask
 void main() {
     o_xyz = vec4(v_xyz_m, 1.0);
     o_index = u_index;
-    o_depth = v_pos_c.z;
+    o_depth = v_depth;
     o_xyz_norm = vec4(clamp((v_xyz_m - u_centre_m) / u_half_extent_m, -1.0, 1.0), 1.0);
 #ifdef WITH_BITS
     if (u_word >= 0) imageAtomicOr(u_bits, ivec3(ivec2(gl_FragCoord.xy), u_word), u_bit);

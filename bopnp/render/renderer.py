@@ -123,8 +123,15 @@ def projection_matrix(K: np.ndarray, width: int, height: int, near_mm: float, fa
     )
 
 
+def _numpy(x) -> np.ndarray:
+    """float64 numpy array of an array-like or a (CPU or GPU) torch tensor."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
 def _as_K(K) -> np.ndarray:
-    K = np.asarray(K, dtype=np.float64)
+    K = _numpy(K)
     if K.shape != (3, 3):
         raise ShapeError(f"K: expected shape (3, 3), got {K.shape}")
     if not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
@@ -134,6 +141,7 @@ def _as_K(K) -> np.ndarray:
 
 # One EGL context per process, shared by all renderers of that process.
 _context_lock = threading.Lock()
+_registry_lock = threading.Lock()
 _context: EglContext | None = None
 _programs: dict[str, glo.Program] = {}
 _renderers: dict[tuple[int, int], "Renderer"] = {}
@@ -178,12 +186,13 @@ def get_renderer(width: int, height: int, *, device: int | None = None) -> "Rend
             when the context is created.
     """
     key = (int(width), int(height))
-    ctx = _shared_context(device)
-    renderer = _renderers.get(key)
-    if renderer is None or renderer._ctx is not ctx:
-        renderer = Renderer(width, height, device=device)
-        _renderers[key] = renderer
-    return renderer
+    with _registry_lock:
+        ctx = _shared_context(device)
+        renderer = _renderers.get(key)
+        if renderer is None or renderer._ctx is not ctx:
+            renderer = Renderer(width, height, device=device)
+            _renderers[key] = renderer
+        return renderer
 
 
 class Renderer:
@@ -432,8 +441,7 @@ class Renderer:
             except (TypeError, ValueError):
                 raise ShapeError(f"instances[{i}]: expected a tuple (obj_id, R_m2c (3, 3), t_m2c (3,)), got {type(item).__name__}") from None
             self._model(obj_id)
-            R = np.asarray(R, dtype=np.float64)
-            t = np.asarray(t, dtype=np.float64)
+            R, t = _numpy(R), _numpy(t)
             if R.shape != (3, 3):
                 raise ShapeError(f"instances[{i}] R_m2c: expected shape (3, 3), got {R.shape}")
             if t.size != 3:

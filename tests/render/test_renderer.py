@@ -384,6 +384,15 @@ def test_back_face_culling_is_automatic_for_closed_meshes_and_changes_nothing(re
         np.testing.assert_allclose(alone, alone_ref, rtol=2e-5)
 
 
+def test_torch_tensors_are_accepted(renderer):
+    import torch
+
+    R, t = rotation([0.2, 0.1, -0.3]), np.array([0.0, 0.0, 280.0])
+    ref = renderer.render(K, [(2, R, t)])
+    out = renderer.render(torch.from_numpy(K), [(torch.tensor(2), torch.from_numpy(R), torch.from_numpy(t))])
+    np.testing.assert_array_equal(out.mask_full, ref.mask_full)
+
+
 def test_bad_input_raises_typed_errors(renderer):
     pose = (np.eye(3), np.array([0.0, 0.0, 300.0]))
     with pytest.raises(RenderError, match="add_model"):

@@ -90,14 +90,18 @@ def _pair_poses(inputs: EvalInputs, plan: Plan) -> tuple[np.ndarray, ...]:
     return R_e, t_e, R_g, t_g, K
 
 
-def geometric_errors(inputs: EvalInputs, plan: Plan, poses, device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """MSSD (mm), MSPD (px) and ADD(-S) (mm) of every pair, batched per object on ``device`` (a
-    torch.device or its name)."""
-    import torch
-
+def geometric_errors(inputs: EvalInputs, plan: Plan, poses, device="cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MSSD (mm), MSPD (px) and ADD(-S) (mm) of every pair, batched per object: in numpy on 'cpu'
+    (no torch needed), in torch on another device (a torch.device or its name, e.g. 'cuda')."""
     from bopnp.eval import errors as E
 
-    device = torch.device(device)
+    on_cpu = str(device) == "cpu"
+    if on_cpu:
+        put = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
+        get = np.asarray
+    else:
+        put = lambda a: E.as_tensor(a, device=device)  # noqa: E731
+        get = lambda t: t.cpu().numpy()  # noqa: E731
     R_e, t_e, R_g, t_g, K = poses
     P = plan.n_pairs
     mssd = np.full(P, np.inf)
@@ -107,19 +111,19 @@ def geometric_errors(inputs: EvalInputs, plan: Plan, poses, device) -> tuple[np.
     for obj_id in np.unique(pair_obj):
         idx = np.flatnonzero(pair_obj == obj_id)
         info = inputs.models_info[int(obj_id)]
-        pts = E.as_tensor(inputs.mesh(int(obj_id)).vertices_mm, device=device)
+        pts = put(inputs.mesh(int(obj_id)).vertices_mm)
         syms = symmetry_transforms(info)
-        sym_R = E.as_tensor(syms[:, :3, :3], device=device)
-        sym_t = E.as_tensor(syms[:, :3, 3], device=device)
-        Re, te, Rg, tg, Ks = (E.as_tensor(a[idx], device=device) for a in (R_e, t_e, R_g, t_g, K))
-        near = E.centres_within_diameter(te, tg, torch.full((len(idx),), float(info.diameter_mm), dtype=torch.float64, device=device))
-        sel = torch.nonzero(near).flatten()
+        sym_R, sym_t = put(syms[:, :3, :3]), put(syms[:, :3, 3])
+        near = np.linalg.norm(t_e[idx] - t_g[idx], axis=-1) < float(info.diameter_mm)  # as bop_toolkit, in float64
+        sel = np.flatnonzero(near)
         if len(sel):
-            near_idx = idx[sel.cpu().numpy()]
-            mssd[near_idx] = E.mssd(Re[sel], te[sel], Rg[sel], tg[sel], pts, sym_R, sym_t).cpu().numpy()
+            near_idx = idx[sel]
+            Re, te, Rg, tg = (put(a[near_idx]) for a in (R_e, t_e, R_g, t_g))
+            mssd[near_idx] = get(E.mssd(Re, te, Rg, tg, pts, sym_R, sym_t))
             fn = E.adi if info.is_symmetric else E.add
-            add_s[near_idx] = fn(Re[sel], te[sel], Rg[sel], tg[sel], pts).cpu().numpy()
-        mspd[idx] = E.mspd(Re, te, Rg, tg, Ks, pts, sym_R, sym_t).cpu().numpy()
+            add_s[near_idx] = get(fn(Re, te, Rg, tg, pts))
+        Re, te, Rg, tg, Ks = (put(a[idx]) for a in (R_e, t_e, R_g, t_g, K))
+        mspd[idx] = get(E.mspd(Re, te, Rg, tg, Ks, pts, sym_R, sym_t))
     return mssd, mspd, add_s
 
 
@@ -286,8 +290,8 @@ def compute_errors(
 ) -> PairErrors:
     """All errors of the plan's pairs.
 
-    On CPU the VSD workers are forked first (before torch is imported, which keeps them light and
-    fork-safe) and MSSD / MSPD / ADD(-S) run in this process while they render.
+    On CPU the errors run in numpy (torch is not imported) in this process while the forked VSD
+    workers render; with CUDA, MSSD / MSPD / ADD(-S) run in torch on the GPU.
 
     Args:
         device: 'auto', 'cpu' or 'cuda' for MSSD / MSPD / ADD(-S) and the renders.
@@ -298,7 +302,7 @@ def compute_errors(
     on_cpu = device == "cpu" or (device == "auto" and not cuda_possible())
     dev = "cpu" if on_cpu else resolve_device(device)
     def geometric(single_thread: bool = False):
-        if not single_thread:
+        if on_cpu or not single_thread:
             return geometric_errors(inputs, plan, poses, dev)
         import torch
 

@@ -1,7 +1,9 @@
 """Pose error functions of the BOP benchmark, batched over (estimate, ground truth) pairs.
 
-Each function takes P pairs at once and returns one error per pair; device and dtype follow the
-inputs (use float64 to reproduce bop_toolkit's numbers to the last digit). Definitions follow
+Each function takes P pairs at once and returns one error per pair. Inputs are numpy arrays or torch
+tensors (all of one kind); the result is of the same kind, and for tensors on the same device with
+the same dtype (use float64 to reproduce bop_toolkit's numbers to the last digit). numpy needs no
+torch import, which keeps CPU evaluations light. Definitions follow
 Hodan et al., "BOP: Benchmark for 6D Object Pose Estimation" (ECCV 2018) and the BOP19 challenge rules:
 
 - MSSD (mm): over the object's symmetries S, min_S max_x ||(R_e x + t_e) - (R_g S x + t_g)||.
@@ -18,14 +20,46 @@ applies them exactly where bop_toolkit does.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-import torch
-from torch import Tensor
 
 from bopnp.checks import check_shape
 
+Tensor = Any  # a numpy array or a torch tensor (one kind per call)
+
 #: pairs x symmetries x vertices processed at once (bounds the memory of the batched distances)
 _CHUNK_ELEMS = 1 << 22
+
+
+def _is_torch(x) -> bool:
+    return type(x).__module__.split(".")[0] == "torch"
+
+
+def _swap(x):
+    """Transpose the last two axes."""
+    return x.transpose(-1, -2) if _is_torch(x) else np.swapaxes(x, -1, -2)
+
+
+def _norm(x):
+    """Euclidean norm over the last axis."""
+    return x.norm(dim=-1) if _is_torch(x) else np.sqrt(np.einsum("...i,...i->...", x, x))
+
+
+def _amax(x, axis: int):
+    return x.amax(dim=axis) if _is_torch(x) else x.max(axis=axis)
+
+
+def _amin(x, axis: int):
+    return x.amin(dim=axis) if _is_torch(x) else x.min(axis=axis)
+
+
+def _empty(like, n: int):
+    if _is_torch(like):
+        import torch
+
+        return torch.empty(n, dtype=like.dtype, device=like.device)
+    return np.empty(n, dtype=like.dtype)
 
 
 def _check_pairs(R_est: Tensor, t_est: Tensor, R_gt: Tensor, t_gt: Tensor) -> int:
@@ -63,23 +97,23 @@ def mssd(R_est: Tensor, t_est: Tensor, R_gt: Tensor, t_gt: Tensor, pts_mm: Tenso
         (P,) error, mm.
 
     Example:
-        >>> I = torch.eye(3, dtype=torch.float64)[None]
-        >>> pts = torch.tensor([[10.0, 0, 0], [0, 20.0, 0]], dtype=torch.float64)
-        >>> t = torch.tensor([[0, 0, 500.0]], dtype=torch.float64)
-        >>> mssd(I, t + torch.tensor([3.0, 4, 0], dtype=torch.float64), I, t, pts, I, torch.zeros(1, 3, dtype=torch.float64))
-        tensor([5.], dtype=torch.float64)
+        >>> I = np.eye(3)[None]
+        >>> pts = np.array([[10.0, 0, 0], [0, 20.0, 0]])
+        >>> t = np.array([[0, 0, 500.0]])
+        >>> mssd(I, t + [3.0, 4, 0], I, t, pts, I, np.zeros((1, 3)))
+        array([5.])
     """
     P = _check_pairs(R_est, t_est, R_gt, t_gt)
     check_shape(pts_mm, "V 3", "pts_mm")
     S = check_shape(sym_R, "S 3 3", "sym_R")["S"]
     check_shape(sym_t, f"{S} 3", "sym_t")
-    out = torch.empty(P, dtype=R_est.dtype, device=R_est.device)
+    out = _empty(R_est, P)
     for sl in _chunks(P, S * pts_mm.shape[0]):
         R_gs, t_gs = _sym_gt_poses(R_gt[sl], t_gt[sl], sym_R, sym_t)
         A = R_est[sl, None] - R_gs  # (p, S, 3, 3): difference of the two maps, applied to every point
         b = t_est[sl, None] - t_gs  # (p, S, 3)
-        d = pts_mm @ A.transpose(-1, -2) + b[:, :, None]  # (p, S, V, 3)
-        out[sl] = d.norm(dim=-1).amax(dim=-1).amin(dim=-1)
+        d = pts_mm @ _swap(A) + b[:, :, None]  # (p, S, V, 3)
+        out[sl] = _amin(_amax(_norm(d), -1), -1)
     return out
 
 
@@ -92,7 +126,7 @@ def project(x_c: Tensor, K: Tensor) -> Tensor:
     Returns:
         (..., N, 2) pixels.
     """
-    h = x_c @ K.transpose(-1, -2)
+    h = x_c @ _swap(K)
     return h[..., :2] / h[..., 2:3]
 
 
@@ -115,13 +149,13 @@ def mspd(
     check_shape(pts_mm, "V 3", "pts_mm")
     S = check_shape(sym_R, "S 3 3", "sym_R")["S"]
     check_shape(sym_t, f"{S} 3", "sym_t")
-    out = torch.empty(P, dtype=R_est.dtype, device=R_est.device)
+    out = _empty(R_est, P)
     for sl in _chunks(P, (S + 1) * pts_mm.shape[0]):
         Ks = K[sl]
-        uv_e = project(pts_mm @ R_est[sl].transpose(-1, -2) + t_est[sl, None], Ks)  # (p, V, 2)
+        uv_e = project(pts_mm @ _swap(R_est[sl]) + t_est[sl, None], Ks)  # (p, V, 2)
         R_gs, t_gs = _sym_gt_poses(R_gt[sl], t_gt[sl], sym_R, sym_t)
-        uv_g = project(pts_mm @ R_gs.transpose(-1, -2) + t_gs[:, :, None], Ks[:, None])  # (p, S, V, 2)
-        out[sl] = (uv_e[:, None] - uv_g).norm(dim=-1).amax(dim=-1).amin(dim=-1)
+        uv_g = project(pts_mm @ _swap(R_gs) + t_gs[:, :, None], Ks[:, None])  # (p, S, V, 2)
+        out[sl] = _amin(_amax(_norm(uv_e[:, None] - uv_g), -1), -1)
     return out
 
 
@@ -135,10 +169,10 @@ def add(R_est: Tensor, t_est: Tensor, R_gt: Tensor, t_gt: Tensor, pts_mm: Tensor
     """
     P = _check_pairs(R_est, t_est, R_gt, t_gt)
     check_shape(pts_mm, "V 3", "pts_mm")
-    out = torch.empty(P, dtype=R_est.dtype, device=R_est.device)
+    out = _empty(R_est, P)
     for sl in _chunks(P, pts_mm.shape[0]):
-        d = pts_mm @ (R_est[sl] - R_gt[sl]).transpose(-1, -2) + (t_est[sl] - t_gt[sl])[:, None]
-        out[sl] = d.norm(dim=-1).mean(dim=-1)
+        d = pts_mm @ _swap(R_est[sl] - R_gt[sl]) + (t_est[sl] - t_gt[sl])[:, None]
+        out[sl] = _norm(d).mean(-1)
     return out
 
 
@@ -157,19 +191,22 @@ def adi(R_est: Tensor, t_est: Tensor, R_gt: Tensor, t_gt: Tensor, pts_mm: Tensor
     """
     P = _check_pairs(R_est, t_est, R_gt, t_gt)
     V = check_shape(pts_mm, "V 3", "pts_mm")["V"]
-    out = torch.empty(P, dtype=R_est.dtype, device=R_est.device)
+    out = _empty(R_est, P)
     if P == 0:
         return out
-    if R_est.device.type == "cpu":
+    if not _is_torch(R_est) or R_est.device.type == "cpu":
         from scipy.spatial import cKDTree
 
-        pts = pts_mm.numpy()
+        arr = (lambda a: a.numpy()) if _is_torch(R_est) else np.asarray
+        pts = arr(pts_mm)
         tree = cKDTree(pts)
-        Re, te, Rg, tg = (a.numpy() for a in (R_est, t_est, R_gt, t_gt))
+        Re, te, Rg, tg = (arr(a) for a in (R_est, t_est, R_gt, t_gt))
         for i in range(P):
             y = (pts @ Rg[i].T + (tg[i] - te[i])) @ Re[i]  # GT-posed points in the estimate's model frame
             out[i] = float(tree.query(y, k=1)[0].mean())
         return out
+    import torch
+
     rows = max(1, _CHUNK_ELEMS // V)
     for i in range(P):
         x_e = pts_mm @ R_est[i].T + t_est[i]
@@ -187,7 +224,7 @@ def centres_within_diameter(t_est: Tensor, t_gt: Tensor, diameter_mm: Tensor) ->
     Returns:
         (P,) bool.
     """
-    return (t_est - t_gt).norm(dim=-1) < diameter_mm
+    return _norm(t_est - t_gt) < diameter_mm
 
 
 def sphere_projections_overlap(t_est: Tensor, t_gt: Tensor, radius_mm: Tensor) -> Tensor:
@@ -202,15 +239,18 @@ def sphere_projections_overlap(t_est: Tensor, t_gt: Tensor, radius_mm: Tensor) -
     """
     z_e, z_g = t_est[:, 2], t_gt[:, 2]
     nonzero = (z_e != 0) & (z_g != 0)
-    z_e_safe = torch.where(nonzero, z_e, torch.ones_like(z_e))
-    z_g_safe = torch.where(nonzero, z_g, torch.ones_like(z_g))
-    dist = (t_est[:, :2] / z_e_safe[:, None] - t_gt[:, :2] / z_g_safe[:, None]).norm(dim=-1)
+    z_e_safe = z_e * nonzero + ~nonzero  # 1 where z is 0
+    z_g_safe = z_g * nonzero + ~nonzero
+    dist = _norm(t_est[:, :2] / z_e_safe[:, None] - t_gt[:, :2] / z_g_safe[:, None])
     return nonzero & (dist < radius_mm * (1.0 / z_e_safe + 1.0 / z_g_safe))
 
 
-def as_tensor(x, dtype=torch.float64, device: str | torch.device = "cpu") -> Tensor:
-    """numpy / list -> tensor on ``device`` (float64 unless told)."""
-    if isinstance(x, Tensor):
+def as_tensor(x, dtype=None, device="cpu"):
+    """numpy / list -> torch tensor on ``device`` (float64 unless told)."""
+    import torch
+
+    dtype = torch.float64 if dtype is None else dtype
+    if _is_torch(x):
         return x.to(device=device, dtype=dtype)
     return torch.as_tensor(np.asarray(x), dtype=dtype, device=device)
 

@@ -188,3 +188,46 @@ def test_prechecks():
     # projections on z = 1: 0.099 apart; threshold r (1/1000 + 1/1000) = 0.1 for r = 50
     assert sphere_projections_overlap(t_e, t_g, _t([50.0] * 3)).tolist() == [True, False, False]
     assert sphere_projections_overlap(t_e, t_g, _t([49.0] * 3)).tolist() == [False, False, False]
+
+
+def test_numpy_inputs_give_the_torch_numbers():
+    rng = np.random.default_rng(8)
+    pts = rng.normal(size=(300, 3)) * 25
+    R_e, t_e = _random_poses(rng, 12)
+    R_g, t_g = _random_poses(rng, 12)
+    sym_R = np.stack([np.eye(3), _rot([0, 1, 0], math.pi)])
+    sym_t = np.zeros((2, 3))
+    Ks = np.broadcast_to(K_LMO, (12, 3, 3)).copy()
+    cases = [
+        (mssd, (R_e, t_e, R_g, t_g, pts, sym_R, sym_t)),
+        (mspd, (R_e, t_e, R_g, t_g, Ks, pts, sym_R, sym_t)),
+        (add, (R_e, t_e, R_g, t_g, pts)),
+        (adi, (R_e, t_e, R_g, t_g, pts)),
+    ]
+    for fn, args in cases:
+        got = fn(*args)
+        assert isinstance(got, np.ndarray) and got.dtype == np.float64
+        np.testing.assert_allclose(got, fn(*(_t(a) for a in args)).numpy(), rtol=1e-12)
+    r = np.array([50.0] * 3)
+    t_a = np.array([[99.0, 0.0, 1000.0], [101.0, 0.0, 1000.0], [0.0, 0.0, 0.0]])
+    t_b = np.array([[0.0, 0.0, 1000.0]] * 3)
+    assert sphere_projections_overlap(t_a, t_b, r).tolist() == [True, False, False]
+    assert centres_within_diameter(t_a, t_b, 2 * r).tolist() == [True, False, False]
+
+
+def test_cpu_evaluation_does_not_import_torch():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "eval"
+    code = (
+        "import sys, tempfile\n"
+        "from pathlib import Path\n"
+        "from bopnp.eval.pipeline import EvalConfig, evaluate\n"
+        f"evaluate(EvalConfig(Path({str(fixture / 'results' / 'fixture-a_tudl-test.csv')!r}), bop_path=Path({str(fixture / 'bop')!r}),"
+        " out_dir=Path(tempfile.mkdtemp()), device='cpu', plots=False, progress=False))\n"
+        "print('TORCH', 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "TORCH False" in out

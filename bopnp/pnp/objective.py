@@ -237,13 +237,22 @@ def sq_errors(R: Tensor, t: Tensor, x: Tensor, A: Tensor, c: Tensor, u: Tensor) 
     Returns:
         err2: (B, H, N) px^2. z: (B, H, N) depths, mm.
     """
-    X = R @ x.unsqueeze(1) + t.unsqueeze(-1)  # (B, H, 3, N)
-    z = X[:, :, 2]
+    B, H = R.shape[:2]
+    N = x.shape[-1]
+    # P = [[A, c], [0, 0, 1]] [R | t]: one (B, 3H, 4) x (B, 4, N) product gives all homogeneous projections
+    Kp = torch.zeros(B, 1, 3, 3, dtype=x.dtype, device=x.device)
+    Kp[:, 0, :2, :2] = A
+    Kp[:, 0, :2, 2] = c
+    Kp[:, 0, 2, 2] = 1
+    P = Kp @ torch.cat([R, t.unsqueeze(-1)], -1)  # (B, H, 3, 4)
+    xh = torch.cat([x, torch.ones_like(x[:, :1])], 1)  # (B, 4, N)
+    Y = (P.reshape(B, 3 * H, 4) @ xh).view(B, H, 3, N)
+    z = Y[:, :, 2]
     eps = z_eps(x.dtype)
-    zs = torch.where(z.abs() < eps, torch.full_like(z, eps), z)
-    n = X[:, :, :2] / zs.unsqueeze(2)
-    e = A.unsqueeze(1) @ n + (c.unsqueeze(-1) - u).unsqueeze(1)
-    return (e * e).sum(2), z
+    inv = torch.where(z.abs() < eps, torch.full_like(z, eps), z).reciprocal()
+    du = Y[:, :, 0] * inv - u[:, None, 0]
+    dv = Y[:, :, 1] * inv - u[:, None, 1]
+    return du * du + dv * dv, z
 
 
 def rotation_grad_to_local(grad_R: Tensor, R: Tensor) -> Tensor:

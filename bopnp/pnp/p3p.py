@@ -90,7 +90,8 @@ def _sym2_eig(a: Tensor, b: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor, 
     v2 = torch.stack([mu1 - c, b], -1)
     f1 = torch.where((v1.norm(dim=-1) >= v2.norm(dim=-1)).unsqueeze(-1), v1, v2)
     n = f1.norm(dim=-1, keepdim=True)
-    f1 = torch.where(n > 0, f1 / n.clamp_min(torch.finfo(a.dtype).tiny), torch.tensor([1.0, 0.0], dtype=a.dtype, device=a.device))
+    e1 = torch.tensor([1.0, 0.0], dtype=a.dtype, device=a.device)
+    f1 = torch.where(n > 0, f1 / n.clamp_min(torch.finfo(a.dtype).tiny), e1)
     f2 = torch.stack([-f1[..., 1], f1[..., 0]], -1)
     return mu1, mu2, f1, f2
 
@@ -131,7 +132,8 @@ def p3p(y: Tensor, x: Tensor, refine_iters: int = 3) -> tuple[Tensor, Tensor, Te
     best = minors.argmin(-1)
     D0 = D0s.gather(1, best[:, None, None, None].expand(M, 1, 3, 3)).squeeze(1)
     split_ok = minors.gather(1, best[:, None]).squeeze(1) < 0
-    D0 = torch.where(split_ok[:, None, None] & torch.isfinite(D0).flatten(1).all(-1)[:, None, None], D0, torch.eye(3, dtype=dt, device=y.device))
+    usable = split_ok & torch.isfinite(D0).flatten(1).all(-1)
+    D0 = torch.where(usable[:, None, None], D0, torch.eye(3, dtype=dt, device=y.device))
     sig, E = torch.linalg.eigh(D0)  # ascending: negative, ~0, positive
     sn, sp = (-sig[:, 0]).clamp_min(0).sqrt(), sig[:, 2].clamp_min(0).sqrt()
     e_neg, e_null, e_pos = E[..., 0], E[..., 1], E[..., 2]

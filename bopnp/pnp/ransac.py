@@ -5,7 +5,9 @@ Hypotheses come from minimal sets of three random distinct correspondences throu
 initialisation (:func:`bopnp.pnp.init.initial_pose`: EPnP or a plane homography). Every hypothesis is scored against
 every correspondence in one batched projection (chunked over hypotheses to bound memory); the best one per item (most
 inliers, ties broken by the smaller truncated error) seeds the refinement that :func:`bopnp.pnp.solve_pnp` runs on its
-inliers. Three-point sets make 100 draws enough for 50% outliers (a clean set with probability 1 - (7/8)^100).
+inliers. Three-point sets make 100 draws enough for 50% outliers (a clean set with probability 1 - (7/8)^100). For
+large N the hypotheses are first ranked on a few hundred random correspondences and only the best few are scored on
+all of them (preemptive scoring), which keeps the cost near O(B * (H + N)) instead of O(B * H * N).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ class RansacConfig:
         sample_size: correspondences per set for ``solver="epnp"`` (>= 4).
         refine_rounds: rounds of (Levenberg-Marquardt on the inliers, re-selection of the inliers) after RANSAC.
         seed: seed of the sampling generator (None: torch's global generator).
+        prescore_points: rank all hypotheses on this many random usable points first (0: score all on every point).
+        prescore_keep: hypotheses kept from the pre-scoring and scored on every point.
         max_chunk_elems: bound on hypotheses x points scored at once (memory), elements.
     """
 
@@ -43,7 +47,9 @@ class RansacConfig:
     sample_size: int = 5
     refine_rounds: int = 2
     seed: int | None = 0
-    max_chunk_elems: int = 1 << 24
+    prescore_points: int = 256
+    prescore_keep: int = 16
+    max_chunk_elems: int = 1 << 22
 
     def __post_init__(self):
         self.validate()
@@ -60,29 +66,45 @@ class RansacConfig:
             raise ConfigError(f"RansacConfig.sample_size must be >= 4 (PnP needs 4 points), got {self.sample_size}")
         if int(self.refine_rounds) < 1:
             raise ConfigError(f"RansacConfig.refine_rounds must be >= 1, got {self.refine_rounds}")
+        if int(self.prescore_points) < 0:
+            raise ConfigError(
+                f"RansacConfig.prescore_points must be >= 0 (0 disables pre-scoring), got {self.prescore_points}"
+            )
+        if int(self.prescore_keep) < 1:
+            raise ConfigError(f"RansacConfig.prescore_keep must be >= 1, got {self.prescore_keep}")
         if int(self.max_chunk_elems) < 1:
             raise ConfigError(f"RansacConfig.max_chunk_elems must be >= 1, got {self.max_chunk_elems}")
 
 
-def sample_distinct(n: Tensor, H: int, s: int, generator: torch.Generator | None = None) -> Tensor:
+def sample_distinct(n: Tensor, H: int, s: int, generator: torch.Generator | None = None, n_max: int | None = None) -> Tensor:
     """``H`` uniformly random subsets of ``s`` distinct indices in ``[0, n_b)`` for every item ``b``.
 
     Args:
         n: (B,) population sizes (items with ``n < s`` get repeated indices).
         H: subsets per item. s: subset size.
+        n_max: an upper bound of ``n`` (needed for large ``s``, which uses random keys over the whole range).
     Returns:
         (B, H, s) long.
     """
     B = n.shape[0]
     dev = n.device
+    if s > 8 and n_max is not None:
+        # large subsets: the s smallest of n random keys (O(B * H * n_max))
+        keys = torch.rand(B, H, n_max, generator=generator, device=dev)
+        keys = torch.where(torch.arange(n_max, device=dev) < n[:, None, None], keys, torch.full_like(keys, 2.0))
+        idx = keys.topk(min(s, n_max), dim=-1, largest=False).indices
+        if idx.shape[-1] < s:
+            idx = torch.cat([idx, idx[..., : s - idx.shape[-1]]], -1)
+        return torch.minimum(idx, (n - 1).clamp_min(0)[:, None, None])
     chosen = torch.empty(B, H, 0, dtype=torch.long, device=dev)
     for j in range(s):
         span = (n - j).clamp_min(1).to(torch.float64)[:, None]
         r = (torch.rand(B, H, generator=generator, device=dev, dtype=torch.float64) * span).long()
         r = torch.minimum(r, span.long() - 1)
         # r indexes the not-yet-chosen values; walk the chosen ones in ascending order to map it to a value
+        ordered = chosen.sort(-1).values
         for k in range(j):
-            r = r + (r >= chosen.sort(-1).values[..., k]).long()
+            r = r + (r >= ordered[..., k]).long()
         chosen = torch.cat([chosen, r.unsqueeze(-1)], -1)
     return torch.minimum(chosen, (n - 1).clamp_min(0)[:, None, None])
 
@@ -139,22 +161,42 @@ def ransac_hypothesis(
         Rh, th = Rh.reshape(B, H, 3, 3), th.reshape(B, H, 3)
         ok = torch.isfinite(Rh).flatten(2).all(-1) & torch.isfinite(th).all(-1)
     Rh, th = Rh.to(dt), th.to(dt)
-    H = Rh.shape[1]
-    thr2 = float(cfg.threshold_px) ** 2
-    chunk = max(1, int(cfg.max_chunk_elems) // max(1, B * N))
-    keys = []
-    for h0 in range(0, H, chunk):
-        err2, z = obj.sq_errors(Rh[:, h0 : h0 + chunk], th[:, h0 : h0 + chunk], x, A, c, u)
-        inl = (err2 <= thr2) & (z > 0) & used.unsqueeze(1)
-        cnt = inl.sum(-1).to(dt)
-        trunc = torch.where(inl, err2 / thr2, torch.zeros_like(err2)).sum(-1)
-        keys.append(cnt - trunc / (cnt + 1))  # more inliers first, then smaller error among them
-    key = torch.cat(keys, 1)
-    key = torch.where(torch.isfinite(key) & ok, key, torch.full_like(key, -1.0))
+    k, keep = int(cfg.prescore_points), int(cfg.prescore_keep)
+    if 0 < k < N and keep < Rh.shape[1]:
+        # Preemptive scoring: rank every hypothesis on k random usable points, fully score only the best `keep`.
+        sub = order.gather(1, sample_distinct(n_used, 1, k, gen, n_max=N).view(B, k)).unsqueeze(1)
+        key = _score(Rh, th, x.gather(2, sub.expand(-1, 3, -1)), A, c, u.gather(2, sub.expand(-1, 2, -1)),
+                     used.gather(1, sub.squeeze(1)), cfg)
+        top = torch.where(ok, key, torch.full_like(key, -2.0)).topk(keep, dim=-1).indices  # (B, keep)
+        Rh = Rh.gather(1, top[:, :, None, None].expand(-1, -1, 3, 3))
+        th = th.gather(1, top[:, :, None].expand(-1, -1, 3))
+        ok = ok.gather(1, top)
+    key = torch.where(ok, _score(Rh, th, x, A, c, u, used, cfg), torch.full((), -1.0, dtype=dt, device=dev))
     best = key.argmax(-1)
     R = Rh.gather(1, best[:, None, None, None].expand(B, 1, 3, 3)).squeeze(1)
     t = th.gather(1, best[:, None, None].expand(B, 1, 3)).squeeze(1)
     return R, t, inlier_mask(R, t, x, A, c, u, w, cfg.threshold_px)
+
+
+def _score(R: Tensor, t: Tensor, x: Tensor, A: Tensor, c: Tensor, u: Tensor, used: Tensor, cfg: RansacConfig) -> Tensor:
+    """(B, H) ranking key of each hypothesis: inlier count, ties broken by the smaller truncated error; -1 if not finite.
+
+    Args:
+        R: (B, H, 3, 3). t: (B, H, 3). x: (B, 3, N). A: (B, 2, 2). c: (B, 2). u: (B, 2, N). used: (B, N) bool.
+    """
+    B, H = R.shape[:2]
+    N = x.shape[-1]
+    thr2 = float(cfg.threshold_px) ** 2
+    chunk = max(1, int(cfg.max_chunk_elems) // max(1, B * N))
+    keys = []
+    for h0 in range(0, H, chunk):
+        err2, z = obj.sq_errors(R[:, h0 : h0 + chunk], t[:, h0 : h0 + chunk], x, A, c, u)
+        inl = (err2 <= thr2) & (z > 0) & used.unsqueeze(1)
+        cnt = inl.sum(-1).to(x.dtype)
+        trunc = torch.where(inl, err2 / thr2, torch.zeros_like(err2)).sum(-1)
+        keys.append(cnt - trunc / (cnt + 1))  # more inliers first, then smaller error among them
+    key = torch.cat(keys, 1)
+    return torch.where(torch.isfinite(key), key, torch.full_like(key, -1.0))
 
 
 __all__ = ["RansacConfig", "ransac_hypothesis", "sample_distinct", "inlier_mask"]

@@ -20,7 +20,8 @@ def make_problem(B=4, N=30, *, noise_px=0.0, planar=False, dtype=torch.float64, 
     x3d = torch.randn(B, N, 3, generator=g, dtype=torch.float64) * radius_mm
     if planar:
         x3d[..., 2] = 0.0
-        x3d = x3d @ random_rotation(B, generator=g, dtype=torch.float64).transpose(1, 2) + torch.randn(B, 1, 3, generator=g, dtype=torch.float64) * 20
+        tilt = random_rotation(B, generator=g, dtype=torch.float64)
+        x3d = x3d @ tilt.transpose(1, 2) + torch.randn(B, 1, 3, generator=g, dtype=torch.float64) * 20
     R = random_rotation(B, generator=g, dtype=torch.float64)
     t = torch.randn(B, 3, generator=g, dtype=torch.float64) * torch.tensor([40.0, 40.0, 60.0], dtype=torch.float64)
     t[:, 2] += depth_mm

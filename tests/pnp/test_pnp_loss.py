@@ -29,7 +29,8 @@ def test_shared_points_and_intrinsics_and_gradients():
     loss = projection_loss(p["R"], t, pts, gt, p["K"][0])
     loss.backward()
     assert loss > 0 and torch.isfinite(t.grad).all() and t.grad.abs().sum() > 0
-    assert torch.autograd.gradcheck(lambda tt: projection_loss(p["R"], tt, pts, gt, p["K"][0]), (t.detach().clone().requires_grad_(True),))
+    t0 = t.detach().clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda tt: projection_loss(p["R"], tt, pts, gt, p["K"][0]), (t0,))
 
 
 def test_bad_shapes_and_reduction():

@@ -34,6 +34,9 @@ def test_sample_distinct_gives_distinct_uniform_indices():
     counts = torch.bincount(s[1].flatten(), minlength=9).double()
     assert (counts / counts.mean() - 1).abs().max() < 0.1  # every index equally likely
     assert s[0].sort(-1).values.eq(torch.arange(5)).all()  # n == s: the whole set
+    big = sample_distinct(torch.tensor([50, 300]), 3, 40, torch.Generator().manual_seed(1), n_max=300)
+    srt = big.sort(-1).values
+    assert big.shape == (2, 3, 40) and (srt[..., 1:] != srt[..., :-1]).all() and (big[0] < 50).all()
 
 
 @pytest.mark.parametrize("planar", [False, True])

@@ -1,0 +1,233 @@
+"""Benchmark: the batched backpropagatable PnP layer (``bopnp.pnp.solve_pnp``) against a per-sample OpenCV loop.
+
+For every (device, B, N) it times forward + backward of ``solve_pnp`` (float32, 1 px noise, loss ``pose.sum()``),
+the forward alone, the peak memory of forward + backward, and a loop of ``cv2.solvePnP(SOLVEPNP_ITERATIVE)`` over
+the same B problems (forward only, float64 arrays prepared beforehand, in the same run). RANSAC rows use 50% gross
+outliers, 100 hypotheses, a 5 px threshold, against a loop of ``cv2.solvePnPRansac`` (same settings, confidence
+0.99, SOLVEPNP_ITERATIVE).
+
+    python bench/bpnp.py                  # CPU default grid (a few minutes on 2 cores) + CUDA grid when present
+    python bench/bpnp.py --full           # B in {1, 32, 256, 1024} x N in {100, 1000, 4096} everywhere
+    python bench/bpnp.py --device cuda --batch 1024 --points 1000
+    python bench/bpnp.py --json out.json  # also write the rows (atomically)
+
+Times are medians (ms) over repeats after five warm-up calls; peak memory is CUDA's allocator peak, or on CPU the rise of
+the process's resident-set high-water mark (Linux). ``x`` columns are OpenCV time / ours (forward + backward).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bopnp.geometry import random_rotation, rotation_angle_deg  # noqa: E402
+from bopnp.pnp import RansacConfig, solve_pnp  # noqa: E402
+
+K_LM = [[572.4114, 0.0, 325.2611], [0.0, 573.57043, 242.04899], [0.0, 0.0, 1.0]]
+DEFAULT_CPU = ([1, 32, 256], [100, 1000], [(32, 4096)])
+FULL = ([1, 32, 256, 1024], [100, 1000, 4096], [])
+
+
+def make_problems(B: int, N: int, *, outliers: float = 0.0, seed: int = 0):
+    """Float64 problems: model points (B, N, 3) mm, pixels (B, N, 2), K (3, 3), true R (B, 3, 3)."""
+    g = torch.Generator().manual_seed(seed)
+    x3d = torch.randn(B, N, 3, generator=g, dtype=torch.float64) * 50
+    R = random_rotation(B, generator=g, dtype=torch.float64)
+    t = torch.randn(B, 3, generator=g, dtype=torch.float64) * 30
+    t[:, 2] += 700
+    K = torch.tensor(K_LM, dtype=torch.float64)
+    X = x3d @ R.transpose(1, 2) + t[:, None]
+    x2d = X[..., :2] / X[..., 2:] @ K[:2, :2].T + K[:2, 2] + torch.randn(B, N, 2, generator=g, dtype=torch.float64)
+    if outliers > 0:
+        bad = torch.rand(B, N, generator=g) < outliers
+        junk = torch.rand(B, N, 2, generator=g, dtype=torch.float64) * torch.tensor([640.0, 480.0], dtype=torch.float64)
+        x2d = torch.where(bad.unsqueeze(-1), junk, x2d)
+    return x3d, x2d, K, R
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _median_ms(fn, device: str, repeats: int, budget_s: float = 2.0, warmup: int = 5) -> float:
+    # Several warm-up calls: glibc's malloc adapts its mmap threshold over the first few calls, before which large
+    # temporaries are mapped and unmapped each time (page faults cost up to 50x the work on some VMs).
+    t_end = time.perf_counter() + budget_s
+    for i in range(warmup):
+        fn()
+        if i >= 1 and time.perf_counter() > t_end:
+            break
+    _sync(device)
+    times = []
+    start = time.perf_counter()
+    while len(times) < repeats or (time.perf_counter() - start < budget_s and len(times) < 50):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+        if time.perf_counter() - start > 4 * budget_s and len(times) >= 2:
+            break
+    return 1e3 * statistics.median(times)
+
+
+def _rss_kib(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _peak_mib(fn, device: str) -> float | None:
+    """Peak extra memory of one call, MiB (None where it cannot be measured)."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        fn()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    try:  # Linux: writing 5 resets the resident-set high-water mark
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return None
+    base = _rss_kib("VmRSS")
+    fn()
+    peak = _rss_kib("VmHWM")
+    return None if base is None or peak is None else max(0, peak - base) / 1024
+
+
+def _opencv_loop(x3d: np.ndarray, x2d: np.ndarray, K: np.ndarray, ransac: RansacConfig | None):
+    out = []
+    for b in range(x3d.shape[0]):
+        if ransac is None:
+            _, rvec, _ = cv2.solvePnP(x3d[b], x2d[b], K, None, flags=cv2.SOLVEPNP_ITERATIVE)
+        else:
+            _, rvec, _, _ = cv2.solvePnPRansac(x3d[b], x2d[b], K, None, iterationsCount=ransac.iterations,
+                                               reprojectionError=ransac.threshold_px, confidence=0.99,
+                                               flags=cv2.SOLVEPNP_ITERATIVE)
+        out.append(rvec)
+    return out
+
+
+def bench_row(device: str, B: int, N: int, repeats: int, *, ransac: RansacConfig | None = None,
+              with_opencv: bool = True) -> dict:
+    x3d, x2d, K, R_true = make_problems(B, N, outliers=0.5 if ransac else 0.0)
+    x3d_t, x2d_t, K_t = (v.to(device=device, dtype=torch.float32) for v in (x3d, x2d, K))
+
+    def fwd():
+        with torch.no_grad():
+            return solve_pnp(x2d_t, x3d_t, K_t, ransac=ransac)
+
+    def fwd_bwd():
+        u = x2d_t.clone().requires_grad_(True)
+        res = solve_pnp(u, x3d_t, K_t, ransac=ransac)
+        res.pose.sum().backward()
+        return res
+
+    row = {"device": device, "B": B, "N": N, "ransac": ransac is not None}
+    row["fwd_bwd_ms"] = _median_ms(fwd_bwd, device, repeats)
+    row["fwd_ms"] = _median_ms(fwd, device, repeats)
+    row["peak_mib"] = _peak_mib(fwd_bwd, device)
+    res = fwd()
+    row["valid"] = float(res.valid.float().mean())
+    row["iters"] = float(res.iterations.float().mean())
+    row["rot_err_deg"] = float(rotation_angle_deg(res.R.double().cpu(), R_true).median())
+    if with_opencv:
+        x3d_np, x2d_np, K_np = x3d.numpy(), x2d.numpy(), K.numpy()
+        row["opencv_ms"] = _median_ms(lambda: _opencv_loop(x3d_np, x2d_np, K_np, ransac), "cpu", max(1, repeats // 2))
+        R_cv = torch.from_numpy(np.stack([cv2.Rodrigues(r)[0] for r in _opencv_loop(x3d_np, x2d_np, K_np, ransac)]))
+        row["opencv_rot_err_deg"] = float(rotation_angle_deg(R_cv, R_true).median())
+        row["speedup"] = row["opencv_ms"] / row["fwd_bwd_ms"]
+    return row
+
+
+def _fmt(v, spec):
+    return "-" if v is None else format(v, spec)
+
+
+HEADER = ("| device | B | N | RANSAC | ours fwd+bwd ms | ours fwd ms | peak MiB | OpenCV fwd ms | x OpenCV "
+          "| LM iters | rot err deg (ours / OpenCV) |")
+
+
+def print_row(r: dict) -> None:
+    print(f"| {r['device']} | {r['B']} | {r['N']} | {'yes' if r['ransac'] else 'no'} | {r['fwd_bwd_ms']:.2f} | "
+          f"{r['fwd_ms']:.2f} | {_fmt(r['peak_mib'], '.1f')} | {_fmt(r.get('opencv_ms'), '.1f')} | "
+          f"{_fmt(r.get('speedup'), '.1f')} | {r['iters']:.1f} | {r['rot_err_deg']:.3f} / "
+          f"{_fmt(r.get('opencv_rot_err_deg'), '.3f')} |", flush=True)
+
+
+def print_table(rows: list[dict]) -> None:
+    print(HEADER)
+    print("|" + "---|" * (HEADER.count("|") - 1))
+    for r in rows:
+        print_row(r)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", choices=["cpu", "cuda", "all"], default="all", help="all: cpu, and cuda when present")
+    ap.add_argument("--batch", type=int, nargs="+", help="batch sizes (default: CPU 1 32 256, CUDA as --full)")
+    ap.add_argument("--points", type=int, nargs="+", help="points per item (default: CPU 100 1000, CUDA as --full)")
+    ap.add_argument("--full", action="store_true", help="B in {1, 32, 256, 1024} x N in {100, 1000, 4096} on every device")
+    ap.add_argument("--repeats", type=int, default=5, help="timed repeats per measurement (at least)")
+    ap.add_argument("--no-opencv", action="store_true", help="skip the OpenCV loop")
+    ap.add_argument("--no-ransac", action="store_true", help="skip the RANSAC rows (B=32, N=4096, 100 hypotheses)")
+    ap.add_argument("--json", type=Path, help="also write the rows to this file")
+    args = ap.parse_args(argv)
+
+    devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
+    if "cuda" in devices and not torch.cuda.is_available():
+        if args.device == "cuda":
+            ap.error("--device cuda: no CUDA device is available")
+        devices.remove("cuda")
+    print(f"torch {torch.__version__}, OpenCV {cv2.__version__}, {torch.get_num_threads()} CPU threads"
+          + (f", {torch.cuda.get_device_name()}" if "cuda" in devices else ""))
+    print_table([])
+    rows = []
+    ransac = RansacConfig(threshold_px=5.0, iterations=100)
+    for device in devices:
+        if args.full or device == "cuda":
+            batches, points, extra = FULL
+        else:
+            batches, points, extra = DEFAULT_CPU
+        batches, points = args.batch or batches, args.points or points
+        grid = [(B, N) for N in points for B in batches]
+        if not (args.batch or args.points):
+            grid += [e for e in extra if e not in grid]
+        for B, N in grid:
+            rows.append(bench_row(device, B, N, args.repeats, with_opencv=not args.no_opencv))
+            print_row(rows[-1])
+        if not args.no_ransac:
+            rows.append(bench_row(device, 32, 4096, max(2, args.repeats // 2), ransac=ransac,
+                                  with_opencv=not args.no_opencv))
+            print_row(rows[-1])
+    print()
+    print_table(rows)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=args.json.parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(rows, f, indent=1)
+        os.replace(tmp, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -19,7 +19,7 @@ from bopnp.errors import ConfigError, ShapeError
 from bopnp.geometry import axis_angle_to_matrix, matrix_to_axis_angle
 from bopnp.pnp import objective as obj
 from bopnp.pnp.implicit import ImplicitPnP, hessian_factor
-from bopnp.pnp.init import initial_pose, weighted_pca
+from bopnp.pnp.init import _spread_subset, initial_pose, weighted_pca
 from bopnp.pnp.lm import levenberg_marquardt
 from bopnp.pnp.ransac import RansacConfig, inlier_mask, ransac_hypothesis
 
@@ -35,7 +35,8 @@ class PnPResult:
         valid: (B,) bool; False where the problem was degenerate (see :func:`solve_pnp`).
         inliers: (B, N) bool, correspondences the pose was refined on (``weights > 0``, RANSAC inliers if any).
         cost: (B,) final weighted sum of squared reprojection errors over the inliers, px^2 (0 where not valid).
-        iterations: (B,) Levenberg-Marquardt iterations run (summed over RANSAC refinement rounds).
+        iterations: (B,) Levenberg-Marquardt iterations run (summed over RANSAC refinement rounds); ``max_iters``
+            (per round) where an item stopped without meeting the tolerance.
     """
 
     R: Tensor
@@ -78,13 +79,13 @@ def _check_inputs(x2d, x3d, K, weights, init):
     return x3d, K
 
 
-def _min_points() -> int:
-    return 4
-
-
+#: fewest usable correspondences of a valid item
+MIN_POINTS = 4
 #: below this many points, Levenberg-Marquardt starts from every closed-form candidate and keeps the best
 #: (few points leave several local minima, e.g. four non-coplanar points)
 MULTI_START_BELOW = 6
+#: above this many points, the closed-form initialisation runs on this many usable points spread over the input
+INIT_POINTS = 1024
 
 
 def _closed_form_init(x, u, A, c, w, pca64, max_iters, tol):
@@ -93,6 +94,14 @@ def _closed_form_init(x, u, A, c, w, pca64, max_iters, tol):
     B, _, N = x.shape
     dt = x.dtype
     f64 = torch.float64
+    if N > INIT_POINTS:
+        # The closed form only has to land in the basin of the minimum: a spread subset does, at a fraction of the
+        # cost. The subset is re-centred for the solvers, and the pose moved back to the full set's frame.
+        xs, us, ws = (v.to(f64) for v in _spread_subset(x, u, w, INIT_POINTS))
+        ms = (xs * ws.unsqueeze(1)).sum(-1) / ws.sum(-1, keepdim=True).clamp_min(torch.finfo(f64).tiny)
+        R0, t0, _ = initial_pose(xs - ms.unsqueeze(-1), us, A.to(f64), c.to(f64), ws)
+        t0 = t0 - (R0 @ ms.unsqueeze(-1)).squeeze(-1)
+        return R0.to(dt), t0.to(dt)
     args = (x.to(f64), u.to(f64), A.to(f64), c.to(f64), w.to(f64))
     if N >= MULTI_START_BELOW:
         R0, t0, _ = initial_pose(*args, pca=pca64)
@@ -196,31 +205,30 @@ def solve_pnp(
         center64, evals64, evecs64 = weighted_pca(x64, w64)
         center = center64.to(dt)
         xc = x_d - center.unsqueeze(-1)
-        x2d_d = u_d
         inliers = w_d > 0
         if ransac is not None:
-            R0, tau0, inliers = ransac_hypothesis(xc, x2d_d, A_d, c_d, w_d, ransac)
+            R0, tau0, inliers = ransac_hypothesis(xc, u_d, A_d, c_d, w_d, ransac)
             rounds = int(ransac.refine_rounds)
         elif init is not None:
             R0 = axis_angle_to_matrix(init[:, :3].detach())
             tau0 = init[:, 3:].detach() + (R0 @ center.unsqueeze(-1)).squeeze(-1)
             rounds = 1
         else:
-            R0, tau0 = _closed_form_init(xc, x2d_d, A_d, c_d, w_d, (evals64, evecs64), max_iters, tol)
+            R0, tau0 = _closed_form_init(xc, u_d, A_d, c_d, w_d, (evals64, evecs64), max_iters, tol)
             rounds = 1
         R, tau = R0, tau0
         iterations = torch.zeros(B, dtype=torch.long, device=dev)
         for r in range(rounds):
             w_in = torch.where(inliers, w_d, zero)
-            lm = levenberg_marquardt(R, tau, xc, A_d, c_d, x2d_d, w_in, max_iters=max_iters, tol=tol)
+            lm = levenberg_marquardt(R, tau, xc, A_d, c_d, u_d, w_in, max_iters=max_iters, tol=tol)
             R, tau = lm.R, lm.t
             iterations = iterations + lm.iterations
             if ransac is not None and r + 1 < rounds:
-                inliers = inlier_mask(R, tau, xc, A_d, c_d, x2d_d, w_d, ransac.threshold_px)
+                inliers = inlier_mask(R, tau, xc, A_d, c_d, u_d, w_d, ransac.threshold_px)
         w_in = torch.where(inliers, w_d, zero)
 
         # Validity, and the factorised true Hessian the backward pass reuses.
-        pt = obj.point_terms(R, tau, xc, A_d, c_d, x2d_d, w_in)
+        pt = obj.point_terms(R, tau, xc, A_d, c_d, u_d, w_in)
         cost = obj.cost(pt)
         L, s, rcond = hessian_factor(obj.true_hessian(pt, A_d))
         eps = torch.finfo(dt).eps
@@ -229,7 +237,7 @@ def solve_pnp(
         front = ((pt.X[:, 2] > 0) | (w_in <= 0)).all(-1)
         valid = (
             K_ok
-            & (n_used >= _min_points())
+            & (n_used >= MIN_POINTS)
             & (evals_in[:, 1] > torch.finfo(f64).eps * 1e3 * evals_in[:, 2])  # not collinear
             & front
             & (rcond > 10 * eps)

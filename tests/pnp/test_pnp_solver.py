@@ -210,3 +210,18 @@ def test_shape_and_dtype_errors():
         solve_pnp(p["x2d"], p["x3d"], p["K"], backend="cuda")
     with pytest.raises(ConfigError, match="max_iters"):
         solve_pnp(p["x2d"], p["x3d"], p["K"], max_iters=0)
+
+
+def test_large_point_sets_reach_the_same_minimum_as_from_the_true_pose():
+    # above INIT_POINTS the closed form sees a spread subset; the refined pose must not depend on it
+    from bopnp.geometry import matrix_to_axis_angle
+    from bopnp.pnp.solver import INIT_POINTS
+
+    N = INIT_POINTS + 500
+    p = make_problem(B=3, N=N, noise_px=2.0, seed=14)
+    w = torch.rand(3, N, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    w[:, ::3] = 0
+    res = solve_pnp(p["x2d"], p["x3d"], p["K"], w)
+    ref = solve_pnp(p["x2d"], p["x3d"], p["K"], w, init=torch.cat([matrix_to_axis_angle(p["R"]), p["t"]], -1))
+    assert res.valid.all()
+    torch.testing.assert_close(res.pose, ref.pose, atol=1e-7, rtol=0)

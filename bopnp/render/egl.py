@@ -17,6 +17,8 @@ device). On GPU machines prefer 'spawn' workers: a forked child may otherwise fa
 from __future__ import annotations
 
 import ctypes
+import importlib
+import importlib.util
 import os
 import threading
 from dataclasses import dataclass
@@ -33,6 +35,23 @@ INSTALL_HINT = (
 _EGL_PLATFORM_DEVICE_EXT = 0x313F
 _EGL_CUDA_DEVICE_NV = 0x323A
 _EGL_EXTENSIONS = 0x3055
+
+
+def preload_bundled_llvm() -> None:
+    """Import triton (when installed) before the OpenGL driver loads.
+
+    Mesa's llvmpipe loads the system LLVM into the process's global symbol scope; a library with its
+    own copy of LLVM loaded afterwards binds to those symbols and crashes (``import triton``, which
+    torch.compile does, segfaults after a software render). Loaded first, triton keeps its own LLVM.
+    Set ``BOPNP_PRELOAD_TRITON=0`` to skip (about 0.2 s).
+    """
+    if os.environ.get("BOPNP_PRELOAD_TRITON", "1") == "0":
+        return
+    try:
+        if importlib.util.find_spec("triton") is not None:
+            importlib.import_module("triton")
+    except Exception:  # a broken triton install is not the renderer's problem
+        pass
 
 
 def configure_environment() -> None:
@@ -166,6 +185,7 @@ def create_context(device: int | None = None, *, avoid_displays: Collection[str]
         RenderError: EGL or OpenGL could not start; the message says what to install and set.
     """
     configure_environment()
+    preload_bundled_llvm()
     if os.environ.get("PYOPENGL_PLATFORM") != "egl":
         raise RenderError(
             f"PYOPENGL_PLATFORM is {os.environ.get('PYOPENGL_PLATFORM')!r}; the headless renderer needs 'egl'. "

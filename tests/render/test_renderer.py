@@ -425,6 +425,23 @@ def test_non_egl_platform_gives_install_hint():
     assert "RenderError" in res.stdout and "PYOPENGL_PLATFORM=egl" in res.stdout and "libegl1" in res.stdout
 
 
+def test_importing_triton_after_a_software_render_does_not_crash():
+    pytest.importorskip("triton")
+    code = (
+        "import numpy as np\n"
+        "from bopnp.bop.mesh import Mesh\n"
+        "from bopnp.render import get_renderer\n"
+        "r = get_renderer(32, 32)\n"
+        "r.add_model(1, Mesh(vertices_mm=np.array([[-5, -5, 0], [5, -5, 0], [0, 5, 0]], np.float32), faces=np.array([[0, 1, 2]])))\n"
+        "K = np.array([[30.0, 0, 15.5], [0, 30.0, 15.5], [0, 0, 1]])\n"
+        "assert r.render(K, [(1, np.eye(3), np.array([0.0, 0.0, 20.0]))]).mask_full.any()\n"
+        "import triton.runtime.autotuner\n"
+        "print('ok')\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "ok" in res.stdout, res.stderr[-2000:]
+
+
 def test_forked_worker_gets_its_own_context(renderer):
     import multiprocessing as mp
 

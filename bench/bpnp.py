@@ -3,16 +3,19 @@
 For every (device, B, N) it times forward + backward of ``solve_pnp`` (float32, 1 px noise, loss ``pose.sum()``),
 the forward alone, the peak memory of forward + backward, and a loop of ``cv2.solvePnP(SOLVEPNP_ITERATIVE)`` over
 the same B problems (forward only, float64 arrays prepared beforehand, in the same run). RANSAC rows use 50% gross
-outliers, 100 hypotheses, a 5 px threshold, against a loop of ``cv2.solvePnPRansac`` (same settings, confidence
+outliers, 100 minimal sets (P3P, up to 4 hypotheses each), a 5 px threshold, against a loop of
+``cv2.solvePnPRansac`` (100 iterations, same threshold, confidence
 0.99, SOLVEPNP_ITERATIVE).
 
     python bench/bpnp.py                  # CPU default grid (a few minutes on 2 cores) + CUDA grid when present
     python bench/bpnp.py --full           # B in {1, 32, 256, 1024} x N in {100, 1000, 4096} everywhere
     python bench/bpnp.py --device cuda --batch 1024 --points 1000
     python bench/bpnp.py --json out.json  # also write the rows (atomically)
+    python bench/bpnp.py --threads 1      # one CPU thread (steadier when other jobs share the cores)
 
-Times are medians (ms) over repeats after five warm-up calls; peak memory is CUDA's allocator peak, or on CPU the rise of
-the process's resident-set high-water mark (Linux). ``x`` columns are OpenCV time / ours (forward + backward).
+Times are medians (ms) over repeats after five warm-up calls; peak memory is CUDA's allocator peak, or on CPU the
+rise of the resident-set high-water mark in a fresh process whose allocator returns every freed block (Linux). The
+``x OpenCV`` column is OpenCV time / ours (forward + backward).
 """
 
 from __future__ import annotations
@@ -95,7 +98,11 @@ def _rss_kib(field: str) -> int | None:
 
 
 def _peak_mib(fn, device: str) -> float | None:
-    """Peak extra memory of one call, MiB (None where it cannot be measured)."""
+    """Peak extra memory of one call, MiB (None where it cannot be measured).
+
+    CUDA: the caching allocator's peak. CPU (Linux): the rise of the resident-set high-water mark, which tracks live
+    memory only when every large block is mapped and unmapped (the subprocess of :func:`_peak_mib_cpu` sets that up).
+    """
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -111,6 +118,36 @@ def _peak_mib(fn, device: str) -> float | None:
     fn()
     peak = _rss_kib("VmHWM")
     return None if base is None or peak is None else max(0, peak - base) / 1024
+
+
+def _peak_mib_cpu(B: int, N: int, ransac: bool, threads: int | None) -> float | None:
+    """CPU peak memory of forward + backward, measured in a fresh process where glibc maps every block >= 64 KiB
+    separately (so freed memory leaves the resident set and the high-water mark is the peak of live memory)."""
+    import subprocess
+
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
+    cmd = [sys.executable, __file__, "--_memory-row", str(B), str(N), str(int(ransac)), str(threads or 0)]
+    try:
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=True).stdout
+        return float(out.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
+def _memory_row(B: int, N: int, ransac: bool, threads: int) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+    x3d, x2d, K, _ = make_problems(B, N, outliers=0.5 if ransac else 0.0)
+    x3d, x2d, K = x3d.float(), x2d.float(), K.float()
+    cfg = RansacConfig(threshold_px=5.0, iterations=100) if ransac else None
+
+    def fwd_bwd():
+        u = x2d.clone().requires_grad_(True)
+        solve_pnp(u, x3d, K, ransac=cfg).pose.sum().backward()
+
+    fwd_bwd()
+    peak = _peak_mib(fwd_bwd, "cpu")
+    print("nan" if peak is None else f"{peak:.3f}")
 
 
 def _opencv_loop(x3d: np.ndarray, x2d: np.ndarray, K: np.ndarray, ransac: RansacConfig | None):
@@ -144,7 +181,8 @@ def bench_row(device: str, B: int, N: int, repeats: int, *, ransac: RansacConfig
     row = {"device": device, "B": B, "N": N, "ransac": ransac is not None}
     row["fwd_bwd_ms"] = _median_ms(fwd_bwd, device, repeats)
     row["fwd_ms"] = _median_ms(fwd, device, repeats)
-    row["peak_mib"] = _peak_mib(fwd_bwd, device)
+    row["peak_mib"] = _peak_mib(fwd_bwd, device) if device == "cuda" else _peak_mib_cpu(B, N, ransac is not None,
+                                                                                         torch.get_num_threads())
     res = fwd()
     row["valid"] = float(res.valid.float().mean())
     row["iters"] = float(res.iterations.float().mean())
@@ -181,6 +219,10 @@ def print_table(rows: list[dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--_memory-row"]:  # internal: one CPU memory measurement (see _peak_mib_cpu)
+        _memory_row(int(argv[1]), int(argv[2]), bool(int(argv[3])), int(argv[4]))
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", choices=["cpu", "cuda", "all"], default="all", help="all: cpu, and cuda when present")
     ap.add_argument("--batch", type=int, nargs="+", help="batch sizes (default: CPU 1 32 256, CUDA as --full)")
@@ -189,8 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5, help="timed repeats per measurement (at least)")
     ap.add_argument("--no-opencv", action="store_true", help="skip the OpenCV loop")
     ap.add_argument("--no-ransac", action="store_true", help="skip the RANSAC rows (B=32, N=4096, 100 hypotheses)")
+    ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 is steadier on a busy "
+                    "machine, where intra-op threads wait on each other)")
     ap.add_argument("--json", type=Path, help="also write the rows to this file")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     if "cuda" in devices and not torch.cuda.is_available():

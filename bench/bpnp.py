@@ -4,8 +4,7 @@ For every (device, B, N) it times forward + backward of ``solve_pnp`` (float32, 
 the forward alone, the peak memory of forward + backward, and a loop of ``cv2.solvePnP(SOLVEPNP_ITERATIVE)`` over
 the same B problems (forward only, float64 arrays prepared beforehand, in the same run). RANSAC rows use 50% gross
 outliers, 100 minimal sets (P3P, up to 4 hypotheses each), a 5 px threshold, against a loop of
-``cv2.solvePnPRansac`` (100 iterations, same threshold, confidence
-0.99, SOLVEPNP_ITERATIVE).
+``cv2.solvePnPRansac`` (100 iterations, same threshold, confidence 0.99, SOLVEPNP_ITERATIVE).
 
     python bench/bpnp.py                  # CPU default grid (a few minutes on 2 cores) + CUDA grid when present
     python bench/bpnp.py --full           # B in {1, 32, 256, 1024} x N in {100, 1000, 4096} everywhere
@@ -230,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--full", action="store_true", help="B in {1, 32, 256, 1024} x N in {100, 1000, 4096} on every device")
     ap.add_argument("--repeats", type=int, default=5, help="timed repeats per measurement (at least)")
     ap.add_argument("--no-opencv", action="store_true", help="skip the OpenCV loop")
-    ap.add_argument("--no-ransac", action="store_true", help="skip the RANSAC rows (B=32, N=4096, 100 hypotheses)")
+    ap.add_argument("--no-ransac", action="store_true", help="skip the RANSAC rows (B=32, N=4096, 100 minimal sets)")
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 is steadier on a busy "
                     "machine, where intra-op threads wait on each other)")
     ap.add_argument("--json", type=Path, help="also write the rows to this file")

@@ -54,6 +54,33 @@ def _amin(x, axis: int):
     return x.amin(dim=axis) if _is_torch(x) else x.min(axis=axis)
 
 
+def _points_first(pts, A, b):
+    """``A_k x + b_k`` for every point x and every map k, with one matrix product.
+
+    Args:
+        pts: (V, 3); A: (*B, 3, 3); b: (*B, 3).
+    Returns:
+        (V, *B, 3), the points first (reductions over them then run along axis 0).
+    """
+    batch = tuple(A.shape[:-2])
+    n = int(np.prod(batch)) if batch else 1
+    At = _swap(A).reshape(n, 3, 3)
+    cols = (At.permute(1, 0, 2) if _is_torch(At) else At.transpose(1, 0, 2)).reshape(3, n * 3)
+    return (pts @ cols).reshape(pts.shape[0], *batch, 3) + b
+
+
+def _sq_norm(x):
+    """Squared euclidean norm over the last axis (3 or 2 components)."""
+    out = x[..., 0] * x[..., 0]
+    for i in range(1, x.shape[-1]):
+        out = out + x[..., i] * x[..., i]
+    return out
+
+
+def _sqrt(x):
+    return x.sqrt() if _is_torch(x) else np.sqrt(x)
+
+
 def _empty(like, n: int):
     if _is_torch(like):
         import torch
@@ -112,8 +139,8 @@ def mssd(R_est: Tensor, t_est: Tensor, R_gt: Tensor, t_gt: Tensor, pts_mm: Tenso
         R_gs, t_gs = _sym_gt_poses(R_gt[sl], t_gt[sl], sym_R, sym_t)
         A = R_est[sl, None] - R_gs  # (p, S, 3, 3): difference of the two maps, applied to every point
         b = t_est[sl, None] - t_gs  # (p, S, 3)
-        d = pts_mm @ _swap(A) + b[:, :, None]  # (p, S, V, 3)
-        out[sl] = _amin(_amax(_norm(d), -1), -1)
+        d2 = _sq_norm(_points_first(pts_mm, A, b))  # (V, p, S)
+        out[sl] = _sqrt(_amin(_amax(d2, 0), -1))  # sqrt is monotonic: applied last
     return out
 
 
@@ -151,11 +178,16 @@ def mspd(
     check_shape(sym_t, f"{S} 3", "sym_t")
     out = _empty(R_est, P)
     for sl in _chunks(P, (S + 1) * pts_mm.shape[0]):
+        # as bop_toolkit: the 3x4 matrix K [R | t] applied to the points, then the perspective division
         Ks = K[sl]
-        uv_e = project(pts_mm @ _swap(R_est[sl]) + t_est[sl, None], Ks)  # (p, V, 2)
+        h_e = _points_first(pts_mm, Ks @ R_est[sl], (Ks @ t_est[sl, :, None])[..., 0])  # (V, p, 3)
+        uv_e = h_e[..., :2] / h_e[..., 2:3]
         R_gs, t_gs = _sym_gt_poses(R_gt[sl], t_gt[sl], sym_R, sym_t)
-        uv_g = project(pts_mm @ _swap(R_gs) + t_gs[:, :, None], Ks[:, None])  # (p, S, V, 2)
-        out[sl] = _amin(_amax(_norm(uv_e[:, None] - uv_g), -1), -1)
+        Kg = Ks[:, None]
+        h_g = _points_first(pts_mm, Kg @ R_gs, (Kg @ t_gs[..., None])[..., 0])  # (V, p, S, 3)
+        uv_g = h_g[..., :2] / h_g[..., 2:3]
+        d2 = _sq_norm(uv_e[:, :, None] - uv_g)  # (V, p, S)
+        out[sl] = _sqrt(_amin(_amax(d2, 0), -1))
     return out
 
 
@@ -171,8 +203,8 @@ def add(R_est: Tensor, t_est: Tensor, R_gt: Tensor, t_gt: Tensor, pts_mm: Tensor
     check_shape(pts_mm, "V 3", "pts_mm")
     out = _empty(R_est, P)
     for sl in _chunks(P, pts_mm.shape[0]):
-        d = pts_mm @ _swap(R_est[sl] - R_gt[sl]) + (t_est[sl] - t_gt[sl])[:, None]
-        out[sl] = _norm(d).mean(-1)
+        d = _points_first(pts_mm, R_est[sl] - R_gt[sl], t_est[sl] - t_gt[sl])  # (V, p, 3)
+        out[sl] = _sqrt(_sq_norm(d)).mean(0)
     return out
 
 

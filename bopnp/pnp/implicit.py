@@ -7,7 +7,7 @@ product ``-(H^{-1} g) . df/dtheta`` in closed form (:func:`bopnp.pnp.objective.i
 and O(B * N) memory.
 
 The Hessian is factorised in the forward pass (it is needed there to decide validity), so the backward pass only runs
-a Cholesky solve and one pass over the points.
+two triangular solves and one pass over the points.
 """
 
 from __future__ import annotations
@@ -72,7 +72,9 @@ class ImplicitPnP(torch.autograd.Function):
         Rm = (R @ center.unsqueeze(-1)).squeeze(-1)
         # gradients for the centred parametrisation (phi, tau), tau = t + R m
         g = torch.cat([g_phi - torch.linalg.cross(Rm, g_t), g_t], -1)
-        lam = torch.cholesky_solve((g * s).unsqueeze(-1), L).squeeze(-1) * s
+        # lam = H^{-1} g with H = S^{-1} L L^T S^{-1}; triangular solves never check for errors, so never sync
+        z = torch.linalg.solve_triangular(L, (g * s).unsqueeze(-1), upper=False)
+        lam = torch.linalg.solve_triangular(L.transpose(-1, -2), z, upper=True).squeeze(-1) * s
         lam = torch.where(valid.unsqueeze(-1) & torch.isfinite(lam).all(-1, keepdim=True), lam, torch.zeros_like(lam))
         A, c = K[:, :2, :2], K[:, :2, 2]
         xc = (x3d - center.unsqueeze(1)).transpose(1, 2)  # points-last layout

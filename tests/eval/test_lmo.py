@@ -37,6 +37,7 @@ def _evaluate(tmp_path: Path, lmo_dir: Path, ests, name="gt_lmo-test.csv", vsd=T
     return evaluate(EvalConfig(csv, bop_path=bop, out_dir=tmp_path / "out", device="cpu", vsd=vsd, plots=False, progress=False))
 
 
+@pytest.mark.slow
 def test_gt_poses_score_one(tmp_path, lmo_dir):
     r = _evaluate(tmp_path, lmo_dir, _gt_estimates(lmo_dir))
     s = r.scores

@@ -114,3 +114,20 @@ def test_no_graph_without_grad_inputs():
     p = make_problem(B=2, N=10)
     res = solve_pnp(p["x2d"], p["x3d"], p["K"])
     assert not res.R.requires_grad and not res.pose.requires_grad
+
+
+def test_shared_model_points_and_intrinsics_receive_summed_gradients():
+    p, w = _noisy(seed=6, B=3, N=15)
+    from bopnp.geometry import project_points, transform_points
+
+    x3d = p["x3d"][0].clone().requires_grad_(True)
+    K = p["K"][0].clone().requires_grad_(True)
+    x2d = project_points(transform_points(p["R"], p["t"], x3d.detach().expand(3, -1, -1)), p["K"]) + 1.0
+    solve_pnp(x2d, x3d, K, w).pose.sum().backward()
+    assert x3d.grad.shape == (15, 3) and K.grad.shape == (3, 3)
+    xb = x3d.detach().expand(3, -1, -1).clone().requires_grad_(True)
+    Kb = K.detach().expand(3, -1, -1).clone().requires_grad_(True)
+    solve_pnp(x2d, xb, Kb, w).pose.sum().backward()
+    torch.testing.assert_close(x3d.grad, xb.grad.sum(0))
+    torch.testing.assert_close(K.grad, Kb.grad.sum(0))
+    assert (K.grad[2] == 0).all()

@@ -49,7 +49,7 @@ class RansacConfig:
     seed: int | None = 0
     prescore_points: int = 256
     prescore_keep: int = 16
-    max_chunk_elems: int = 1 << 22
+    max_chunk_elems: int = 1 << 20
 
     def __post_init__(self):
         self.validate()

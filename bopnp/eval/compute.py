@@ -111,7 +111,9 @@ def geometric_errors(inputs: EvalInputs, plan: Plan, poses, device="cpu") -> tup
     for obj_id in np.unique(pair_obj):
         idx = np.flatnonzero(pair_obj == obj_id)
         info = inputs.models_info[int(obj_id)]
-        pts = put(inputs.mesh(int(obj_id)).vertices_mm)
+        verts = np.asarray(inputs.mesh(int(obj_id)).vertices_mm, np.float64)
+        pts = put(verts)
+        hull = put(E.hull_points(verts))  # MSSD's maximum is at a hull vertex (a convex function)
         syms = symmetry_transforms(info)
         sym_R, sym_t = put(syms[:, :3, :3]), put(syms[:, :3, 3])
         near = np.linalg.norm(t_e[idx] - t_g[idx], axis=-1) < float(info.diameter_mm)  # as bop_toolkit, in float64
@@ -119,7 +121,7 @@ def geometric_errors(inputs: EvalInputs, plan: Plan, poses, device="cpu") -> tup
         if len(sel):
             near_idx = idx[sel]
             Re, te, Rg, tg = (put(a[near_idx]) for a in (R_e, t_e, R_g, t_g))
-            mssd[near_idx] = get(E.mssd(Re, te, Rg, tg, pts, sym_R, sym_t))
+            mssd[near_idx] = get(E.mssd(Re, te, Rg, tg, hull, sym_R, sym_t))
             fn = E.adi if info.is_symmetric else E.add
             add_s[near_idx] = get(fn(Re, te, Rg, tg, pts))
         Re, te, Rg, tg, Ks = (put(a[idx]) for a in (R_e, t_e, R_g, t_g, K))

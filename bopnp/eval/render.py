@@ -59,12 +59,9 @@ def hull_vertices(vertices_mm: np.ndarray) -> np.ndarray:
     """(H, 3) the vertices of the convex hull of (V, 3) points (all of them when the hull fails, e.g.
     for flat meshes). A perspective projection's extremes over a convex body are at its vertices, so
     :func:`projected_box` of the hull equals that of the whole mesh."""
-    try:
-        from scipy.spatial import ConvexHull
+    from bopnp.eval.errors import hull_points
 
-        return vertices_mm[ConvexHull(vertices_mm).vertices]
-    except Exception:  # qhull errors on degenerate input
-        return vertices_mm
+    return hull_points(vertices_mm)
 
 
 #: side of the smallest square canvas crops are drawn into; larger crops use 2x, 4x, ... (few canvas

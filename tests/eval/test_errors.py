@@ -231,3 +231,17 @@ def test_cpu_evaluation_does_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "TORCH False" in out
+
+
+def test_mssd_over_hull_points_equals_mssd_over_all_points():
+    from bopnp.eval.errors import hull_points
+
+    rng = np.random.default_rng(9)
+    pts = rng.normal(size=(2000, 3)) * [40, 25, 10]
+    hull = hull_points(pts)
+    assert len(hull) < len(pts) / 5
+    R_e, t_e = _random_poses(rng, 30)
+    R_g, t_g = _random_poses(rng, 30)
+    sym_R = np.stack([np.eye(3), _rot([0, 0, 1], math.pi)])
+    sym_t = np.array([[0.0, 0, 0], [3.0, -2.0, 0]])
+    np.testing.assert_array_equal(mssd(R_e, t_e, R_g, t_g, hull, sym_R, sym_t), mssd(R_e, t_e, R_g, t_g, pts, sym_R, sym_t))

@@ -1,7 +1,8 @@
 """Pose errors of every (estimate, GT instance) pair of a :class:`~bopnp.eval.plan.Plan`.
 
-MSSD, MSPD and ADD(-S) run batched per object on ``device`` (float64); VSD runs per image with
-depth, rendering each needed instance once. bop_toolkit's shortcuts are kept because they change
+MSSD, MSPD and ADD(-S) run batched per object in float64 (numpy on CPU, torch on CUDA); VSD runs per
+image with depth, rendering each needed instance once, in forked worker processes on CPU while this
+process computes the other errors. bop_toolkit's shortcuts are kept because they change
 numbers: MSSD (and ADD / ADI, as bop_toolkit's 'ad' error) is infinite when the two centres are a
 diameter or more apart, and VSD is 1 when the projected bounding spheres do not overlap (no
 rendering then).

@@ -15,6 +15,11 @@ outliers, 100 minimal sets (P3P, up to 4 hypotheses each), a 5 px threshold, aga
 Times are medians (ms) over repeats after five warm-up calls; peak memory is CUDA's allocator peak, or on CPU the
 rise of the resident-set high-water mark in a fresh process whose allocator returns every freed block (Linux). The
 ``x OpenCV`` column is OpenCV time / ours (forward + backward).
+
+On Linux the script re-runs itself with glibc's heap trimming and per-block mmap off (``MALLOC_TRIM_THRESHOLD_`` and
+``MALLOC_MMAP_THRESHOLD_`` at 2 GiB), as PyTorch's CPU tuning guide advises through jemalloc or tcmalloc: by default
+glibc hands blocks of the solver's size back to the OS after each call and page-faults them in again on the next, which
+on some VMs costs more than the arithmetic (seconds for the RANSAC row). ``--default-malloc`` measures without that.
 """
 
 from __future__ import annotations
@@ -65,7 +70,7 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _median_ms(fn, device: str, repeats: int, budget_s: float = 2.0, warmup: int = 5) -> float:
+def _median_ms(fn, device: str, repeats: int, budget_s: float = 2.0, warmup: int = 5, with_min: bool = False):
     # Several warm-up calls: glibc's malloc adapts its mmap threshold over the first few calls, before which large
     # temporaries are mapped and unmapped each time (page faults cost up to 50x the work on some VMs).
     t_end = time.perf_counter() + budget_s
@@ -83,7 +88,8 @@ def _median_ms(fn, device: str, repeats: int, budget_s: float = 2.0, warmup: int
         times.append(time.perf_counter() - t0)
         if time.perf_counter() - start > 4 * budget_s and len(times) >= 2:
             break
-    return 1e3 * statistics.median(times)
+    med = 1e3 * statistics.median(times)
+    return (med, 1e3 * min(times)) if with_min else med
 
 
 def _rss_kib(field: str) -> int | None:
@@ -178,7 +184,7 @@ def bench_row(device: str, B: int, N: int, repeats: int, *, ransac: RansacConfig
         return res
 
     row = {"device": device, "B": B, "N": N, "ransac": ransac is not None}
-    row["fwd_bwd_ms"] = _median_ms(fwd_bwd, device, repeats)
+    row["fwd_bwd_ms"], row["fwd_bwd_min_ms"] = _median_ms(fwd_bwd, device, repeats, with_min=True)
     row["fwd_ms"] = _median_ms(fwd, device, repeats)
     row["peak_mib"] = _peak_mib(fwd_bwd, device) if device == "cuda" else _peak_mib_cpu(B, N, ransac is not None,
                                                                                          torch.get_num_threads())
@@ -199,12 +205,13 @@ def _fmt(v, spec):
     return "-" if v is None else format(v, spec)
 
 
-HEADER = ("| device | B | N | RANSAC | ours fwd+bwd ms | ours fwd ms | peak MiB | OpenCV fwd ms | x OpenCV "
+HEADER = ("| device | B | N | RANSAC | ours fwd+bwd ms (median / min) | ours fwd ms | peak MiB | OpenCV fwd ms | x OpenCV "
           "| LM iters | rot err deg (ours / OpenCV) |")
 
 
 def print_row(r: dict) -> None:
-    print(f"| {r['device']} | {r['B']} | {r['N']} | {'yes' if r['ransac'] else 'no'} | {r['fwd_bwd_ms']:.2f} | "
+    print(f"| {r['device']} | {r['B']} | {r['N']} | {'yes' if r['ransac'] else 'no'} | {r['fwd_bwd_ms']:.2f} / "
+          f"{r['fwd_bwd_min_ms']:.2f} | "
           f"{r['fwd_ms']:.2f} | {_fmt(r['peak_mib'], '.1f')} | {_fmt(r.get('opencv_ms'), '.1f')} | "
           f"{_fmt(r.get('speedup'), '.1f')} | {r['iters']:.1f} | {r['rot_err_deg']:.3f} / "
           f"{_fmt(r.get('opencv_rot_err_deg'), '.3f')} |", flush=True)
@@ -233,7 +240,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 is steadier on a busy "
                     "machine, where intra-op threads wait on each other)")
     ap.add_argument("--json", type=Path, help="also write the rows to this file")
+    ap.add_argument("--default-malloc", action="store_true",
+                    help="keep glibc's default trimming (see the module docstring) instead of re-running with it off")
     args = ap.parse_args(argv)
+    if sys.platform.startswith("linux") and not args.default_malloc and "MALLOC_TRIM_THRESHOLD_" not in os.environ:
+        env = dict(os.environ, MALLOC_TRIM_THRESHOLD_=str(2**31), MALLOC_MMAP_THRESHOLD_=str(2**31))
+        os.execve(sys.executable, [sys.executable, __file__, *argv], env)
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -243,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
             ap.error("--device cuda: no CUDA device is available")
         devices.remove("cuda")
     print(f"torch {torch.__version__}, OpenCV {cv2.__version__}, {torch.get_num_threads()} CPU threads"
-          + (f", {torch.cuda.get_device_name()}" if "cuda" in devices else ""))
+          + (f", {torch.cuda.get_device_name()}" if "cuda" in devices else "")
+          + f", MALLOC_TRIM_THRESHOLD_={os.environ.get('MALLOC_TRIM_THRESHOLD_', 'default')}")
     print_table([])
     rows = []
     ransac = RansacConfig(threshold_px=5.0, iterations=100)

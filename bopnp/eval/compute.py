@@ -254,6 +254,8 @@ def vsd_errors(
     n_chunks = min(len(keys), workers * 8)
     chunks = [keys[i::n_chunks] for i in range(n_chunks)] if workers > 1 else []
     if workers > 1 and len(keys) > 1 and hasattr(os, "fork"):
+        for obj_id in np.unique(plan.group_obj):  # parse the meshes once; the forked workers inherit them
+            inputs.mesh(int(obj_id))
         _JOB = job
         results = []
         try:

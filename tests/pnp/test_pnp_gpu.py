@@ -27,7 +27,7 @@ def test_cuda_matches_cpu_forward_and_backward(dtype):
     for dev in ("cpu", "cuda"):
         q = _to(p, dev, dtype)
         x2d = q["x2d"].clone().requires_grad_(True)
-        ww = w.to(dev, dtype).requires_grad_(True)
+        ww = w.to(dev, dtype).clone().requires_grad_(True)
         res = solve_pnp(x2d, q["x3d"], q["K"], ww)
         assert res.R.device.type == dev and res.R.dtype == dtype
         (res.pose ** 2).sum().backward()

@@ -47,6 +47,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from bopnp.bop.atomic import write_text_atomic
 from bopnp.errors import DatasetError
 
 CACHE_FORMAT = "bopnp-pix2pose-crops"
@@ -78,18 +79,8 @@ def dumps_json(data: Any) -> str:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = dumps_json(data)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``data`` as JSON to ``path`` atomically (see :func:`bopnp.bop.atomic.write_text_atomic`)."""
+    write_text_atomic(path, dumps_json(data))
 
 
 def read_json(path: Path, what: str) -> Any:

@@ -27,7 +27,6 @@ reason and skipped, the rest of its scene is still written, and the summary list
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bopnp.bop.symmetry import symmetry_transforms
+from bopnp.eval.errors import sphere_projections_overlap
 from bopnp.eval.inputs import EvalInputs
 from bopnp.eval.plan import Plan
 from bopnp.eval.scores import VSD_TAUS
@@ -62,16 +63,6 @@ def resolve_device(device: str):
     if device == "auto":
         return torch.device("cuda" if cuda_possible() and torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-def sphere_projections_overlap_np(t_est: np.ndarray, t_gt: np.ndarray, radius_mm: np.ndarray) -> np.ndarray:
-    """numpy twin of :func:`bopnp.eval.errors.sphere_projections_overlap` ((P, 3), (P, 3), (P,) -> (P,) bool)."""
-    z_e, z_g = t_est[:, 2], t_gt[:, 2]
-    nonzero = (z_e != 0) & (z_g != 0)
-    z_e = np.where(nonzero, z_e, 1.0)
-    z_g = np.where(nonzero, z_g, 1.0)
-    dist = np.linalg.norm(t_est[:, :2] / z_e[:, None] - t_gt[:, :2] / z_g[:, None], axis=-1)
-    return nonzero & (dist < radius_mm * (1.0 / z_e + 1.0 / z_g))
 
 
 def _pair_poses(inputs: EvalInputs, plan: Plan) -> tuple[np.ndarray, ...]:
@@ -243,7 +234,7 @@ def vsd_errors(
     out = np.full((P, T), np.nan)
     available = np.zeros(P, dtype=bool)
     radius = np.array([0.5 * inputs.models_info[int(o)].diameter_mm for o in plan.group_obj[plan.pair_group]])
-    overlap = sphere_projections_overlap_np(t_e, t_g, radius)
+    overlap = sphere_projections_overlap(t_e, t_g, radius)
     image_of_pair = plan.group_scene[plan.pair_group] * (1 << 32) + plan.group_im[plan.pair_group]
     image_of_group = plan.group_scene * (1 << 32) + plan.group_im
     keys, first = np.unique(image_of_group, return_index=True)
@@ -336,4 +327,4 @@ def compute_errors(
     return PairErrors(mssd_mm=mssd, mspd_px=mspd, add_s_mm=add_s, vsd=v, vsd_available=avail, vsd_missing=missing)
 
 
-__all__ = ["PairErrors", "compute_errors", "cuda_possible", "sphere_projections_overlap_np", "geometric_errors", "vsd_errors", "resolve_device", "default_workers"]
+__all__ = ["PairErrors", "compute_errors", "cuda_possible", "geometric_errors", "vsd_errors", "resolve_device", "default_workers"]

@@ -5,7 +5,6 @@ Axis-angle vectors are ``(..., 3)``: direction = axis, norm = angle in radians.
 
 from __future__ import annotations
 
-import math
 
 import torch
 from torch import Tensor
@@ -35,7 +34,7 @@ def axis_angle_to_matrix(aa: Tensor) -> Tensor:
         (..., 3, 3) rotation matrices.
 
     Example:
-        >>> R = axis_angle_to_matrix(torch.tensor([0.0, 0.0, math.pi / 2]))
+        >>> R = axis_angle_to_matrix(torch.tensor([0.0, 0.0, torch.pi / 2]))
         >>> torch.allclose(R @ torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 1.0, 0.0]), atol=1e-6)
         True
     """

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch
 from torch import Tensor
 
 from bopnp.checks import check_shape
@@ -27,6 +26,7 @@ def projection_loss(
         px^2, differentiable w.r.t. every input.
 
     Example:
+        >>> import torch
         >>> K = torch.tensor([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])
         >>> pts = torch.tensor([[0.0, 0.0, 0.0], [10.0, 0.0, 0.0]])
         >>> R, t = torch.eye(3)[None], torch.tensor([[0.0, 0.0, 500.0]])

@@ -24,6 +24,7 @@ from typing import Literal, Sequence
 
 import numpy as np
 
+from bopnp.bop.images import mask_bbox_xywh
 from bopnp.errors import ConfigError, ShapeError
 
 #: bop_toolkit's visibility tolerance for every dataset but ITODD (5 mm there), mm
@@ -78,9 +79,8 @@ def bbox_xywh(mask: np.ndarray, offset_xy: tuple[int, int] = (0, 0)) -> list[int
         mask: (H, W) bool, at least one pixel set.
         offset_xy: subtracted from the pixel coordinates (the image's origin in a larger canvas).
     """
-    ys, xs = np.nonzero(mask)
-    x0, y0 = int(xs.min()) - offset_xy[0], int(ys.min()) - offset_xy[1]
-    return [x0, y0, int(xs.max() - xs.min()), int(ys.max() - ys.min())]
+    x, y, w, h = (int(v) for v in mask_bbox_xywh(mask))
+    return [x - offset_xy[0], y - offset_xy[1], w, h]
 
 
 def _check_inputs(renderer, K, depth_mm, im_size):

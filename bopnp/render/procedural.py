@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bopnp.bop.mesh import Mesh
+from bopnp.bop.symmetry import axis_angle_matrix
 
 #: target edge length of the vertex grids, mm (fine enough for smooth colour patterns)
 GRID_STEP_MM = 6.0
@@ -109,7 +110,7 @@ def revolution_part(profile, segments: int, step_mm: float = GRID_STEP_MM) -> _P
     """
     profile = np.asarray(profile, np.float64)
     # resample each profile segment to the grid step
-    pts, tangents = [], []
+    pts = []
     for (r0, z0), (r1, z1) in zip(profile[:-1], profile[1:]):
         k = _n_steps(math.hypot(r1 - r0, z1 - z0), step_mm)
         for i in range(k):
@@ -202,9 +203,7 @@ def assemble(parts: list[_Part], color_fn) -> Mesh:
 # ------------------------------------------------------------------------------------------ symmetry helpers
 def rotation_about(axis, angle_rad: float) -> np.ndarray:
     """(3, 3) rotation by ``angle_rad`` about the unit vector ``axis`` (Rodrigues)."""
-    k = _unit(np.asarray(axis, np.float64))
-    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + math.sin(angle_rad) * K + (1 - math.cos(angle_rad)) * K @ K
+    return axis_angle_matrix(angle_rad, np.asarray(axis, np.float64))
 
 
 def rigid(R: np.ndarray, t_mm=(0.0, 0.0, 0.0)) -> np.ndarray:

@@ -55,8 +55,8 @@ def test_every_problem_is_reported_with_its_line(tmp_path):
         "scene_id,im_id,obj_id,score,R,t",                          # 1 bad header
         f"1,1,1,0.9,{I},0 0 500,0.5",                               # 2 ok
         f"1,1,2,0.9,{I},0 0 500",                                    # 3 six fields
-        f"1,1,3,0.9,2 0 0 0 1 0 0 0 1,0 0 500,0.5",                  # 4 not orthonormal
-        f"1,1,4,0.9,1 0 0 0 1 0 0 0,0 0 500,0.5",                    # 5 eight numbers
+        "1,1,3,0.9,2 0 0 0 1 0 0 0 1,0 0 500,0.5",                  # 4 not orthonormal
+        "1,1,4,0.9,1 0 0 0 1 0 0 0,0 0 500,0.5",                    # 5 eight numbers
         f"1,1,5,high,{I},0 0 500,0.5",                               # 6 score not numeric
         f"1,1,6,0.9,{I},0 0 500,inf",                                # 7 time not finite
         f"1,1,7,0.9,{I},0 0 500,0.9",                                # 8 other time for image (1, 1)

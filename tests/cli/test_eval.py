@@ -7,7 +7,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -60,8 +59,8 @@ def test_bad_file_lists_every_problem_with_its_line(tmp_path):
             f"1,1,1,0.5,{R_ID},0 0 500,0.3",  # fine
             f"1,1,1,0.5,{R_ID},0 0 500",  # 6 fields
             f"1,1,2,abc,{R_ID},0 0 500,0.3",  # score not a number
-            f"1,1,3,0.5,1 0 0 0 1 0 0 0,0 0 500,0.3",  # 8 numbers in R
-            f"1,1,3,0.5,2 0 0 0 1 0 0 0 1,0 0 500,0.3",  # not a rotation
+            "1,1,3,0.5,1 0 0 0 1 0 0 0,0 0 500,0.3",  # 8 numbers in R
+            "1,1,3,0.5,2 0 0 0 1 0 0 0 1,0 0 500,0.3",  # not a rotation
             f"1,1,3,0.5,{R_ID},0 0,0.3",  # 2 numbers in t
             f"1,1,2,0.5,{R_ID},0 0 500,0.9",  # another time for image 1
         ],

@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 from bopnp.cli.main import COMMANDS, cli
@@ -28,3 +29,23 @@ def test_group_help_imports_neither_torch_nor_pyrender():
 def test_unknown_command_is_a_usage_error():
     result = CliRunner().invoke(cli, ["no-such-command"])
     assert result.exit_code == 2
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_command_has_help_with_an_example(name):
+    result = CliRunner().invoke(cli, [name, "--help"])
+    assert result.exit_code == 0, result.output
+    examples = [line for line in result.output.splitlines() if f"bopnp {name} " in line and not line.startswith("Usage:")]
+    assert examples, f"'bopnp {name} --help' shows no example"
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_command_help_imports_neither_torch_nor_pyrender(name):
+    code = (
+        "import sys\n"
+        "from bopnp.cli.main import cli\n"
+        f"try:\n    cli([{name!r}, '--help'])\nexcept SystemExit:\n    pass\n"
+        "print('HEAVY', [m for m in ('torch', 'pyrender', 'OpenGL') if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out

@@ -2,7 +2,6 @@
 resume, a corrupt image reported and skipped, continuous-symmetry canonicalisation, determinism."""
 
 import json
-import os
 import shutil
 from pathlib import Path
 

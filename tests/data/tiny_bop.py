@@ -7,7 +7,6 @@ visible masks. A test deletes a gt_info file to make ``prepare`` compute it."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np

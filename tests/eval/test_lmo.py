@@ -1,7 +1,6 @@
 """The evaluator on the real LM-O files (GT of all 200 BOP'19 test images, depth for one image, no
 scene_gt_info): GT poses score 1, and controlled perturbations give the errors predicted by hand."""
 
-import math
 from pathlib import Path
 
 import numpy as np

@@ -225,14 +225,3 @@ def test_large_point_sets_reach_the_same_minimum_as_from_the_true_pose():
     ref = solve_pnp(p["x2d"], p["x3d"], p["K"], w, init=torch.cat([matrix_to_axis_angle(p["R"]), p["t"]], -1))
     assert res.valid.all()
     torch.testing.assert_close(res.pose, ref.pose, atol=1e-7, rtol=0)
-
-
-def test_docstring_examples_run():
-    import doctest
-
-    import bopnp.pnp
-    import bopnp.pnp.loss
-    import bopnp.pnp.solver
-
-    for module in (bopnp.pnp, bopnp.pnp.solver, bopnp.pnp.loss):
-        assert doctest.testmod(module).failed == 0, module.__name__

@@ -47,7 +47,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from bopnp.bop.atomic import write_text_atomic
+from bopnp.bop.atomic import DIR_MODE, write_text_atomic
 from bopnp.errors import DatasetError
 
 CACHE_FORMAT = "bopnp-pix2pose-crops"
@@ -137,6 +137,7 @@ def write_shard(obj_dir: Path, scene_id: int, obj_id: int, arrays: ShardArrays) 
     obj_dir.mkdir(parents=True, exist_ok=True)
     final = obj_dir / scene_dir_name(scene_id)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=obj_dir))
+    tmp.chmod(DIR_MODE)  # mkdtemp makes it private; the shard it becomes is not
     try:
         np.save(tmp / "rgb.npy", np.ascontiguousarray(arrays.rgb))
         np.save(tmp / "xyz.npy", np.ascontiguousarray(arrays.xyz))

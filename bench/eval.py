@@ -27,8 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
+from lmo_data import default_lmo_dir
+
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_LMO = Path(os.environ.get("BOPNP_LMO_DIR", REPO.parent / "shared" / "data" / "lmo"))
+DEFAULT_LMO = default_lmo_dir()
 SCORE_KEYS = ["bop19_average_recall", "bop19_average_recall_vsd", "bop19_average_recall_mssd", "bop19_average_recall_mspd",
               "bop19_average_time_per_image"]
 
@@ -146,7 +148,7 @@ def run_toolkit(csv: Path, bop: Path, out: Path, python: str, workers: int) -> t
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--lmo", type=Path, default=DEFAULT_LMO, help="real LM-O files (default: beside the checkout, or $BOPNP_LMO_DIR)")
+    ap.add_argument("--lmo", type=Path, default=DEFAULT_LMO, help="real LM-O files (default: $BOPNP_LMO_DIR, the copy beside the checkout, or $BOP_PATH/lmo)")
     ap.add_argument("--scratch", type=Path, default=REPO / "bench" / "out" / "eval", help="scratch folder (reused between runs)")
     ap.add_argument("--bop-toolkit-python", default=os.environ.get("BOP_TOOLKIT_PYTHON"),
                     help="python of an environment where bop_toolkit (a clone, pip install -e) is importable; omit to time bopnp only")

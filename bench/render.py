@@ -8,7 +8,7 @@ map, masks and xyz maps with numpy (xyz by back-projecting the depth through K a
     python bench/render.py [--lmo DIR] [--images 60] [--baseline-images 8]
 
 ``--lmo`` is a BOP LM-O folder (models/ and test/000002/scene_gt.json, scene_camera.json); the default is
-$BOPNP_LMO_DIR, else the ``shared/data/lmo`` folder beside the checkout. ``--models`` overrides the models
+$BOPNP_LMO_DIR, else the development copy beside the checkout, else ``$BOP_PATH/lmo``. ``--models`` overrides the models
 folder alone. Prints the OpenGL device and a table of instance-renders per second with the ratio to the
 baseline; on a CUDA machine the renderer runs on the NVIDIA EGL device (and the table says so).
 Numbers on a shared machine are contended: run it twice and keep the better.
@@ -24,8 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from lmo_data import default_lmo_dir
+
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_LMO = Path(os.environ.get("BOPNP_LMO_DIR", REPO.parent / "shared" / "data" / "lmo"))
+DEFAULT_LMO = default_lmo_dir()
 
 
 def parse_args() -> argparse.Namespace:

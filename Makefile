@@ -11,13 +11,14 @@ PYTEST_ARGS ?=
 EGL_DEBS := libegl1 libegl-mesa0 libgl1-mesa-dri libgles2
 export BOP_PATH
 
-.PHONY: setup egl demo test bop-eval bench clean-demo help
+.PHONY: setup egl demo test bop-eval bench gpu-check help
 
 help:
 	@echo "make demo      set up, then synth -> prepare -> check on the synthetic dataset '$(DEMO)'"
 	@echo "make test      set up, then run the tests"
 	@echo "make bop-eval  score every CSV in results/ (or RESULTS=...) and print a leaderboard table"
 	@echo "make bench     run the benchmarks in bench/"
+	@echo "make gpu-check the GPU tests and the CUDA benchmarks (PY=python3 to use an existing environment)"
 
 setup: $(VENV)/.installed egl
 
@@ -58,3 +59,12 @@ BENCHES ?= bench/bpnp.py bench/render.py bench/eval.py
 bench: setup
 	@failed=""; for b in $(BENCHES); do echo "== $$b"; $(BIN)/python $$b || failed="$$failed $$b"; done; \
 	if [ -n "$$failed" ]; then echo "failed:$$failed"; exit 1; fi
+
+# On a CUDA machine: the tests marked gpu, then the benchmarks (they add CUDA rows when a GPU is present).
+PY ?= $(BIN)/python
+gpu-check:
+	$(PY) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu-check needs a CUDA device')"
+	$(PY) -m pytest -m gpu -q -rs
+	$(PY) bench/bpnp.py --full
+	$(PY) bench/render.py
+	$(PY) bench/eval.py

@@ -35,7 +35,8 @@ Examples:
   bopnp prepare lmo --objects 1,5 --workers 4 # two LM-O objects of train_pbr
   bopnp prepare lmo --crop-size 96 --overwrite
 
-The crops go to BOP_PATH/NAME/crops/SPLIT/ (format: docs/cache_format.md). Scenes already
+The crops go to BOP_PATH/NAME/crops/SPLIT/ (format: docs/cache_format.md), with preview.png
+showing a few of them per object. Scenes already
 prepared are skipped: run the same command again to resume after an interruption.""",
 )
 @click.argument("name")
@@ -82,3 +83,18 @@ def prepare(name, bop_path, split, crop_size, enlarge, box_source, min_visib_fra
     click.echo(summary.format())
     if summary.scenes_failed:
         sys.exit(2)
+    _write_preview(summary.cache_dir)
+
+
+def _write_preview(cache_dir) -> None:
+    """Write ``preview.png`` (a few crops per object, see :func:`bopnp.viz.crops_preview`) beside the cache;
+    a problem with it is a warning, never a failed prepare."""
+    from bopnp.errors import BopnpError
+    from bopnp.viz import crops_preview, save_png
+
+    try:
+        path = save_png(cache_dir / "preview.png", crops_preview(cache_dir))
+    except BopnpError as exc:
+        click.secho(f"warning: no preview picture: {exc}", fg="yellow", err=True)
+        return
+    click.echo(f"preview: {path}")

@@ -30,7 +30,7 @@ from bopnp.viz.draw import (
     project,
     project_box,
 )
-from bopnp.viz.grid import legend_band, resize_to_width, save_png, stack, tile, with_legend
+from bopnp.viz.grid import legend_band, resize_to_width, save_png, stack, tile, with_colorbar, with_legend
 from bopnp.viz.scene import Pose, annotate_image, pick_images, scene_overview
 from bopnp.viz.text import draw_text, text_size
 
@@ -39,5 +39,5 @@ __all__ = [
     "annotate_image", "as_rgb", "box3d_corners", "colorbar", "colormap_lut", "crop_panels", "crops_preview",
     "draw_pose", "draw_segments_3d", "draw_text", "error_to_rgb", "legend_band", "mask_boundary", "object_color",
     "overlay_mask", "pick_images", "project", "project_box", "resize_to_width", "save_png", "scene_overview",
-    "stack", "text_size", "tile", "with_legend", "xyz_to_rgb",
+    "stack", "text_size", "tile", "with_colorbar", "with_legend", "xyz_to_rgb",
 ]

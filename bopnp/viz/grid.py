@@ -155,6 +155,19 @@ def with_legend(picture: np.ndarray, title: str, entries: Sequence[tuple[RGB, st
     return stack([legend_band(picture.shape[1], title, entries, notes, size), picture])
 
 
+def with_colorbar(picture: np.ndarray, vmin: float, vmax: float, label: str = "", cmap: str = "turbo", bg: RGB = PAPER) -> np.ndarray:
+    """``picture`` (e.g. from :func:`bopnp.viz.colors.error_to_rgb`) with a :func:`~bopnp.viz.colors.colorbar`
+    of its height on the right."""
+    from bopnp.viz.colors import colorbar
+
+    picture = _check([picture])[0]
+    bar = colorbar(max(picture.shape[0], 80), vmin, vmax, label, cmap)
+    if bar.shape[0] > picture.shape[0]:
+        picture = np.concatenate([picture, np.full((bar.shape[0] - picture.shape[0],) + picture.shape[1:], bg, np.uint8)])
+    gap = np.full((picture.shape[0], 6, 3), bg, np.uint8)
+    return np.concatenate([picture, gap, bar], axis=1)
+
+
 def resize_to_width(image: np.ndarray, width: int, nearest: bool = False) -> np.ndarray:
     """Resize keeping the aspect ratio (area averaging when shrinking; nearest neighbour if asked)."""
     import cv2

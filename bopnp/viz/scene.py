@@ -140,7 +140,7 @@ def annotate_image(
     for p, m in zip(estimates, est_masks):
         info = models_info.get(p.obj_id)
         if info is not None:
-            out = draw_pose(out, K, p.R_m2c, p.t_m2c, min_mm=info.min_mm, size_mm=info.size_mm, color=est_color, thickness=line)
+            out = draw_pose(out, K, p.R_m2c, p.t_m2c, min_mm=info.min_mm, size_mm=info.size_mm, color=est_color, thickness=max(1, line - 1))
         if m is not None and m.any():
             ys, xs = np.nonzero(m)
             xy = (float(xs.max()), float(ys.max()) + 1)
@@ -152,9 +152,24 @@ def annotate_image(
             labels.append((f"obj {p.obj_id}{score}", xy, "rt", est_color))
     placed: list[tuple[int, int, int, int]] = []
     for text, xy, anchor, c in labels:
-        x, y, w, h = _place(_label_rect(text, xy, anchor, label_size, W, H), placed, H)
+        first = _label_rect(text, xy, anchor, label_size, W, H)
+        x, y, w, h = _place(first, placed, H)
         placed.append((x, y, w, h))
+        if (x, y) != first[:2]:  # moved away from its object: a leader line points back to it
+            px, py = min(max(xy[0], 0), W - 1), min(max(xy[1], 0), H - 1)
+            qx, qy = min(max(px, x), x + w - 1), min(max(py, y), y + h - 1)
+            out = _line(out, (px, py), (qx, qy), c)
+    for (text, _, _, c), (x, y, _, _) in zip(labels, placed):  # all text over all lines
         out = draw_text(out, text, (x, y), size=label_size, color=text_color_on(c), bg=c, bg_alpha=0.85)
+    return out
+
+
+def _line(image: np.ndarray, p, q, color: RGB) -> np.ndarray:
+    import cv2
+
+    out = image.copy()
+    s = 16
+    cv2.line(out, (int(p[0] * s), int(p[1] * s)), (int(q[0] * s), int(q[1] * s)), tuple(int(v) for v in color), 1, cv2.LINE_AA, 4)
     return out
 
 

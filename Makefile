@@ -41,8 +41,10 @@ demo: setup
 	$(BIN)/bopnp synth $(DEMO) --bop-path $(BOP_PATH) --resume
 	$(BIN)/bopnp prepare $(DEMO) --bop-path $(BOP_PATH)
 	$(BIN)/bopnp check $(DEMO) --bop-path $(BOP_PATH)
+	$(BIN)/bopnp viz $(DEMO) --bop-path $(BOP_PATH) --out results/viz/$(DEMO)-test.png
 	@echo
 	@echo "Demo dataset ready in $(BOP_PATH)/$(DEMO) (training crops in $(BOP_PATH)/$(DEMO)/crops)."
+	@echo "Pictures: results/viz/$(DEMO)-test.png (GT of test images), $(BOP_PATH)/$(DEMO)/crops/train_pbr/preview.png (crops)."
 	@echo "Next steps of the pipeline (training, prediction) are not part of this version yet;"
 	@echo "score a results CSV with: $(BIN)/bopnp eval results/METHOD_$(DEMO)-test.csv"
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
 
 from bopnp.cli.options import bop_path_option
+from bopnp.parallel import default_workers
 
 
 def _parse_objects(ctx, param, value: str | None) -> tuple[int, ...] | None:
@@ -20,11 +20,6 @@ def _parse_objects(ctx, param, value: str | None) -> tuple[int, ...] | None:
     if not ids or min(ids) < 1:
         raise click.BadParameter(f"expected positive object ids like 1,5,8, got {value!r}")
     return ids
-
-
-def default_workers() -> int:
-    """Worker processes when --workers is not given: the CPU count, at most 8."""
-    return max(1, min(8, os.cpu_count() or 1))
 
 
 @click.command(

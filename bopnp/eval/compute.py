@@ -24,6 +24,7 @@ from bopnp.eval.plan import Plan
 from bopnp.eval.scores import VSD_TAUS
 from bopnp.eval.vsd import vsd
 from bopnp.errors import BopnpError
+from bopnp.parallel import default_workers
 
 log = logging.getLogger(__name__)
 
@@ -202,10 +203,9 @@ def _vsd_worker(keys: list[int]):
     return idx, vals, missing, len(keys)
 
 
-def default_workers(n_images: int) -> int:
-    """Processes for VSD on CPU rendering: one per core (at most 4), and only with enough images."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores, 4, n_images // 16))
+def vsd_workers(n_images: int) -> int:
+    """Processes for VSD on CPU rendering: one per core (at most 4), and one per 16 images at most."""
+    return default_workers(cap=4, jobs=n_images // 16)
 
 
 def vsd_errors(
@@ -314,7 +314,7 @@ def compute_errors(
         render_device = None
         if workers is None:
             n_images = len(set(zip(plan.group_scene.tolist(), plan.group_im.tolist())))
-            workers = default_workers(n_images) if on_cpu or dev.type != "cuda" else 1
+            workers = vsd_workers(n_images) if on_cpu or dev.type != "cuda" else 1
         v, avail, missing, (mssd, mspd, add_s) = vsd_errors(
             inputs, plan, poses, render_device=render_device, progress=progress, workers=workers,
             while_waiting=lambda: geometric(single_thread=workers > 1),
@@ -327,4 +327,4 @@ def compute_errors(
     return PairErrors(mssd_mm=mssd, mspd_px=mspd, add_s_mm=add_s, vsd=v, vsd_available=avail, vsd_missing=missing)
 
 
-__all__ = ["PairErrors", "compute_errors", "cuda_possible", "geometric_errors", "vsd_errors", "resolve_device", "default_workers"]
+__all__ = ["PairErrors", "compute_errors", "cuda_possible", "geometric_errors", "vsd_errors", "resolve_device", "vsd_workers"]

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import shutil
 import time
 import zlib
@@ -36,6 +35,7 @@ from typing import Any, Literal
 import numpy as np
 
 from bopnp.errors import ConfigError, DatasetError
+from bopnp.parallel import default_workers
 
 log = logging.getLogger(__name__)
 
@@ -612,15 +612,6 @@ def synthesize(config: SynthConfig) -> SynthSummary:
             instances[split] += sum(len(v) for v in gt.values())
     n_targets = _write_targets(config) if config.test_images else 0
     return SynthSummary(out, rendered, skipped, instances, n_targets, time.perf_counter() - start)
-
-
-def default_workers() -> int:
-    """One worker per CPU core this process may use, at most 8."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(8, cores))
 
 
 def _run_pool(config: SynthConfig, jobs, workers: int, done, bar) -> None:

@@ -73,3 +73,23 @@ def synth_dataset(tmp_path_factory) -> tuple[Path, str]:
     except RenderError as exc:
         pytest.skip(f"cannot render the synthetic dataset: {exc}")
     return bop_path, "tiny"
+
+
+@pytest.fixture(scope="session")
+def lmo_image3(lmo_dir):
+    """LM-O test scene 2 image 3, the real photo with a depth image: K, GT instances ``(obj_id, R_m2c,
+    t_m2c)``, depth in mm, and a renderer of the image's size holding the GT objects' models."""
+    from types import SimpleNamespace
+
+    from bopnp.bop.io import load_depth, load_ply, load_scene_camera, load_scene_gt
+    from bopnp.render import get_renderer
+
+    scene = lmo_dir / "test" / "000002"
+    gts = load_scene_gt(scene / "scene_gt.json")[3]
+    cam = load_scene_camera(scene / "scene_camera.json")[3]
+    depth_mm = load_depth(scene / "depth" / "000003.png", cam.depth_scale or 1.0)
+    renderer = get_renderer(depth_mm.shape[1], depth_mm.shape[0])
+    for gt in gts:
+        renderer.add_model(gt.obj_id, load_ply(lmo_dir / "models" / f"obj_{gt.obj_id:06d}.ply"))
+    instances = [(g.obj_id, g.R_m2c, g.t_m2c) for g in gts]
+    return SimpleNamespace(K=cam.K, gts=gts, instances=instances, depth_mm=depth_mm, renderer=renderer)

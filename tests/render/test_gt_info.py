@@ -146,18 +146,10 @@ def test_bad_arguments_raise_typed_errors(renderer):
 
 
 @pytest.mark.shared_data
-def test_lmo_image_with_real_depth(lmo_dir):
-    from bopnp.bop.io import load_depth, load_ply, load_scene_camera, load_scene_gt
-
-    scene = lmo_dir / "test" / "000002"
-    gts = load_scene_gt(scene / "scene_gt.json")[3]
-    cam = load_scene_camera(scene / "scene_camera.json")[3]
-    depth = load_depth(scene / "depth" / "000003.png", cam.depth_scale or 1.0)
-    r = get_renderer(depth.shape[1], depth.shape[0])
-    for gt in gts:
-        r.add_model(gt.obj_id, load_ply(lmo_dir / "models" / f"obj_{gt.obj_id:06d}.ply"))
-    infos = compute_gt_info(r, cam.K, [(g.obj_id, g.R_m2c, g.t_m2c) for g in gts], depth_mm=depth)
-    by_obj = {g.obj_id: info for g, info in zip(gts, infos)}
+def test_lmo_image_with_real_depth(lmo_image3):
+    im = lmo_image3
+    infos = compute_gt_info(im.renderer, im.K, im.instances, depth_mm=im.depth_mm)
+    by_obj = {g.obj_id: info for g, info in zip(im.gts, infos)}
     for info in infos:
         assert 0 < info["px_count_visib"] <= info["px_count_all"] and info["px_count_valid"] <= info["px_count_all"]
         x, y, w, h = info["bbox_visib"]

@@ -467,17 +467,9 @@ def test_uses_the_nvidia_egl_device_when_cuda_is_present(renderer):
 
 
 @pytest.mark.shared_data
-def test_rendered_depth_agrees_with_real_lmo_depth(lmo_dir):
-    from bopnp.bop.io import load_depth, load_ply, load_scene_camera, load_scene_gt
-
-    scene = lmo_dir / "test" / "000002"
-    gts = load_scene_gt(scene / "scene_gt.json")[3]
-    cam = load_scene_camera(scene / "scene_camera.json")[3]
-    real = load_depth(scene / "depth" / "000003.png", cam.depth_scale or 1.0)
-    r = get_renderer(real.shape[1], real.shape[0])
-    for gt in gts:
-        r.add_model(gt.obj_id, load_ply(lmo_dir / "models" / f"obj_{gt.obj_id:06d}.ply"))
-    out = r.render(cam.K, [(gt.obj_id, gt.R_m2c, gt.t_m2c) for gt in gts])
+def test_rendered_depth_agrees_with_real_lmo_depth(lmo_image3):
+    real = lmo_image3.depth_mm
+    out = lmo_image3.renderer.render(lmo_image3.K, lmo_image3.instances)
     both = (out.depth_mm > 0) & (real > 0)
     assert both.sum() > 15000
     diff = np.abs(out.depth_mm[both] - real[both])

@@ -173,6 +173,26 @@ class ResultFileName(NamedTuple):
     split_type: str | None
 
 
+#: split type bop_toolkit assumes when the file name gives none (folder ``test_primesense``)
+DEFAULT_SPLIT_TYPE = {"tless": "primesense", "hb": "primesense", "hbs": "primesense"}
+
+
+def split_folder(name: ResultFileName) -> str:
+    """The split folder of the dataset that a result file names: ``SPLIT`` or ``SPLIT_SPLITTYPE``.
+
+    Without a split type in the name, bop_toolkit's default for the dataset applies (:data:`DEFAULT_SPLIT_TYPE`).
+
+    >>> split_folder(parse_result_filename("m_lmo-test.csv"))
+    'test'
+    >>> split_folder(parse_result_filename("m_tless-test.csv"))
+    'test_primesense'
+    >>> split_folder(parse_result_filename("m_tless-test-kinect.csv"))
+    'test_kinect'
+    """
+    split_type = name.split_type or DEFAULT_SPLIT_TYPE.get(name.dataset)
+    return name.split if split_type is None else f"{name.split}_{split_type}"
+
+
 _NAME_RE = re.compile(r"^(?P<method>[^_]+)_(?P<dataset>[^_\-]+)-(?P<split>[^_\-]+)(?:-(?P<split_type>[^_\-]+))?(?:_(?P<id>[^.]+))?$")
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bopnp.bop.io import PoseEstimate, load_results_csv, parse_result_filename, save_results_csv
-from bopnp.bop.results import HEADER
+from bopnp.bop.results import HEADER, split_folder
 from bopnp.bop.symmetry import axis_angle_matrix
 from bopnp.errors import ResultsFormatError
 
@@ -124,3 +124,12 @@ def test_parse_result_filename(name, parts):
 def test_parse_result_filename_errors(name):
     with pytest.raises(ResultsFormatError, match="mymethod_lmo-test.csv"):
         parse_result_filename(name)
+
+
+@pytest.mark.parametrize(
+    "name, folder",
+    [("m_lmo-test.csv", "test"), ("m_tless-test.csv", "test_primesense"), ("m_hbs-val.csv", "val_primesense"),
+     ("m_tless-test-kinect.csv", "test_kinect"), ("m_lmo-train-pbr.csv", "train_pbr")],
+)
+def test_split_folder(name, folder):
+    assert split_folder(parse_result_filename(name)) == folder

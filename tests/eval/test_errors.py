@@ -159,18 +159,26 @@ def test_batch_sizes(n):
     assert add(_t(R), _t(t), _t(R), _t(t), pts).shape == (n,)
 
 
-def test_chunking_gives_the_same_answer(monkeypatch):
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_chunking_gives_the_same_answer(monkeypatch, kind):
     import bopnp.eval.errors as errors
 
     rng = np.random.default_rng(7)
     pts = rng.normal(size=(100, 3)) * 30
     R_e, t_e = _random_poses(rng, 9)
     R_g, t_g = _random_poses(rng, 9)
-    I, Z = _ident_sym()
-    args = [_t(x) for x in (R_e, t_e, R_g, t_g)]
-    full = mssd(*args, _t(pts), I, Z)
+    conv = np.asarray if kind == "numpy" else _t
+    args = [conv(x) for x in (R_e, t_e, R_g, t_g, pts, np.eye(3)[None], np.zeros((1, 3)))]
+    full = np.asarray(mssd(*args))
+    # both budgets small: 150 elements hold one pair of 100 points, so each of the 9 pairs is a chunk
     monkeypatch.setattr(errors, "_CHUNK_ELEMS", 150)
-    assert torch.equal(mssd(*args, _t(pts), I, Z), full)
+    monkeypatch.setattr(errors, "_CHUNK_ELEMS_TORCH", 150)
+    ran = []
+    chunks = errors._chunks
+    monkeypatch.setattr(errors, "_chunks", lambda *a: [ran.append(sl) or sl for sl in chunks(*a)])
+    chunked = np.asarray(mssd(*args))
+    assert len(ran) == 9
+    np.testing.assert_array_equal(chunked, full)
 
 
 def test_bad_shapes_raise_shape_error():

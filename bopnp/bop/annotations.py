@@ -29,8 +29,13 @@ T = TypeVar("T")
 # ----------------------------------------------------------------------------- json files
 
 
-def read_json(path: str | os.PathLike, what: str = "") -> Any:
+def read_json(path: str | os.PathLike, what: str = "", fix: str | None = None) -> Any:
     """Decode a ``.json`` (or ``.json.gz``) file.
+
+    Args:
+        path: the file.
+        what: what the file holds, named in brackets when it is missing.
+        fix: what to do when the file is missing or unreadable; by default, re-download it (a BOP file).
 
     Raises:
         DatasetError: the file is missing (the message says what it is, via ``what``) or is not valid
@@ -41,20 +46,22 @@ def read_json(path: str | os.PathLike, what: str = "") -> Any:
         raw = path.read_bytes()
     except FileNotFoundError:
         hint = f" ({what})" if what else ""
-        raise DatasetError(f"{path} not found{hint}: check the path, or download the file from the BOP website") from None
+        raise DatasetError(f"{path} not found{hint}: {fix or 'check the path, or download the file from the BOP website'}") from None
     except IsADirectoryError:
         raise DatasetError(f"{path} is a folder, expected a json file") from None
     if path.name.endswith(".gz"):
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError) as exc:
-            raise DatasetError(f"{path}: not a valid gzip file ({exc}); re-download it") from None
+            raise DatasetError(f"{path}: not a valid gzip file ({exc}); {fix or 're-download it'}") from None
     try:
         return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        raise DatasetError(f"{path}: not UTF-8 text ({exc}); the file is corrupt, re-download it") from None
+        raise DatasetError(f"{path}: not UTF-8 text ({exc}); the file is corrupt, {fix or 're-download it'}") from None
     except json.JSONDecodeError as exc:
-        raise DatasetError(f"{path}: invalid json at line {exc.lineno}, column {exc.colno}: {exc.msg}; fix the file or re-download it") from None
+        raise DatasetError(
+            f"{path}: invalid json at line {exc.lineno}, column {exc.colno}: {exc.msg}; {fix or 'fix the file or re-download it'}"
+        ) from None
 
 
 def _dumps(v: Any) -> str:

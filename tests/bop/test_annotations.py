@@ -121,6 +121,16 @@ def test_invalid_json_and_missing_file_messages(tmp_path):
         load_camera(tmp_path / "camera.json")
 
 
+def test_read_json_fix_hint(tmp_path):
+    with pytest.raises(DatasetError, match=r"x.json not found \(settings\): check the path, or download the file from the BOP website$"):
+        ann.read_json(tmp_path / "x.json", "settings")
+    with pytest.raises(DatasetError, match=r"x.json not found: run `bopnp prepare NAME` first$"):
+        ann.read_json(tmp_path / "x.json", fix="run `bopnp prepare NAME` first")
+    (tmp_path / "x.json").write_text("{")
+    with pytest.raises(DatasetError, match=r"invalid json at line 1, column 2: .*; run `bopnp prepare NAME` first$"):
+        ann.read_json(tmp_path / "x.json", fix="run `bopnp prepare NAME` first")
+
+
 @pytest.mark.parametrize(
     "content, field",
     [

@@ -29,7 +29,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -40,6 +39,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bopnp.bop.atomic import write_text_atomic  # noqa: E402
 from bopnp.geometry import random_rotation, rotation_angle_deg  # noqa: E402
 from bopnp.pnp import RansacConfig, solve_pnp  # noqa: E402
 
@@ -279,11 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print_table(rows)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=args.json.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(rows, f, indent=1)
-        os.replace(tmp, args.json)
+        write_text_atomic(args.json, json.dumps(rows, indent=1))
     return 0
 
 

@@ -13,12 +13,14 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
 from bopnp.bop.symmetry import symmetry_transforms
-from bopnp.eval.errors import sphere_projections_overlap
+from bopnp.eval.errors import centres_within_diameter, sphere_projections_overlap
 from bopnp.eval.inputs import EvalInputs
 from bopnp.eval.plan import Plan
 from bopnp.eval.scores import VSD_TAUS
@@ -27,6 +29,8 @@ from bopnp.errors import BopnpError
 from bopnp.parallel import default_workers
 
 log = logging.getLogger(__name__)
+
+_R = TypeVar("_R")
 
 
 @dataclass
@@ -109,7 +113,7 @@ def geometric_errors(inputs: EvalInputs, plan: Plan, poses, device="cpu") -> tup
         hull = put(E.hull_points(verts))  # MSSD's maximum is at a hull vertex (a convex function)
         syms = symmetry_transforms(info)
         sym_R, sym_t = put(syms[:, :3, :3]), put(syms[:, :3, 3])
-        near = np.linalg.norm(t_e[idx] - t_g[idx], axis=-1) < float(info.diameter_mm)  # as bop_toolkit, in float64
+        near = centres_within_diameter(t_e[idx], t_g[idx], float(info.diameter_mm))  # as bop_toolkit, in float64
         sel = np.flatnonzero(near)
         if len(sel):
             near_idx = idx[sel]
@@ -130,7 +134,6 @@ class _VsdJob:
     plan: Plan
     overlap: np.ndarray  # (P,) bool: projected bounding spheres overlap
     image_of_pair: np.ndarray  # (P,) int64 scene << 32 | image
-    render_device: int | None
 
 
 _JOB: _VsdJob | None = None  # set in the parent before forking the workers
@@ -173,7 +176,7 @@ def _vsd_images(job: _VsdJob, keys: list[int], renderer=None):
         if renderer is None:
             from bopnp.eval.render import VsdRenderer
 
-            renderer = VsdRenderer(width, height, inputs.mesh, device=job.render_device)
+            renderer = VsdRenderer(width, height, inputs.mesh)
         # render each estimate and each GT instance of the image once
         est_ids = sorted(set(plan.pair_est[todo].tolist()))
         gt_ids = sorted(set(plan.pair_gt[todo].tolist()))
@@ -212,19 +215,18 @@ def vsd_errors(
     inputs: EvalInputs,
     plan: Plan,
     poses,
-    render_device: int | None = None,
+    while_waiting: Callable[[], _R],
     progress: bool = True,
     workers: int = 1,
-    while_waiting=None,
-) -> tuple[np.ndarray, np.ndarray, dict[tuple[int, int], str]]:
+) -> tuple[np.ndarray, np.ndarray, dict[tuple[int, int], str], _R]:
     """VSD of every pair whose image has a depth image.
 
     Args:
+        while_waiting: a function run in this process while the workers render.
         workers: processes (forked) sharing the images; 1 = this process.
-        while_waiting: a function run in this process while the workers render (its result is
-            returned as a fourth value when given).
     Returns:
-        (P, T) errors (NaN where unavailable), (P,) availability, and why each unavailable image is.
+        (P, T) errors (NaN where unavailable), (P,) availability, why each unavailable image is, and
+        the result of ``while_waiting``.
     """
     global _JOB
     from tqdm import tqdm
@@ -239,9 +241,8 @@ def vsd_errors(
     image_of_group = plan.group_scene * (1 << 32) + plan.group_im
     keys, first = np.unique(image_of_group, return_index=True)
     keys = [int(k) for k in keys[np.argsort(first)]]  # images in plan order
-    job = _VsdJob(inputs, plan, overlap, image_of_pair, render_device)
+    job = _VsdJob(inputs, plan, overlap, image_of_pair)
     missing: dict[tuple[int, int], str] = {}
-    extra = None
     n_chunks = min(len(keys), workers * 8)
     chunks = [keys[i::n_chunks] for i in range(n_chunks)] if workers > 1 else []
     if workers > 1 and len(keys) > 1 and hasattr(os, "fork"):
@@ -253,8 +254,7 @@ def vsd_errors(
             ctx = multiprocessing.get_context("fork")
             with ctx.Pool(workers, initializer=_worker_init) as pool:
                 pending = pool.imap_unordered(_vsd_worker, chunks)
-                if while_waiting is not None:
-                    extra = while_waiting()
+                extra = while_waiting()
                 with tqdm(total=len(keys), desc="VSD", unit="image", disable=not progress, leave=False) as bar:
                     for res in pending:
                         results.append(res)
@@ -274,11 +274,8 @@ def vsd_errors(
                 out[idx] = np.asarray(vals)
                 available[idx] = True
             missing.update(miss)
-        if while_waiting is not None:
-            extra = while_waiting()
-    if while_waiting is not None:
-        return out, available, missing, extra
-    return out, available, missing
+        extra = while_waiting()
+    return out, available, missing, extra
 
 
 def compute_errors(
@@ -311,13 +308,11 @@ def compute_errors(
 
     if with_vsd:
         # the renderer picks its EGL device itself (an NVIDIA GPU when present, else Mesa's software one)
-        render_device = None
         if workers is None:
             n_images = len(set(zip(plan.group_scene.tolist(), plan.group_im.tolist())))
             workers = vsd_workers(n_images) if on_cpu or dev.type != "cuda" else 1
         v, avail, missing, (mssd, mspd, add_s) = vsd_errors(
-            inputs, plan, poses, render_device=render_device, progress=progress, workers=workers,
-            while_waiting=lambda: geometric(single_thread=workers > 1),
+            inputs, plan, poses, while_waiting=lambda: geometric(single_thread=workers > 1), progress=progress, workers=workers,
         )
     else:
         mssd, mspd, add_s = geometric()

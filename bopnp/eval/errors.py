@@ -162,19 +162,6 @@ def mssd(R_est: Tensor, t_est: Tensor, R_gt: Tensor, t_gt: Tensor, pts_mm: Tenso
     return out
 
 
-def project(x_c: Tensor, K: Tensor) -> Tensor:
-    """Pinhole projection as bop_toolkit computes it (``K @ x``, then divide by the third row).
-
-    Args:
-        x_c: (..., N, 3) camera-frame points, mm.
-        K: (..., 3, 3) intrinsics, broadcastable against ``x_c``'s leading dimensions.
-    Returns:
-        (..., N, 2) pixels.
-    """
-    h = x_c @ _swap(K)
-    return h[..., :2] / h[..., 2:3]
-
-
 def mspd(
     R_est: Tensor, t_est: Tensor, R_gt: Tensor, t_gt: Tensor, K: Tensor, pts_mm: Tensor, sym_R: Tensor, sym_t: Tensor
 ) -> Tensor:
@@ -311,7 +298,6 @@ __all__ = [
     "mspd",
     "add",
     "adi",
-    "project",
     "centres_within_diameter",
     "sphere_projections_overlap",
     "as_tensor",

@@ -73,8 +73,8 @@ def match_groups(
             raise ValueError(f"group {i}: errors of shape {err.shape} do not fit {C} conditions and {len(valid)} GT instances")
         by_shape[err.shape[1:]].append(i)
     out: list[np.ndarray] = [np.empty(0)] * len(errors)
-    for (E, N), idx in by_shape.items():
-        err = np.stack([errors[i] for i in idx]) if idx else np.zeros((0, C, E, N))
+    for idx in by_shape.values():
+        err = np.stack([errors[i] for i in idx])
         valid = np.stack([np.asarray(gt_valid[i], dtype=bool) for i in idx])
         m = greedy_match(err, thresholds, valid)
         for j, i in enumerate(idx):

@@ -136,7 +136,7 @@ def score_errors(inputs: EvalInputs, plan: Plan, errs: PairErrors) -> dict[str, 
     missing = errs.vsd_missing
     has_depth = np.array([(int(s), int(i)) not in missing for s, i in zip(plan.group_scene, plan.group_im)], dtype=bool)
     # conditions tau-major: condition c = (tau c // 10, threshold c % 10)
-    vsd_err = np.repeat(errs.vsd, len(VSD_THRESHOLDS), axis=1) if plan.n_pairs else np.zeros((0, len(VSD_TAUS) * len(VSD_THRESHOLDS)))
+    vsd_err = np.repeat(errs.vsd, len(VSD_THRESHOLDS), axis=1)
     vsd_th = np.tile(VSD_THRESHOLDS, len(VSD_TAUS))
     out["vsd"] = _recalls(plan, np.nan_to_num(vsd_err, nan=np.inf), vsd_th, has_depth)
     return out
@@ -236,8 +236,6 @@ def evaluate(config: EvalConfig, write: bool = True) -> EvalResult:
     elif not config.vsd:
         inputs.notes.append("VSD not computed (--no-vsd)")
     scores = build_scores(inputs, plan, errs, recalls, time.perf_counter() - t0)
-    if not config.vsd:
-        scores["notes"] = list(inputs.notes)
     table = report.format_report(scores)
     out_dir = config.resolved_out_dir
     result = EvalResult(scores=scores, table=table, out_dir=out_dir, inputs=inputs, plan=plan, errors=errs, recalls=recalls)

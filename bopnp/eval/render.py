@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from bopnp.bop.mesh import Mesh
+from bopnp.eval.errors import hull_points
 from bopnp.eval.vsd import DepthCrop
 
 #: added to bop_toolkit's principal point to get the K that bopnp's renderer needs for its samples
@@ -55,15 +56,6 @@ def projected_box(vertices_mm: np.ndarray, R: np.ndarray, t: np.ndarray, K: np.n
     return x0, y0, x1, y1
 
 
-def hull_vertices(vertices_mm: np.ndarray) -> np.ndarray:
-    """(H, 3) the vertices of the convex hull of (V, 3) points (all of them when the hull fails, e.g.
-    for flat meshes). A perspective projection's extremes over a convex body are at its vertices, so
-    :func:`projected_box` of the hull equals that of the whole mesh."""
-    from bopnp.eval.errors import hull_points
-
-    return hull_points(vertices_mm)
-
-
 #: side of the smallest square canvas crops are drawn into; larger crops use 2x, 4x, ... (few canvas
 #: sizes: each has its own renderer, which uploads every model once)
 _BUCKET_MIN = 192
@@ -98,11 +90,12 @@ class VsdRenderer:
         self._renderers: dict[tuple[int, int], object] = {}
 
     def _ensure(self, obj_id: int) -> np.ndarray:
-        """The vertices of the object's convex hull (they bound the projection as all vertices do)."""
+        """The vertices of the object's convex hull: a perspective projection's extremes over a convex
+        body are at its vertices, so :func:`projected_box` of the hull equals that of the whole mesh."""
         if obj_id not in self._vertices:
             mesh = self._mesh_of(obj_id)
             self._meshes[obj_id] = mesh
-            self._vertices[obj_id] = hull_vertices(np.asarray(mesh.vertices_mm, np.float64))
+            self._vertices[obj_id] = hull_points(np.asarray(mesh.vertices_mm, np.float64))
         return self._vertices[obj_id]
 
     def _renderer(self, w: int, h: int, obj_ids):
@@ -146,4 +139,4 @@ class VsdRenderer:
         return out
 
 
-__all__ = ["hull_vertices", "VsdRenderer", "bop_toolkit_sampling_K", "projected_box", "PRINCIPAL_POINT_SHIFT_PX"]
+__all__ = ["VsdRenderer", "bop_toolkit_sampling_K", "projected_box", "PRINCIPAL_POINT_SHIFT_PX"]

@@ -108,7 +108,6 @@ def vsd(
     delta_mm: float,
     taus: np.ndarray,
     diameter_mm: float,
-    normalized_by_diameter: bool = True,
 ) -> np.ndarray:
     """VSD of one estimate against one GT instance, for every misalignment tolerance tau.
 
@@ -117,9 +116,8 @@ def vsd(
         K: (3, 3) intrinsics.
         est, gt: the two instances rendered alone (:class:`DepthCrop`).
         delta_mm: visibility tolerance, mm (15 for most BOP datasets, 5 for ITODD).
-        taus: (T,) misalignment tolerances (fractions of the diameter when normalised).
-        diameter_mm: object diameter, mm.
-        normalized_by_diameter: divide the pixel distances by the diameter (BOP19: True).
+        taus: (T,) misalignment tolerances, fractions of the diameter.
+        diameter_mm: object diameter, mm (the pixel distances are divided by it, as in BOP19).
     Returns:
         (T,) float64 errors in [0, 1].
     """
@@ -131,7 +129,7 @@ def vsd(
     d_test = depth_to_dist(depth_test_mm[y0:y1, x0:x1], K, x0, y0)
     d_est = depth_to_dist(_place(est, box), K, x0, y0)
     d_gt = depth_to_dist(_place(gt, box), K, x0, y0)
-    return vsd_from_dist(d_test, d_est, d_gt, delta_mm, taus, diameter_mm if normalized_by_diameter else None)
+    return vsd_from_dist(d_test, d_est, d_gt, delta_mm, taus, diameter_mm)
 
 
 def vsd_from_dist(

@@ -8,7 +8,8 @@ import pytest
 
 from bopnp.bop import io
 from bopnp.bop.mesh import Mesh
-from bopnp.eval.render import VsdRenderer, bop_toolkit_sampling_K, hull_vertices, projected_box
+from bopnp.eval.errors import hull_points
+from bopnp.eval.render import VsdRenderer, bop_toolkit_sampling_K, projected_box
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "eval" / "bop" / "tudl" / "models_eval"
 K = np.array([[500.0, 0.0, 320.0], [0.0, 500.0, 240.0], [0.0, 0.0, 1.0]])
@@ -83,4 +84,4 @@ def test_crop_boxes_hold_every_rendered_pixel():
         assert differ <= max(2, 0.002 * (full > 0).sum())
         # the hull gives the same box as all vertices
         v = meshes[o].vertices_mm.astype(np.float64)
-        assert projected_box(hull_vertices(v), R, t, K, 640, 480) == projected_box(v, R, t, K, 640, 480)
+        assert projected_box(hull_points(v), R, t, K, 640, 480) == projected_box(v, R, t, K, 640, 480)

@@ -523,12 +523,14 @@ def save_scene_gt_info(path: str | os.PathLike, scene_gt_info: Mapping[int, Sequ
 # ----------------------------------------------------------------------------- test_targets_bop19.json
 
 
-def parse_targets(content: Any, source: str, problems: list[str]) -> list[Target]:
-    """``test_targets_bop19.json`` content -> [Target]; appends a line per problem."""
+def parse_targets(content: Any, source: str, problems: list[str], indices: list[int] | None = None) -> list[Target]:
+    """``test_targets_bop19.json`` content -> [Target]; appends a line per problem (fields name the
+    entry's index in the file) and, to ``indices``, the file index of each returned target."""
     if not isinstance(content, list):
         problems.append(problem(source, "", f"expected a json list of targets, got {type(content).__name__}"))
         return []
     out = []
+    seen: dict[tuple[int, int, int], int] = {}
     for i, entry in enumerate(content):
         field = f"[{i}]"
         if not _as_object(entry, field, source, problems):
@@ -542,14 +544,16 @@ def parse_targets(content: Any, source: str, problems: list[str]) -> list[Target
                 problems.append(problem(source, f"{field}.{key}", f"must be a {'positive' if key == 'inst_count' else 'non-negative'} integer, got {v!r}"))
                 ok = False
             vals[key] = v
-        if ok:
-            out.append(Target(**{k: int(v) for k, v in vals.items()}))
-    seen: dict[tuple[int, int, int], int] = {}
-    for i, t in enumerate(out):
+        if not ok:
+            continue
+        t = Target(**{k: int(v) for k, v in vals.items()})
         key = (t.scene_id, t.im_id, t.obj_id)
         if key in seen:
-            problems.append(problem(source, f"[{i}]", f"duplicate target scene {t.scene_id} image {t.im_id} object {t.obj_id} (also entry {seen[key]}); merge them into one inst_count"))
+            problems.append(problem(source, field, f"duplicate target scene {t.scene_id} image {t.im_id} object {t.obj_id} (also entry {seen[key]}); merge them into one inst_count"))
         seen.setdefault(key, i)
+        out.append(t)
+        if indices is not None:
+            indices.append(i)
     return out
 
 

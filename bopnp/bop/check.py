@@ -390,10 +390,11 @@ class _Checker:
         content = self.json(path, "BOP19 test targets")
         if content is None:
             return
-        targets = ann.parse_targets(content, TARGETS_BOP19, self.report.problems)
+        indices: list[int] = []  # index in the file of each parsed target (malformed entries are left out)
+        targets = ann.parse_targets(content, TARGETS_BOP19, self.report.problems, indices)
         self.report.counts["targets"] += len(targets)
         scenes = set(ds.scene_ids())
-        for i, t in enumerate(targets):
+        for i, t in zip(indices, targets):
             f = f"[{i}]"
             if self.models_info is not None and t.obj_id not in self.models_info:
                 self.add(TARGETS_BOP19, f + ".obj_id", f"unknown object {t.obj_id}")

@@ -165,6 +165,10 @@ def test_models_info_and_targets_errors(tmp_path):
         load_targets(tmp_path / "t.json")
     assert len(info.value.problems) == 2
     assert "[0].inst_count: must be a positive integer" in info.value.problems[0] and "duplicate target" in info.value.problems[1]
+    assert "t.json: [2]: duplicate target scene 1 image 0 object 2 (also entry 1)" in info.value.problems[1]  # file indices
+    indices: list[int] = []
+    targets = ann.parse_targets(json.loads((tmp_path / "t.json").read_text()), "t.json", [], indices)
+    assert len(targets) == 2 and indices == [1, 2]
 
 
 def test_parse_collects_problems_without_raising():

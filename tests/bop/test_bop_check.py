@@ -44,6 +44,20 @@ def test_loaders_raise_the_same_lines(tmp_path):
         assert p.replace(str(root) + "/", "") in report.problems
 
 
+def test_target_problems_name_the_entry_of_the_file(tiny_root):
+    path = tiny_root / "test_targets_bop19.json"
+    targets = json.loads(path.read_text())
+    bad = {"scene_id": 1, "im_id": 0, "obj_id": 1}  # no inst_count: left out of the parsed targets
+    targets = [bad, {**targets[0], "obj_id": 99}, *targets]
+    path.write_text(json.dumps(targets))
+    problems = check_dataset(tiny_root, "test", QUIET).problems
+    assert problems == [
+        "test_targets_bop19.json: [0].inst_count: missing",
+        "test_targets_bop19.json: [1].obj_id: unknown object 99",
+        "test_targets_bop19.json: [1].inst_count: 1 instances of object 99 in scene 1 image 0, but scene_gt.json has 0",
+    ]
+
+
 @pytest.mark.parametrize("mode", ["present", "none"])
 def test_missing_images_are_problems_unless_asked_otherwise(tiny_root, mode):
     (tiny_root / "test" / "000001" / "rgb" / "000001.png").unlink()

@@ -42,6 +42,7 @@ sys.path.insert(0, str(REPO))
 from bopnp.bop.atomic import write_text_atomic  # noqa: E402
 from bopnp.geometry import random_rotation, rotation_angle_deg  # noqa: E402
 from bopnp.pnp import RansacConfig, solve_pnp  # noqa: E402
+from bopnp.pnp.opencv import opencv_pose  # noqa: E402
 
 K_LM = [[572.4114, 0.0, 325.2611], [0.0, 573.57043, 242.04899], [0.0, 0.0, 1.0]]
 DEFAULT_CPU = ([1, 32, 256], [100, 1000], [(32, 4096)])
@@ -70,7 +71,8 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _median_ms(fn, device: str, repeats: int, budget_s: float = 2.0, warmup: int = 5, with_min: bool = False):
+def _median_ms(fn, device: str, repeats: int, budget_s: float = 2.0, warmup: int = 5):
+    """Median and minimum time of ``fn()`` (ms), and what its last call returned."""
     # Several warm-up calls: glibc's malloc adapts its mmap threshold over the first few calls, before which large
     # temporaries are mapped and unmapped each time (page faults cost up to 50x the work on some VMs).
     t_end = time.perf_counter() + budget_s
@@ -83,13 +85,12 @@ def _median_ms(fn, device: str, repeats: int, budget_s: float = 2.0, warmup: int
     start = time.perf_counter()
     while len(times) < repeats or (time.perf_counter() - start < budget_s and len(times) < 50):
         t0 = time.perf_counter()
-        fn()
+        out = fn()
         _sync(device)
         times.append(time.perf_counter() - t0)
         if time.perf_counter() - start > 4 * budget_s and len(times) >= 2:
             break
-    med = 1e3 * statistics.median(times)
-    return (med, 1e3 * min(times)) if with_min else med
+    return 1e3 * statistics.median(times), 1e3 * min(times), out
 
 
 def _rss_kib(field: str) -> int | None:
@@ -155,17 +156,9 @@ def _memory_row(B: int, N: int, ransac: bool, threads: int) -> None:
     print("nan" if peak is None else f"{peak:.3f}")
 
 
-def _opencv_loop(x3d: np.ndarray, x2d: np.ndarray, K: np.ndarray, ransac: RansacConfig | None):
-    out = []
-    for b in range(x3d.shape[0]):
-        if ransac is None:
-            _, rvec, _ = cv2.solvePnP(x3d[b], x2d[b], K, None, flags=cv2.SOLVEPNP_ITERATIVE)
-        else:
-            _, rvec, _, _ = cv2.solvePnPRansac(x3d[b], x2d[b], K, None, iterationsCount=ransac.iterations,
-                                               reprojectionError=ransac.threshold_px, confidence=0.99,
-                                               flags=cv2.SOLVEPNP_ITERATIVE)
-        out.append(rvec)
-    return out
+def _opencv_loop(x3d: np.ndarray, x2d: np.ndarray, K: np.ndarray, ransac: RansacConfig | None) -> list[np.ndarray]:
+    """Rotations (3, 3) of every item from OpenCV (``cv2.solvePnP`` / ``cv2.solvePnPRansac``, one call each)."""
+    return [opencv_pose(x2d[b], x3d[b], K, ransac=ransac)[1] for b in range(x3d.shape[0])]
 
 
 def bench_row(device: str, B: int, N: int, repeats: int, *, ransac: RansacConfig | None = None,
@@ -184,18 +177,18 @@ def bench_row(device: str, B: int, N: int, repeats: int, *, ransac: RansacConfig
         return res
 
     row = {"device": device, "B": B, "N": N, "ransac": ransac is not None}
-    row["fwd_bwd_ms"], row["fwd_bwd_min_ms"] = _median_ms(fwd_bwd, device, repeats, with_min=True)
-    row["fwd_ms"] = _median_ms(fwd, device, repeats)
+    row["fwd_bwd_ms"], row["fwd_bwd_min_ms"], _ = _median_ms(fwd_bwd, device, repeats)
+    row["fwd_ms"], _, res = _median_ms(fwd, device, repeats)
     row["peak_mib"] = _peak_mib(fwd_bwd, device) if device == "cuda" else _peak_mib_cpu(B, N, ransac is not None,
                                                                                          torch.get_num_threads())
-    res = fwd()
     row["valid"] = float(res.valid.float().mean())
     row["iters"] = float(res.iterations.float().mean())
     row["rot_err_deg"] = float(rotation_angle_deg(res.R.double().cpu(), R_true).median())
     if with_opencv:
         x3d_np, x2d_np, K_np = x3d.numpy(), x2d.numpy(), K.numpy()
-        row["opencv_ms"] = _median_ms(lambda: _opencv_loop(x3d_np, x2d_np, K_np, ransac), "cpu", max(1, repeats // 2))
-        R_cv = torch.from_numpy(np.stack([cv2.Rodrigues(r)[0] for r in _opencv_loop(x3d_np, x2d_np, K_np, ransac)]))
+        row["opencv_ms"], _, R_cv = _median_ms(lambda: _opencv_loop(x3d_np, x2d_np, K_np, ransac), "cpu",
+                                               max(1, repeats // 2))
+        R_cv = torch.from_numpy(np.stack(R_cv))
         row["opencv_rot_err_deg"] = float(rotation_angle_deg(R_cv, R_true).median())
         row["speedup"] = row["opencv_ms"] / row["fwd_bwd_ms"]
     return row

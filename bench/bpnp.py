@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bopnp.bop.atomic import write_text_atomic  # noqa: E402
-from bopnp.geometry import random_rotation, rotation_angle_deg  # noqa: E402
+from bopnp.geometry import project_points, random_rotation, rotation_angle_deg, transform_points  # noqa: E402
 from bopnp.pnp import RansacConfig, solve_pnp  # noqa: E402
 from bopnp.pnp.opencv import opencv_pose  # noqa: E402
 
@@ -57,8 +57,7 @@ def make_problems(B: int, N: int, *, outliers: float = 0.0, seed: int = 0):
     t = torch.randn(B, 3, generator=g, dtype=torch.float64) * 30
     t[:, 2] += 700
     K = torch.tensor(K_LM, dtype=torch.float64)
-    X = x3d @ R.transpose(1, 2) + t[:, None]
-    x2d = X[..., :2] / X[..., 2:] @ K[:2, :2].T + K[:2, 2] + torch.randn(B, N, 2, generator=g, dtype=torch.float64)
+    x2d = project_points(transform_points(R, t, x3d), K) + torch.randn(B, N, 2, generator=g, dtype=torch.float64)
     if outliers > 0:
         bad = torch.rand(B, N, generator=g) < outliers
         junk = torch.rand(B, N, 2, generator=g, dtype=torch.float64) * torch.tensor([640.0, 480.0], dtype=torch.float64)

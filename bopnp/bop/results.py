@@ -18,7 +18,7 @@ import numpy as np
 
 from bopnp.bop.atomic import write_text_atomic
 from bopnp.bop.records import PoseEstimate
-from bopnp.bop.validate import ROT_TOL
+from bopnp.bop.validate import ROT_TOL, not_rotation, rotation_errors
 from bopnp.errors import ResultsFormatError
 
 HEADER = "scene_id,im_id,obj_id,score,R,t,time"
@@ -98,13 +98,12 @@ def parse_results_lines(lines: Sequence[str], source: str, rot_tol: float = ROT_
         pending.append((lineno, dict(scene_id=ids[0], im_id=ids[1], obj_id=ids[2], score=score, R_m2c=R, t_m2c=t, time_s=time_s)))
     if pending:
         Rs = np.asarray([row["R_m2c"] for _, row in pending], np.float64).reshape(-1, 3, 3)
-        ortho = np.abs(Rs.transpose(0, 2, 1) @ Rs - np.eye(3)).max(axis=(1, 2))
-        det = np.abs(np.linalg.det(Rs) - 1.0)
+        ortho, det = rotation_errors(Rs)
         for k, (lineno, row) in enumerate(pending):
             if ortho[k] < rot_tol and det[k] < rot_tol:
                 rows.append(PoseEstimate(**{**row, "R_m2c": Rs[k]}))
             else:
-                problems.append(f"line {lineno}: R: not a rotation: |R^T R - I| = {ortho[k]:.2g}, |det R - 1| = {det[k]:.2g} (both must be < {rot_tol:g})")
+                problems.append(f"line {lineno}: R: {not_rotation(ortho[k], det[k], rot_tol)}")
     for (scene_id, im_id), ts in times.items():
         values = [t for _, t in ts]
         if max(values) - min(values) > TIME_TOL_S:

@@ -49,20 +49,22 @@ def numbers(v: Any, n: int, source: str, field: str, problems: list[str]) -> np.
     return np.asarray(v, np.float64)
 
 
-def rotation_error(R: np.ndarray) -> tuple[float, float]:
-    """(max |R^T R - I|, |det R - 1|) of a (3, 3) matrix."""
-    R = np.asarray(R, np.float64)
-    return float(np.abs(R.T @ R - np.eye(3)).max()), float(abs(np.linalg.det(R) - 1.0))
+def rotation_errors(Rs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(max |R^T R - I|, |det R - 1|) of each matrix of an (N, 3, 3) stack (or of one (3, 3) matrix: 0-d arrays)."""
+    Rs = np.asarray(Rs, np.float64)
+    ortho = np.abs(np.swapaxes(Rs, -1, -2) @ Rs - np.eye(3)).max(axis=(-2, -1))
+    return ortho, np.abs(np.linalg.det(Rs) - 1.0)
+
+
+def not_rotation(ortho: float, det: float, tol: float) -> str:
+    """The message for a matrix whose errors (from :func:`rotation_errors`) reach ``tol``."""
+    return f"not a rotation: |R^T R - I| = {ortho:.2g}, |det R - 1| = {det:.2g} (both must be < {tol:g})"
 
 
 def check_rotation(R: np.ndarray, source: str, field: str, problems: list[str], tol: float = ROT_TOL) -> bool:
     """Append a problem unless R is orthonormal with det +1 within ``tol``; return whether it is."""
-    ortho, det = rotation_error(R)
+    ortho, det = rotation_errors(R)
     if ortho < tol and det < tol:
         return True
-    problems.append(problem(
-        source, field,
-        f"not a rotation: |R^T R - I| = {ortho:.2g}, |det R - 1| = {det:.2g} (both must be < {tol:g}); "
-        "store an orthonormal matrix, row-major",
-    ))
+    problems.append(problem(source, field, f"{not_rotation(ortho, det, tol)}; store an orthonormal matrix, row-major"))
     return False

@@ -58,6 +58,16 @@ def test_target_problems_name_the_entry_of_the_file(tiny_root):
     ]
 
 
+def test_slightly_off_rotations_are_a_note(tiny_root):
+    path = tiny_root / "test" / "000001" / "scene_gt.json"
+    gt = json.loads(path.read_text())
+    gt["0"][0]["cam_R_m2c"] = [1.005 * x for x in gt["0"][0]["cam_R_m2c"]]  # |R^T R - I| ~ 0.01 < 0.05
+    path.write_text(json.dumps(gt))
+    report = check_dataset(tiny_root, "test", QUIET)
+    assert report.ok, report.problems
+    assert "test/000001/scene_gt.json: annotated rotations deviate from orthonormal by up to 0.01 (accepted below 0.05)" in report.notes
+
+
 @pytest.mark.parametrize("mode", ["present", "none"])
 def test_missing_images_are_problems_unless_asked_otherwise(tiny_root, mode):
     (tiny_root / "test" / "000001" / "rgb" / "000001.png").unlink()

@@ -30,3 +30,20 @@ def make_problem(B=4, N=30, *, noise_px=0.0, planar=False, dtype=torch.float64, 
     x2d = clean + noise_px * torch.randn(B, N, 2, generator=g, dtype=torch.float64)
     out = dict(x2d=x2d, x3d=x3d, K=K, R=R, t=t, x2d_clean=clean)
     return {k: v.to(dtype) for k, v in out.items()}
+
+
+def with_outliers(B=6, N=200, *, frac=0.5, seed=0, planar=False, dtype=torch.float64):
+    """A noise-free :func:`make_problem` whose pixels are, with probability ``frac`` each, replaced by uniform junk in
+    a 640 x 480 image (only where it lands at least 20 px from the true projection).
+
+    Returns:
+        the problem dict (``x2d`` with the outliers) and the (B, N) bool mask of the inliers.
+    """
+    p = make_problem(B=B, N=N, planar=planar, seed=seed, dtype=torch.float64)
+    g = torch.Generator().manual_seed(seed + 100)
+    out = torch.rand(B, N, generator=g) < frac
+    junk = torch.rand(B, N, 2, generator=g, dtype=torch.float64) * torch.tensor([640.0, 480.0], dtype=torch.float64)
+    far = (junk - p["x2d"]).norm(dim=-1, keepdim=True) > 20
+    x2d = torch.where((out.unsqueeze(-1) & far), junk, p["x2d"])
+    truth = ~(out & far.squeeze(-1))
+    return {**{k: v.to(dtype) for k, v in p.items()}, "x2d": x2d.to(dtype)}, truth

@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 import torch
-from pnp_problems import make_problem
+from pnp_problems import make_problem, with_outliers
 
 from bopnp.geometry import rotation_angle_deg
 from bopnp.pnp import RansacConfig, solve_pnp
@@ -42,11 +42,8 @@ def test_cuda_matches_cpu_forward_and_backward(dtype):
 
 
 def test_cuda_ransac_recovers_the_pose():
-    p = make_problem(B=8, N=500, seed=1)
-    g = torch.Generator().manual_seed(0)
-    out = torch.rand(8, 500, generator=g) < 0.5
-    x2d = torch.where(out.unsqueeze(-1), torch.rand(8, 500, 2, generator=g, dtype=torch.float64) * 600, p["x2d"])
-    q = _to({**p, "x2d": x2d}, "cuda", torch.float32)
+    p, _ = with_outliers(B=8, N=500, seed=1)
+    q = _to(p, "cuda", torch.float32)
     res = solve_pnp(q["x2d"], q["x3d"], q["K"], ransac=RansacConfig(threshold_px=2.0))
     assert res.valid.all()
     assert (rotation_angle_deg(res.R.double().cpu(), p["R"]) < 0.1).all()

@@ -4,24 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from pnp_problems import make_problem
+from pnp_problems import with_outliers
 
 from bopnp.errors import ConfigError
 from bopnp.geometry import rotation_angle_deg
 from bopnp.pnp import RansacConfig, solve_pnp
 from bopnp.pnp.ransac import sample_distinct
-
-
-def _with_outliers(B=6, N=200, frac=0.5, seed=0, planar=False, dtype=torch.float64):
-    p = make_problem(B=B, N=N, planar=planar, seed=seed, dtype=torch.float64)
-    g = torch.Generator().manual_seed(seed + 100)
-    out = torch.rand(B, N, generator=g) < frac
-    junk = torch.rand(B, N, 2, generator=g, dtype=torch.float64) * torch.tensor([640.0, 480.0], dtype=torch.float64)
-    # outliers land at least 20 px away from their true projection
-    far = (junk - p["x2d"]).norm(dim=-1, keepdim=True) > 20
-    x2d = torch.where((out.unsqueeze(-1) & far), junk, p["x2d"])
-    truth = ~(out & far.squeeze(-1))
-    return {**{k: v.to(dtype) for k, v in p.items()}, "x2d": x2d.to(dtype)}, truth
 
 
 def test_sample_distinct_gives_distinct_uniform_indices():
@@ -41,7 +29,7 @@ def test_sample_distinct_gives_distinct_uniform_indices():
 
 @pytest.mark.parametrize("planar", [False, True])
 def test_half_outliers_recovers_the_pose(planar):
-    p, truth = _with_outliers(seed=1, planar=planar)
+    p, truth = with_outliers(seed=1, planar=planar)
     res = solve_pnp(p["x2d"], p["x3d"], p["K"], ransac=RansacConfig(threshold_px=2.0, iterations=100, seed=0))
     assert res.valid.all()
     assert (rotation_angle_deg(res.R, p["R"]) < 0.1).all()
@@ -53,7 +41,7 @@ def test_half_outliers_recovers_the_pose(planar):
 
 
 def test_ransac_float32_and_opencv_reference_agree():
-    p, truth = _with_outliers(B=3, N=300, seed=2, dtype=torch.float32)
+    p, truth = with_outliers(B=3, N=300, seed=2, dtype=torch.float32)
     cfg = RansacConfig(threshold_px=3.0, iterations=100)
     res = solve_pnp(p["x2d"], p["x3d"], p["K"], ransac=cfg)
     cv = solve_pnp(p["x2d"], p["x3d"], p["K"], ransac=cfg, backend="opencv")
@@ -64,7 +52,7 @@ def test_ransac_float32_and_opencv_reference_agree():
 
 
 def test_gradients_flow_only_to_inliers():
-    p, truth = _with_outliers(B=2, N=60, frac=0.3, seed=3)
+    p, truth = with_outliers(B=2, N=60, frac=0.3, seed=3)
     x2d = (p["x2d"] + 0.5 * torch.randn(p["x2d"].shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
     x2d.requires_grad_(True)
     w = torch.ones(2, 60, dtype=torch.float64, requires_grad=True)
@@ -82,7 +70,7 @@ def test_gradients_flow_only_to_inliers():
 
 
 def test_ransac_degenerate_items_are_invalid_not_errors():
-    p, _ = _with_outliers(B=3, N=40, seed=4)
+    p, _ = with_outliers(B=3, N=40, seed=4)
     w = torch.ones(3, 40, dtype=torch.float64)
     w[1, 3:] = 0
     w[2] = 0
@@ -92,7 +80,7 @@ def test_ransac_degenerate_items_are_invalid_not_errors():
 
 
 def test_ransac_seed_makes_it_reproducible():
-    p, _ = _with_outliers(B=2, N=100, seed=5)
+    p, _ = with_outliers(B=2, N=100, seed=5)
     a = solve_pnp(p["x2d"], p["x3d"], p["K"], ransac=RansacConfig(seed=3, iterations=20))
     b = solve_pnp(p["x2d"], p["x3d"], p["K"], ransac=RansacConfig(seed=3, iterations=20))
     assert torch.equal(a.pose, b.pose) and torch.equal(a.inliers, b.inliers)

@@ -45,7 +45,11 @@ def parse_results_lines(lines: Sequence[str], source: str, rot_tol: float = ROT_
     Returns:
         (the valid rows, one problem line per defect: ``"line N: field: what"``).
     """
-    problems: list[str] = []
+    problems: list[tuple[int, str]] = []  # (line number, problem line)
+
+    def add(lineno: int, message: str) -> None:
+        problems.append((lineno, f"line {lineno}: {message}"))
+
     rows: list[PoseEstimate] = []
     lines = list(lines)
     while lines and not lines[-1].strip():
@@ -54,43 +58,43 @@ def parse_results_lines(lines: Sequence[str], source: str, rot_tol: float = ROT_
         return [], [f"{source}: empty file; the first line must be the header '{HEADER}'"]
     header = lines[0].rstrip("\r\n")
     if header.strip() != HEADER:
-        problems.append(f"line 1: header must be exactly '{HEADER}', got {header[:80]!r}")
+        add(1, f"header must be exactly '{HEADER}', got {header[:80]!r}")
     times: dict[tuple[int, int], list[tuple[int, float]]] = {}
     pending: list[tuple[int, dict]] = []  # rows whose fields parsed; rotations are checked in one batch below
     for lineno, raw in enumerate(lines[1:], start=2):
         line = raw.rstrip("\r\n")
         if not line.strip():
-            problems.append(f"line {lineno}: empty line; remove it")
+            add(lineno, "empty line; remove it")
             continue
         f = line.split(",")
         if len(f) != 7:
-            problems.append(f"line {lineno}: expected 7 comma-separated fields (scene_id,im_id,obj_id,score,R,t,time), got {len(f)}")
+            add(lineno, f"expected 7 comma-separated fields (scene_id,im_id,obj_id,score,R,t,time), got {len(f)}")
             continue
         n0 = len(problems)
         ids = []
         for name, tok in zip(("scene_id", "im_id", "obj_id"), f[:3]):
             v = _int(tok)
             if v is None:
-                problems.append(f"line {lineno}: {name}: must be a non-negative integer, got {tok!r}")
+                add(lineno, f"{name}: must be a non-negative integer, got {tok!r}")
             ids.append(v)
         score = _float(f[3])
         if score is None:
-            problems.append(f"line {lineno}: score: must be a finite number, got {f[3]!r}")
+            add(lineno, f"score: must be a finite number, got {f[3]!r}")
         R_tok, t_tok = f[4].split(), f[5].split()
         R_vals = [_float(x) for x in R_tok]
         t_vals = [_float(x) for x in t_tok]
         R = t = None
         if len(R_vals) != 9 or any(v is None for v in R_vals):
-            problems.append(f"line {lineno}: R: expected 9 space-separated finite numbers (row-major), got {f[4].strip()[:60]!r}")
+            add(lineno, f"R: expected 9 space-separated finite numbers (row-major), got {f[4].strip()[:60]!r}")
         else:
             R = R_vals
         if len(t_vals) != 3 or any(v is None for v in t_vals):
-            problems.append(f"line {lineno}: t: expected 3 space-separated finite numbers (mm), got {f[5].strip()[:60]!r}")
+            add(lineno, f"t: expected 3 space-separated finite numbers (mm), got {f[5].strip()[:60]!r}")
         else:
             t = np.asarray(t_vals, np.float64)
         time_s = _float(f[6])
         if time_s is None or (time_s < 0 and time_s != -1):
-            problems.append(f"line {lineno}: time: must be a finite number of seconds >= 0, or -1 when unknown, got {f[6].strip()!r}")
+            add(lineno, f"time: must be a finite number of seconds >= 0, or -1 when unknown, got {f[6].strip()!r}")
         if ids[0] is not None and ids[1] is not None and time_s is not None:
             times.setdefault((ids[0], ids[1]), []).append((lineno, time_s))
         if len(problems) > n0:
@@ -103,17 +107,15 @@ def parse_results_lines(lines: Sequence[str], source: str, rot_tol: float = ROT_
             if ortho[k] < rot_tol and det[k] < rot_tol:
                 rows.append(PoseEstimate(**{**row, "R_m2c": Rs[k]}))
             else:
-                problems.append(f"line {lineno}: R: {not_rotation(ortho[k], det[k], rot_tol)}")
+                add(lineno, f"R: {not_rotation(ortho[k], det[k], rot_tol)}")
     for (scene_id, im_id), ts in times.items():
         values = [t for _, t in ts]
         if max(values) - min(values) > TIME_TOL_S:
             shown = ", ".join(f"line {ln}: {t:g}" for ln, t in ts[:6]) + (" ..." if len(ts) > 6 else "")
-            problems.append(
-                f"line {ts[0][0]}: time: scene {scene_id} image {im_id} has different times ({shown}); "
-                "BOP needs one time per image: the total time for the image on every row"
-            )
-    problems.sort(key=lambda p: int(p.split(":", 1)[0][5:]) if p.startswith("line ") else 0)  # in file order
-    return rows, problems
+            add(ts[0][0], f"time: scene {scene_id} image {im_id} has different times ({shown}); "
+                          "BOP needs one time per image: the total time for the image on every row")
+    problems.sort(key=lambda p: p[0])  # in file order (stable: one line's problems keep their order)
+    return rows, [msg for _, msg in problems]
 
 
 def load_results_csv(path: str | os.PathLike, rot_tol: float = ROT_TOL) -> list[PoseEstimate]:

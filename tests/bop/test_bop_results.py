@@ -75,6 +75,7 @@ def test_every_problem_is_reported_with_its_line(tmp_path):
     for key, n in expected.items():
         assert sum(key in p for p in problems) == n, (key, problems)
     assert len(problems) == len(expected)
+    assert [int(p.split(":")[0][5:]) for p in problems] == [1, 2, 3, 4, 5, 6, 7, 9, 9, 10]  # in file order
     assert "|R^T R - I|" in str(info.value) and "< 0.001" in str(info.value)  # the tolerance is stated
     assert str(tmp_path / "r.csv") in str(info.value)
 

@@ -47,6 +47,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from bopnp.bop.annotations import read_json
 from bopnp.bop.atomic import DIR_MODE, write_text_atomic
 from bopnp.errors import DatasetError
 
@@ -59,6 +60,9 @@ MASK_VISIB = 2
 MASK_INSIDE = 4
 
 ARRAY_FILES = ("rgb.npy", "xyz.npy", "mask.npy")
+
+#: what to do about a damaged cache file (the hint of :func:`bopnp.bop.annotations.read_json`'s errors)
+REBUILD_HINT = "rebuild the cache with `bopnp prepare NAME --overwrite`"
 
 
 def obj_dir_name(obj_id: int) -> str:
@@ -81,15 +85,6 @@ def dumps_json(data: Any) -> str:
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write ``data`` as JSON to ``path`` atomically (see :func:`bopnp.bop.atomic.write_text_atomic`)."""
     write_text_atomic(path, dumps_json(data))
-
-
-def read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DatasetError(f"{path} not found: {what}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path} is not valid JSON ({exc}): {what}") from None
 
 
 def pack_masks(mask_full: np.ndarray, mask_visib: np.ndarray, inside: np.ndarray) -> np.ndarray:
@@ -217,7 +212,7 @@ class Shard:
 def read_shard(path: Path) -> Shard:
     """Open a shard folder (reads ``index.json``; arrays are mapped lazily)."""
     path = Path(path)
-    index = read_json(path / "index.json", "the shard is incomplete: rebuild the cache with `bopnp prepare ... --overwrite`")
+    index = read_json(path / "index.json", "shard index", fix=f"the shard is incomplete: {REBUILD_HINT}")
     _check_version(index, path / "index.json")
     if int(index.get("count", -1)) != len(index.get("crops", [])):
         raise DatasetError(f"{path / 'index.json'}: count {index.get('count')} disagrees with {len(index.get('crops', []))} crops")
@@ -249,7 +244,7 @@ def write_object_meta(cache_dir: Path, obj_id: int, meta: dict) -> dict:
 def read_cache_meta(cache_dir: Path) -> dict:
     """``cache.json`` of a cache folder, version-checked."""
     path = Path(cache_dir) / "cache.json"
-    meta = read_json(path, "no crop cache here: run `bopnp prepare NAME` first")
+    meta = read_json(path, "crop cache settings", fix="no crop cache here: run `bopnp prepare NAME` first")
     _check_version(meta, path)
     return meta
 
@@ -257,7 +252,7 @@ def read_cache_meta(cache_dir: Path) -> dict:
 def read_object_meta(cache_dir: Path, obj_id: int) -> dict:
     """``obj_XXXXXX/meta.json`` of one object, version-checked."""
     path = Path(cache_dir) / obj_dir_name(obj_id) / "meta.json"
-    meta = read_json(path, f"object {obj_id} has no crops in this cache (run `bopnp prepare NAME --objects {obj_id}`)")
+    meta = read_json(path, "object metadata", fix=f"object {obj_id} has no crops in this cache (run `bopnp prepare NAME --objects {obj_id}`)")
     _check_version(meta, path)
     return meta
 
@@ -281,13 +276,13 @@ __all__ = [
     "MASK_FULL",
     "MASK_INSIDE",
     "MASK_VISIB",
+    "REBUILD_HINT",
     "Shard",
     "ShardArrays",
     "list_shards",
     "obj_dir_name",
     "pack_masks",
     "read_cache_meta",
-    "read_json",
     "read_object_meta",
     "read_shard",
     "remove_stale_temporaries",

@@ -38,11 +38,12 @@ from typing import Callable, Literal
 
 import numpy as np
 
+from bopnp.bop.annotations import read_json
 from bopnp.data.cache import (
+    REBUILD_HINT,
     ShardArrays,
     obj_dir_name,
     pack_masks,
-    read_json,
     remove_stale_temporaries,
     scene_dir_name,
     write_cache_meta,
@@ -271,7 +272,7 @@ def prepare(config: PrepareConfig, progress: bool = True) -> PrepareSummary:
     for s in scene_ids:  # totals over every complete scene, this run's and earlier ones
         path = marker_path(cache_dir, s)
         if path.is_file():
-            marker = read_json(path, "scene marker")
+            marker = read_json(path, "scene marker", fix=REBUILD_HINT)
             for o, n in marker["crops"].items():
                 summary.crops[int(o)] = summary.crops.get(int(o), 0) + int(n)
             summary.skipped += marker["skipped"]
@@ -291,7 +292,7 @@ def _open_cache(cache_dir: Path, settings: dict, overwrite: bool) -> None:
     if overwrite and cache_dir.exists():
         shutil.rmtree(cache_dir)
     if meta_path.is_file():
-        old = read_json(meta_path, "crop cache settings")
+        old = read_json(meta_path, "crop cache settings", fix="pass --overwrite to rebuild the cache")
         diffs = [f"{k}: {old.get(k)!r} there, {v!r} now" for k, v in settings.items() if old.get(k) != v]
         if (old.get("format"), old.get("version")) != (CACHE_FORMAT, CACHE_VERSION):
             diffs.insert(0, f"format {old.get('format')!r} version {old.get('version')!r}, this bopnp writes version {CACHE_VERSION}")

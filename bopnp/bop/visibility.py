@@ -19,6 +19,8 @@ from bopnp.errors import ConfigError
 
 #: bop_toolkit's visibility tolerance for every dataset but ITODD (5 mm there), mm
 DEFAULT_DELTA_MM = 15.0
+#: the visibility modes of :func:`visible_mask`
+VISIB_MODES = ("bop19", "bop18")
 
 
 def distance_image(depth_mm: np.ndarray, K: np.ndarray, x0: int = 0, y0: int = 0) -> np.ndarray:
@@ -66,12 +68,17 @@ def visible_mask(
         >>> visible_mask(np.array([[50.0, 85.0, 0.0]]), np.array([[100.0, 100.0, 100.0]])).tolist()
         [[False, True, True]]
     """
+    check_visib_mode(mode)
     diff = dist_obj_mm.astype(np.float32) - dist_scene_mm.astype(np.float32)
     if mode == "bop19":
         return ((diff <= delta_mm) | (dist_scene_mm == 0)) & (dist_obj_mm > 0)
-    if mode == "bop18":
-        return (diff <= delta_mm) & (dist_scene_mm > 0) & (dist_obj_mm > 0)
-    raise ConfigError(f"visibility mode must be 'bop19' or 'bop18', got {mode!r}")
+    return (diff <= delta_mm) & (dist_scene_mm > 0) & (dist_obj_mm > 0)
 
 
-__all__ = ["DEFAULT_DELTA_MM", "distance_image", "visible_mask"]
+def check_visib_mode(mode: str) -> None:
+    """Raise :class:`ConfigError` unless ``mode`` is one of :data:`VISIB_MODES`."""
+    if mode not in VISIB_MODES:
+        raise ConfigError(f"visibility mode must be 'bop19' or 'bop18', got {mode!r}")
+
+
+__all__ = ["DEFAULT_DELTA_MM", "VISIB_MODES", "check_visib_mode", "distance_image", "visible_mask"]

@@ -25,51 +25,8 @@ from typing import Literal, Sequence
 import numpy as np
 
 from bopnp.bop.images import mask_bbox_xywh
+from bopnp.bop.visibility import DEFAULT_DELTA_MM, check_visib_mode, distance_image, visible_mask
 from bopnp.errors import ConfigError, ShapeError
-
-#: bop_toolkit's visibility tolerance for every dataset but ITODD (5 mm there), mm
-DEFAULT_DELTA_MM = 15.0
-
-
-def distance_image(depth_mm: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """Distance of each pixel's 3D point from the camera centre (bop_toolkit ``depth_im_to_dist_im_fast``).
-
-    Args:
-        depth_mm: (H, W) depth along the optical axis, mm; 0 = no data.
-        K: (3, 3) intrinsics.
-    Returns:
-        (H, W) float64 distance, mm; 0 where the depth is 0.
-    """
-    H, W = depth_mm.shape
-    K = np.asarray(K, np.float64)
-    xs, ys = np.meshgrid(np.arange(W), np.arange(H))
-    pre_x = (xs - K[0, 2]) / K[0, 0]
-    pre_y = (ys - K[1, 2]) / K[1, 1]
-    return np.sqrt((pre_x * depth_mm) ** 2 + (pre_y * depth_mm) ** 2 + depth_mm.astype(np.float64) ** 2)
-
-
-def visible_mask(
-    dist_scene_mm: np.ndarray,
-    dist_obj_mm: np.ndarray,
-    delta_mm: float = DEFAULT_DELTA_MM,
-    mode: Literal["bop19", "bop18"] = "bop19",
-) -> np.ndarray:
-    """Visible surface of an object (bop_toolkit ``visibility.estimate_visib_mask_gt``).
-
-    Args:
-        dist_scene_mm: (H, W) distance image of the scene, mm (0 = missing).
-        dist_obj_mm: (H, W) distance image of the object rendered alone, mm (0 = background).
-        delta_mm: tolerance, mm.
-        mode: 'bop19' counts pixels with missing scene depth as visible; 'bop18' as not visible.
-    Returns:
-        (H, W) bool.
-    """
-    diff = dist_obj_mm.astype(np.float32) - dist_scene_mm.astype(np.float32)
-    if mode == "bop19":
-        return ((diff <= delta_mm) | (dist_scene_mm == 0)) & (dist_obj_mm > 0)
-    if mode == "bop18":
-        return (diff <= delta_mm) & (dist_scene_mm > 0) & (dist_obj_mm > 0)
-    raise ConfigError(f"visibility mode must be 'bop19' or 'bop18', got {mode!r}")
 
 
 def bbox_xywh(mask: np.ndarray, offset_xy: tuple[int, int] = (0, 0)) -> list[int]:
@@ -109,6 +66,67 @@ def _may_leave_image(renderer, K: np.ndarray, instance, width: int, height: int)
     return bool(uv[:, 0].min() <= -1 or uv[:, 1].min() <= -1 or uv[:, 0].max() >= width or uv[:, 1].max() >= height)
 
 
+def _visible_masks(renderer, K: np.ndarray, instances: Sequence, depth_mm: np.ndarray | None, delta_mm: float, visib_mode: str):
+    """(full masks (N, H, W) bool, visible masks (N, H, W) bool, px_count_valid of each instance), N >= 1,
+    for checked inputs. Distances are computed only on the box around each instance's rendered pixels
+    (the visible mask and px_count_valid are 0 outside it), with the full image's numbers."""
+    check_visib_mode(visib_mode)
+    depths = renderer.render_depths(K, instances)
+    if depth_mm is None:
+        # the scene's depth is, per pixel, the nearest instance rendered alone: no separate scene render
+        depth_mm = np.where(depths > 0, depths, np.inf).min(axis=0)
+        depth_mm[np.isinf(depth_mm)] = 0
+    fulls = depths > 0
+    visibs = np.zeros(fulls.shape, bool)
+    px_valid = []
+    for i, (depth_obj, full) in enumerate(zip(depths, fulls)):
+        rows, cols = np.flatnonzero(full.any(axis=1)), np.flatnonzero(full.any(axis=0))
+        if len(rows) == 0:
+            px_valid.append(0)
+            continue
+        box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        x0, y0 = int(cols[0]), int(rows[0])
+        dist_scene = distance_image(depth_mm[box], K, x0, y0)
+        visibs[i][box] = visible_mask(dist_scene, distance_image(depth_obj[box], K, x0, y0), delta_mm, visib_mode)
+        px_valid.append(int((dist_scene[full[box]] > 0).sum()))
+    return fulls, visibs, px_valid
+
+
+def _gt_info_and_masks(renderer, K, instances, depth_mm, delta_mm, visib_mode) -> tuple[list[dict], np.ndarray, np.ndarray]:
+    """:func:`compute_gt_info_and_masks` for checked inputs."""
+    from bopnp.render.renderer import get_renderer
+
+    W, H = renderer.width, renderer.height
+    if len(instances) == 0:
+        empty = np.zeros((0, H, W), bool)
+        return [], empty, empty.copy()
+    fulls, visibs, px_valid = _visible_masks(renderer, K, instances, depth_mm, delta_mm, visib_mode)
+    K_big = K.copy()
+    K_big[0, 2] += W
+    K_big[1, 2] += H
+    infos = []
+    for instance, full, visib, valid in zip(instances, fulls, visibs, px_valid):
+        if _may_leave_image(renderer, K, instance, W, H):
+            big = get_renderer(3 * W, 3 * H)
+            big.add_model(instance[0], renderer.mesh(instance[0]))
+            full_canvas, offset = big.render_depths(K_big, [instance])[0] > 0, (W, H)
+        else:
+            full_canvas, offset = full, (0, 0)
+        px_all = int(full_canvas.sum())
+        px_visib = int(visib.sum())
+        infos.append(
+            {
+                "bbox_obj": bbox_xywh(full_canvas, offset) if px_visib > 0 else [-1, -1, -1, -1],
+                "bbox_visib": bbox_xywh(visib) if px_visib > 0 else [-1, -1, -1, -1],
+                "px_count_all": px_all,
+                "px_count_valid": valid,
+                "px_count_visib": px_visib,
+                "visib_fract": float(px_visib / px_all) if px_all > 0 else 0.0,
+            }
+        )
+    return infos, fulls, visibs
+
+
 def compute_gt_info_and_masks(
     renderer,
     K,
@@ -124,54 +142,16 @@ def compute_gt_info_and_masks(
         renderer: a :class:`bopnp.render.Renderer` of the image size holding the instances' models.
         K: (3, 3) intrinsics.
         instances: N tuples ``(obj_id, R_m2c (3, 3), t_m2c (3,) mm)`` in ``scene_gt`` order.
-        depth_mm: (H, W) depth image of the scene, mm (0 = missing); None renders the scene of
+        depth_mm: (H, W) depth image of the scene, mm (0 = missing); None uses the depth of the scene of
             ``instances`` (synthetic data without sensor noise).
         delta_mm: visibility tolerance, mm (bop_toolkit: 15, ITODD 5).
-        visib_mode: 'bop19' (default) or 'bop18', see :func:`visible_mask`.
+        visib_mode: 'bop19' (default) or 'bop18', see :func:`bopnp.bop.visibility.visible_mask`.
     Returns:
         (infos, masks_full, masks_visib): N dicts with the keys of ``scene_gt_info.json`` (module
         docstring), and two (N, H, W) bool arrays for ``mask/`` and ``mask_visib/``.
     """
-    from bopnp.render.renderer import get_renderer
-
     K, depth_mm = _check_inputs(renderer, K, depth_mm, None)
-    W, H = renderer.width, renderer.height
-    n = len(instances)
-    if n == 0:
-        empty = np.zeros((0, H, W), bool)
-        return [], empty, empty.copy()
-    if depth_mm is None:
-        depth_mm = renderer.render(K, instances, full_masks=False).depth_mm
-    dist_scene = distance_image(depth_mm, K)
-    depths = renderer.render_depths(K, instances)
-
-    K_big = K.copy()
-    K_big[0, 2] += W
-    K_big[1, 2] += H
-    infos, fulls, visibs = [], np.zeros((n, H, W), bool), np.zeros((n, H, W), bool)
-    for i, (instance, depth_obj) in enumerate(zip(instances, depths)):
-        full = depth_obj > 0
-        visib = visible_mask(dist_scene, distance_image(depth_obj, K), delta_mm, visib_mode)
-        if _may_leave_image(renderer, K, instance, W, H):
-            big = get_renderer(3 * W, 3 * H)
-            big.add_model(instance[0], renderer.mesh(instance[0]))
-            full_canvas, offset = big.render_depths(K_big, [instance])[0] > 0, (W, H)
-        else:
-            full_canvas, offset = full, (0, 0)
-        px_all = int(full_canvas.sum())
-        px_visib = int(visib.sum())
-        infos.append(
-            {
-                "bbox_obj": bbox_xywh(full_canvas, offset) if px_visib > 0 else [-1, -1, -1, -1],
-                "bbox_visib": bbox_xywh(visib) if px_visib > 0 else [-1, -1, -1, -1],
-                "px_count_all": px_all,
-                "px_count_valid": int((dist_scene[full] > 0).sum()),
-                "px_count_visib": px_visib,
-                "visib_fract": float(px_visib / px_all) if px_all > 0 else 0.0,
-            }
-        )
-        fulls[i], visibs[i] = full, visib
-    return infos, fulls, visibs
+    return _gt_info_and_masks(renderer, K, instances, depth_mm, delta_mm, visib_mode)
 
 
 def compute_gt_info(
@@ -192,8 +172,8 @@ def compute_gt_info(
         N dicts: bbox_obj, bbox_visib ([x, y, w, h] ints), px_count_all, px_count_valid, px_count_visib
         (ints), visib_fract (float).
     """
-    _check_inputs(renderer, K, depth_mm, im_size)
-    return compute_gt_info_and_masks(renderer, K, instances, depth_mm, delta_mm=delta_mm, visib_mode=visib_mode)[0]
+    K, depth_mm = _check_inputs(renderer, K, depth_mm, im_size)
+    return _gt_info_and_masks(renderer, K, instances, depth_mm, delta_mm, visib_mode)[0]
 
 
 def compute_masks(
@@ -208,12 +188,7 @@ def compute_masks(
     """(masks_full, masks_visib), each (N, H, W) bool, for ``mask/`` and ``mask_visib/`` (bop_toolkit
     ``calc_gt_masks``); arguments as :func:`compute_gt_info_and_masks`, without the 3x canvas renders."""
     K, depth_mm = _check_inputs(renderer, K, depth_mm, None)
-    W, H = renderer.width, renderer.height
     if len(instances) == 0:
-        return np.zeros((0, H, W), bool), np.zeros((0, H, W), bool)
-    if depth_mm is None:
-        depth_mm = renderer.render(K, instances, full_masks=False).depth_mm
-    dist_scene = distance_image(depth_mm, K)
-    depths = renderer.render_depths(K, instances)
-    visib = np.stack([visible_mask(dist_scene, distance_image(d, K), delta_mm, visib_mode) for d in depths])
-    return depths > 0, visib
+        return np.zeros((0, renderer.height, renderer.width), bool), np.zeros((0, renderer.height, renderer.width), bool)
+    fulls, visibs, _ = _visible_masks(renderer, K, instances, depth_mm, delta_mm, visib_mode)
+    return fulls, visibs

@@ -8,7 +8,7 @@ import pytest
 from bopnp.bop.mesh import Mesh
 from bopnp.errors import ConfigError, ShapeError
 from bopnp.render import compute_gt_info, compute_gt_info_and_masks, compute_masks, get_renderer
-from bopnp.render.gt_info import bbox_xywh, distance_image, visible_mask
+from bopnp.render.gt_info import bbox_xywh
 
 W, H = 320, 240
 K = np.array([[410.0, 0.0, 151.37], [0.0, 380.0, 126.96], [0.0, 0.0, 1.0]])
@@ -118,22 +118,12 @@ def test_missing_sensor_depth_counts_as_visible_in_bop19_only(renderer):
     assert occluded["px_count_visib"] == full.sum() - (full[100:120, 120:130]).sum()
 
 
-def test_helpers_match_bop_toolkit_definitions():
-    K_ = np.array([[100.0, 0, 1.0], [0, 200.0, 2.0], [0, 0, 1]])
-    depth = np.zeros((3, 4), np.float32)
-    depth[0, 3] = 100.0  # pixel (u=3, v=0): x = (3-1)/100*100 = 2, y = (0-2)/200*100 = -1
-    np.testing.assert_allclose(distance_image(depth, K_)[0, 3], np.sqrt(4 + 1 + 100**2))
-    assert distance_image(depth, K_)[1, 1] == 0
-    d_obj = np.array([[0.0, 100.0, 100.0, 100.0]])
-    d_scene = np.array([[50.0, 85.0, 84.9, 0.0]])
-    np.testing.assert_array_equal(visible_mask(d_scene, d_obj, 15.0), [[False, True, False, True]])
-    np.testing.assert_array_equal(visible_mask(d_scene, d_obj, 15.0, "bop18"), [[False, True, False, False]])
+def test_bbox_matches_bop_toolkit_definition():
+    # distance images and visible masks: tests/bop/test_bop_visibility.py
     mask = np.zeros((5, 6), bool)
     mask[1, 2] = mask[3, 4] = True
     assert bbox_xywh(mask) == [2, 1, 2, 2]
     assert bbox_xywh(mask, (1, 1)) == [1, 0, 2, 2]
-    with pytest.raises(ConfigError, match="bop19"):
-        visible_mask(d_scene, d_obj, 15.0, "vsd")
 
 
 def test_bad_arguments_raise_typed_errors(renderer):
@@ -142,6 +132,11 @@ def test_bad_arguments_raise_typed_errors(renderer):
         compute_gt_info(renderer, K, scene, im_size=(640, 480))
     with pytest.raises(ShapeError, match="depth_mm"):
         compute_gt_info(renderer, K, scene, depth_mm=np.zeros((480, 640)))
+    # also when no instance is in the image (no visible mask is computed then)
+    behind = [(21, np.eye(3), np.array([0.0, 0.0, -300.0]))]
+    for instances in (scene, behind):
+        with pytest.raises(ConfigError, match="bop19"):
+            compute_gt_info(renderer, K, instances, visib_mode="vsd")
     assert compute_gt_info(renderer, K, []) == []
 
 

@@ -50,7 +50,6 @@ class _Header:
     fmt: str  # "ascii", "binary_little_endian" or "binary_big_endian"
     elements: list[_Element]
     texture_file: str | None
-    comments: list[str]
     data_offset: int
 
 
@@ -64,7 +63,7 @@ def _parse_header(data: bytes, path: Path) -> _Header:
     eol = data.find(b"\n", end)
     data_offset = len(data) if eol < 0 else eol + 1
     lines = data[:end].decode("ascii", errors="replace").replace("\r", "").split("\n")
-    fmt, elements, texture_file, comments = None, [], None, []
+    fmt, elements, texture_file = None, [], None
     for lineno, line in enumerate(lines[1:], start=2):
         words = line.split()
         if not words:
@@ -75,10 +74,8 @@ def _parse_header(data: bytes, path: Path) -> _Header:
                 raise fail(f"header line {lineno}: unknown format {' '.join(words[1:])!r}")
             fmt = words[1]
         elif key in ("comment", "obj_info"):
-            text = line.split(None, 1)[1] if len(words) > 1 else ""
-            comments.append(text)
             if len(words) >= 3 and words[1] == "TextureFile":
-                texture_file = text.split(None, 1)[1].strip()
+                texture_file = line.split(None, 2)[2].strip()
         elif key == "element":
             if len(words) != 3 or not words[2].isdigit():
                 raise fail(f"header line {lineno}: expected 'element NAME COUNT', got {line!r}")
@@ -98,7 +95,7 @@ def _parse_header(data: bytes, path: Path) -> _Header:
             raise fail(f"header line {lineno}: unknown keyword {key!r}")
     if fmt is None:
         raise fail("no 'format' line")
-    return _Header(fmt, elements, texture_file, comments, data_offset)
+    return _Header(fmt, elements, texture_file, data_offset)
 
 
 def _read_ascii(header: _Header, data: bytes, path: Path) -> dict[str, dict[str, np.ndarray | list]]:
@@ -240,25 +237,22 @@ def _binary_rows(el: _Element, data: bytes, off: int, bo: str, path: Path):
     return {p.name: (cols[p.name] if p.count_dtype else np.asarray(cols[p.name], p.dtype)) for p in el.properties}, pos - off
 
 
-def _triangulate(lists, path: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """(F, 3) triangles from a list property, fan-triangulating polygons; also the (F,) source row of each."""
+def _triangulate(lists, path: Path) -> np.ndarray:
+    """(F, 3) triangles from a list property, fan-triangulating polygons."""
     if isinstance(lists, np.ndarray):
         k = lists.shape[1]
         if k == 3:
-            return lists.astype(np.int64), np.arange(len(lists))
+            return lists.astype(np.int64)
         if k < 3:
             raise DatasetError(f"{path}: faces have {k} corners; a face needs at least 3")
         tris = [lists[:, [0, i, i + 1]] for i in range(1, k - 1)]
-        src = np.repeat(np.arange(len(lists))[None], k - 2, 0).T.reshape(-1)
-        return np.stack(tris, 1).reshape(-1, 3).astype(np.int64), src
-    tris, src = [], []
+        return np.stack(tris, 1).reshape(-1, 3).astype(np.int64)
+    tris = []
     for r, poly in enumerate(lists):
         if len(poly) < 3:
             raise DatasetError(f"{path}: face {r} has {len(poly)} corners; a face needs at least 3")
-        for i in range(1, len(poly) - 1):
-            tris.append((poly[0], poly[i], poly[i + 1]))
-            src.append(r)
-    return np.asarray(tris, np.int64).reshape(-1, 3), np.asarray(src, np.int64)
+        tris += [(poly[0], poly[i], poly[i + 1]) for i in range(1, len(poly) - 1)]
+    return np.asarray(tris, np.int64).reshape(-1, 3)
 
 
 def _read_texture(path: Path, name: str) -> np.ndarray:
@@ -327,11 +321,11 @@ def load_ply(path: str | os.PathLike, *, load_texture: bool = True) -> Mesh:
         if key is None and header.elements and any(e.name == "face" and e.count for e in header.elements):
             raise DatasetError(f"{path}: the 'face' element has no 'vertex_indices' list")
         if key is not None:
-            faces, src = _triangulate(face[key], path, key)
+            faces = _triangulate(face[key], path)
             if faces.size and (faces.min() < 0 or faces.max() >= n_vert):
                 raise DatasetError(f"{path}: face indices must lie in [0, {n_vert}) but span [{faces.min()}, {faces.max()}]; the file is corrupt")
             if "texcoord" in face:
-                face_uv = _corner_uv(face["texcoord"], face[key], src, path)
+                face_uv = _corner_uv(face["texcoord"], face[key], path)
 
     texture = None
     if header.texture_file is not None and load_texture:
@@ -343,7 +337,7 @@ def load_ply(path: str | os.PathLike, *, load_texture: bool = True) -> Mesh:
     )
 
 
-def _corner_uv(texcoord, indices, src: np.ndarray, path: Path) -> np.ndarray:
+def _corner_uv(texcoord, indices, path: Path) -> np.ndarray:
     """(F, 3, 2) per-corner uv of the triangulated faces from the per-polygon ``texcoord`` lists."""
     if isinstance(texcoord, np.ndarray) and isinstance(indices, np.ndarray):
         k = indices.shape[1]
@@ -363,7 +357,7 @@ def _corner_uv(texcoord, indices, src: np.ndarray, path: Path) -> np.ndarray:
     return np.asarray(out, np.float32).reshape(-1, 3, 2)
 
 
-def save_ply(path: str | os.PathLike, mesh: Mesh, *, binary: bool = False, comments: tuple[str, ...] = ()) -> None:
+def save_ply(path: str | os.PathLike, mesh: Mesh, *, binary: bool = False) -> None:
     """Write ``mesh`` as a PLY file (atomically), in the layout BOP uses.
 
     Writes vertex normals, colours and uv when the mesh has them, per-corner ``texcoord`` when it has
@@ -374,7 +368,6 @@ def save_ply(path: str | os.PathLike, mesh: Mesh, *, binary: bool = False, comme
         path: destination ``.ply``.
         mesh: the mesh (mm); not modified.
         binary: binary little-endian instead of ascii.
-        comments: extra header comments.
     """
     path = Path(path)
     texture_file = mesh.texture_file
@@ -400,7 +393,6 @@ def save_ply(path: str | os.PathLike, mesh: Mesh, *, binary: bool = False, comme
 
     type_name = {"f4": "float", "u1": "uchar", "i4": "int"}
     head = ["ply", f"format {'binary_little_endian' if binary else 'ascii'} 1.0"]
-    head += [f"comment {c}" for c in comments]
     if texture_file is not None:
         head.append(f"comment TextureFile {texture_file}")
     head.append(f"element vertex {n_vert}")

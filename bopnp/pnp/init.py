@@ -111,7 +111,8 @@ def _epnp(x: Tensor, un: Tensor, w: Tensor, evals: Tensor, evecs: Tensor) -> tup
     ib = torch.tensor([b for _, b in _PAIRS], device=x.device)
     dv = v[:, :, ia] - v[:, :, ib]  # (B, 4, 6, 3)
     rho = ((ctrl[:, ia] - ctrl[:, ib]) ** 2).sum(-1)  # (B, 6)
-    pk, pl, _ = _product_maps(dt, x.device)
+    maps = _product_maps(dt, x.device)
+    pk, pl, _ = maps
     L = (dv[:, pk] * dv[:, pl]).sum(-1).transpose(1, 2) * torch.where(pk == pl, 1.0, 2.0).to(dt)  # (B, 6, 10)
 
     def cols(names):
@@ -142,7 +143,7 @@ def _epnp(x: Tensor, un: Tensor, w: Tensor, evals: Tensor, evecs: Tensor) -> tup
     beta3 = torch.stack([s0, s1, s2, zeros], -1)
 
     # Gauss-Newton on the betas; tiny point sets (kernels of dimension up to 4) need more steps
-    beta = _refine_betas(torch.stack([beta1, beta2, beta3], 1), L, rho, iters=10 if N < 6 else 5)  # (B, 3, 4)
+    beta = _refine_betas(torch.stack([beta1, beta2, beta3], 1), L, rho, iters=10 if N < 6 else 5, maps=maps)
     cam_ctrl = torch.einsum("bak,bkci->baci", beta, v)  # (B, 3, 4, 3)
     # Rigid fit of the camera points P_i = sum_j alpha_ij C_j to the model points, without forming P: both sums it
     # needs are linear in the control points, sum_i w P_i x_i^T = sum_j C_j (sum_i w alpha_ij x_i)^T.
@@ -157,19 +158,30 @@ def _epnp(x: Tensor, un: Tensor, w: Tensor, evals: Tensor, evecs: Tensor) -> tup
 
 
 def _product_maps(dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
-    """Index maps of the products ``beta_k beta_l`` (k <= l) and the constant tensor of their derivatives."""
+    """Index maps of the products ``beta_k beta_l`` (k <= l) and the constant tensor of their derivatives.
+
+    Returns:
+        k, l: (10,) long, the factors of each product. G: (4, 10, 4), ``d prod_i / d beta_m = sum_j beta_j G[j, i, m]``.
+    """
     k = torch.tensor([a for a, _ in _PRODUCTS], device=device)
     l = torch.tensor([b for _, b in _PRODUCTS], device=device)
-    G = torch.zeros(4, len(_PRODUCTS), 4, dtype=dtype, device=device)  # d prod_i / d beta_m = sum_j beta_j G[j, i, m]
-    for i, (a, b) in enumerate(_PRODUCTS):
-        G[b, i, a] += 1
-        G[a, i, b] += 1
+    four = torch.arange(4, device=device)
+    ok = (k[:, None] == four).to(dtype)  # (10, 4) one-hot of k
+    ol = (l[:, None] == four).to(dtype)
+    # d(beta_k beta_l)/d beta_m = beta_l [m == k] + beta_k [m == l]
+    G = ol.T[:, :, None] * ok[None] + ok.T[:, :, None] * ol[None]
     return k, l, G
 
 
-def _refine_betas(beta: Tensor, L: Tensor, rho: Tensor, iters: int) -> Tensor:
-    """Gauss-Newton on the distance constraints ``L b(beta) = rho``. beta: (B, A, 4). L: (B, 6, 10). rho: (B, 6)."""
-    k, l, G = _product_maps(beta.dtype, beta.device)
+def _refine_betas(
+    beta: Tensor, L: Tensor, rho: Tensor, iters: int, maps: tuple[Tensor, Tensor, Tensor]
+) -> Tensor:
+    """Gauss-Newton on the distance constraints ``L b(beta) = rho``.
+
+    Args:
+        beta: (B, A, 4). L: (B, 6, 10). rho: (B, 6). maps: :func:`_product_maps`.
+    """
+    k, l, G = maps
     L = L.unsqueeze(1)
     rho = rho.unsqueeze(1)
     for _ in range(iters):

@@ -96,6 +96,18 @@ def pack_masks(mask_full: np.ndarray, mask_visib: np.ndarray, inside: np.ndarray
     )
 
 
+def unpack_masks(bits):
+    """The inverse of :func:`pack_masks`: (full, visible, inside) boolean masks from ``mask.npy`` bits
+    (a numpy array or a torch tensor; the masks are of the same kind).
+
+    Example:
+        >>> full, visib, inside = unpack_masks(pack_masks(np.array([True, True]), np.array([False, True]), np.array([True, False])))
+        >>> full.tolist(), visib.tolist(), inside.tolist()
+        ([True, True], [False, True], [True, False])
+    """
+    return (bits & MASK_FULL) > 0, (bits & MASK_VISIB) > 0, (bits & MASK_INSIDE) > 0
+
+
 @dataclass
 class ShardArrays:
     """The crops of one object in one scene, before they are written.
@@ -219,6 +231,41 @@ def read_shard(path: Path) -> Shard:
     return Shard(path=path, obj_id=int(index["obj_id"]), scene_id=int(index["scene_id"]), records=index["crops"])
 
 
+class CropIndex:
+    """The crops of one object in cache order (scene, then position in the shard): the records and the
+    stored arrays of each, without torch (:class:`bopnp.data.crops.CropDataset` wraps it).
+
+    Args:
+        shards: the object's shards (:func:`list_shards`).
+        min_visib_fract: keep only crops whose instance is at least this visible (BOP ``visib_fract``).
+    """
+
+    def __init__(self, shards: Sequence[Shard], min_visib_fract: float = 0.0):
+        self.shards = list(shards)
+        #: (shard index, crop index) of every kept crop
+        self.items: list[tuple[int, int]] = [
+            (s, i)
+            for s, shard in enumerate(self.shards)
+            for i, rec in enumerate(shard.records)
+            if float(rec["visib_fract"]) >= min_visib_fract
+        ]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def record(self, index: int) -> dict:
+        """The ``index.json`` record of crop ``index`` (no array is read)."""
+        s, i = self.items[index]
+        return self.shards[s].records[i]
+
+    def raw(self, index: int) -> dict[str, np.ndarray]:
+        """The stored arrays of crop ``index`` as numpy copies: rgb (S, S, 3) uint8, xyz (S, S, 3) float16,
+        mask (S, S) uint8 bits (:func:`unpack_masks`)."""
+        s, i = self.items[index]
+        shard = self.shards[s]
+        return {name: np.array(shard.array(name)[i]) for name in ("rgb", "xyz", "mask")}
+
+
 def _check_version(data: dict, path: Path) -> None:
     if data.get("format") != CACHE_FORMAT or data.get("version") != CACHE_VERSION:
         raise DatasetError(
@@ -273,6 +320,7 @@ __all__ = [
     "ARRAY_FILES",
     "CACHE_FORMAT",
     "CACHE_VERSION",
+    "CropIndex",
     "MASK_FULL",
     "MASK_INSIDE",
     "MASK_VISIB",
@@ -287,6 +335,7 @@ __all__ = [
     "read_shard",
     "remove_stale_temporaries",
     "scene_dir_name",
+    "unpack_masks",
     "write_cache_meta",
     "write_json_atomic",
     "write_object_meta",

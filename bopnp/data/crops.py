@@ -20,14 +20,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from bopnp.data.augment import BoxJitter
-from bopnp.data.cache import (
-    MASK_FULL,
-    MASK_INSIDE,
-    MASK_VISIB,
-    list_shards,
-    read_cache_meta,
-    read_object_meta,
-)
+from bopnp.data.cache import CropIndex, Shard, list_shards, read_cache_meta, read_object_meta, unpack_masks
 from bopnp.data.crop import crop_K, warp_crop
 from bopnp.errors import ConfigError, DatasetError
 
@@ -77,14 +70,7 @@ class CropDataset(Dataset):
         self.box_jitter = box_jitter
         if not 0.0 <= min_visib_fract <= 1.0:
             raise ConfigError(f"min_visib_fract must be in [0, 1], got {min_visib_fract}")
-        self.shards = list_shards(self.cache_dir, self.obj_id, scene_ids)
-        # (shard index, crop index) of every kept crop, in (scene, shard order)
-        self._items: list[tuple[int, int]] = [
-            (s, i)
-            for s, shard in enumerate(self.shards)
-            for i, rec in enumerate(shard.records)
-            if float(rec["visib_fract"]) >= min_visib_fract
-        ]
+        self.index = CropIndex(list_shards(self.cache_dir, self.obj_id, scene_ids), min_visib_fract)
 
     # -- object-level metadata -------------------------------------------------------------------
     @property
@@ -98,20 +84,21 @@ class CropDataset(Dataset):
         """(P, 4, 4) float32 discrete symmetry transforms of the object (identity first; t in mm)."""
         return torch.as_tensor(np.asarray(self.meta["symmetry_pool"], dtype=np.float32).reshape(-1, 4, 4))
 
+    @property
+    def shards(self) -> list[Shard]:
+        """The object's shards (of the chosen scenes), by scene id."""
+        return self.index.shards
+
     def record(self, index: int) -> dict:
         """The ``index.json`` record of item ``index`` (no array is read)."""
-        s, i = self._items[index]
-        return self.shards[s].records[i]
+        return self.index.record(index)
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self.index)
 
     def raw(self, index: int) -> dict[str, np.ndarray]:
-        """The stored arrays of item ``index`` as numpy copies: rgb (S, S, 3) uint8, xyz (S, S, 3) float16,
-        mask (S, S) uint8 bits; no transform."""
-        s, i = self._items[index]
-        shard = self.shards[s]
-        return {name: np.array(shard.array(name)[i]) for name in ("rgb", "xyz", "mask")}
+        """The stored arrays of item ``index`` as numpy copies (see :meth:`CropIndex.raw`); no transform."""
+        return self.index.raw(index)
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         if not -len(self) <= index < len(self):
@@ -130,13 +117,13 @@ class CropDataset(Dataset):
 
             image = self.image_transform(tv_tensors.Image(image)).as_subclass(Tensor)
         f32 = lambda key: torch.as_tensor(np.asarray(rec[key], dtype=np.float32))  # noqa: E731
-        mask_t = torch.from_numpy(np.ascontiguousarray(mask))
+        mask_full, mask_visib, mask_inside = unpack_masks(torch.from_numpy(np.ascontiguousarray(mask)))
         return {
             "image": image,
             "xyz": torch.from_numpy(np.ascontiguousarray(xyz)).permute(2, 0, 1).contiguous(),
-            "mask_full": (mask_t & MASK_FULL) > 0,
-            "mask_visib": (mask_t & MASK_VISIB) > 0,
-            "mask_inside": (mask_t & MASK_INSIDE) > 0,
+            "mask_full": mask_full,
+            "mask_visib": mask_visib,
+            "mask_inside": mask_inside,
             "K": torch.as_tensor(K, dtype=torch.float32),
             "box_xyxy": torch.as_tensor(box, dtype=torch.float32),
             "R_m2c": f32("R_m2c"),

@@ -54,24 +54,6 @@ def crop_panels(rgb: np.ndarray, xyz: np.ndarray, mask_full: np.ndarray, mask_vi
     return out
 
 
-class _Crops:
-    """The crops of one object in cache order (scene, then index in the shard), as CropDataset lists them."""
-
-    def __init__(self, shards):
-        self.items = [(shard, i) for shard in shards for i in range(len(shard))]
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def record(self, index: int) -> dict:
-        shard, i = self.items[index]
-        return shard.records[i]
-
-    def raw(self, index: int) -> dict[str, np.ndarray]:
-        shard, i = self.items[index]
-        return {name: np.array(shard.array(name)[i]) for name in ("rgb", "xyz", "mask")}
-
-
 def _spread(n: int, k: int) -> list[int]:
     if n <= k:
         return list(range(n))
@@ -92,7 +74,7 @@ def crops_preview(cache_dir: str | os.PathLike, per_object: int = 8, panel: int 
         DatasetError: no cache there (the message says to run ``bopnp prepare``), or it holds no crop.
     """
     # the cache's own readers (as CropDataset uses them), without torch: a preview costs no torch import
-    from bopnp.data.cache import MASK_FULL, MASK_INSIDE, MASK_VISIB, list_shards, read_cache_meta
+    from bopnp.data.cache import CropIndex, list_shards, read_cache_meta, unpack_masks
 
     cache_dir = Path(cache_dir)
     if per_object < 1:
@@ -101,7 +83,7 @@ def crops_preview(cache_dir: str | os.PathLike, per_object: int = 8, panel: int 
         name = cache_dir.parent.parent.name if cache_dir.parent.name == "crops" else "NAME"
         raise DatasetError(f"{cache_dir} holds no crop cache (no cache.json): run `bopnp prepare {name}` first")
     meta = read_cache_meta(cache_dir)
-    datasets = {int(o): _Crops(list_shards(cache_dir, int(o))) for o in meta["objects"]}
+    datasets = {int(o): CropIndex(list_shards(cache_dir, int(o))) for o in meta["objects"]}
     if not any(len(d) for d in datasets.values()):
         raise DatasetError(f"{cache_dir}: the cache holds no crop yet; run `bopnp prepare {meta.get('dataset', 'NAME')}` to (finish) preparing it")
     label_w = max(text_box_size(f"obj {o}", text_size + 4)[0] for o in datasets) + 16
@@ -119,8 +101,7 @@ def crops_preview(cache_dir: str | os.PathLike, per_object: int = 8, panel: int 
         for k, index in enumerate(picks):
             raw = ds.raw(index)
             rec = ds.record(index)
-            bits = raw["mask"]
-            blk = crop_panels(raw["rgb"], raw["xyz"].astype(np.float32), (bits & MASK_FULL) > 0, (bits & MASK_VISIB) > 0, (bits & MASK_INSIDE) > 0)
+            blk = crop_panels(raw["rgb"], raw["xyz"].astype(np.float32), *unpack_masks(raw["mask"]))
             if blk.shape[1] != block:
                 blk = resize_to_width(blk, block, nearest=blk.shape[1] < block)[:block, :block]
             x = label_w + k * (block + 10)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from bopnp.bop.atomic import write_bytes_atomic
+from bopnp.bop.images import save_image
 from bopnp.bop.mesh import Mesh
 from bopnp.errors import DatasetError
 
@@ -436,9 +437,4 @@ def save_ply(path: str | os.PathLike, mesh: Mesh, *, binary: bool = False) -> No
     write_bytes_atomic(path, buf.getvalue())
 
     if mesh.texture is not None:
-        import cv2
-
-        ok, png = cv2.imencode(Path(texture_file).suffix or ".png", np.ascontiguousarray(np.asarray(mesh.texture)[:, :, ::-1]))
-        if not ok:
-            raise DatasetError(f"cannot encode the texture of {path} as {texture_file}")
-        write_bytes_atomic(path.parent / texture_file, png.tobytes())
+        save_image(path.parent / texture_file, mesh.texture)

@@ -57,13 +57,8 @@ def _check_inputs(renderer, K, depth_mm, im_size):
 def _may_leave_image(renderer, K: np.ndarray, instance, width: int, height: int) -> bool:
     """False when no pixel centre outside the image can be covered (conservative projected box)."""
     obj_id, R, t = instance
-    centre, half = renderer.xyz_normalization(obj_id)
-    signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], np.float64)
-    x_c = (centre + signs * half) @ np.asarray(R, np.float64).T + np.asarray(t, np.float64).reshape(3)
-    if np.any(x_c[:, 2] <= 1e-3):
-        return True
-    uv = (x_c @ K.T)[:, :2] / x_c[:, 2:]
-    return bool(uv[:, 0].min() <= -1 or uv[:, 1].min() <= -1 or uv[:, 0].max() >= width or uv[:, 1].max() >= height)
+    box = renderer.projected_box(K, obj_id, R, t, 1e-3)
+    return box is None or bool(box[0] <= -1 or box[1] <= -1 or box[2] >= width or box[3] >= height)
 
 
 def _visible_masks(renderer, K: np.ndarray, instances: Sequence, depth_mm: np.ndarray | None, delta_mm: float, visib_mode: str):

@@ -64,6 +64,8 @@ NEAR_MIN_MM = 1.0
 _BITS_PER_PASS = 128
 #: most instances render_depths draws into the layers of one array texture before reading it back
 _MAX_LAYERS = 16
+#: the 8 corners of a box as signs of its half extent about its centre
+_BOX_CORNER_SIGNS = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], np.float64)
 
 Instance = tuple  # (obj_id, R_m2c (3, 3), t_m2c (3,) mm)
 
@@ -267,6 +269,23 @@ class Renderer:
     def mesh(self, obj_id: int) -> Mesh:
         """The mesh added as ``obj_id``."""
         return self._model(obj_id).mesh
+
+    def projected_box(self, K: np.ndarray, obj_id: int, R, t, min_z_mm: float) -> np.ndarray | None:
+        """(u_min, v_min, u_max, v_max) of the projected corners of the model's bounding box under pose
+        (R, t): a conservative box of its silhouette, pixels. None when a corner lies at z <= ``min_z_mm``.
+
+        Args:
+            K: (3, 3) float64 intrinsics.
+            obj_id: an added model.
+            R, t: (3, 3) model-to-camera rotation and (3,) translation, mm.
+            min_z_mm: the box is only defined when every corner lies beyond this depth, mm.
+        """
+        model = self._model(obj_id)
+        x_c = (model.centre_mm + _BOX_CORNER_SIGNS * model.half_extent_mm) @ _numpy(R).T + _numpy(t).reshape(3)
+        if np.any(x_c[:, 2] <= min_z_mm):
+            return None
+        uv = (x_c @ K.T)[:, :2] / x_c[:, 2:]
+        return np.array([uv[:, 0].min(), uv[:, 1].min(), uv[:, 0].max(), uv[:, 1].max()])
 
     def xyz_normalization(self, obj_id: int) -> tuple[np.ndarray, np.ndarray]:
         """(centre_mm (3,), half_extent_mm (3,)) with ``xyz_norm = (xyz_mm - centre_mm) / half_extent_mm``."""
@@ -565,14 +584,10 @@ class Renderer:
             return []
         rects = np.empty((n, 4))
         for i, (obj_id, T) in enumerate(zip(obj_ids, poses)):
-            model = self._models[obj_id]
-            signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], np.float64)
-            corners = model.centre_mm + signs * model.half_extent_mm
-            x_c = corners @ T[:3, :3].T + T[:3, 3]
-            if np.any(x_c[:, 2] <= near + 1.0):
+            box = self.projected_box(K, obj_id, T[:3, :3], T[:3, 3], near + 1.0)
+            if box is None:
                 return list(range(n))
-            uv = (x_c @ K.T)[:, :2] / x_c[:, 2:3]
-            rects[i] = [uv[:, 0].min() - 1, uv[:, 1].min() - 1, uv[:, 0].max() + 1, uv[:, 1].max() + 1]
+            rects[i] = box + [-1, -1, 1, 1]
         overlap = (
             (rects[:, None, 0] <= rects[None, :, 2]) & (rects[None, :, 0] <= rects[:, None, 2])
             & (rects[:, None, 1] <= rects[None, :, 3]) & (rects[None, :, 1] <= rects[:, None, 3])

@@ -23,13 +23,12 @@ def default_tol(dtype: torch.dtype) -> float:
 
 @dataclass
 class LMResult:
-    """R: (B, 3, 3). t: (B, 3) mm. cost: (B,) px^2. iterations: (B,) int. converged: (B,) bool."""
+    """R: (B, 3, 3). t: (B, 3) mm. cost: (B,) px^2. iterations: (B,) int."""
 
     R: Tensor
     t: Tensor
     cost: Tensor
     iterations: Tensor
-    converged: Tensor
 
 
 def _scaled_solve(H: Tensor, g: Tensor, mu: Tensor) -> tuple[Tensor, Tensor]:
@@ -71,7 +70,6 @@ def levenberg_marquardt(
     *,
     max_iters: int = 30,
     tol: float | None = None,
-    active: Tensor | None = None,
     check_every: int | None = None,
 ) -> LMResult:
     """Minimise ``E(R, t)`` from an initial pose, all items at once.
@@ -81,7 +79,6 @@ def levenberg_marquardt(
         x: (B, 3, N) model points, mm (centred on their centroid for good conditioning).
         A: (B, 2, 2) ``K[:2, :2]``. c: (B, 2) ``K[:2, 2]``. u: (B, 2, N) px. w: (B, N) weights >= 0.
         max_iters: iteration cap. tol: step tolerance (:func:`default_tol` when None).
-        active: (B,) bool, items to optimise (others are returned unchanged, with 0 iterations).
         check_every: iterations between early-stop checks (1 on CPU, 4 on CUDA when None).
     Returns:
         :class:`LMResult`.
@@ -91,17 +88,15 @@ def levenberg_marquardt(
     tol = default_tol(dt) if tol is None else tol
     if check_every is None:
         check_every = 1 if R.device.type == "cpu" else 4
-    active = torch.ones(B, dtype=torch.bool, device=R.device) if active is None else active.clone()
     pt = obj.point_terms(R, t, x, A, c, u, w)
     E = obj.cost(pt)
     g, H = obj.gauss_newton_system(pt, A)
-    bad = ~(torch.isfinite(E) & torch.isfinite(g).all(-1) & torch.isfinite(H).flatten(1).all(-1))
-    active = active & ~bad
+    # items with a non-finite start are returned unchanged, with 0 iterations
+    active = torch.isfinite(E) & torch.isfinite(g).all(-1) & torch.isfinite(H).flatten(1).all(-1)
     usize = (u * u).sum(1).sqrt() + c.norm(dim=-1, keepdim=True)
     noise = _cost_noise(pt, usize)
     mu = torch.full((B,), 1e-3, dtype=dt, device=R.device)
     iters = torch.zeros(B, dtype=torch.long, device=R.device)
-    converged = torch.zeros(B, dtype=torch.bool, device=R.device)
     tscale = (x * x).sum(1).amax(-1).sqrt()  # (B,) size of the model, mm
     for it in range(max_iters):
         d, ok = _scaled_solve(H, g, mu)
@@ -128,11 +123,10 @@ def levenberg_marquardt(
         H = torch.where(a3, H_new, H)
         mu = torch.where(accept, (mu / 10).clamp_min(1e-12), mu * 10)
         iters = iters + active.long()
-        converged = converged | done
         active = active & ~done
         if (it + 1) % check_every == 0 and not bool(active.any()):
             break
-    return LMResult(R=R, t=t, cost=E, iterations=iters, converged=converged)
+    return LMResult(R=R, t=t, cost=E, iterations=iters)
 
 
 __all__ = ["levenberg_marquardt", "LMResult", "default_tol"]

@@ -78,9 +78,10 @@ def _check_csv_dataset(csv: Path, name: str, split: str | None) -> str | None:
 
 
 def _crops_split(bop_path: Path, name: str, split: str | None) -> str:
+    from bopnp.data.cache import cache_dir_for
     from bopnp.errors import DatasetError
 
-    root = Path(bop_path) / name / "crops"
+    root = cache_dir_for(bop_path, name)
     if split is not None:
         return split
     prepared = sorted(p.name for p in root.iterdir() if (p / "cache.json").is_file()) if root.is_dir() else []
@@ -130,10 +131,11 @@ def viz(name, bop_path, split, n_images, scenes, ims, results, crops, per_object
     if crops and (results is not None or scenes or ims):
         raise click.UsageError("--crops draws the prepared crops: leave out --results, --scene and --im")
     if crops:
+        from bopnp.data.cache import cache_dir_for
         from bopnp.viz import crops_preview, save_png
 
         split = _crops_split(bop_path, name, split)
-        picture = crops_preview(Path(bop_path) / name / "crops" / split, per_object=per_object)
+        picture = crops_preview(cache_dir_for(bop_path, name, split), per_object=per_object)
         path = save_png(out or default_out(name, split, None, True, None, ()), picture)
         click.echo(f"{path}  ({picture.shape[1]}x{picture.shape[0]})")
         return

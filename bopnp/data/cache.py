@@ -65,6 +65,13 @@ ARRAY_FILES = ("rgb.npy", "xyz.npy", "mask.npy")
 REBUILD_HINT = "rebuild the cache with `bopnp prepare NAME --overwrite`"
 
 
+def cache_dir_for(bop_path: str | os.PathLike, name: str, split: str | None = None) -> Path:
+    """Where ``bopnp prepare`` writes the crop cache of a dataset split, ``BOP_PATH/NAME/crops/SPLIT``
+    (without a split: the folder holding the caches of every split)."""
+    root = Path(bop_path) / name / "crops"
+    return root if split is None else root / split
+
+
 def obj_dir_name(obj_id: int) -> str:
     return f"obj_{int(obj_id):06d}"
 
@@ -146,9 +153,8 @@ def write_shard(obj_dir: Path, scene_id: int, obj_id: int, arrays: ShardArrays) 
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=obj_dir))
     tmp.chmod(DIR_MODE)  # mkdtemp makes it private; the shard it becomes is not
     try:
-        np.save(tmp / "rgb.npy", np.ascontiguousarray(arrays.rgb))
-        np.save(tmp / "xyz.npy", np.ascontiguousarray(arrays.xyz))
-        np.save(tmp / "mask.npy", np.ascontiguousarray(arrays.mask))
+        for file in ARRAY_FILES:
+            np.save(tmp / file, np.ascontiguousarray(getattr(arrays, file.removesuffix(".npy"))))
         index = {
             "format": CACHE_FORMAT,
             "version": CACHE_VERSION,
@@ -326,6 +332,7 @@ __all__ = [
     "MASK_VISIB",
     "REBUILD_HINT",
     "Shard",
+    "cache_dir_for",
     "ShardArrays",
     "list_shards",
     "obj_dir_name",

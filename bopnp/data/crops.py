@@ -149,11 +149,6 @@ class CropDataset(Dataset):
         return rgb, xyz, mask, K, box
 
 
-def cache_dir_for(bop_path: str | Path, name: str, split: str) -> Path:
-    """Where ``bopnp prepare`` writes the crop cache of a dataset split."""
-    return Path(bop_path) / name / "crops" / split
-
-
 def open_crop_datasets(cache_dir: str | Path, obj_ids: Sequence[int] | None = None, **kwargs) -> dict[int, CropDataset]:
     """One :class:`CropDataset` per object of a cache (all objects of ``cache.json`` by default)."""
     meta = read_cache_meta(Path(cache_dir))
@@ -164,4 +159,4 @@ def open_crop_datasets(cache_dir: str | Path, obj_ids: Sequence[int] | None = No
     return {int(o): CropDataset(cache_dir, int(o), **kwargs) for o in ids}
 
 
-__all__ = ["CropDataset", "cache_dir_for", "open_crop_datasets"]
+__all__ = ["CropDataset", "open_crop_datasets"]

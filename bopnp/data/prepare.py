@@ -42,6 +42,7 @@ from bopnp.bop.annotations import read_json
 from bopnp.data.cache import (
     REBUILD_HINT,
     ShardArrays,
+    cache_dir_for,
     obj_dir_name,
     pack_masks,
     remove_stale_temporaries,
@@ -195,11 +196,6 @@ def resolve_split(dataset_dir: Path, split: str | None) -> str:
     raise DatasetError(f"{dataset_dir} has no training split ({', '.join(DEFAULT_SPLITS)}); its folders are {present}: pass --split")
 
 
-def scene_ids_of(split_dir: Path) -> list[int]:
-    """Scene ids of a split folder (its six-digit subfolders), sorted."""
-    return sorted(int(p.name) for p in Path(split_dir).iterdir() if p.is_dir() and p.name.isdigit())
-
-
 def marker_path(cache_dir: Path, scene_id: int) -> Path:
     return Path(cache_dir) / "scenes" / f"{scene_dir_name(scene_id)}.json"
 
@@ -238,7 +234,7 @@ def prepare(config: PrepareConfig, progress: bool = True) -> PrepareSummary:
     if unknown:
         raise ConfigError(f"--objects {unknown} not in {dataset.models_info_path} (objects: {sorted(infos)})")
 
-    cache_dir = ds_dir / "crops" / split
+    cache_dir = cache_dir_for(config.bop_path, config.name, split)
     settings = config.cache_settings(split, objects)
     _open_cache(cache_dir, settings, config.overwrite)
     _write_object_metas(cache_dir, dataset, objects, config.crop_size)
@@ -650,4 +646,4 @@ class _Skip(Exception):
             raise cls(path, reason) from None
 
 
-__all__ = ["DEFAULT_SPLITS", "PrepareConfig", "PrepareSummary", "marker_path", "prepare", "resolve_split", "scene_ids_of"]
+__all__ = ["DEFAULT_SPLITS", "PrepareConfig", "PrepareSummary", "marker_path", "prepare", "resolve_split"]

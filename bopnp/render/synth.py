@@ -332,7 +332,8 @@ class ImageMaker:
             the image's record: json fragments ``scene_gt``, ``scene_gt_info`` (lists, gt_id order) and
             ``scene_camera`` (dict), as they appear under the image's key in the scene files.
         """
-        from bopnp.bop.io import save_depth, save_image, save_mask
+        from bopnp.bop.annotations import scene_camera_to_json, scene_gt_to_json
+        from bopnp.bop.io import GtPose, ImageCamera, save_depth, save_image, save_mask
         from bopnp.render import Lighting
         from bopnp.render.gt_info import compute_gt_info_and_masks
         from bopnp.render.synth_background import random_background
@@ -365,25 +366,12 @@ class ImageMaker:
         for gt_id, (mask_full, mask_visib) in enumerate(zip(masks_full, masks_visib)):
             save_mask(scene_dir / "mask" / f"{im_id:06d}_{gt_id:06d}.png", mask_full)
             save_mask(scene_dir / "mask_visib" / f"{im_id:06d}_{gt_id:06d}.png", mask_visib)
+        key = str(im_id)
         return {
-            "scene_gt": [
-                {"cam_R_m2c": p.R_m2c.reshape(9).tolist(), "cam_t_m2c": p.t_m2c.reshape(3).tolist(), "obj_id": int(p.obj_id)}
-                for p in gts
-            ],
-            "scene_gt_info": [_json_info(info) for info in infos],
-            "scene_camera": {"cam_K": K.reshape(9).tolist(), "depth_scale": float(cfg.depth_scale)},
+            "scene_gt": scene_gt_to_json({key: [GtPose(p.obj_id, p.R_m2c, p.t_m2c) for p in gts]})[key],
+            "scene_gt_info": infos,
+            "scene_camera": scene_camera_to_json({key: ImageCamera(K=K, depth_scale=cfg.depth_scale)})[key],
         }
-
-
-def _json_info(info: dict) -> dict:
-    return {
-        "bbox_obj": [int(v) for v in info["bbox_obj"]],
-        "bbox_visib": [int(v) for v in info["bbox_visib"]],
-        "px_count_all": int(info["px_count_all"]),
-        "px_count_valid": int(info["px_count_valid"]),
-        "px_count_visib": int(info["px_count_visib"]),
-        "visib_fract": float(info["visib_fract"]),
-    }
 
 
 # ------------------------------------------------------------------------------------ worker processes

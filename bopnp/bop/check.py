@@ -118,6 +118,11 @@ class _Checker:
     def add(self, path: Path | str, fld: str, msg: str) -> None:
         self.report.problems.append(problem(self.rel(path) if isinstance(path, Path) else path, fld, msg))
 
+    def add_error(self, path: Path, exc: DatasetError) -> None:
+        """A loader's error as a problem of ``path``: its message without the leading path."""
+        msg = str(exc)
+        self.add(path, "", msg.split(": ", 1)[1] if msg.startswith(f"{path}: ") else msg)
+
     def note(self, msg: str) -> None:
         self.report.notes.append(msg)
 
@@ -129,8 +134,7 @@ class _Checker:
         try:
             return ann.read_json(path)
         except DatasetError as exc:
-            msg = str(exc)
-            self.add(path, "", msg.split(": ", 1)[1] if msg.startswith(str(path)) else msg)
+            self.add_error(path, exc)
             return None
 
     # camera and models -------------------------------------------------------
@@ -165,8 +169,7 @@ class _Checker:
         try:
             mesh = load_ply(path, load_texture=True)
         except DatasetError as exc:
-            msg = str(exc)
-            self.add(path, "", msg.split(": ", 1)[1] if msg.startswith(str(path)) else msg)
+            self.add_error(path, exc)
             return
         self.report.counts["models" if not eval_model else "eval models"] += 1
         if len(mesh.faces) == 0:
@@ -318,7 +321,7 @@ class _Checker:
                     size = image_size(img_path)
                     self.report.counts["image files"] += 1
                 except DatasetError as exc:
-                    self.add(img_path, "", str(exc).split(": ", 1)[-1])
+                    self.add_error(img_path, exc)
                 if size is not None:
                     if expected is None:
                         expected, size_src = size, self.rel(img_path)
@@ -338,7 +341,7 @@ class _Checker:
                         if ref is not None and dsize != ref:
                             self.add(dpath, "size", f"{dsize[0]}x{dsize[1]} but the image is {ref[0]}x{ref[1]}")
                     except DatasetError as exc:
-                        self.add(dpath, "", str(exc).split(": ", 1)[-1])
+                        self.add_error(dpath, exc)
             for mask_dir in mask_dirs:
                 im_infos = infos.get(im_id, [])
                 for gt_id in range(len(gts.get(im_id, []))):
@@ -358,7 +361,7 @@ class _Checker:
         try:
             mask = load_mask(path)
         except DatasetError as exc:
-            self.add(path, "", str(exc).split(": ", 1)[-1])
+            self.add_error(path, exc)
             return
         self.report.counts["masks"] += 1
         if size is not None and (mask.shape[1], mask.shape[0]) != size:

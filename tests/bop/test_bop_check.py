@@ -68,6 +68,22 @@ def test_slightly_off_rotations_are_a_note(tiny_root):
     assert "test/000001/scene_gt.json: annotated rotations deviate from orthonormal by up to 0.01 (accepted below 0.05)" in report.notes
 
 
+def test_unreadable_files_are_problems_without_the_path_twice(tiny_root):
+    scene = tiny_root / "test" / "000001"
+    for junk in ("rgb/000000.png", "depth/000000.png", "mask_visib/000000_000000.png"):
+        (scene / junk).write_bytes(b"junk")
+    (scene / "scene_gt_info.json").write_text("{")
+    (tiny_root / "models" / "obj_000001.ply").write_bytes(b"ply\nformat foo\nend_header\n")
+    problems = check_dataset(tiny_root, None, QUIET).problems
+    assert [p.split(" (")[0] for p in problems] == [
+        "models/obj_000001.ply: not a readable PLY file: header line 2: unknown format 'foo'; re-export it",
+        "test/000001/scene_gt_info.json: invalid json at line 1, column 2: Expecting property name enclosed in double quotes; fix the file or re-download it",
+        "test/000001/rgb/000000.png: not a readable image",
+        "test/000001/depth/000000.png: not a readable image",
+        "test/000001/mask_visib/000000_000000.png: cannot decode the image",
+    ]
+
+
 @pytest.mark.parametrize("mode", ["present", "none"])
 def test_missing_images_are_problems_unless_asked_otherwise(tiny_root, mode):
     (tiny_root / "test" / "000001" / "rgb" / "000001.png").unlink()

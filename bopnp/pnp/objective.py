@@ -118,15 +118,15 @@ def _weighted_gram(J: Tensor, w: Tensor) -> Tensor:
     return Jw @ Jf.transpose(1, 2)
 
 
-def gauss_newton_system(pt: PointTerms, A: Tensor, J: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def gauss_newton_system(pt: PointTerms, A: Tensor) -> tuple[Tensor, Tensor]:
     """Gradient and Gauss-Newton approximation of the Hessian of ``E``.
 
     Args:
-        pt: terms at the pose. A: (B, 2, 2). J: (B, 6, 2, N) from :func:`jacobian` if already computed.
+        pt: terms at the pose. A: (B, 2, 2).
     Returns:
         g: (B, 6) ``dE/dy``. H: (B, 6, 6) ``2 sum_i w_i J_i^T J_i``.
     """
-    J = jacobian(pt, A) if J is None else J
+    J = jacobian(pt, A)
     B = J.shape[0]
     wr = (pt.w.unsqueeze(1) * pt.r).reshape(B, -1, 1)
     g = 2 * (J.reshape(B, 6, -1) @ wr).squeeze(-1)
@@ -153,19 +153,18 @@ def _S_times(pt: PointTerms, a: Tensor, an: Tensor, v: Tensor) -> Tensor:
     return torch.stack([-a1 * v2, -a2 * v2, -a1 * v0 - a2 * v1 + 2 * an * v2], 1) * z2.unsqueeze(1)
 
 
-def true_hessian(pt: PointTerms, A: Tensor, J: Tensor | None = None) -> Tensor:
+def true_hessian(pt: PointTerms, A: Tensor) -> Tensor:
     """Exact Hessian of ``E`` with respect to the local pose coordinates ``(phi, t)`` at 0.
 
     Unlike the Gauss-Newton matrix it keeps the terms ``r_k d^2 r_k / dy^2`` (of the projection and of the rotation
     map), which do not vanish when the residuals are nonzero.
 
     Args:
-        pt: terms at the pose. A: (B, 2, 2). J: (B, 6, 2, N) from :func:`jacobian` if already computed.
+        pt: terms at the pose. A: (B, 2, 2).
     Returns:
         (B, 6, 6), symmetric.
     """
-    J = jacobian(pt, A) if J is None else J
-    H = _weighted_gram(J, pt.w)
+    H = _weighted_gram(jacobian(pt, A), pt.w)
     a, an, g3 = _second_order(pt, A)
     # B^T S B with B = dX/dy = [-[p]x, I] (rows b0, b1, b2) and S sparse equals v b2^T + b2 v^T,
     # v = s02 b0 + s12 b1 + s22 / 2 b2 with s02 = -a1 zinv^2, s12 = -a2 zinv^2, s22 = 2 a.n zinv^2.

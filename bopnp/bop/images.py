@@ -10,7 +10,7 @@ import numpy as np
 
 from bopnp.bop.atomic import write_bytes_atomic
 from bopnp.checks import check_shape
-from bopnp.errors import DatasetError
+from bopnp.errors import DatasetError, ShapeError
 
 
 def _cv2():
@@ -48,6 +48,25 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
             img = (img >> 8).astype(np.uint8)
         return np.ascontiguousarray(img)
     return img
+
+
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of a colour or gray image as :func:`load_image` returns it (uint8, or uint16
+    scaled down by 256); always a new array.
+
+    >>> as_rgb(np.full((1, 2), 513, np.uint16)).tolist()
+    [[[2, 2, 2], [2, 2, 2]]]
+    """
+    image = np.asarray(image)
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    if image.dtype != np.uint8:
+        raise ShapeError(f"image: expected uint8 (or uint16 gray), got {image.dtype}")
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ShapeError(f"image: expected (H, W, 3) uint8 RGB, got {image.dtype} {image.shape}")
+    return image.copy()
 
 
 def save_image(path: str | os.PathLike, image: np.ndarray, jpg_quality: int = 95) -> None:

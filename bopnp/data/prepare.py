@@ -541,7 +541,7 @@ class _WorkerState:
         Raises:
             _Skip: the image or one of its masks is missing or corrupt (the image is skipped).
         """
-        from bopnp.bop.images import load_image, load_mask
+        from bopnp.bop.images import as_rgb, load_image, load_mask
 
         task, ds = self.task, self.dataset
         chosen = [
@@ -554,9 +554,7 @@ class _WorkerState:
         path = ds.image_path(scene_id, im_id)
         if not path.is_file():
             raise _Skip(path, "not found (no rgb or gray image of this id)")
-        image = _Skip.guard(path, load_image)
-        if image.ndim == 2:
-            image = np.repeat((image >> 8 if image.dtype == np.uint16 else image).astype(np.uint8)[..., None], 3, axis=2)
+        image = as_rgb(_Skip.guard(path, load_image))
         H, W = image.shape[:2]
 
         visib_masks: dict[int, np.ndarray] = {}

@@ -18,10 +18,10 @@ from bopnp.viz.colors import (
     object_color,
     xyz_to_rgb,
 )
+from bopnp.bop.images import as_rgb
 from bopnp.viz.crops import crop_panels, crops_preview
 from bopnp.viz.draw import (
     BOX_EDGES,
-    as_rgb,
     box3d_corners,
     draw_pose,
     draw_segments_3d,

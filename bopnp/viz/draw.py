@@ -39,18 +39,6 @@ def _rgb_image(image: np.ndarray, name: str = "image") -> np.ndarray:
     return image
 
 
-def as_rgb(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 RGB of a colour or gray image (uint8, or uint16 scaled down by 256)."""
-    image = np.asarray(image)
-    if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
-    if image.dtype != np.uint8:
-        raise ShapeError(f"image: expected uint8 (or uint16 gray), got {image.dtype}")
-    if image.ndim == 2:
-        return np.repeat(image[:, :, None], 3, axis=2)
-    return _rgb_image(image).copy()
-
-
 # ------------------------------------------------------------------------------------------- masks
 
 

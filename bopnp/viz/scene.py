@@ -18,10 +18,11 @@ from typing import Sequence
 import numpy as np
 
 from bopnp.bop.dataset import BopDataset
+from bopnp.bop.images import as_rgb
 from bopnp.bop.records import ModelInfo, PoseEstimate
 from bopnp.errors import ConfigError, DatasetError, RenderError, ResultsFormatError
 from bopnp.viz.colors import EST_COLOR, GT_COLOR, RGB, object_color, text_color_on
-from bopnp.viz.draw import NEAR_MM, as_rgb, draw_pose, overlay_mask, project
+from bopnp.viz.draw import NEAR_MM, draw_pose, overlay_mask, project
 from bopnp.viz.grid import tile, with_legend
 from bopnp.viz.text import draw_text, text_box_size
 

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
+from bopnp.bop.images import as_rgb
 from bopnp.errors import ShapeError
 from bopnp.geometry import axis_angle_to_matrix, project_points, transform_points
 from bopnp.viz.draw import (
     AXIS_COLORS,
     BOX_EDGES,
-    as_rgb,
     box3d_corners,
     draw_pose,
     draw_segments_3d,

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -45,6 +46,7 @@ IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 MODALITIES = ("rgb", "gray")
 _SPLIT_RE = re.compile(r"^(train|val|test)(_[A-Za-z0-9]+)*$")
 _SCENE_RE = re.compile(r"^\d{6}$")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, eq=False)
@@ -221,14 +223,23 @@ class BopDataset:
 
     # ------------------------------------------------------------------ per-scene annotations
 
+    def _scene_file(self, cache: dict[int, T], scene_id: int, name: str, load: Callable[[Path], T], missing: str) -> T:
+        """A scene's json file ``name`` read with ``load`` once per instance (kept in ``cache``).
+
+        Raises:
+            DatasetError: the file is missing (``missing`` says what to do) or malformed.
+        """
+        if scene_id not in cache:
+            path = self.scene_path(scene_id) / name
+            if not path.is_file():
+                raise DatasetError(f"{path} not found: {missing}")
+            cache[scene_id] = load(path)
+        return cache[scene_id]
+
     def scene_camera(self, scene_id: int) -> dict[int, ImageCamera]:
         """{im_id: ImageCamera} of a scene (read once per instance)."""
-        if scene_id not in self._scene_camera:
-            path = self.scene_path(scene_id) / "scene_camera.json"
-            if not path.is_file():
-                raise DatasetError(f"{path} not found: the scene is incomplete; re-download the split archive")
-            self._scene_camera[scene_id] = load_scene_camera(path)
-        return self._scene_camera[scene_id]
+        return self._scene_file(self._scene_camera, scene_id, "scene_camera.json", load_scene_camera,
+                                "the scene is incomplete; re-download the split archive")
 
     def has_gt(self, scene_id: int) -> bool:
         """Whether the scene has ``scene_gt.json``."""
@@ -236,12 +247,8 @@ class BopDataset:
 
     def scene_gt(self, scene_id: int) -> dict[int, list[GtPose]]:
         """{im_id: [GtPose per gt_id]} of a scene (read once per instance)."""
-        if scene_id not in self._scene_gt:
-            path = self.scene_path(scene_id) / "scene_gt.json"
-            if not path.is_file():
-                raise DatasetError(f"{path} not found: this split has no ground truth here (BOP keeps some test annotations private); use a split with annotations")
-            self._scene_gt[scene_id] = load_scene_gt(path)
-        return self._scene_gt[scene_id]
+        return self._scene_file(self._scene_gt, scene_id, "scene_gt.json", load_scene_gt,
+                                "this split has no ground truth here (BOP keeps some test annotations private); use a split with annotations")
 
     def has_gt_info(self, scene_id: int) -> bool:
         """Whether the scene has ``scene_gt_info.json``."""
@@ -249,12 +256,8 @@ class BopDataset:
 
     def scene_gt_info(self, scene_id: int) -> dict[int, list[GtInfo]]:
         """{im_id: [GtInfo per gt_id]} of a scene (read once per instance)."""
-        if scene_id not in self._scene_gt_info:
-            path = self.scene_path(scene_id) / "scene_gt_info.json"
-            if not path.is_file():
-                raise DatasetError(f"{path} not found: compute it with `bopnp prepare {self.name} --split {self.split}`")
-            self._scene_gt_info[scene_id] = load_scene_gt_info(path)
-        return self._scene_gt_info[scene_id]
+        return self._scene_file(self._scene_gt_info, scene_id, "scene_gt_info.json", load_scene_gt_info,
+                                f"compute it with `bopnp prepare {self.name} --split {self.split}`")
 
     def image_ids(self, scene_id: int) -> list[int]:
         """Image ids of a scene (the keys of its scene_camera.json), sorted."""

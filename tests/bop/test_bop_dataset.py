@@ -84,9 +84,17 @@ def test_errors_name_the_path_and_the_fix(tmp_path, tiny_root):
     with pytest.raises(DatasetError, match="scene 5 is not in split 'test'"):
         ds.scene_gt(5)
     (tiny_root / "test" / "000001" / "scene_gt_info.json").unlink()
-    with pytest.raises(DatasetError, match="bopnp prepare tiny --split test"):
+    with pytest.raises(DatasetError, match="scene_gt_info.json not found: compute it with `bopnp prepare tiny --split test`"):
         ds.scene_gt_info(1)
     assert all(i.gt_info is None for i in ds.instances())
+    assert ds.scene_gt(1) is ds.scene_gt(1)  # read once
+    fresh = BopDataset(tiny_root, "test")
+    for name in ("scene_gt.json", "scene_camera.json"):
+        (tiny_root / "test" / "000001" / name).unlink()
+    with pytest.raises(DatasetError, match="scene_gt.json not found: this split has no ground truth here"):
+        fresh.scene_gt(1)
+    with pytest.raises(DatasetError, match="scene_camera.json not found: the scene is incomplete; re-download the split archive"):
+        fresh.scene_camera(1)
 
 
 @pytest.mark.shared_data

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from bopnp.bop.images import mask_bbox_xywh
 from bopnp.checks import check_shape
 
 
@@ -78,12 +79,10 @@ class Rle:
     def bbox_xywh(self) -> np.ndarray:
         """(4,) float64 COCO box ``(x, y, width, height)`` of the set pixels (width = x_max - x_min + 1,
         as pycocotools ``toBbox``); zeros when empty."""
-        mask = self.decode()
-        ys = np.flatnonzero(mask.any(1))
-        xs = np.flatnonzero(mask.any(0))
-        if len(xs) == 0:
+        box = mask_bbox_xywh(self.decode())  # bop_toolkit's (x, y, x_max - x, y_max - y), -1s when empty
+        if box[0] < 0:
             return np.zeros(4)
-        return np.array([xs[0], ys[0], xs[-1] - xs[0] + 1, ys[-1] - ys[0] + 1], np.float64)
+        return box.astype(np.float64) + [0, 0, 1, 1]
 
     def to_string(self) -> str:
         """The COCO compressed ``counts`` string."""

@@ -322,7 +322,7 @@ def _write_object_metas(cache_dir: Path, dataset, objects: list[int], crop_size:
             obj_id,
             {
                 "xyz_normalisation": {"center_mm": np.asarray(center_mm).tolist(), "half_extent_mm": np.asarray(half_extent_mm).tolist()},
-                "symmetry_pool": np.asarray(discrete_symmetry_pool(info)).reshape(-1, 4, 4).tolist(),
+                "symmetry_pool": discrete_symmetry_pool(info).tolist(),
                 "continuous_symmetries": [
                     {"axis": np.asarray(s.axis).tolist(), "offset": np.asarray(s.offset_mm).tolist()} for s in info.symmetries_continuous
                 ],

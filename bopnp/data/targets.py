@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from bopnp.bop.records import ModelInfo
+from bopnp.bop.symmetry import canonicalize_pose
 
 
 def target_pose(info: ModelInfo, R_m2c: np.ndarray, t_m2c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -21,16 +22,9 @@ def target_pose(info: ModelInfo, R_m2c: np.ndarray, t_m2c: np.ndarray) -> tuple[
         R_m2c: (3, 3) or (B, 3, 3) annotated rotation.
         t_m2c: (3,) or (B, 3) annotated translation, mm.
     Returns:
-        (R, t) float64 with the input shapes.
+        (R, t) float64 with the input shapes (new arrays).
     """
-    R = np.asarray(R_m2c, np.float64)
-    t = np.asarray(t_m2c, np.float64).reshape(R.shape[:-2] + (3,))
-    if not info.symmetries_continuous:
-        return R.copy(), t.copy()
-    from bopnp.bop.symmetry import canonicalize_pose
-
-    R_c, t_c = canonicalize_pose(R, t, info)
-    return np.asarray(R_c, np.float64), np.asarray(t_c, np.float64)
+    return canonicalize_pose(R_m2c, t_m2c, info)
 
 
 def render_crop_target(renderer, obj_id: int, K_crop: np.ndarray, R_m2c: np.ndarray, t_m2c: np.ndarray, inside: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -29,6 +29,7 @@ from bopnp.viz.draw import (
     overlay_mask,
     project,
     project_box,
+    projected_extent,
 )
 from bopnp.viz.grid import legend_band, resize_to_width, save_png, stack, tile, with_colorbar, with_legend
 from bopnp.viz.scene import Pose, annotate_image, pick_images, scene_overview
@@ -38,6 +39,6 @@ __all__ = [
     "BOX_EDGES", "COLORMAPS", "EST_COLOR", "GT_COLOR", "PALETTE", "Pose",
     "annotate_image", "as_rgb", "box3d_corners", "colorbar", "colormap_lut", "crop_panels", "crops_preview",
     "draw_pose", "draw_segments_3d", "draw_text", "error_to_rgb", "legend_band", "mask_boundary", "object_color",
-    "overlay_mask", "pick_images", "project", "project_box", "resize_to_width", "save_png", "scene_overview",
+    "overlay_mask", "pick_images", "project", "project_box", "projected_extent", "resize_to_width", "save_png", "scene_overview",
     "stack", "text_size", "tile", "with_colorbar", "with_legend", "xyz_to_rgb",
 ]

@@ -174,6 +174,25 @@ def project_box(K: np.ndarray, R_m2c: np.ndarray, t_m2c: np.ndarray, min_mm: np.
     return project(K, box3d_corners(min_mm, size_mm) @ R.T + t)
 
 
+def projected_extent(
+    K: np.ndarray, R_m2c: np.ndarray, t_m2c: np.ndarray, min_mm: np.ndarray | None = None, size_mm: np.ndarray | None = None
+) -> tuple[float, float, float, float] | None:
+    """Where a pose's label goes: ``(u_min, v_min, u_max, v_max)`` of the projected corners of the
+    model's 3D box (of the model origin without a box), over those in front of the near plane; None
+    when none is.
+
+    Args:
+        K: (3, 3) intrinsics. R_m2c: (3, 3). t_m2c: (3,) mm. min_mm, size_mm: (3,) mm, or None.
+    """
+    K, R, t = _pose(K, R_m2c, t_m2c)
+    pts = t[None] if min_mm is None or size_mm is None else box3d_corners(min_mm, size_mm) @ R.T + t
+    pts = pts[pts[:, 2] >= NEAR_MM]
+    if not len(pts):
+        return None
+    uv = project(K, pts)
+    return float(uv[:, 0].min()), float(uv[:, 1].min()), float(uv[:, 0].max()), float(uv[:, 1].max())
+
+
 def _clip_near(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """The part of the camera-frame segment a-b in front of the near plane, or None."""
     za, zb = a[2], b[2]
@@ -258,7 +277,6 @@ def draw_pose(
     thickness: int = 2,
     label: str | None = None,
     label_size: int = 16,
-    label_at: str = "top",
 ) -> np.ndarray:
     """Draw an object pose: its projected 3D bounding box, its model axes, and a label.
 
@@ -270,31 +288,22 @@ def draw_pose(
             when None.
         color: RGB of the box and of the label's background.
         thickness: line width, pixels.
-        label: text written at the box (e.g. the object id), or None.
-        label_at: ``"top"`` (above the box's top-left) or ``"bottom"`` (below its bottom-right).
+        label: text written above the top-left of :func:`projected_extent` (e.g. the object id), or None.
     Returns:
         (H, W, 3) uint8 RGB.
     """
     K, R, t = _pose(K, R_m2c, t_m2c)
     out = _rgb_image(image).copy()
-    anchor_pts = [t[None]]
     if min_mm is not None and size_mm is not None:
         corners_c = box3d_corners(min_mm, size_mm) @ R.T + t
         segs = np.stack([np.stack([corners_c[i], corners_c[j]]) for i, j in BOX_EDGES])
         out = draw_segments_3d(out, K, segs, color, thickness)
-        anchor_pts.append(corners_c)
     if axes_mm is not None:
         ends = t + float(axes_mm) * R.T  # rows: origin + length * model axis k, camera frame
         segs = np.stack([np.stack([t, e]) for e in ends])
         out = draw_segments_3d(out, K, segs, list(AXIS_COLORS), thickness + 1)
-    if label:
-        pts = np.concatenate(anchor_pts)
-        pts = pts[pts[:, 2] >= NEAR_MM]
-        if len(pts):
-            uv = project(K, pts)
-            if label_at == "bottom":
-                xy, anchor = (uv[:, 0].max(), uv[:, 1].max() + 2), "rt"
-            else:
-                xy, anchor = (uv[:, 0].min(), uv[:, 1].min() - 2), "lb"
-            out = draw_text(out, label, xy, size=label_size, color=text_color_on(color), bg=color, bg_alpha=0.85, anchor=anchor)
+    extent = projected_extent(K, R, t, min_mm, size_mm) if label else None
+    if extent is not None:
+        xy = (extent[0], extent[1] - 2)
+        out = draw_text(out, label, xy, size=label_size, color=text_color_on(color), bg=color, bg_alpha=0.85, anchor="lb")
     return out

@@ -22,7 +22,7 @@ from bopnp.bop.images import as_rgb
 from bopnp.bop.records import ModelInfo, PoseEstimate
 from bopnp.errors import ConfigError, DatasetError, RenderError, ResultsFormatError
 from bopnp.viz.colors import EST_COLOR, GT_COLOR, RGB, object_color, text_color_on
-from bopnp.viz.draw import NEAR_MM, draw_pose, overlay_mask, project
+from bopnp.viz.draw import draw_pose, overlay_mask, projected_extent
 from bopnp.viz.grid import tile, with_legend
 from bopnp.viz.text import draw_text, text_box_size
 
@@ -69,16 +69,9 @@ def _place(rect, placed: list, H: int) -> tuple[int, int, int, int]:
 
 
 def _box_top_left(K, p: Pose, info: ModelInfo | None) -> tuple[float, float] | None:
-    from bopnp.viz.draw import box3d_corners
-
-    pts = np.asarray(p.t_m2c, np.float64)[None]
-    if info is not None:
-        pts = box3d_corners(info.min_mm, info.size_mm) @ np.asarray(p.R_m2c).T + np.asarray(p.t_m2c)
-    pts = pts[pts[:, 2] >= NEAR_MM]
-    if not len(pts):
-        return None
-    uv = project(K, pts)
-    return float(uv[:, 0].min()), float(uv[:, 1].min())
+    box = (None, None) if info is None else (info.min_mm, info.size_mm)
+    extent = projected_extent(K, p.R_m2c, p.t_m2c, *box)
+    return None if extent is None else extent[:2]
 
 
 def annotate_image(
@@ -146,8 +139,7 @@ def annotate_image(
             ys, xs = np.nonzero(m)
             xy = (float(xs.max()), float(ys.max()) + 1)
         else:
-            tl = _box_top_left(K, p, info)
-            xy = None if tl is None else (tl[0], tl[1])
+            xy = _box_top_left(K, p, info)
         if xy is not None:
             score = "" if p.score is None else f": {p.score:.2f}"
             labels.append((f"obj {p.obj_id}{score}", xy, "rt", est_color))

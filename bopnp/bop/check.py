@@ -23,7 +23,7 @@ from bopnp.bop.ply import load_ply
 from bopnp.bop.records import Camera, GtInfo, GtPose, ImageCamera, ModelInfo
 from bopnp.bop.symmetry import symmetry_transforms
 from bopnp.bop.validate import GT_ROT_TOL, problem, rotation_errors
-from bopnp.errors import DatasetError
+from bopnp.errors import ConfigError, DatasetError
 
 ImagesMode = Literal["all", "present", "none"]
 
@@ -57,8 +57,6 @@ class CheckOptions:
     progress: bool | None = None
 
     def validate(self) -> None:
-        from bopnp.errors import ConfigError
-
         if self.images not in ("all", "present", "none"):
             raise ConfigError(f"images must be 'all', 'present' or 'none', got {self.images!r}")
 

@@ -40,6 +40,7 @@ def check(name: str, split: str | None, bop_path: Path, models_only: bool, image
       bopnp check ./my_dataset --images none         # annotations only
     """
     from bopnp.bop.check import CheckOptions, check_dataset
+    from bopnp.errors import DatasetError
 
     root = bop_path / name
     if not root.is_dir() and Path(name).is_dir():
@@ -52,5 +53,5 @@ def check(name: str, split: str | None, bop_path: Path, models_only: bool, image
     if report.ok:
         click.secho(report.summary(), fg="green")
         return
-    click.secho(report.summary(), fg="red", err=False)
-    sys.exit(2)
+    click.secho(report.summary(), fg="red")
+    sys.exit(DatasetError.exit_code)  # the status of a dataset problem raised elsewhere

@@ -88,13 +88,11 @@ def sample_distinct(n: Tensor, H: int, s: int, generator: torch.Generator | None
     """
     B = n.shape[0]
     dev = n.device
-    if s > 8 and n_max is not None:
+    if s > 8 and n_max is not None and s <= n_max:
         # large subsets: the s smallest of n random keys (O(B * H * n_max))
         keys = torch.rand(B, H, n_max, generator=generator, device=dev)
         keys = torch.where(torch.arange(n_max, device=dev) < n[:, None, None], keys, torch.full_like(keys, 2.0))
-        idx = keys.topk(min(s, n_max), dim=-1, largest=False).indices
-        if idx.shape[-1] < s:
-            idx = torch.cat([idx, idx[..., : s - idx.shape[-1]]], -1)
+        idx = keys.topk(s, dim=-1, largest=False).indices
         return torch.minimum(idx, (n - 1).clamp_min(0)[:, None, None])
     chosen = torch.empty(B, H, 0, dtype=torch.long, device=dev)
     for j in range(s):

@@ -25,12 +25,17 @@ def test_sample_distinct_gives_distinct_uniform_indices():
     big = sample_distinct(torch.tensor([50, 300]), 3, 40, torch.Generator().manual_seed(1), n_max=300)
     srt = big.sort(-1).values
     assert big.shape == (2, 3, 40) and (srt[..., 1:] != srt[..., :-1]).all() and (big[0] < 50).all()
+    few = sample_distinct(torch.tensor([5]), 2, 12, torch.Generator().manual_seed(2), n_max=5)  # n_max < s
+    assert few.shape == (1, 2, 12) and ((few >= 0) & (few < 5)).all()
 
 
+@pytest.mark.parametrize("solver", ["p3p", "epnp"])
 @pytest.mark.parametrize("planar", [False, True])
-def test_half_outliers_recovers_the_pose(planar):
+def test_half_outliers_recovers_the_pose(planar, solver):
     p, truth = with_outliers(seed=1, planar=planar)
-    res = solve_pnp(p["x2d"], p["x3d"], p["K"], ransac=RansacConfig(threshold_px=2.0, iterations=100, seed=0))
+    # epnp on 4-point sets: a clean one among 100 with probability 1 - (15/16)^100 (5-point sets: only 1 - (31/32)^100)
+    cfg = RansacConfig(threshold_px=2.0, iterations=100, seed=0, solver=solver, sample_size=4)
+    res = solve_pnp(p["x2d"], p["x3d"], p["K"], ransac=cfg)
     assert res.valid.all()
     assert (rotation_angle_deg(res.R, p["R"]) < 0.1).all()
     assert ((res.t - p["t"]).norm(dim=-1) < 1e-6 * p["t"].norm(dim=-1)).all()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bopnp.bop.mesh import Mesh
+from bopnp.bop.records import ContinuousSymmetry, ModelInfo
 from bopnp.bop.symmetry import axis_angle_matrix
 
 #: target edge length of the vertex grids, mm (fine enough for smooth colour patterns)
@@ -201,11 +202,6 @@ def assemble(parts: list[_Part], color_fn) -> Mesh:
 
 
 # ------------------------------------------------------------------------------------------ symmetry helpers
-def rotation_about(axis, angle_rad: float) -> np.ndarray:
-    """(3, 3) rotation by ``angle_rad`` about the unit vector ``axis`` (Rodrigues)."""
-    return axis_angle_matrix(angle_rad, np.asarray(axis, np.float64))
-
-
 def rigid(R: np.ndarray, t_mm=(0.0, 0.0, 0.0)) -> np.ndarray:
     """(4, 4) transform from (3, 3) rotation and (3,) translation in mm."""
     T = np.eye(4)
@@ -216,7 +212,7 @@ def rigid(R: np.ndarray, t_mm=(0.0, 0.0, 0.0)) -> np.ndarray:
 
 def _z_turns(n: int) -> tuple[np.ndarray, ...]:
     """The n - 1 non-identity rotations about z by multiples of 2 pi / n, as (4, 4)."""
-    return tuple(rigid(rotation_about((0, 0, 1), 2 * np.pi * k / n)) for k in range(1, n))
+    return tuple(rigid(axis_angle_matrix(2 * np.pi * k / n, (0, 0, 1))) for k in range(1, n))
 
 
 def _wave(x: np.ndarray, period_mm: float, phase: float = 0.0) -> np.ndarray:
@@ -433,28 +429,31 @@ def _is_convex(poly: np.ndarray) -> bool:
 
 
 # -------------------------------------------------------------------------------------------- models_info
-def models_info_entry(mesh: Mesh, symmetries_discrete=(), symmetries_continuous=()) -> dict:
-    """The BOP ``models_info.json`` entry of a mesh.
+def model_info(obj_id: int, mesh: Mesh, symmetries_discrete=(), symmetries_continuous=()) -> ModelInfo:
+    """The ``models_info.json`` record of a mesh (write it with :func:`bopnp.bop.io.save_models_info`).
 
+    Args:
+        obj_id: the object id.
+        mesh: the model, mm.
+        symmetries_discrete: (4, 4) transforms (t in mm), identity excluded.
+        symmetries_continuous: BOP dicts ``{"axis": [x, y, z], "offset": [x, y, z] mm}``.
     Returns:
-        dict with ``diameter`` (largest distance between two vertices, mm), ``min_x/y/z`` and ``size_x/y/z`` (mm),
-        and, when given, ``symmetries_discrete`` (flattened row-major 4x4, t in mm) and ``symmetries_continuous``.
+        :class:`ModelInfo` with the diameter (largest distance between two vertices, mm) and the
+        bounding box of the vertices.
     """
     from scipy.spatial import ConvexHull
     from scipy.spatial.distance import pdist
 
     v = np.asarray(mesh.vertices_mm, np.float64)
     hull = v[ConvexHull(v).vertices]
-    info = {"diameter": float(pdist(hull).max())}
     lo, hi = v.min(0), v.max(0)
-    for k, axis in enumerate("xyz"):
-        info[f"min_{axis}"] = float(lo[k])
-    for k, axis in enumerate("xyz"):
-        info[f"size_{axis}"] = float(hi[k] - lo[k])
-    if len(symmetries_discrete):
-        info["symmetries_discrete"] = [[float(x) for x in np.asarray(T, np.float64).reshape(16)] for T in symmetries_discrete]
-    if len(symmetries_continuous):
-        info["symmetries_continuous"] = [
-            {"axis": [float(x) for x in s["axis"]], "offset": [float(x) for x in s["offset"]]} for s in symmetries_continuous
-        ]
-    return info
+    return ModelInfo(
+        obj_id=int(obj_id),
+        diameter_mm=float(pdist(hull).max()),
+        min_mm=lo,
+        size_mm=hi - lo,
+        symmetries_discrete=np.asarray(symmetries_discrete, np.float64).reshape(-1, 4, 4),
+        symmetries_continuous=tuple(
+            ContinuousSymmetry(np.asarray(s["axis"], np.float64), np.asarray(s["offset"], np.float64)) for s in symmetries_continuous
+        ),
+    )

@@ -29,13 +29,17 @@ import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from bopnp.errors import ConfigError, DatasetError
 from bopnp.parallel import default_workers
+
+if TYPE_CHECKING:
+    from bopnp.bop.records import ModelInfo
 
 log = logging.getLogger(__name__)
 
@@ -210,19 +214,22 @@ class ObjectSet:
 
     Attributes:
         meshes: obj_id -> mesh of every dataset object.
-        radii_mm: obj_id -> radius of the bounding sphere about the model origin, mm.
-        infos_json: the ``models_info.json`` content (obj_id string -> entry).
+        infos: obj_id -> the object's ``models_info.json`` record.
         distractors: distractor meshes (renderer ids ``DISTRACTOR_ID_BASE + index``).
         source_dir: the given models folder, or None for procedural objects.
     """
 
     meshes: dict[int, Any]
-    radii_mm: dict[int, float]
-    infos_json: dict[str, dict]
+    infos: dict[int, ModelInfo]
     distractors: tuple = ()
     source_dir: Path | None = None
 
-    @property
+    @cached_property
+    def radii_mm(self) -> dict[int, float]:
+        """obj_id -> radius of the bounding sphere about the model origin, mm."""
+        return {i: origin_radius_mm(m) for i, m in self.meshes.items()}
+
+    @cached_property
     def distractor_radii_mm(self) -> list[float]:
         """Radius of each distractor's bounding sphere about its origin, mm."""
         return [origin_radius_mm(m) for m in self.distractors]
@@ -236,29 +243,27 @@ def origin_radius_mm(mesh) -> float:
 def make_object_set(config: SynthConfig) -> ObjectSet:
     """The procedural objects (or those of ``config.models_dir``) and ``config.num_distractor_meshes`` random
     distractors drawn from ``config.seed``."""
-    from bopnp.render.procedural import dataset_objects, models_info_entry, random_distractor
+    from bopnp.render.procedural import dataset_objects, model_info, random_distractor
 
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, zlib.crc32(b"distractors")]))
     n_dis = config.num_distractor_meshes if config.distractors_per_image[1] > 0 else 0
     distractors = tuple(random_distractor(rng) for _ in range(n_dis))
     if config.models_dir is None:
-        meshes, infos = {}, {}
-        for obj_id, obj in enumerate(dataset_objects(), start=1):
-            meshes[obj_id] = obj.mesh
-            infos[str(obj_id)] = models_info_entry(obj.mesh, obj.symmetries_discrete, obj.symmetries_continuous)
-        return ObjectSet(meshes, {i: origin_radius_mm(m) for i, m in meshes.items()}, infos, distractors)
-    from bopnp.bop.io import load_models_info, load_ply, read_json
+        objs = dict(enumerate(dataset_objects(), start=1))
+        meshes = {obj_id: obj.mesh for obj_id, obj in objs.items()}
+        infos = {obj_id: model_info(obj_id, obj.mesh, obj.symmetries_discrete, obj.symmetries_continuous) for obj_id, obj in objs.items()}
+        return ObjectSet(meshes, infos, distractors)
+    from bopnp.bop.io import load_models_info, load_ply
 
     md = Path(config.models_dir)
-    parsed = load_models_info(md / "models_info.json")  # validates the file
+    infos = load_models_info(md / "models_info.json")  # validates the file
     meshes = {}
-    for obj_id in parsed:
+    for obj_id in infos:
         path = md / f"obj_{obj_id:06d}.ply"
         if not path.is_file():
             raise DatasetError(f"{path} not found: models_info.json lists object {obj_id}; add its ply or remove the entry")
         meshes[obj_id] = load_ply(path)
-    radii = {i: origin_radius_mm(m) for i, m in meshes.items()}
-    return ObjectSet(meshes, radii, read_json(md / "models_info.json"), distractors, md)
+    return ObjectSet(meshes, infos, distractors, md)
 
 
 # ---------------------------------------------------------------------------------------------- seeding
@@ -443,14 +448,14 @@ def _prepare_output(config: SynthConfig) -> None:
 
 def _write_models(config: SynthConfig, objects: ObjectSet) -> None:
     """models/, models_eval/, models_info.json and camera.json."""
-    from bopnp.bop.io import Camera, save_camera, save_ply, write_bytes_atomic, write_json
+    from bopnp.bop.io import Camera, save_camera, save_models_info, save_ply, write_bytes_atomic
 
     out = config.dataset_dir
     if objects.source_dir is None:
         for sub in ("models", "models_eval"):
             for obj_id, mesh in objects.meshes.items():
                 save_ply(out / sub / f"obj_{obj_id:06d}.ply", mesh, binary=True)
-            write_json(out / sub / "models_info.json", objects.infos_json)
+            save_models_info(out / sub / "models_info.json", objects.infos)
     else:
         src = objects.source_dir
         eval_src = src.parent / "models_eval"

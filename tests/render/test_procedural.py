@@ -10,13 +10,9 @@ import pytest
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import pdist
 
-from bopnp.render.procedural import (
-    dataset_objects,
-    models_info_entry,
-    random_distractor,
-    rigid,
-    rotation_about,
-)
+from bopnp.bop.annotations import models_info_to_json
+from bopnp.bop.symmetry import axis_angle_matrix
+from bopnp.render.procedural import dataset_objects, model_info, random_distractor, rigid
 
 OBJECTS = dataset_objects()
 BY_NAME = {o.name: o for o in OBJECTS}
@@ -38,6 +34,12 @@ def symmetry_residual(mesh, T: np.ndarray) -> tuple[float, float, int]:
     ndiff = float(np.linalg.norm(n[idx] - n2, axis=1).max())
     cdiff = int(np.abs(mesh.colors[idx].astype(int) - mesh.colors.astype(int)).max())
     return dist, ndiff, cdiff
+
+
+def signed_volume(mesh) -> float:
+    """Volume enclosed by a closed mesh, mm^3 (divergence theorem): positive when its faces point outward."""
+    a, b, c = (mesh.vertices_mm[mesh.faces[:, k]].astype(np.float64) for k in range(3))
+    return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6)
 
 
 def dense_surface_samples(mesh, k: int = 8) -> np.ndarray:
@@ -64,8 +66,8 @@ def candidate_rotations() -> list[np.ndarray]:
             R[range(3), perm] = signs
             if np.linalg.det(R) > 0:
                 cands.append(R)
-    cands += [rotation_about((0, 0, 1), k * np.pi / 3) for k in (1, 2, 4, 5)]
-    cands += [rotation_about((0, 0, 1), 0.3), rotation_about((1, 0, 0), 0.05), rotation_about((1, 1, 1), 2 * np.pi / 3)]
+    cands += [axis_angle_matrix(k * np.pi / 3, (0, 0, 1)) for k in (1, 2, 4, 5)]
+    cands += [axis_angle_matrix(0.3, (0, 0, 1)), axis_angle_matrix(0.05, (1, 0, 0)), axis_angle_matrix(2 * np.pi / 3, (1, 1, 1))]
     return [rigid(R) for R in cands if not np.allclose(R, np.eye(3))]
 
 
@@ -83,10 +85,9 @@ def test_mesh_is_well_formed_closed_and_outward(obj):
     np.testing.assert_allclose(np.linalg.norm(m.normals, axis=1), 1.0, atol=1e-5)
     assert 60 < float(np.linalg.norm(m.extent_mm)) < 300  # LM-O-like sizes
     # outward winding: the divergence theorem gives a positive volume for closed, outward-facing surfaces
-    a, b, c = (m.vertices_mm[m.faces[:, k]].astype(np.float64) for k in range(3))
-    volume = np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6
-    assert volume > 0.2 * np.prod(m.extent_mm)
+    assert signed_volume(m) > 0.2 * np.prod(m.extent_mm)
     # face normals agree with the vertex normals almost everywhere
+    a, b, c = (m.vertices_mm[m.faces[:, k]].astype(np.float64) for k in range(3))
     face_n = np.cross(b - a, c - a)
     agree = (face_n * m.normals[m.faces].sum(1)).sum(1) > 0
     assert agree.mean() > 0.99
@@ -95,10 +96,7 @@ def test_mesh_is_well_formed_closed_and_outward(obj):
 
 
 def test_box_volume_is_analytic():
-    m = BY_NAME["box"].mesh
-    a, b, c = (m.vertices_mm[m.faces[:, k]].astype(np.float64) for k in range(3))
-    volume = np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6
-    assert volume == pytest.approx(100 * 64 * 48, rel=1e-6)
+    assert signed_volume(BY_NAME["box"].mesh) == pytest.approx(100 * 64 * 48, rel=1e-6)
 
 
 @pytest.mark.parametrize("obj", [o for o in OBJECTS if o.symmetries_discrete], ids=lambda o: o.name)
@@ -127,30 +125,30 @@ def test_no_undeclared_symmetry_among_candidate_rotations(obj):
 def test_the_check_rejects_wrong_symmetries():
     # negative controls: a symmetry of the shape that the texture breaks, and a shape non-symmetry
     hexnut, box = BY_NAME["hexnut"].mesh, BY_NAME["box"].mesh
-    assert not is_symmetry(hexnut, rigid(rotation_about((0, 0, 1), np.pi / 3)))  # 6-fold shape, 3-fold colour
-    assert not is_symmetry(box, rigid(rotation_about((1, 0, 0), np.pi)))  # top and bottom coloured differently
-    assert not is_symmetry(box, rigid(rotation_about((0, 0, 1), np.pi), (1.0, 0, 0)))  # wrong translation
+    assert not is_symmetry(hexnut, rigid(axis_angle_matrix(np.pi / 3, (0, 0, 1))))  # 6-fold shape, 3-fold colour
+    assert not is_symmetry(box, rigid(axis_angle_matrix(np.pi, (1, 0, 0))))  # top and bottom coloured differently
+    assert not is_symmetry(box, rigid(axis_angle_matrix(np.pi, (0, 0, 1)), (1.0, 0, 0)))  # wrong translation
 
 
 @pytest.mark.parametrize("obj", [o for o in OBJECTS if o.symmetries_continuous], ids=lambda o: o.name)
 def test_declared_continuous_symmetries_hold_at_any_angle(obj):
     m = obj.mesh
     surface = cKDTree(dense_surface_samples(m))
-    diameter = models_info_entry(m)["diameter"]
+    diameter = model_info(1, m).diameter_mm
     tol = 0.01 * diameter
     for sym in obj.symmetries_continuous:
         axis = np.asarray(sym["axis"], float)
         offset = np.asarray(sym["offset"], float)
         v = m.vertices_mm.astype(np.float64) - offset
         for angle in (0.1234, 1.0, 2.5, math.pi):
-            R = rotation_about(axis, angle)
+            R = axis_angle_matrix(angle, axis)
             moved = v @ R.T + offset
             # shape: the rotated vertices lie on the surface (up to the chord error and the sampling step)
             dist, _ = surface.query(moved)
             assert dist.max() < tol, f"{obj.name}: vertex {dist.max()} mm off the surface at {angle} rad"
         # negative control: a rotation about another axis moves vertices off the surface
         off_axis = np.cross(axis, [1.0, 0.0, 0.0] if abs(axis[0]) < 0.9 else [0.0, 1.0, 0.0])
-        dist, _ = surface.query(v @ rotation_about(off_axis, 0.3).T + offset)
+        dist, _ = surface.query(v @ axis_angle_matrix(0.3, off_axis).T + offset)
         assert dist.max() > 5 * tol
         # colour and normal: functions of (height along the axis, distance from the axis) only
         h = v @ axis
@@ -177,8 +175,10 @@ def test_asymmetric_objects_have_no_symmetry_of_the_texture_either():
 
 
 @pytest.mark.parametrize("obj", OBJECTS, ids=lambda o: o.name)
-def test_models_info_entry_matches_brute_force(obj):
-    info = models_info_entry(obj.mesh, obj.symmetries_discrete, obj.symmetries_continuous)
+def test_model_info_matches_brute_force(obj):
+    record = model_info(3, obj.mesh, obj.symmetries_discrete, obj.symmetries_continuous)
+    assert record.obj_id == 3
+    info = models_info_to_json({3: record})["3"]  # as models_info.json holds it
     v = obj.mesh.vertices_mm.astype(np.float64)
     assert info["diameter"] == pytest.approx(pdist(v).max(), rel=1e-9)
     for k, axis in enumerate("xyz"):
@@ -211,5 +211,4 @@ def test_random_distractors_are_reproducible_varied_and_well_formed():
     for m in meshes:
         assert m.faces.max() < len(m.vertices_mm)
         np.testing.assert_allclose(np.linalg.norm(m.normals, axis=1), 1.0, atol=1e-5)
-        a_, b_, c_ = (m.vertices_mm[m.faces[:, k]].astype(np.float64) for k in range(3))
-        assert np.einsum("ij,ij->i", a_, np.cross(b_, c_)).sum() > 0  # outward
+        assert signed_volume(m) > 0  # outward

@@ -378,16 +378,12 @@ def test_models_dir_must_hold_models_info_and_not_be_the_output(tmp_path):
 # ------------------------------------------------------------------------------------------ given models
 def _write_models_dir(folder: Path) -> dict[int, object]:
     """Two procedural objects saved as a BOP models folder with ids 7 and 12 (ascii ply)."""
-    from bopnp.bop.io import ModelInfo
-    from bopnp.render.procedural import models_info_entry
+    from bopnp.render.procedural import model_info
 
     objs = {7: dataset_objects()[2], 12: dataset_objects()[0]}
-    infos = {}
     for obj_id, obj in objs.items():
         save_ply(folder / f"obj_{obj_id:06d}.ply", obj.mesh)
-        e = models_info_entry(obj.mesh, obj.symmetries_discrete)
-        infos[obj_id] = ModelInfo(obj_id, e["diameter"], np.array([e["min_x"], e["min_y"], e["min_z"]]),
-                                  np.array([e["size_x"], e["size_y"], e["size_z"]]), np.array(obj.symmetries_discrete).reshape(-1, 4, 4))
+    infos = {obj_id: model_info(obj_id, obj.mesh, obj.symmetries_discrete) for obj_id, obj in objs.items()}
     save_models_info(folder / "models_info.json", infos)
     return objs
 

@@ -11,14 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
+from bopnp.bop.symmetry import axis_angle_matrix
+
 W, H = 320, 240
 K = np.array([[300.0, 0.0, 161.3], [0.0, 302.0, 118.7], [0.0, 0.0, 1.0]])
 
 
 def rotation(axis, angle_rad):
-    axis = np.asarray(axis, float) / np.linalg.norm(axis)
-    x = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    return np.eye(3) + np.sin(angle_rad) * x + (1 - np.cos(angle_rad)) * x @ x
+    """(3, 3) rotation by ``angle_rad`` about ``axis`` (any nonzero length)."""
+    return axis_angle_matrix(angle_rad, np.asarray(axis, float))
 
 
 def make_meshes():

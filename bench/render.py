@@ -57,22 +57,26 @@ def load_workload(lmo: Path, models_dir: Path, n_images: int):
     return images, meshes
 
 
-def time_passes(fn, repeats: int) -> float:
+def time_passes(fn, repeats: int):
+    """(best seconds of ``repeats`` timed calls after a warm-up call, the last call's result)."""
     fn()  # warm-up: shader compilation, uploads
-    best = np.inf
+    best, result = np.inf, None
     for _ in range(repeats):
         t0 = time.perf_counter()
-        fn()
+        result = fn()
         best = min(best, time.perf_counter() - t0)
-    return best
+    return best, result
 
 
 def naive_baseline(images, meshes, width: int, height: int):
     """Per instance a fresh pyrender scene (rgb + depth), then numpy post-processing; yields outputs."""
+    from bopnp.render.egl import configure_environment
+
+    configure_environment()  # pyrender's OpenGL on EGL, as bopnp's renderer
+    if not hasattr(np, "infty"):  # pyrender 0.1.45 still reads np.infty, which numpy 2 removed
+        np.infty = np.inf
     import pyrender
     import trimesh
-
-    import bopnp.render  # noqa: F401  (EGL environment and the np.infty alias pyrender needs)
 
     gl_meshes = {
         o: pyrender.Mesh.from_trimesh(trimesh.Trimesh(m.vertices_mm, m.faces, vertex_colors=m.colors, process=False), smooth=False)
@@ -124,7 +128,7 @@ def main() -> None:
     for obj_id, mesh in meshes.items():
         r.add_model(obj_id, mesh)
     cpu = os.cpu_count()
-    print(f"OpenGL: {r.gl_renderer} ({r._ctx.device_name}); CPU cores visible: {cpu}"
+    print(f"OpenGL: {r.gl_renderer} ({r.device_name}); CPU cores visible: {cpu}"
           + (f"; LP_NUM_THREADS={os.environ['LP_NUM_THREADS']}" if "LP_NUM_THREADS" in os.environ else ""))
     print("cuda: " + (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not available"))
     work = images[: args.images]
@@ -133,13 +137,13 @@ def main() -> None:
           f"({sum(len(m.vertices_mm) for m in meshes.values())} vertices)")
 
     rows = []
-    t = time_passes(lambda: [r.render(K, inst) for K, inst in work], args.repeats)
+    t, _ = time_passes(lambda: [r.render(K, inst) for K, inst in work], args.repeats)
     rows.append(("bopnp render: depth + visib + full masks + xyz", n_inst / t, t / len(work)))
-    t = time_passes(lambda: [r.render(K, inst, full_masks=False) for K, inst in work], args.repeats)
+    t, _ = time_passes(lambda: [r.render(K, inst, full_masks=False) for K, inst in work], args.repeats)
     rows.append(("bopnp render, no full masks", n_inst / t, t / len(work)))
-    t = time_passes(lambda: [r.render_depths(K, inst) for K, inst in work], args.repeats)
+    t, _ = time_passes(lambda: [r.render_depths(K, inst) for K, inst in work], args.repeats)
     rows.append(("bopnp render_depths (each alone, VSD)", n_inst / t, t / len(work)))
-    t = time_passes(lambda: [r.render(K, inst, rgb=True) for K, inst in work], args.repeats)
+    t, _ = time_passes(lambda: [r.render(K, inst, rgb=True) for K, inst in work], args.repeats)
     rows.append(("bopnp render + rgb (synthetic images)", n_inst / t, t / len(work)))
 
     base_rate = None
@@ -147,12 +151,12 @@ def main() -> None:
         run, base_renderer = naive_baseline(images, meshes, width, height)
         base = images[: args.baseline_images]
         n_base = sum(len(inst) for _, inst in base)
-        t = time_passes(lambda: run(base), 1)
+        t, base_outputs = time_passes(lambda: run(base), 1)
         base_rate = n_base / t
         rows.insert(0, ("naive: pyrender per instance + numpy", base_rate, t / len(base)))
         # the two agree: visible masks and depth on the baseline's images
         agree, depth_err = [], []
-        for (K, inst), (depth, inst_map, _, masks_full, _) in zip(base, run(base)):
+        for (K, inst), (depth, inst_map, _, masks_full, _) in zip(base, base_outputs):
             out = r.render(K, inst)
             agree.append(np.mean(out.mask_full == masks_full))
             both = (out.depth_mm > 0) & (depth > 0)

@@ -8,14 +8,9 @@ scene_gt_info computed from renders.
 
 from __future__ import annotations
 
-import numpy as np
-
 from bopnp.render.egl import configure_environment
 
 configure_environment()  # before anything imports PyOpenGL
-
-if not hasattr(np, "infty"):  # pyrender 0.1.45 (used by benchmarks and by callers of pyrender) still reads np.infty
-    np.infty = np.inf
 
 from bopnp.render.gt_info import compute_gt_info, compute_gt_info_and_masks, compute_masks  # noqa: E402
 from bopnp.render.lighting import Lighting  # noqa: E402

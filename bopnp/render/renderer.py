@@ -443,6 +443,11 @@ class Renderer:
         """The OpenGL renderer string (e.g. 'llvmpipe ...' or 'NVIDIA H200/PCIe/SSE2')."""
         return self._ctx.gl_renderer
 
+    @property
+    def device_name(self) -> str:
+        """The EGL display the context runs on (e.g. 'default EGL display' or 'NVIDIA EGL device 0 (CUDA 0)')."""
+        return self._ctx.device_name
+
     # ---------------------------------------------------------------- internals
 
     def _model(self, obj_id) -> glo.GpuModel:

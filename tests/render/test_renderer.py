@@ -461,6 +461,7 @@ def _render_in_child(_expected) -> int:
 @pytest.mark.gpu
 def test_uses_the_nvidia_egl_device_when_cuda_is_present(renderer):
     assert "NVIDIA" in renderer.gl_renderer.upper()
+    assert renderer.device_name.startswith("NVIDIA EGL device")
 
 
 # ----------------------------------------------------------------------------------------------- real data

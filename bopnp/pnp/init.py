@@ -278,6 +278,20 @@ def initial_pose(
     return R[:, 0], t[:, 0], cost[:, 0]
 
 
+def initial_pose_any_frame(x: Tensor, u: Tensor, A: Tensor, c: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`initial_pose` of points in any frame: centred on their weighted centroid for the solvers, and the pose
+    moved back to ``x``'s frame.
+
+    Args:
+        x: (B, 3, N) model points, mm. u: (B, 2, N) px. A: (B, 2, 2). c: (B, 2). w: (B, N) >= 0.
+    Returns:
+        R: (B, 3, 3). t: (B, 3) mm, so that ``R x + t`` are the camera-frame points.
+    """
+    mean, evals, evecs = weighted_pca(x, w)
+    R, t, _ = initial_pose(x - mean.unsqueeze(-1), u, A, c, w, pca=(evals, evecs))
+    return R, t - (R @ mean.unsqueeze(-1)).squeeze(-1)
+
+
 def _spread_subset(x: Tensor, u: Tensor, w: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
     """``k`` of each item's usable points (w > 0), evenly spread over their order: (B, 3, k), (B, 2, k), (B, k)."""
     used = w > 0
@@ -302,4 +316,4 @@ def normalized_coords(u: Tensor, A: Tensor, c: Tensor) -> Tensor:
     return (adj / det[:, None, None]) @ (u - c.unsqueeze(-1))
 
 
-__all__ = ["initial_pose", "weighted_pca", "normalized_coords"]
+__all__ = ["initial_pose", "initial_pose_any_frame", "weighted_pca", "normalized_coords"]

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from bopnp.errors import ConfigError
 from bopnp.pnp import objective as obj
-from bopnp.pnp.init import initial_pose, normalized_coords
+from bopnp.pnp.init import initial_pose_any_frame, normalized_coords
 from bopnp.pnp.p3p import p3p
 
 
@@ -153,9 +153,7 @@ def ransac_hypothesis(
         Rh, th, ok = Rh.reshape(B, 4 * H, 3, 3), th.reshape(B, 4 * H, 3), ok.reshape(B, 4 * H)
     else:
         ws = w.gather(1, idx.squeeze(1)).view(B * H, s).clamp_min(torch.finfo(dt).tiny).to(f64)
-        ms = (xs * ws.unsqueeze(1)).sum(-1) / ws.sum(-1, keepdim=True)
-        Rh, th, _ = initial_pose(xs - ms.unsqueeze(-1), us, rep(A).to(f64), rep(c).to(f64), ws)
-        th = th - (Rh @ ms.unsqueeze(-1)).squeeze(-1)  # pose of the (centred) model frame
+        Rh, th = initial_pose_any_frame(xs, us, rep(A).to(f64), rep(c).to(f64), ws)
         Rh, th = Rh.reshape(B, H, 3, 3), th.reshape(B, H, 3)
         ok = torch.isfinite(Rh).flatten(2).all(-1) & torch.isfinite(th).all(-1)
     Rh, th = Rh.to(dt), th.to(dt)

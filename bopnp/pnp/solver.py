@@ -19,7 +19,7 @@ from bopnp.errors import ConfigError, ShapeError
 from bopnp.geometry import axis_angle_to_matrix, matrix_to_axis_angle
 from bopnp.pnp import objective as obj
 from bopnp.pnp.implicit import ImplicitPnP, hessian_factor
-from bopnp.pnp.init import _spread_subset, initial_pose, weighted_pca
+from bopnp.pnp.init import _spread_subset, initial_pose, initial_pose_any_frame, weighted_pca
 from bopnp.pnp.lm import levenberg_marquardt
 from bopnp.pnp.ransac import RansacConfig, inlier_mask, ransac_hypothesis
 
@@ -98,9 +98,7 @@ def _closed_form_init(x, u, A, c, w, pca64, max_iters, tol):
         # The closed form only has to land in the basin of the minimum: a spread subset does, at a fraction of the
         # cost. The subset is re-centred for the solvers, and the pose moved back to the full set's frame.
         xs, us, ws = (v.to(f64) for v in _spread_subset(x, u, w, INIT_POINTS))
-        ms = (xs * ws.unsqueeze(1)).sum(-1) / ws.sum(-1, keepdim=True).clamp_min(torch.finfo(f64).tiny)
-        R0, t0, _ = initial_pose(xs - ms.unsqueeze(-1), us, A.to(f64), c.to(f64), ws)
-        t0 = t0 - (R0 @ ms.unsqueeze(-1)).squeeze(-1)
+        R0, t0 = initial_pose_any_frame(xs, us, A.to(f64), c.to(f64), ws)
         return R0.to(dt), t0.to(dt)
     args = (x.to(f64), u.to(f64), A.to(f64), c.to(f64), w.to(f64))
     if N >= MULTI_START_BELOW:

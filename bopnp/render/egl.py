@@ -72,7 +72,6 @@ class EglContext:
     context: object
     device_name: str
     gl_renderer: str = ""
-    gl_version: str = ""
     owner_pid: int = 0
     display_key: str = ""
 
@@ -84,14 +83,6 @@ class EglContext:
 
         if not egl.eglMakeCurrent(self.display, egl.EGL_NO_SURFACE, egl.EGL_NO_SURFACE, self.context):
             raise RenderError(f"eglMakeCurrent failed for the EGL context on {self.device_name}. {INSTALL_HINT}")
-
-    def close(self) -> None:
-        from OpenGL import EGL as egl
-
-        if self.context is not None:
-            egl.eglMakeCurrent(self.display, egl.EGL_NO_SURFACE, egl.EGL_NO_SURFACE, egl.EGL_NO_CONTEXT)
-            egl.eglDestroyContext(self.display, self.context)
-            self.context = None
 
 
 def _egl_function(name: str, restype, *argtypes):
@@ -225,7 +216,6 @@ def create_context(device: int | None = None, *, avoid_displays: Collection[str]
         ctx = EglContext(display=display, context=context, device_name=description, owner_pid=os.getpid(), display_key=key)
         ctx.make_current()
         ctx.gl_renderer = gl.glGetString(gl.GL_RENDERER).decode("ascii", "replace")
-        ctx.gl_version = gl.glGetString(gl.GL_VERSION).decode("ascii", "replace")
     except RenderError:
         raise
     except Exception as exc:

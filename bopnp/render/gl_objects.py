@@ -40,7 +40,7 @@ def upload_model(obj_id: int, mesh: Mesh, cull_back_faces: bool | None) -> GpuMo
         ShapeError: malformed vertices, faces or texture, naming ``obj_id``.
     """
     source = mesh
-    if mesh.uv is None and getattr(mesh, "face_uv", None) is not None and mesh.texture is not None:
+    if mesh.uv is None and mesh.face_uv is not None and mesh.texture is not None:
         mesh = mesh.with_vertex_uv()  # per-corner texture coordinates -> one uv per (split) vertex
     vertices = np.asarray(mesh.vertices_mm, dtype=np.float32)
     faces = np.asarray(mesh.faces)
@@ -105,18 +105,14 @@ def delete_model(model: GpuModel) -> None:
         gl.glDeleteTextures([model.texture])
 
 
-def bind_model(model: GpuModel) -> None:
-    """Bind a model's vertex array and set its face culling."""
+def draw_model(model: GpuModel) -> None:
+    """Draw a model's triangles with its face culling."""
     if model.cull is None:
         gl.glDisable(gl.GL_CULL_FACE)
     else:
         gl.glEnable(gl.GL_CULL_FACE)
         gl.glCullFace(model.cull)
     gl.glBindVertexArray(model.vao)
-
-
-def draw_model(model: GpuModel) -> None:
-    bind_model(model)
     gl.glDrawElements(gl.GL_TRIANGLES, model.n_indices, gl.GL_UNSIGNED_INT, None)
 
 

@@ -71,7 +71,7 @@ class Lighting:
             point_offset_mm: the point light sits uniformly in the box +-(x, y, z) mm around the camera
                 centre (near the camera, as a flash or a lamp beside it would).
         """
-        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        rng = np.random.default_rng(rng)  # a Generator is returned as it is
 
         def cone_direction() -> np.ndarray:
             cos_max = np.cos(np.deg2rad(max_angle_deg))

@@ -46,17 +46,14 @@ from typing import Sequence
 
 import numpy as np
 
-from bopnp.render.egl import EglContext, configure_environment, create_context
+import OpenGL.GL as gl  # the EGL platform is chosen first, by the bopnp.render package on import
 
-configure_environment()
-
-import OpenGL.GL as gl  # noqa: E402  (the EGL platform must be chosen first)
-
-from bopnp.bop.mesh import Mesh  # noqa: E402
-from bopnp.errors import ConfigError, RenderError, ShapeError  # noqa: E402
-from bopnp.render import gl_objects as glo  # noqa: E402
-from bopnp.render import shaders  # noqa: E402
-from bopnp.render.lighting import Lighting  # noqa: E402
+from bopnp.bop.mesh import Mesh
+from bopnp.errors import ConfigError, RenderError, ShapeError
+from bopnp.render import gl_objects as glo
+from bopnp.render import shaders
+from bopnp.render.egl import EglContext, create_context
+from bopnp.render.lighting import Lighting
 
 #: smallest near-plane distance, mm: surfaces closer to the camera than this are clipped
 NEAR_MIN_MM = 1.0
@@ -189,9 +186,9 @@ def get_renderer(width: int, height: int, *, device: int | None = None) -> "Rend
     """
     key = (int(width), int(height))
     with _registry_lock:
-        ctx = _shared_context(device)
+        _shared_context(device)
         renderer = _renderers.get(key)
-        if renderer is None or renderer._ctx is not ctx:
+        if renderer is None:  # (a new context, after a fork, came with an empty registry)
             renderer = Renderer(width, height, device=device)
             _renderers[key] = renderer
         return renderer
@@ -261,10 +258,6 @@ class Renderer:
     def culls_back_faces(self, obj_id: int) -> bool:
         """Whether ``obj_id`` is drawn with back-face culling (see :meth:`add_model`)."""
         return self._model(obj_id).cull is not None
-
-    def has_model(self, obj_id: int) -> bool:
-        """Whether ``obj_id`` has been added."""
-        return int(obj_id) in self._models
 
     def mesh(self, obj_id: int) -> Mesh:
         """The mesh added as ``obj_id``."""
@@ -413,31 +406,6 @@ class Renderer:
                 raise RenderError(f"OpenGL error while rendering depths: {exc}") from exc
         return out
 
-    def close(self) -> None:
-        """Free this renderer's GL objects (the shared context stays)."""
-        with self._ctx.lock:
-            if self._ctx.owner_pid != os.getpid() or self._ctx.context is None:
-                return
-            self._ctx.make_current()
-            for model in self._models.values():
-                glo.delete_model(model)
-            self._models.clear()
-            for fbo, rbs in self._fbos.values():
-                gl.glDeleteFramebuffers(1, [fbo])
-                gl.glDeleteRenderbuffers(len(rbs), rbs)
-            self._fbos.clear()
-            for fbo, texture, depth_rb in self._layer_targets.values():
-                gl.glDeleteFramebuffers(1, [fbo])
-                gl.glDeleteTextures([texture])
-                gl.glDeleteRenderbuffers(1, [depth_rb])
-            self._layer_targets.clear()
-            for texture in self._bits_textures.values():
-                gl.glDeleteTextures([texture])
-            self._bits_textures.clear()
-        for key, renderer in list(_renderers.items()):
-            if renderer is self:
-                del _renderers[key]
-
     @property
     def gl_renderer(self) -> str:
         """The OpenGL renderer string (e.g. 'llvmpipe ...' or 'NVIDIA H200/PCIe/SSE2')."""
@@ -500,7 +468,7 @@ class Renderer:
         k % 32 of word k // 32 of the returned (words, H, W) uint32 array (None when empty)."""
         H, W = self.height, self.width
         rgb = lighting is not None
-        with_bits = len(bit_instances) > 0 and proj is not None and bool(obj_ids)
+        with_bits = len(bit_instances) > 0  # only occludable instances, so proj is set and N >= 2
         prog = _program("visible" + ("_rgb" if rgb else "") + ("_bits" if with_bits else ""))
         word_of = {}
         if with_bits:
@@ -605,8 +573,6 @@ class Renderer:
         H, W, n = self.height, self.width, len(obj_ids)
         n_words = -(-n // 32)
         words = np.zeros((n_words, H, W), np.uint32)
-        if proj is None:
-            return words
         prog = _program("full")
         gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, self._fbo("full"))
         gl.glDrawBuffers(1, [gl.GL_COLOR_ATTACHMENT0])

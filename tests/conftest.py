@@ -6,12 +6,16 @@ beside a development checkout in ``../shared/data/lmo``, or in ``$BOPNP_LMO_DIR`
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+TESTS = REPO_ROOT / "tests"
 
 
 def _shared_lmo_dir() -> Path:
@@ -73,6 +77,40 @@ def synth_dataset(tmp_path_factory) -> tuple[Path, str]:
     except RenderError as exc:
         pytest.skip(f"cannot render the synthetic dataset: {exc}")
     return bop_path, "tiny"
+
+
+def _test_module(path: Path, name: str):
+    """A helper file of the tests loaded by path (test folders are not packages), once, as ``name``: the
+    name a test module that imports it by name (``from tiny_bop import ...``) gets the same module under."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """The BOP-layout builder tests/fixtures/bop/tiny_dataset.py (make_dataset, break_dataset, box_mesh,
+    revolution_mesh, ...): drawn masks, no rendering; each test makes its own dataset with it."""
+    return _test_module(TESTS / "fixtures" / "bop" / "tiny_dataset.py", "bop_tiny_dataset")
+
+
+@pytest.fixture(scope="session")
+def tiny_bop_template(tmp_path_factory) -> Path:
+    """The rendered dataset of tests/data/tiny_bop.py (independent of ``bopnp synth``), built once per
+    session; read-only: tests that write into it take a copy, ``tiny_bop``."""
+    root = tmp_path_factory.mktemp("tiny_bop")
+    _test_module(TESTS / "data" / "tiny_bop.py", "tiny_bop").build(root)
+    return root
+
+
+@pytest.fixture
+def tiny_bop(tiny_bop_template, tmp_path) -> tuple[Path, str]:
+    """(bop_path, name) of a fresh copy of the tiny_bop dataset (``prepare`` writes into the dataset)."""
+    shutil.copytree(tiny_bop_template, tmp_path / "bop")
+    return tmp_path / "bop", "tiny"
 
 
 @pytest.fixture(scope="session")

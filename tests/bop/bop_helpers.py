@@ -4,20 +4,11 @@ puts this folder on sys.path)."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "bop"
-
-
-def load_tiny_builder():
-    """tests/fixtures/bop/tiny_dataset.py as a module (make_dataset, box_mesh, revolution_mesh, ...)."""
-    spec = importlib.util.spec_from_file_location("bop_tiny_dataset", FIXTURES / "tiny_dataset.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def snapshot(obj):

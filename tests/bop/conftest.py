@@ -1,4 +1,5 @@
-"""Fixtures of the BOP data-layer tests: a tiny consistent dataset built in a temporary folder."""
+"""Fixtures of the BOP data-layer tests: a tiny consistent dataset built in a temporary folder (with
+the session fixture ``tiny`` of tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,6 @@ import pytest
 # the test modules import bop_helpers from this folder; make that hold under any pytest import mode
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
-
-from bop_helpers import load_tiny_builder  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def tiny():
-    """The tiny-dataset builder module (make_dataset, box_mesh, revolution_mesh, ...)."""
-    return load_tiny_builder()
 
 
 @pytest.fixture

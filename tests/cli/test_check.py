@@ -1,29 +1,13 @@
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from bopnp.cli.main import cli
-
-_BUILDER = Path(__file__).resolve().parents[1] / "fixtures" / "bop" / "tiny_dataset.py"
-
-
-def _builder():
-    spec = importlib.util.spec_from_file_location("bop_tiny_dataset", _BUILDER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def tiny_builder():
-    return _builder()
 
 
 def _run(args):
@@ -46,16 +30,16 @@ def test_check_help_imports_neither_torch_nor_pyrender():
     assert "HEAVY []" in out
 
 
-def test_clean_dataset_exits_0(tmp_path, tiny_builder):
-    tiny_builder.make_dataset(tmp_path / "tiny")
+def test_clean_dataset_exits_0(tmp_path, tiny):
+    tiny.make_dataset(tmp_path / "tiny")
     result = _run(["tiny", "--bop-path", str(tmp_path), "--split", "test"])
     assert result.exit_code == 0, result.output
     assert "tiny: no problems" in result.output and "problem:" not in result.output
 
 
-def test_broken_dataset_lists_every_problem_and_exits_2(tmp_path, tiny_builder):
-    root = tiny_builder.make_dataset(tmp_path / "broken", scenes=2)
-    expected = tiny_builder.break_dataset(root)
+def test_broken_dataset_lists_every_problem_and_exits_2(tmp_path, tiny):
+    root = tiny.make_dataset(tmp_path / "broken", scenes=2)
+    expected = tiny.break_dataset(root)
     result = _run(["broken", "--bop-path", str(tmp_path), "--split", "test"])
     assert result.exit_code == 2
     assert isinstance(result.exception, SystemExit)  # no other exception escaped
@@ -66,9 +50,9 @@ def test_broken_dataset_lists_every_problem_and_exits_2(tmp_path, tiny_builder):
     assert f"broken: {len(expected)} problem(s)" in result.output
 
 
-def test_broken_dataset_in_a_subprocess_has_no_traceback(tmp_path, tiny_builder):
-    root = tiny_builder.make_dataset(tmp_path / "broken", scenes=2)
-    expected = tiny_builder.break_dataset(root)
+def test_broken_dataset_in_a_subprocess_has_no_traceback(tmp_path, tiny):
+    root = tiny.make_dataset(tmp_path / "broken", scenes=2)
+    expected = tiny.break_dataset(root)
     env = {**os.environ, "BOP_PATH": str(tmp_path)}
     proc = subprocess.run([sys.executable, "-m", "bopnp.cli.main", "check", "broken", "--images", "all"],
                           capture_output=True, text=True, env=env)
@@ -84,8 +68,8 @@ def test_missing_dataset_is_an_error_without_traceback(tmp_path):
     assert "nope not found" in proc.stderr and "--bop-path" in proc.stderr
 
 
-def test_name_can_be_a_path(tmp_path, tiny_builder):
-    root = tiny_builder.make_dataset(tmp_path / "some" / "where")
+def test_name_can_be_a_path(tmp_path, tiny):
+    root = tiny.make_dataset(tmp_path / "some" / "where")
     result = _run([str(root), "--bop-path", str(tmp_path / "empty"), "--models-only"])
     assert result.exit_code == 0, result.output
 

@@ -1,34 +1,12 @@
 """``bopnp prepare``: help with an example, a run, typed errors without a traceback."""
 
-import importlib.util
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from bopnp.cli.main import cli
-
-
-@pytest.fixture(scope="module")
-def tiny_template(tmp_path_factory) -> Path:
-    """The tiny dataset of tests/data/tiny_bop.py (loaded by path: test folders are not packages)."""
-    spec = importlib.util.spec_from_file_location("_tiny_bop_cli", Path(__file__).parents[1] / "data" / "tiny_bop.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    root = tmp_path_factory.mktemp("tiny_cli")
-    module.build(root)
-    return root
-
-
-@pytest.fixture
-def tiny_bop(tiny_template, tmp_path) -> tuple[Path, str]:
-    import shutil
-
-    shutil.copytree(tiny_template, tmp_path / "bop")
-    return tmp_path / "bop", "tiny"
 
 
 def test_help_has_an_example():

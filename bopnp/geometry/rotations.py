@@ -143,6 +143,27 @@ def random_rotation(
     return quaternion_to_matrix(q).to(dtype=dtype, device=device)
 
 
+def nearest_rotation(M: Tensor) -> Tensor:
+    """Closest rotation to each 3x3 matrix in the Frobenius norm (one batched SVD; the sign of the smallest singular
+    direction is flipped where ``M``'s nearest orthogonal matrix is a reflection).
+
+    Args:
+        M: (..., 3, 3); non-finite entries are read as :func:`torch.nan_to_num` makes them, so the result is finite.
+    Returns:
+        (..., 3, 3) rotation matrices (determinant +1).
+
+    Example:
+        >>> R = axis_angle_to_matrix(torch.tensor([0.1, -0.2, 0.3], dtype=torch.float64))
+        >>> torch.allclose(nearest_rotation(R @ torch.diag(torch.tensor([3.0, 2.0, 0.5], dtype=torch.float64))), R)
+        True
+    """
+    U, _, Vh = torch.linalg.svd(torch.nan_to_num(M))
+    d = torch.linalg.det(U @ Vh)
+    D = torch.ones(*M.shape[:-2], 3, dtype=M.dtype, device=M.device)
+    D[..., 2] = torch.where(d < 0, -1.0, 1.0)
+    return U @ (D.unsqueeze(-1) * Vh)
+
+
 def rotation_angle_deg(R_a: Tensor, R_b: Tensor) -> Tensor:
     """Angle of the relative rotation ``R_a^T R_b`` in degrees, in [0, 180].
 
@@ -177,6 +198,7 @@ __all__ = [
     "quaternion_to_matrix",
     "quaternion_to_axis_angle",
     "random_rotation",
+    "nearest_rotation",
     "rotation_angle_deg",
     "orthonormality_error",
 ]

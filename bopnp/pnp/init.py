@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from bopnp.geometry import nearest_rotation
 from bopnp.pnp import objective as obj
 
 #: pairs of control points whose distances constrain the betas
@@ -50,15 +51,6 @@ def _ridge_solve(M: Tensor, b: Tensor, rel: float = 1e-10) -> Tensor:
     eye = torch.eye(k, dtype=M.dtype, device=M.device)
     z, _ = torch.linalg.solve_ex(MtM + rel * scale.unsqueeze(-1) * eye, (M.transpose(-1, -2) @ b.unsqueeze(-1)))
     return torch.nan_to_num(z.squeeze(-1))
-
-
-def _nearest_rotation(M: Tensor) -> Tensor:
-    """Closest rotation (Frobenius) to each (..., 3, 3) matrix, via one batched SVD."""
-    U, _, Vh = torch.linalg.svd(torch.nan_to_num(M))
-    d = torch.linalg.det(U @ Vh)
-    D = torch.ones(*M.shape[:-2], 3, dtype=M.dtype, device=M.device)
-    D[..., 2] = torch.where(d < 0, -1.0, 1.0)
-    return U @ (D.unsqueeze(-1) * Vh)
 
 
 def _normal_matrix(a: Tensor, v: Tensor, w: Tensor) -> Tensor:
@@ -259,7 +251,7 @@ def initial_pose(
         evals, evecs = pca
     M_e, t_e = _epnp(x, un, w, evals, evecs)
     M_h, t_h = _homography_pose(x, un, w, evals, evecs)
-    R = _nearest_rotation(torch.cat([M_e, M_h.unsqueeze(1)], 1))  # (B, 4, 3, 3)
+    R = nearest_rotation(torch.cat([M_e, M_h.unsqueeze(1)], 1))  # (B, 4, 3, 3)
     t = torch.cat([t_e, t_h.unsqueeze(1)], 1)
     # ranking four candidates needs no more than a few hundred points
     xs, us, ws = (x, u, w) if N <= SCORE_POINTS else _spread_subset(x, u, w, SCORE_POINTS)

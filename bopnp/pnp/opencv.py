@@ -14,6 +14,7 @@ from torch import Tensor
 from bopnp.geometry import matrix_to_axis_angle
 from bopnp.pnp import objective as obj
 from bopnp.pnp.ransac import RansacConfig
+from bopnp.pnp.solver import PnPResult
 
 
 def opencv_pose(x2d: np.ndarray, x3d: np.ndarray, K: np.ndarray, *, ransac: RansacConfig | None = None,
@@ -60,8 +61,6 @@ def solve_pnp_opencv(x2d: Tensor, x3d: Tensor, K: Tensor, weights: Tensor | None
     Returns:
         :class:`bopnp.pnp.PnPResult` without gradients (``iterations`` is 0: OpenCV does not report it).
     """
-    from bopnp.pnp.solver import PnPResult
-
     B, N, _ = x2d.shape
     dt, dev = x2d.dtype, x2d.device
     w = torch.ones(B, N, dtype=dt, device=dev) if weights is None else weights

@@ -16,6 +16,8 @@ import math
 import torch
 from torch import Tensor
 
+from bopnp.geometry import nearest_rotation
+
 
 def _pair_forms(b12: Tensor, b13: Tensor, b23: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """The quadratic forms ``M_ij`` of ``lam_i^2 + lam_j^2 - 2 b_ij lam_i lam_j``: three (M, 3, 3)."""
@@ -107,8 +109,6 @@ def p3p(y: Tensor, x: Tensor, refine_iters: int = 3) -> tuple[Tensor, Tensor, Te
         R: (M, 4, 3, 3). t: (M, 4, 3) mm, so that ``R x_i + t`` lies on ray ``i``. ok: (M, 4) bool, False for
         missing solutions (fewer than four real ones, negative depths, degenerate samples).
     """
-    from bopnp.pnp.init import _nearest_rotation  # the shared SVD projection onto rotations
-
     M = y.shape[0]
     dt = y.dtype
     y = y / y.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(dt).tiny)
@@ -168,7 +168,7 @@ def p3p(y: Tensor, x: Tensor, refine_iters: int = 3) -> tuple[Tensor, Tensor, Te
             C = torch.stack([dc1, dc2, torch.linalg.cross(dc1, dc2)], -1)
             # R W = C  <=>  W^T R^T = C^T
             Rt, info = torch.linalg.solve_ex(W.transpose(1, 2), C.transpose(1, 2))
-            R = _nearest_rotation(Rt.transpose(1, 2))
+            R = nearest_rotation(Rt.transpose(1, 2))
             t = Xc.mean(1) - (R @ x.mean(1).unsqueeze(-1)).squeeze(-1)
             ok = ok & (info == 0) & torch.isfinite(R).flatten(1).all(-1) & torch.isfinite(t).all(-1)
             Rs.append(R)

@@ -9,6 +9,7 @@ from bopnp.errors import ShapeError
 from bopnp.geometry import (
     axis_angle_to_matrix,
     matrix_to_axis_angle,
+    nearest_rotation,
     orthonormality_error,
     random_rotation,
     rotation_angle_deg,
@@ -56,3 +57,22 @@ def test_gradcheck_matrix_to_axis_angle():
 def test_bad_shape_raises_typed_error():
     with pytest.raises(ShapeError, match="R"):
         matrix_to_axis_angle(torch.zeros(4, 3, 4))
+
+
+def test_nearest_rotation_is_the_polar_factor_and_keeps_det_plus_one():
+    g = torch.Generator().manual_seed(4)
+    R = random_rotation(24, generator=g, dtype=torch.float64).view(2, 12, 3, 3)
+    # M = R S with S symmetric positive definite: R is the nearest rotation (polar decomposition)
+    Q = random_rotation(24, generator=g, dtype=torch.float64).view(2, 12, 3, 3)
+    s = torch.rand(2, 12, 3, generator=g, dtype=torch.float64) * 3 + 0.1
+    S = Q @ torch.diag_embed(s) @ Q.transpose(-1, -2)
+    got = nearest_rotation(R @ S)
+    assert got.shape == (2, 12, 3, 3)
+    torch.testing.assert_close(got, R, atol=1e-12, rtol=0)
+    # a reflection: the nearest rotation flips the direction of the smallest singular value, not the largest
+    flip = torch.diag(torch.tensor([3.0, 2.0, -1.0], dtype=torch.float64))
+    torch.testing.assert_close(nearest_rotation(R @ flip), R, atol=1e-12, rtol=0)
+    # items are independent of the batch they come in
+    torch.testing.assert_close(nearest_rotation((R @ S)[1, 5]), got[1, 5], atol=1e-15, rtol=0)
+    bad = nearest_rotation(torch.full((3, 3), float("nan"), dtype=torch.float64))
+    assert torch.isfinite(bad).all() and orthonormality_error(bad) < 1e-12

@@ -6,8 +6,8 @@ import pytest
 import torch
 from pnp_problems import make_problem
 
-from bopnp.geometry import rotation_angle_deg
-from bopnp.pnp.init import _epnp, _homography_pose, _nearest_rotation, initial_pose, normalized_coords, weighted_pca
+from bopnp.geometry import nearest_rotation, rotation_angle_deg
+from bopnp.pnp.init import _epnp, _homography_pose, initial_pose, normalized_coords, weighted_pca
 
 
 def _centred(p, w):
@@ -72,5 +72,5 @@ def test_each_closed_form_solver_alone(planar):
     else:
         M, t = _epnp(x, un, w, evals, evecs)
         M, t = M[:, 0], t[:, 0]
-    assert (rotation_angle_deg(_nearest_rotation(M), p["R"]) < 1e-4).all()
+    assert (rotation_angle_deg(nearest_rotation(M), p["R"]) < 1e-4).all()
     assert ((t - t_c).norm(dim=-1) < 1e-8 * t_c.norm(dim=-1)).all()

@@ -62,7 +62,7 @@ def _normal_matrix(a: Tensor, v: Tensor, w: Tensor) -> Tensor:
     Returns:
         (B, 3k, 3k) symmetric, ordered (j, xyz).
     """
-    B, k, N = a.shape
+    B, k, _ = a.shape
     F = torch.cat([torch.ones_like(v[:, :1]), v, (v * v).sum(1, keepdim=True)], 1) * w.unsqueeze(1)  # (B, 4, N)
     iu, ju = torch.triu_indices(k, k, device=a.device)
     upper = (a[:, iu] * a[:, ju]) @ F.transpose(1, 2)  # (B, k(k+1)/2, 4): only the distinct products

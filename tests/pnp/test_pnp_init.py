@@ -34,7 +34,7 @@ def test_initial_pose_ignores_zero_weight_points_and_returns_sorted_candidates()
     w[:, :10] = 0
     x2d = p["x2d"].clone()
     x2d[:, :10] = 1e4
-    x, t_c, pca = _centred(p, w)
+    x, _, _ = _centred(p, w)
     R, t, cost = initial_pose(x, x2d.mT, p["K"][:, :2, :2], p["K"][:, :2, 2], w, all_candidates=True)
     assert R.shape == (5, 4, 3, 3) and t.shape == (5, 4, 3)
     assert (cost[:, 1:] >= cost[:, :-1]).all()

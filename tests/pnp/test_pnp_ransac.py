@@ -57,7 +57,7 @@ def test_ransac_float32_and_opencv_reference_agree():
 
 
 def test_gradients_flow_only_to_inliers():
-    p, truth = with_outliers(B=2, N=60, frac=0.3, seed=3)
+    p, _ = with_outliers(B=2, N=60, frac=0.3, seed=3)
     x2d = (p["x2d"] + 0.5 * torch.randn(p["x2d"].shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
     x2d.requires_grad_(True)
     w = torch.ones(2, 60, dtype=torch.float64, requires_grad=True)

@@ -59,7 +59,7 @@ def default_out(name: str, split: str, results: Path | None, crops: bool, images
 
 def _check_csv_dataset(csv: Path, name: str, split: str | None) -> str | None:
     """The split the CSV's file name names; a typed error when it names another dataset."""
-    from bopnp.bop.results import parse_result_filename
+    from bopnp.bop.results import parse_result_filename, split_folder
     from bopnp.errors import ResultsFormatError
 
     try:
@@ -71,7 +71,7 @@ def _check_csv_dataset(csv: Path, name: str, split: str | None) -> str | None:
             f"{csv.name} is named for dataset '{parsed.dataset}' (METHOD_DATASET-SPLIT.csv), not '{name}': "
             f"run `bopnp viz {parsed.dataset} --results {csv}`, or rename the file if it really is for {name}"
         )
-    csv_split = parsed.split + (f"_{parsed.split_type}" if parsed.split_type else "")
+    csv_split = split_folder(parsed)  # with bop_toolkit's default split type (tless-test -> test_primesense)
     if split is not None and split != csv_split:
         raise ResultsFormatError(f"{csv.name} is named for split '{csv_split}', not '{split}': leave --split out or pass --split {csv_split}")
     return csv_split

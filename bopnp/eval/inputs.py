@@ -17,7 +17,7 @@ import numpy as np
 
 from bopnp.bop import io
 from bopnp.bop.records import GtInfo, GtPose, ImageCamera, ModelInfo, PoseEstimate, Target
-from bopnp.bop.results import ResultFileName
+from bopnp.bop.results import DEFAULT_SPLIT_TYPE, ResultFileName, split_folder
 from bopnp.bop.validate import GT_ROT_TOL
 from bopnp.errors import DatasetError
 
@@ -99,15 +99,12 @@ class EvalInputs:
         return self._meshes[obj_id]
 
 
-#: split type bop_toolkit assumes when the file name gives none (folder ``test_primesense``)
-DEFAULT_SPLIT_TYPE = {"tless": "primesense", "hb": "primesense", "hbs": "primesense"}
 #: datasets stored in another dataset's folder
 DATASET_FOLDER = {"hbs": "hb"}
 
 
 def _split_dir(dataset_dir: Path, name: ResultFileName) -> Path:
-    split_type = name.split_type or DEFAULT_SPLIT_TYPE.get(name.dataset)
-    folder = name.split if split_type is None else f"{name.split}_{split_type}"
+    folder = split_folder(name)
     path = dataset_dir / folder
     if not path.is_dir():
         raise DatasetError(

@@ -71,8 +71,8 @@ def run_bop_toolkit(results_csv: Path, bop_path: Path, targets: str = "test_targ
         ConfigError: bop_toolkit missing; DatasetError: the dataset lacks a file bop_toolkit needs;
         BopnpError: bop_toolkit failed (its log is named).
     """
-    from bopnp.bop.results import parse_result_filename
-    from bopnp.eval.inputs import DATASET_FOLDER, DEFAULT_SPLIT_TYPE
+    from bopnp.bop.results import parse_result_filename, split_folder
+    from bopnp.eval.inputs import DATASET_FOLDER
 
     python = toolkit_python()
     scripts = find_toolkit(python)
@@ -81,8 +81,7 @@ def run_bop_toolkit(results_csv: Path, bop_path: Path, targets: str = "test_targ
     dataset_dir = Path(bop_path).resolve() / DATASET_FOLDER.get(name.dataset, name.dataset)
     if Path(targets).name != str(targets):
         raise ConfigError(f"bop_toolkit reads the targets from the dataset folder: pass a file name in {dataset_dir}, not the path {targets}")
-    split_type = name.split_type or DEFAULT_SPLIT_TYPE.get(name.dataset)
-    split_dir = dataset_dir / (name.split if split_type is None else f"{name.split}_{split_type}")
+    split_dir = dataset_dir / split_folder(name)
     missing_info = sorted(str(p.parent.name) for p in split_dir.glob("*/scene_gt.json") if not (p.parent / "scene_gt_info.json").is_file())
     if missing_info:
         raise DatasetError(

@@ -121,6 +121,18 @@ def test_csv_for_another_dataset(synth_dataset, tmp_path):
     assert result.exit_code == 2 and "another dataset or split" in result.output and "Traceback" not in result.output
 
 
+def test_csv_split_folder_has_the_default_split_type():
+    from bopnp.cli.viz import _check_csv_dataset
+    from bopnp.errors import ResultsFormatError
+
+    # as bopnp eval and bop_toolkit read it: T-LESS test results are for the test_primesense folder
+    assert _check_csv_dataset(Path("method_tless-test.csv"), "tless", None) == "test_primesense"
+    assert _check_csv_dataset(Path("method_tless-test-kinect.csv"), "tless", None) == "test_kinect"
+    assert _check_csv_dataset(Path("method_lmo-test.csv"), "lmo", "test") == "test"
+    with pytest.raises(ResultsFormatError, match="split 'test_primesense'"):
+        _check_csv_dataset(Path("method_tless-test.csv"), "tless", "test")
+
+
 def test_prepare_writes_a_preview_and_viz_draws_the_crops(writable, tmp_path):
     bop_path, name = writable
     runner = CliRunner()

@@ -46,4 +46,4 @@ def test_p3p_degenerate_samples_give_no_solution_and_no_nan():
     y = torch.tensor([[[0.0, 0, 1], [0.01, 0, 1], [0.02, 0, 1]]] * 2, dtype=torch.float64)
     R, t, ok = p3p(y, x)
     assert torch.isfinite(R).all() and torch.isfinite(t).all()
-    assert not ok[1].any()
+    assert not ok.any()  # collinear points (item 0) and coincident points (item 1)

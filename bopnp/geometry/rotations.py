@@ -5,7 +5,6 @@ Axis-angle vectors are ``(..., 3)``: direction = axis, norm = angle in radians.
 
 from __future__ import annotations
 
-
 import torch
 from torch import Tensor
 

@@ -40,6 +40,14 @@ def test_crop_intrinsics_maps_pixels_like_warp_affine():
 
 
 def test_batched_broadcast():
-    K = _K().expand(3, 3, 3)
-    x = torch.rand(3, 7, 3, dtype=torch.float64) + torch.tensor([0, 0, 500.0], dtype=torch.float64)
-    assert project_points(x, K).shape == (3, 7, 2)
+    K = _K().repeat(3, 1, 1)
+    K[:, 0, 0] *= torch.tensor([1.0, 1.1, 0.9], dtype=torch.float64)  # per-item intrinsics
+    K[1, 0, 1] = 2.5  # and a skew
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 7, 3, generator=g, dtype=torch.float64) * 50 + torch.tensor([0, 0, 500.0], dtype=torch.float64)
+    uv = project_points(x, K)
+    assert uv.shape == (3, 7, 2)
+    for i in range(3):
+        torch.testing.assert_close(uv[i], project_points(x[i], K[i]), atol=0, rtol=0)
+    # one K for the whole batch broadcasts over it
+    torch.testing.assert_close(project_points(x, _K()), torch.stack([project_points(xi, _K()) for xi in x]))

@@ -19,13 +19,14 @@ from bopnp.bop import io
 from bopnp.bop.records import GtInfo, GtPose, ImageCamera, ModelInfo, PoseEstimate, Target
 from bopnp.bop.results import DEFAULT_SPLIT_TYPE, ResultFileName, split_folder
 from bopnp.bop.validate import GT_ROT_TOL
+from bopnp.bop.visibility import DEFAULT_DELTA_MM
 from bopnp.errors import DatasetError
 
 log = logging.getLogger(__name__)
 
-#: VSD visibility tolerance per dataset, mm (bop_toolkit's eval_bop19_pose.py); others use the default
+#: VSD visibility tolerance per dataset, mm (bop_toolkit's eval_bop19_pose.py); others use
+#: :data:`bopnp.bop.visibility.DEFAULT_DELTA_MM`
 VSD_DELTA_MM = {"itodd": 5.0}
-VSD_DELTA_DEFAULT_MM = 15.0
 
 
 @dataclass
@@ -76,7 +77,7 @@ class EvalInputs:
 
     @property
     def vsd_delta_mm(self) -> float:
-        return VSD_DELTA_MM.get(self.name.dataset, VSD_DELTA_DEFAULT_MM)
+        return VSD_DELTA_MM.get(self.name.dataset, DEFAULT_DELTA_MM)
 
     def depth_path(self, scene_id: int, im_id: int) -> Path:
         return self.scenes[scene_id].folder / "depth" / f"{im_id:06d}{self.depth_ext}"
@@ -232,4 +233,4 @@ def _ids(ids) -> str:
     return ", ".join(map(str, ids[:10])) + (f" ... ({len(ids)} in all)" if len(ids) > 10 else "")
 
 
-__all__ = ["RESULTS_ROT_TOL", "EvalInputs", "SceneData", "load_inputs", "resolve_targets_path", "VSD_DELTA_MM", "VSD_DELTA_DEFAULT_MM"]
+__all__ = ["RESULTS_ROT_TOL", "EvalInputs", "SceneData", "load_inputs", "resolve_targets_path", "VSD_DELTA_MM"]

@@ -5,10 +5,12 @@ pose. Only pixels where one of the two renders is non-zero take part, so the com
 bounding box of the two renders (a crop) instead of the full image; the numbers are those of the
 full image. Conventions, as bop_toolkit's BOP19 evaluation:
 
-- depth images are turned into *distance* images (distance from the camera centre, mm), in float64;
-- visibility ('bop19' mode): a rendered pixel is visible where ``render - test <= delta`` (difference in
-  float32) or where the test depth is missing (0: missing depth counts as visible);
-  the estimate is also visible wherever the GT is visible and the estimate render is non-zero;
+- depth images are turned into *distance* images (distance from the camera centre, mm), in float64
+  (:func:`bopnp.bop.visibility.distance_image`);
+- visibility ('bop19' mode, :func:`bopnp.bop.visibility.visible_mask`): a rendered pixel is visible where
+  ``render - test <= delta`` (difference in float32) or where the test depth is missing (0: missing
+  depth counts as visible); VSD's own rule: the estimate is also visible wherever the GT is visible
+  and the estimate render is non-zero;
 - pixel cost 'step': ``|d_gt - d_est| / diameter >= tau`` on the intersection of the two visible masks;
 - error = (costly pixels + pixels of the union outside the intersection) / union; 1 for an empty union.
 """
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bopnp.bop.visibility import distance_image, visible_mask
 from bopnp.checks import check_shape
 
 
@@ -56,29 +59,8 @@ class DepthCrop:
         return DepthCrop(np.ascontiguousarray(depth_mm[y0:y1, x0:x1], dtype=np.float32), int(x0), int(y0))
 
 
-def depth_to_dist(depth_mm: np.ndarray, K: np.ndarray, x0: int = 0, y0: int = 0) -> np.ndarray:
-    """Distance image from a depth image (or a crop of one whose top-left pixel is (x0, y0)).
-
-    Args:
-        depth_mm: (h, w) depth along the optical axis, mm, 0 = no data.
-        K: (3, 3) intrinsics of the full image.
-        x0, y0: offset of the crop in the full image, pixels.
-    Returns:
-        (h, w) float64 ``sqrt(X^2 + Y^2 + Z^2)`` of the back-projected pixel, mm; 0 where depth is 0.
-
-    Example:
-        >>> K = np.array([[500.0, 0, 2], [0, 500.0, 2], [0, 0, 1]])
-        >>> float(depth_to_dist(np.full((5, 5), 1000.0), K)[2, 2])
-        1000.0
-    """
-    check_shape(depth_mm, "h w", "depth_mm")
-    h, w = depth_mm.shape
-    xs = np.arange(x0, x0 + w)[None, :]
-    ys = np.arange(y0, y0 + h)[:, None]
-    pre_x = (xs - K[0, 2]) / np.float64(K[0, 0])
-    pre_y = (ys - K[1, 2]) / np.float64(K[1, 1])
-    d = depth_mm.astype(np.float64)
-    return np.sqrt((pre_x * d) ** 2 + (pre_y * d) ** 2 + d**2)
+#: :func:`bopnp.bop.visibility.distance_image` under its name in this module (kept for callers)
+depth_to_dist = distance_image
 
 
 def _place(crop: DepthCrop, box: tuple[int, int, int, int]) -> np.ndarray:
@@ -126,9 +108,9 @@ def vsd(
     if box is None:
         return np.ones(len(taus))
     x0, y0, x1, y1 = box
-    d_test = depth_to_dist(depth_test_mm[y0:y1, x0:x1], K, x0, y0)
-    d_est = depth_to_dist(_place(est, box), K, x0, y0)
-    d_gt = depth_to_dist(_place(gt, box), K, x0, y0)
+    d_test = distance_image(depth_test_mm[y0:y1, x0:x1], K, x0, y0)
+    d_est = distance_image(_place(est, box), K, x0, y0)
+    d_gt = distance_image(_place(gt, box), K, x0, y0)
     return vsd_from_dist(d_test, d_est, d_gt, delta_mm, taus, diameter_mm)
 
 
@@ -154,11 +136,9 @@ def vsd_from_dist(
     check_shape(dist_test, "h w", "dist_test", dims)
     check_shape(dist_est, "h w", "dist_est", dims)
     check_shape(dist_gt, "h w", "dist_gt", dims)
-    test32 = dist_test.astype(np.float32)
-    test_missing = dist_test == 0
-    visib_gt = ((dist_gt.astype(np.float32) - test32 <= delta_mm) | test_missing) & (dist_gt > 0)
-    visib_est = ((dist_est.astype(np.float32) - test32 <= delta_mm) | test_missing) & (dist_est > 0)
-    visib_est |= visib_gt & (dist_est > 0)
+    visib_gt = visible_mask(dist_test, dist_gt, delta_mm)
+    visib_est = visible_mask(dist_test, dist_est, delta_mm)
+    visib_est |= visib_gt & (dist_est > 0)  # VSD's rule, not bop_toolkit's GT masks'
     inter = visib_gt & visib_est
     union_count = int((visib_gt | visib_est).sum())
     taus = np.asarray(taus, dtype=np.float64)

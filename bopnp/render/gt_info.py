@@ -105,6 +105,9 @@ def _gt_info_and_masks(renderer, K, instances, depth_mm, delta_mm, visib_mode) -
             big = get_renderer(3 * W, 3 * H)
             big.add_model(instance[0], renderer.mesh(instance[0]))
             full_canvas, offset = big.render_depths(K_big, [instance])[0] > 0, (W, H)
+            # the in-image part from the image-size render the visible mask comes from: the two renders can
+            # disagree on a pixel at a triangle edge, which made px_count_visib exceed px_count_all
+            full_canvas[H : 2 * H, W : 2 * W] = full
         else:
             full_canvas, offset = full, (0, 0)
         px_all = int(full_canvas.sum())

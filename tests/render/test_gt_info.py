@@ -152,3 +152,22 @@ def test_lmo_image_with_real_depth(lmo_image3):
         assert bx <= x and by <= y and x + w <= bx + bw and y + h <= by + bh
     # the ape sits behind the glue and the drill in this image; the can is nearly unoccluded
     assert by_obj[1]["visib_fract"] < 0.5 and by_obj[5]["visib_fract"] > 0.9
+
+
+@pytest.mark.shared_data
+def test_visible_pixels_never_exceed_all_pixels_on_lmo(lmo_dir):
+    """Image 1199 of LM-O scene 2 has an instance near the border whose silhouette in the 3x canvas and in
+    the image-size render differ by a pixel at a triangle edge; both counts must come from one silhouette."""
+    from bopnp.bop.io import load_camera, load_ply, load_scene_camera, load_scene_gt
+
+    scene = lmo_dir / "test" / "000002"
+    cam = load_scene_camera(scene / "scene_camera.json")[1199]
+    size = load_camera(lmo_dir / "camera.json")
+    r = get_renderer(size.width, size.height)
+    gts = load_scene_gt(scene / "scene_gt.json")[1199]
+    for g in gts:
+        r.add_model(g.obj_id, load_ply(lmo_dir / "models" / f"obj_{g.obj_id:06d}.ply", load_texture=False))
+    infos = compute_gt_info(r, cam.K, [(g.obj_id, g.R_m2c, g.t_m2c) for g in gts])
+    for info in infos:
+        assert info["px_count_visib"] <= info["px_count_all"]
+        assert info["visib_fract"] <= 1.0

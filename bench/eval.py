@@ -3,7 +3,9 @@
 The inputs are the real LM-O test GT (200 images, 1445 targets) with perturbed estimates. bop_toolkit
 needs a depth image and scene_gt_info for every image; the real files hold one depth image and no
 scene_gt_info, so this script renders depth images of the GT scenes (and their visibility) into a
-scratch BOP folder for the other 199 images (said in its output). Both tools then read that folder.
+scratch BOP folder for the other 199 images (said in its output), and computes scene_gt_info from the
+depth images there with bop_toolkit's definitions (bopnp.render.compute_gt_info). Both tools then read
+that folder.
 
     python bench/eval.py                                     # bopnp only
     python bench/eval.py --bop-toolkit-python ENV/bin/python # side by side (bop_toolkit importable there)
@@ -39,11 +41,10 @@ def build_scratch(lmo: Path, root: Path) -> str:
     """scratch/lmo: the real LM-O files plus rendered depth and scene_gt_info; returns a summary line."""
     from bopnp.bop import io
     from bopnp.bop.records import GtInfo, ImageCamera
-    from bopnp.bop.images import mask_bbox_xywh
-    from bopnp.render import get_renderer
+    from bopnp.render import compute_gt_info, get_renderer
 
     ds = root / "lmo"
-    stamp = ds / ".complete"
+    stamp = ds / ".complete-v2"  # v2: scene_gt_info from compute_gt_info (v1 counted render masks)
     if stamp.is_file():
         return stamp.read_text()
     if ds.exists():
@@ -64,26 +65,25 @@ def build_scratch(lmo: Path, root: Path) -> str:
         r.add_model(obj_id, io.load_ply(lmo / "models" / f"obj_{obj_id:06d}.ply", load_texture=False))
     infos, new_cams, real, rendered = {}, {}, 0, 0
     for im_id, gts in gt.items():
-        out = r.render(cams[im_id].K, [(g.obj_id, g.R_m2c, g.t_m2c) for g in gts])
+        instances = [(g.obj_id, g.R_m2c, g.t_m2c) for g in gts]
         real_depth = src / "depth" / f"{im_id:06d}.png"
+        depth_path = dst / "depth" / f"{im_id:06d}.png"
         if real_depth.is_file():
-            shutil.copy(real_depth, dst / "depth" / real_depth.name)
+            shutil.copy(real_depth, depth_path)
             new_cams[im_id] = cams[im_id]
             real += 1
         else:
-            io.save_depth(dst / "depth" / f"{im_id:06d}.png", out.depth_mm, 0.1)
+            io.save_depth(depth_path, r.render(cams[im_id].K, instances).depth_mm, 0.1)
             new_cams[im_id] = ImageCamera(K=cams[im_id].K, depth_scale=0.1)
             rendered += 1
-        rows = []
-        for full, vis in zip(out.mask_full, out.mask_visib):
-            n_all, n_vis = int(full.sum()), int(vis.sum())
-            rows.append(GtInfo(bbox_obj=mask_bbox_xywh(full), bbox_visib=mask_bbox_xywh(vis), px_count_all=n_all, px_count_valid=n_all,
-                               px_count_visib=n_vis, visib_fract=n_vis / n_all if n_all else 0.0))
-        infos[im_id] = rows
+        # as bop_toolkit's calc_gt_info: visibility against the depth image the evaluation reads
+        scale = new_cams[im_id].depth_scale
+        depth_mm = io.load_depth(depth_path, 1.0 if scale is None else scale)
+        infos[im_id] = [GtInfo(**e) for e in compute_gt_info(r, cams[im_id].K, instances, depth_mm)]
     io.save_scene_camera(dst / "scene_camera.json", new_cams)
     io.save_scene_gt_info(dst / "scene_gt_info.json", infos)
     summary = (f"depth: {real} real image(s) kept, {rendered} rendered from the GT poses (depth_scale 0.1); "
-               "scene_gt_info computed from renders")
+               "scene_gt_info computed from the depth images (bop_toolkit's definitions)")
     stamp.write_text(summary)
     return summary
 

@@ -70,13 +70,11 @@ def time_passes(fn, repeats: int):
 
 def naive_baseline(images, meshes, width: int, height: int):
     """Per instance a fresh pyrender scene (rgb + depth), then numpy post-processing; yields outputs."""
-    from bopnp.render.egl import configure_environment
-
-    configure_environment()  # pyrender's OpenGL on EGL, as bopnp's renderer
-    if not hasattr(np, "infty"):  # pyrender 0.1.45 still reads np.infty, which numpy 2 removed
-        np.infty = np.inf
-    import pyrender
     import trimesh
+
+    from bopnp.render.pyrender_compat import import_pyrender, intrinsics_camera
+
+    pyrender = import_pyrender()  # on EGL, as bopnp's renderer
 
     gl_meshes = {
         o: pyrender.Mesh.from_trimesh(trimesh.Trimesh(m.vertices_mm, m.faces, vertex_colors=m.colors, process=False), smooth=False)
@@ -94,8 +92,7 @@ def naive_baseline(images, meshes, width: int, height: int):
                 T = np.eye(4)
                 T[:3, :3], T[:3, 3] = R, t
                 scene.add(gl_meshes[obj_id], pose=cv_to_gl @ T)
-                cam = pyrender.IntrinsicsCamera(K[0, 0], K[1, 1], K[0, 2], K[1, 2], znear=10.0, zfar=10000.0)
-                scene.add(cam, pose=np.eye(4))
+                scene.add(intrinsics_camera(K), pose=np.eye(4))
                 _, depth = renderer.render(scene)
                 depths.append(depth)
             depths = np.stack(depths)

@@ -11,11 +11,12 @@ PYTEST_ARGS ?=
 EGL_DEBS := libegl1 libegl-mesa0 libgl1-mesa-dri libgles2
 export BOP_PATH
 
-.PHONY: setup egl demo test bop-eval bench gpu-check help
+.PHONY: setup egl demo test test-oldest bop-eval bench gpu-check help
 
 help:
 	@echo "make demo      set up, then synth -> prepare -> check on the synthetic dataset '$(DEMO)'"
 	@echo "make test      set up, then run the tests"
+	@echo "make test-oldest  the tests with the oldest supported torch/torchvision (own venv, several GB)"
 	@echo "make bop-eval  score every CSV in results/ (or RESULTS=...) and print a leaderboard table"
 	@echo "make bench     run the benchmarks in bench/"
 	@echo "make gpu-check the GPU tests and the CUDA benchmarks (PY=python3 to use an existing environment)"
@@ -50,6 +51,17 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The oldest supported torch and torchvision (2.11 / 0.26) with the rest of the pinned set, in their own venv.
+# Their wheels are CUDA builds: the first run downloads several GB of CUDA packages.
+OLDEST_VENV ?= .venv-oldest
+OLDEST_TORCH := torch==2.11.0 torchvision==0.26.0
+test-oldest: egl
+	@test -x $(OLDEST_VENV)/bin/python || $(PYTHON) -m venv $(OLDEST_VENV)
+	grep -v -E '^(torch|torchvision)==' constraints.txt > $(OLDEST_VENV)/constraints.txt
+	$(OLDEST_VENV)/bin/python -m pip install -q --disable-pip-version-check -c $(OLDEST_VENV)/constraints.txt $(OLDEST_TORCH) -e '.[test]'
+	$(OLDEST_VENV)/bin/python -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
+	$(OLDEST_VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 bop-eval: setup
 	@if [ -z "$(RESULTS)" ]; then echo "no results CSV in results/ (pass RESULTS=path/to/METHOD_DATASET-SPLIT.csv)"; exit 1; fi

@@ -24,6 +24,7 @@ from bopnp.bop.records import Camera, GtInfo, GtPose, ImageCamera, ModelInfo
 from bopnp.bop.symmetry import symmetry_transforms
 from bopnp.bop.validate import GT_ROT_TOL, problem, rotation_errors
 from bopnp.errors import ConfigError, DatasetError
+from bopnp.progress import progress_bar
 
 ImagesMode = Literal["all", "present", "none"]
 
@@ -302,10 +303,8 @@ class _Checker:
         size_src = "camera.json"
         missing: Counter = Counter()
         iterator = sorted(cams)
-        from tqdm import tqdm
-
-        disable = None if self.opts.progress is None else not self.opts.progress  # None: only on a terminal
-        for im_id in tqdm(iterator, desc=self.rel(sdir), unit="img", disable=disable, leave=False):
+        # progress None: only on a terminal
+        for im_id in progress_bar(iterator, desc=self.rel(sdir), unit="img", enabled=self.opts.progress, leave=False):
             stem = f"{im_id:06d}"
             ext = files[modality].get(stem)
             img_path = sdir / modality / f"{stem}{ext or '.png'}"

@@ -55,6 +55,7 @@ from bopnp.data.cache import (
 from bopnp.data.crop import crop_K, inside_image_mask, square_box, warp_crop
 from bopnp.data.targets import render_crop_target, target_pose
 from bopnp.errors import BopnpError, ConfigError, DatasetError
+from bopnp.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -251,9 +252,7 @@ def prepare(config: PrepareConfig, progress: bool = True) -> PrepareSummary:
         min_visib_fract=float(config.min_visib_fract),
     )  # fmt: skip
     n_images = sum(_count_images(split_dir / scene_dir_name(s)) for s in todo)
-    from tqdm import tqdm
-
-    with tqdm(total=n_images, unit="img", desc=f"prepare {config.name}/{split}", disable=not progress, dynamic_ncols=True) as bar:
+    with progress_bar(total=n_images, unit="img", desc=f"prepare {config.name}/{split}", enabled=progress) as bar:
         for result in _run_scenes(task, todo, int(config.workers), bar.update):
             if result.get("failed"):
                 summary.scenes_failed.append({"scene_id": result["scene_id"], "reason": result["failed"]})

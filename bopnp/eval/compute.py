@@ -26,6 +26,7 @@ from bopnp.eval.plan import Plan
 from bopnp.eval.scores import VSD_TAUS
 from bopnp.eval.vsd import vsd
 from bopnp.errors import BopnpError
+from bopnp.progress import progress_bar
 from bopnp.parallel import default_workers
 
 log = logging.getLogger(__name__)
@@ -229,7 +230,6 @@ def vsd_errors(
         the result of ``while_waiting``.
     """
     global _JOB
-    from tqdm import tqdm
 
     R_e, t_e, R_g, t_g, K = poses
     P, T = plan.n_pairs, len(VSD_TAUS)
@@ -255,7 +255,7 @@ def vsd_errors(
             with ctx.Pool(workers, initializer=_worker_init) as pool:
                 pending = pool.imap_unordered(_vsd_worker, chunks)
                 extra = while_waiting()
-                with tqdm(total=len(keys), desc="VSD", unit="image", disable=not progress, leave=False) as bar:
+                with progress_bar(total=len(keys), desc="VSD", unit="image", enabled=progress, leave=False) as bar:
                     for res in pending:
                         results.append(res)
                         bar.update(res[3])
@@ -268,7 +268,7 @@ def vsd_errors(
             missing.update(miss)
     else:
         renderer = None
-        for key in tqdm(keys, desc="VSD", unit="image", disable=not progress, leave=False):
+        for key in progress_bar(keys, desc="VSD", unit="image", enabled=progress, leave=False):
             idx, vals, miss, renderer = _vsd_images(job, [key], renderer)
             if idx:
                 out[idx] = np.asarray(vals)

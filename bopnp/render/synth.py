@@ -37,6 +37,7 @@ import numpy as np
 
 from bopnp.errors import ConfigError, DatasetError
 from bopnp.parallel import default_workers
+from bopnp.progress import progress_bar
 
 if TYPE_CHECKING:
     from bopnp.bop.records import ModelInfo
@@ -528,8 +529,6 @@ def synthesize(config: SynthConfig) -> SynthSummary:
         ConfigError: bad options, or an existing output that the mode does not allow touching.
         RenderError: the renderer could not start.
     """
-    from tqdm import tqdm
-
     from bopnp.bop.io import write_text_atomic
 
     import multiprocessing as mp
@@ -584,7 +583,7 @@ def synthesize(config: SynthConfig) -> SynthSummary:
         _write_scene(out / key[0] / f"{key[1]:06d}", pending.pop(key))
 
     workers = min(config.workers or default_workers(), max(1, len(jobs)))
-    bar = tqdm(total=len(jobs), desc=f"synth {config.name}", unit="img", disable=not config.progress or not jobs)
+    bar = progress_bar(total=len(jobs), desc=f"synth {config.name}", unit="img", enabled=config.progress and bool(jobs))
     try:
         if workers == 1:
             maker = ImageMaker(config, objects) if jobs else None

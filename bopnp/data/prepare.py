@@ -458,11 +458,11 @@ class _WorkerState:
             if cam is None:
                 skipped.append(_skip_record(scene_id, im_id, info_path.with_name("scene_camera.json"), f"no entry for image {im_id}"))
             else:
-                rendered_visib = None
+                rendered_masks = None
                 if im_id in missing:
-                    gt_info[im_id], rendered_visib = self._compute_gt_info(scene_id, im_id, gts, cam.K)
+                    gt_info[im_id], rendered_masks = self._compute_gt_info(scene_id, im_id, gts, cam.K)
                 try:  # all of an image's crops, or none
-                    for obj_id, item in list(self._image_crops(scene_id, im_id, gts, gt_info[im_id], cam.K, rendered_visib)):
+                    for obj_id, item in list(self._image_crops(scene_id, im_id, gts, gt_info[im_id], cam.K, rendered_masks)):
                         crops[obj_id].append(item)
                 except _Skip as exc:
                     skipped.append(_skip_record(scene_id, im_id, exc.file, exc.reason))
@@ -504,8 +504,9 @@ class _WorkerState:
             return None
 
     def _compute_gt_info(self, scene_id: int, im_id: int, gts, K: np.ndarray):
-        """scene_gt_info entries and visible masks ((N, H, W) bool) of one image, with bop_toolkit's
-        definitions; the split's depth image is the sensor depth when present, else the rendered one."""
+        """scene_gt_info entries and (full, visible) masks (each (N, H, W) bool) of one image, with
+        bop_toolkit's definitions; the split's depth image is the sensor depth when present, else the
+        rendered one."""
         from bopnp.render.gt_info import compute_gt_info_and_masks
 
         width, height = self._image_size(scene_id, im_id)
@@ -515,8 +516,8 @@ class _WorkerState:
         if depth_mm is not None and depth_mm.shape != (height, width):
             log.warning("depth image %d of scene %d is %s, the image %dx%d: using the rendered depth", im_id, scene_id, depth_mm.shape, width, height)
             depth_mm = None
-        infos, _, masks_visib = compute_gt_info_and_masks(renderer, K, instances, depth_mm)
-        return [_as_gt_info(e) for e in infos], masks_visib
+        infos, masks_full, masks_visib = compute_gt_info_and_masks(renderer, K, instances, depth_mm)
+        return [_as_gt_info(e) for e in infos], (masks_full, masks_visib)
 
     def _image_size(self, scene_id: int, im_id: int) -> tuple[int, int]:
         """(width, height) of an image, from its file header, else from camera.json."""
@@ -531,11 +532,11 @@ class _WorkerState:
         cam = self.dataset.camera
         return cam.width, cam.height
 
-    def _image_crops(self, scene_id: int, im_id: int, gts, infos, K: np.ndarray, rendered_visib: np.ndarray | None = None):
+    def _image_crops(self, scene_id: int, im_id: int, gts, infos, K: np.ndarray, rendered_masks: tuple[np.ndarray, np.ndarray] | None = None):
         """Yield ``(obj_id, (record, rgb, xyz, mask))`` for each selected instance of one image.
 
-        Visible masks: the split's ``mask_visib`` pngs, else ``rendered_visib`` (N, H, W), else computed
-        here with bop_toolkit's definitions (:func:`bopnp.render.gt_info.compute_masks`).
+        Masks of the image: the split's ``mask_visib`` and ``mask`` pngs, else ``rendered_masks`` (full,
+        visible; each (N, H, W)), else computed here with bop_toolkit's definitions (:func:`bopnp.render.gt_info.compute_masks`).
 
         Raises:
             _Skip: the image or one of its masks is missing or corrupt (the image is skipped).
@@ -557,24 +558,29 @@ class _WorkerState:
         H, W = image.shape[:2]
 
         visib_masks: dict[int, np.ndarray] = {}
-        for gt_id, g, _ in chosen:
-            mpath = ds.mask_path(scene_id, im_id, gt_id, visib=True)
-            if mpath.is_file():
-                m = _Skip.guard(mpath, load_mask)
-                if m.shape != (H, W):
-                    raise _Skip(mpath, f"the mask is {m.shape[1]}x{m.shape[0]} pixels but the image is {W}x{H}")
-                visib_masks[gt_id] = m
+        full_masks: dict[int, np.ndarray] = {}
+        for gt_id, g, inf in chosen:
+            # an unoccluded instance's visible crop is its full crop: its full mask is not needed
+            kinds = ((True, visib_masks),) if _unoccluded(inf) else ((True, visib_masks), (False, full_masks))
+            for visib, masks in kinds:
+                mpath = ds.mask_path(scene_id, im_id, gt_id, visib=visib)
+                if mpath.is_file():
+                    m = _Skip.guard(mpath, load_mask)
+                    if m.shape != (H, W):
+                        raise _Skip(mpath, f"the mask is {m.shape[1]}x{m.shape[0]} pixels but the image is {W}x{H}")
+                    masks[gt_id] = m
         if len(visib_masks) < len(chosen):  # no mask files: visible masks from renders
-            if rendered_visib is None or rendered_visib.shape[1:] != (H, W):
+            if rendered_masks is None or rendered_masks[1].shape[1:] != (H, W):
                 from bopnp.render.gt_info import compute_masks
 
                 scene = [(g.obj_id, g.R_m2c, g.t_m2c) for g in gts]
                 depth_mm = self._sensor_depth(scene_id, im_id)
                 if depth_mm is not None and depth_mm.shape != (H, W):
                     depth_mm = None
-                rendered_visib = compute_masks(self.renderer(W, H, sorted({g.obj_id for g in gts})), K, scene, depth_mm)[1]
+                rendered_masks = compute_masks(self.renderer(W, H, sorted({g.obj_id for g in gts})), K, scene, depth_mm)
             for gt_id, _, _ in chosen:
-                visib_masks.setdefault(gt_id, rendered_visib[gt_id])
+                if gt_id not in visib_masks:
+                    visib_masks[gt_id], full_masks[gt_id] = rendered_masks[1][gt_id], rendered_masks[0][gt_id]
 
         S = task.crop_size
         crop_renderer = self.renderer(S, S, sorted({g.obj_id for _, g, _ in chosen}))
@@ -584,7 +590,7 @@ class _WorkerState:
             R_t, t_t = target_pose(ds.models_info[g.obj_id], g.R_m2c, g.t_m2c)
             inside = inside_image_mask((W, H), box, S)
             xyz, full = render_crop_target(crop_renderer, g.obj_id, Kc, R_t, t_t, inside)
-            visib = warp_crop(visib_masks[gt_id], box, S, nearest=True)
+            visib = full.copy() if _unoccluded(inf) else visible_in_crop(full, visib_masks[gt_id], full_masks.get(gt_id), box, S)
             record = {
                 "scene_id": int(scene_id),
                 "im_id": int(im_id),
@@ -622,6 +628,42 @@ def _as_gt_info(entry):
 
 def _skip_record(scene_id: int, im_id: int, file, reason: str) -> dict:
     return {"scene_id": int(scene_id), "im_id": int(im_id), "file": str(file), "reason": reason}
+
+
+def _unoccluded(info) -> bool:
+    """Whether scene_gt_info counts every pixel of the instance's silhouette as visible."""
+    return 0 < info.px_count_all <= info.px_count_visib
+
+
+def visible_in_crop(full_crop: np.ndarray, visib_image: np.ndarray, full_image: np.ndarray | None, box, S: int) -> np.ndarray:
+    """The visible mask of a crop: its full mask minus what occludes the object in the image.
+
+    The full mask is rendered at the crop's own pixel centres, the image's masks are resampled by the
+    nearest neighbour, and the two silhouettes differ by up to a pixel along the edge. Resampling only the
+    occlusion (``full_image & ~visib_image``), and giving crop pixels off the resampled silhouette the
+    occlusion of the nearest pixel on it, keeps the visible mask inside the full one, with neither a
+    rim of hidden pixels along an unoccluded edge nor of visible ones along an occluded edge.
+
+    Args:
+        full_crop: (S, S) bool full mask rendered for the crop.
+        visib_image: (H, W) bool visible mask of the instance in the image.
+        full_image: (H, W) bool full mask in the image, or None (then the visible mask is resampled
+            and bounded by ``full_crop``; its unoccluded edge may lose a rim of pixels).
+        box: the crop's square box (x0, y0, x1, y1) in image pixels; S: crop side, px.
+    Returns:
+        (S, S) bool.
+    """
+    if full_image is not None:
+        full_s = warp_crop(full_image, box, S, nearest=True)
+        if full_s.any():
+            occluded = warp_crop(full_image & ~visib_image, box, S, nearest=True)
+            if not full_s.all():
+                from scipy import ndimage
+
+                _, (iy, ix) = ndimage.distance_transform_edt(~full_s, return_indices=True)
+                occluded = occluded[iy, ix]
+            return full_crop & ~occluded
+    return full_crop & warp_crop(visib_image, box, S, nearest=True)
 
 
 class _Skip(Exception):

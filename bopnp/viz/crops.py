@@ -86,7 +86,8 @@ def crops_preview(cache_dir: str | os.PathLike, per_object: int = 8, panel: int 
     datasets = {int(o): CropIndex(list_shards(cache_dir, int(o))) for o in meta["objects"]}
     if not any(len(d) for d in datasets.values()):
         raise DatasetError(f"{cache_dir}: the cache holds no crop yet; run `bopnp prepare {meta.get('dataset', 'NAME')}` to (finish) preparing it")
-    label_w = max(text_box_size(f"obj {o}", text_size + 4)[0] for o in datasets) + 16
+    label_w = max(max(text_box_size(f"obj {o}", text_size + 4)[0], text_box_size(f"{len(d)} crops", text_size)[0])
+                  for o, d in datasets.items()) + 16
     cap_h = text_box_size("Ag", text_size, pad=2)[1]
     block = 2 * panel + 2
     rows = []

@@ -75,7 +75,9 @@ bench: setup
 	if [ -n "$$failed" ]; then echo "failed:$$failed"; exit 1; fi
 
 # On a CUDA machine: the tests marked gpu, then the benchmarks (they add CUDA rows when a GPU is present).
+# PY=python3 on a machine where bopnp is not installed: the checkout goes on PYTHONPATH.
 PY ?= $(BIN)/python
+gpu-check: export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 gpu-check:
 	$(PY) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu-check needs a CUDA device')"
 	$(PY) -m pytest -m gpu -q -rs

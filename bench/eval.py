@@ -18,6 +18,7 @@ and the scores of both.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -32,6 +33,7 @@ import numpy as np
 from lmo_data import default_lmo_dir
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # bopnp from this checkout, installed or not
 DEFAULT_LMO = default_lmo_dir()
 SCORE_KEYS = ["bop19_average_recall", "bop19_average_recall_vsd", "bop19_average_recall_mssd", "bop19_average_recall_mspd",
               "bop19_average_time_per_image"]
@@ -130,9 +132,12 @@ def _children_cpu() -> float:
 
 def run_bopnp(csv: Path, bop: Path, out: Path, device: str) -> tuple[float, float, dict]:
     """(wall s, cpu s of the command and its workers, scores)."""
-    cmd = [str(Path(sys.executable).parent / "bopnp"), "eval", str(csv), "--bop-path", str(bop), "--out", str(out), "--device", device, "-q"]
+    cmd = [sys.executable, "-m", "bopnp", "eval", str(csv), "--bop-path", str(bop), "--out", str(out), "--device", device, "-q"]
+    if importlib.util.find_spec("matplotlib") is None:
+        cmd.append("--no-plots")  # a bare GPU image may lack it; said in the output
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
     c0, t0 = _children_cpu(), time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
     return time.perf_counter() - t0, _children_cpu() - c0, json.loads((out / "scores_bop19.json").read_text())
 
 
@@ -175,7 +180,8 @@ def main() -> None:
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for dev in devices:
         runs = [run_bopnp(csv, bop, args.scratch / f"eval_bopnp_{dev}", dev) for _ in range(max(1, args.repeat))]
-        print(f"bopnp ({dev}) runs: " + ", ".join(f"{t:.2f} s ({c:.1f} s cpu)" for t, c, _ in runs))
+        print(f"bopnp ({dev}) runs: " + ", ".join(f"{t:.2f} s ({c:.1f} s cpu)" for t, c, _ in runs)
+              + ("" if importlib.util.find_spec("matplotlib") else " (no matplotlib: without the recall plots)"))
         best = min(runs, key=lambda r: r[0])
         rows.append((f"bopnp ({dev})", best[0], min(c for _, c, _ in runs), best[2]))
     if args.bop_toolkit_python:

@@ -27,6 +27,7 @@ import numpy as np
 from lmo_data import default_lmo_dir
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # bopnp from this checkout, installed or not
 DEFAULT_LMO = default_lmo_dir()
 
 

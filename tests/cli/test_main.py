@@ -49,3 +49,14 @@ def test_command_help_imports_neither_torch_nor_pyrender(name):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "HEAVY []" in out
+
+
+def test_python_dash_m_bopnp_runs_the_cli_from_a_checkout(tmp_path):
+    import os
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    out = subprocess.run([sys.executable, "-m", "bopnp", "check", "--help"], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, check=True).stdout
+    assert out.startswith("Usage: bopnp check")

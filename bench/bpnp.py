@@ -14,7 +14,9 @@ outliers, 100 minimal sets (P3P, up to 4 hypotheses each), a 5 px threshold, aga
 
 Times are medians (ms) over repeats after five warm-up calls; peak memory is CUDA's allocator peak, or on CPU the
 rise of the resident-set high-water mark in a fresh process whose allocator returns every freed block (Linux). The
-``x OpenCV`` column is OpenCV time / ours (forward + backward).
+``x OpenCV`` column is OpenCV time / ours (forward + backward). ``ops / syncs`` counts the aten operations that launch
+work and the host synchronisations of one forward + backward (:func:`count_ops`): on a GPU, where launches rather than
+arithmetic bound small problems, ops x a few microseconds is a floor of the time.
 
 On Linux the script re-runs itself with glibc's heap trimming and per-block mmap off (``MALLOC_TRIM_THRESHOLD_`` and
 ``MALLOC_MMAP_THRESHOLD_`` at 2 GiB), as PyTorch's CPU tuning guide advises through jemalloc or tcmalloc: by default
@@ -160,6 +162,38 @@ def _opencv_loop(x3d: np.ndarray, x2d: np.ndarray, K: np.ndarray, ransac: Ransac
     return [opencv_pose(x2d[b], x3d[b], K, ransac=ransac)[1] for b in range(x3d.shape[0])]
 
 
+# aten ops that launch no kernel (views, allocations, metadata)
+_NO_KERNEL = {"as_strided", "view", "_unsafe_view", "_reshape_alias", "alias", "t", "transpose", "expand", "unsqueeze",
+              "squeeze", "select", "slice", "permute", "detach", "lift_fresh", "empty", "empty_strided", "empty_like",
+              "resolve_conj", "resolve_neg", "unbind", "split", "split_with_sizes", "narrow", "diagonal", "_conj",
+              "set_", "unflatten", "movedim", "flatten", "reshape", "_local_scalar_dense"}
+
+
+def count_ops(fn) -> tuple[int, int]:
+    """(aten ops that launch work, host synchronisations) of one call of ``fn``, counted below autograd.
+
+    On a GPU each op is at least one kernel launch, so ``ops`` x the per-launch cost (a few microseconds) is a
+    lower bound of the time where the tensors are small; a sync (``.item()``, ``bool(tensor)``) waits for
+    the device. Device-independent, so the CPU count tells what a GPU run will launch.
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    counts = {"ops": 0, "syncs": 0}
+
+    class Counter(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.__name__.split(".")[0]
+            if name == "_local_scalar_dense":
+                counts["syncs"] += 1
+            elif name not in _NO_KERNEL:
+                counts["ops"] += 1
+            return func(*args, **(kwargs or {}))
+
+    with Counter():
+        fn()
+    return counts["ops"], counts["syncs"]
+
+
 def bench_row(device: str, B: int, N: int, repeats: int, *, ransac: RansacConfig | None = None,
               with_opencv: bool = True) -> dict:
     x3d, x2d, K, R_true = make_problems(B, N, outliers=0.5 if ransac else 0.0)
@@ -180,6 +214,7 @@ def bench_row(device: str, B: int, N: int, repeats: int, *, ransac: RansacConfig
     row["fwd_ms"], _, res = _median_ms(fwd, device, repeats)
     row["peak_mib"] = _peak_mib(fwd_bwd, device) if device == "cuda" else _peak_mib_cpu(B, N, ransac is not None,
                                                                                          torch.get_num_threads())
+    row["ops"], row["syncs"] = count_ops(fwd_bwd)
     row["valid"] = float(res.valid.float().mean())
     row["iters"] = float(res.iterations.float().mean())
     row["rot_err_deg"] = float(rotation_angle_deg(res.R.double().cpu(), R_true).median())
@@ -198,7 +233,7 @@ def _fmt(v, spec):
 
 
 HEADER = ("| device | B | N | RANSAC | ours fwd+bwd ms (median / min) | ours fwd ms | peak MiB | OpenCV fwd ms | x OpenCV "
-          "| LM iters | rot err deg (ours / OpenCV) |")
+          "| LM iters | rot err deg (ours / OpenCV) | ops / syncs |")
 
 
 def print_row(r: dict) -> None:
@@ -206,7 +241,7 @@ def print_row(r: dict) -> None:
           f"{r['fwd_bwd_min_ms']:.2f} | "
           f"{r['fwd_ms']:.2f} | {_fmt(r['peak_mib'], '.1f')} | {_fmt(r.get('opencv_ms'), '.1f')} | "
           f"{_fmt(r.get('speedup'), '.1f')} | {r['iters']:.1f} | {r['rot_err_deg']:.3f} / "
-          f"{_fmt(r.get('opencv_rot_err_deg'), '.3f')} |", flush=True)
+          f"{_fmt(r.get('opencv_rot_err_deg'), '.3f')} | {r['ops']} / {r['syncs']} |", flush=True)
 
 
 def print_table(rows: list[dict]) -> None:

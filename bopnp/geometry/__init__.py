@@ -3,6 +3,7 @@
 from bopnp.geometry.camera import backproject_depth, crop_intrinsics, project_points, transform_points
 from bopnp.geometry.rotations import (
     axis_angle_to_matrix,
+    axis_angle_vjp_left,
     matrix_to_axis_angle,
     matrix_to_quaternion,
     nearest_rotation,
@@ -16,6 +17,7 @@ from bopnp.geometry.rotations import (
 
 __all__ = [
     "axis_angle_to_matrix",
+    "axis_angle_vjp_left",
     "backproject_depth",
     "crop_intrinsics",
     "matrix_to_axis_angle",

@@ -110,6 +110,38 @@ def matrix_to_axis_angle(R: Tensor) -> Tensor:
     return quaternion_to_axis_angle(matrix_to_quaternion(R))
 
 
+def axis_angle_vjp_left(aa: Tensor, grad_aa: Tensor) -> Tensor:
+    """Pull a gradient w.r.t. the axis-angle of ``R`` back to the left perturbation ``phi`` of ``R <- exp([phi]x) R``.
+
+    ``d log(exp([phi]x) R) / d phi`` at ``phi = 0`` is the inverse left Jacobian of SO(3) at ``w = log R``,
+    ``I - [w]x / 2 + c [w]x^2`` with ``c = (1 - (theta / 2) cot(theta / 2)) / theta^2``; this returns its
+    transpose applied to ``grad_aa``: ``g + (w x g) / 2 + c w x (w x g)``. ``c`` is finite on [0, pi] (1/12 at 0,
+    1/pi^2 at pi); a Taylor series serves below 0.3 rad.
+
+    Args:
+        aa: (..., 3) axis-angle of ``R`` (norm in [0, pi], as :func:`matrix_to_axis_angle` returns), radians.
+        grad_aa: (..., 3) gradient w.r.t. ``aa``.
+    Returns:
+        (..., 3) gradient w.r.t. ``phi``.
+
+    Example:
+        >>> aa = torch.tensor([0.3, -1.2, 2.0], dtype=torch.float64)
+        >>> phi = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+        >>> matrix_to_axis_angle(axis_angle_to_matrix(phi) @ axis_angle_to_matrix(aa)).sum().backward()
+        >>> torch.allclose(axis_angle_vjp_left(aa, torch.ones(3, dtype=torch.float64)), phi.grad)
+        True
+    """
+    theta2 = (aa * aa).sum(-1, keepdim=True)
+    theta = theta2.sqrt()
+    small = theta < 0.3
+    half = torch.where(small, torch.ones_like(theta), theta) / 2
+    c_big = (1 - half / torch.tan(half)) / (4 * half * half)
+    c_small = 1 / 12 + theta2 / 720 + theta2 * theta2 / 30240
+    c = torch.where(small, c_small, c_big)
+    wxg = torch.linalg.cross(aa, grad_aa, dim=-1)
+    return grad_aa + wxg / 2 + c * torch.linalg.cross(aa, wxg, dim=-1)
+
+
 def quaternion_to_matrix(q: Tensor) -> Tensor:
     """Unit quaternions ``(w, x, y, z)`` to rotation matrices.
 
@@ -190,6 +222,7 @@ def orthonormality_error(R: Tensor) -> Tensor:
 
 
 __all__ = [
+    "axis_angle_vjp_left",
     "skew",
     "axis_angle_to_matrix",
     "matrix_to_axis_angle",

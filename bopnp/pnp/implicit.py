@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from bopnp.geometry import axis_angle_vjp_left, matrix_to_axis_angle
 from bopnp.pnp import objective as obj
 
 
@@ -50,23 +51,27 @@ class ImplicitPnP(torch.autograd.Function):
     (B, 3) mm, ``center`` (B, 3) mm (any fixed point near the model; used for conditioning), ``L`` (B, 6, 6) and ``s``
     (B, 6) from :func:`hessian_factor` of the true Hessian at the solution in the centred parametrisation, and
     ``valid`` (B,) bool (invalid items get zero gradients).
-    Outputs: ``R`` (B, 3, 3), ``t`` (B, 3).
+    Outputs: ``R`` (B, 3, 3), ``t`` (B, 3), and the axis-angle of ``R`` (B, 3), whose gradient is pulled back in
+    closed form (:func:`bopnp.geometry.axis_angle_vjp_left`) rather than through an autograd graph of the log map.
     """
 
     @staticmethod
     def forward(ctx, x2d, x3d, K, w, R, t, center, L, s, valid):  # noqa: D102
-        ctx.save_for_backward(x2d, x3d, K, w, R, t, center, L, s, valid)
-        return R.clone(), t.clone()
+        aa = matrix_to_axis_angle(R)
+        ctx.save_for_backward(x2d, x3d, K, w, R, t, center, L, s, valid, aa)
+        return R.clone(), t.clone(), aa
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_R: Tensor | None, grad_t: Tensor | None):  # noqa: D102
-        x2d, x3d, K, w, R, t, center, L, s, valid = ctx.saved_tensors
+    def backward(ctx, grad_R: Tensor | None, grad_t: Tensor | None, grad_aa: Tensor | None):  # noqa: D102
+        x2d, x3d, K, w, R, t, center, L, s, valid, aa = ctx.saved_tensors
         B = R.shape[0]
         g_phi = torch.zeros(B, 3, dtype=R.dtype, device=R.device)
         g_t = torch.zeros_like(g_phi)
         if grad_R is not None:
             g_phi = obj.rotation_grad_to_local(grad_R, R)
+        if grad_aa is not None:
+            g_phi = g_phi + axis_angle_vjp_left(aa, grad_aa)
         if grad_t is not None:
             g_t = grad_t
         Rm = (R @ center.unsqueeze(-1)).squeeze(-1)

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from bopnp.checks import check_shape
 from bopnp.errors import ConfigError, ShapeError
-from bopnp.geometry import axis_angle_to_matrix, matrix_to_axis_angle
+from bopnp.geometry import axis_angle_to_matrix
 from bopnp.pnp import objective as obj
 from bopnp.pnp.implicit import ImplicitPnP, hessian_factor
 from bopnp.pnp.init import _spread_subset, initial_pose, initial_pose_any_frame, weighted_pca
@@ -250,8 +250,8 @@ def solve_pnp(
         cost = torch.where(valid, cost, zero)
 
     w_eff = torch.where(inliers, w_s, zero)
-    R_out, t_out = ImplicitPnP.apply(x2d_s, x3d_s, K_s, w_eff, R, t, center, L, s, valid)
-    pose = torch.cat([matrix_to_axis_angle(R_out), t_out], -1)
+    R_out, t_out, aa_out = ImplicitPnP.apply(x2d_s, x3d_s, K_s, w_eff, R, t, center, L, s, valid)
+    pose = torch.cat([aa_out, t_out], -1)
     return PnPResult(R=R_out, t=t_out, pose=pose, valid=valid, inliers=inliers, cost=cost, iterations=iterations)
 
 

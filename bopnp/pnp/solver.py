@@ -49,6 +49,10 @@ class PnPResult:
 
 
 def _check_inputs(x2d, x3d, K, weights, init):
+    for name, v in (("x2d", x2d), ("x3d", x3d), ("K", K), ("weights", weights), ("init", init)):
+        if v is not None and not isinstance(v, torch.Tensor):
+            raise ShapeError(f"{name}: expected a torch.Tensor, got {type(v).__module__}.{type(v).__name__}; "
+                             f"convert it with torch.as_tensor({name})")
     dims: dict[str, int] = {}
     check_shape(x2d, "B N 2", "x2d", dims)
     B, N = dims["B"], dims["N"]

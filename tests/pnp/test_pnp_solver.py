@@ -206,6 +206,8 @@ def test_shape_and_dtype_errors():
         solve_pnp(p["x2d"], p["x3d"], p["K"], init=torch.zeros(2, 3, dtype=torch.float64))
     with pytest.raises(ShapeError, match="dtype"):
         solve_pnp(p["x2d"], p["x3d"].float(), p["K"])
+    with pytest.raises(ShapeError, match=r"K: expected a torch.Tensor, got numpy.ndarray; convert it with torch.as_tensor\(K\)"):
+        solve_pnp(p["x2d"], p["x3d"], p["K"][0].numpy())
     with pytest.raises(ConfigError, match="backend"):
         solve_pnp(p["x2d"], p["x3d"], p["K"], backend="cuda")
     with pytest.raises(ConfigError, match="max_iters"):

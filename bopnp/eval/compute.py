@@ -26,8 +26,8 @@ from bopnp.eval.plan import Plan
 from bopnp.eval.scores import VSD_TAUS
 from bopnp.eval.vsd import vsd
 from bopnp.errors import BopnpError
-from bopnp.progress import progress_bar
 from bopnp.parallel import default_workers
+from bopnp.progress import progress_bar
 
 log = logging.getLogger(__name__)
 

@@ -52,7 +52,7 @@ from bopnp.bop.atomic import DIR_MODE, write_text_atomic
 from bopnp.errors import DatasetError
 
 CACHE_FORMAT = "bopnp-pix2pose-crops"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the visible mask is the full mask minus the resampled occlusion
 
 #: bits of ``mask.npy``
 MASK_FULL = 1

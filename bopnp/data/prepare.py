@@ -9,9 +9,10 @@ For every scene of the split (``train_pbr`` by default):
    training crop (geometry in :mod:`bopnp.data.crop`): a square box centred on the instance's
    ``bbox_obj`` (the whole silhouette, as Pix2Pose; ``box_source="bbox_visib"`` for the visible part),
    ``enlarge`` times its longer side, resampled to ``crop_size`` pixels. The image is resampled
-   bilinearly and the visible mask (the split's ``mask_visib/`` png, else computed from renders as
-   bop_toolkit's ``calc_gt_masks`` does, against the split's depth image where present) by the nearest
-   neighbour. The coordinate target and the full mask are rendered directly at crop resolution
+   bilinearly. The visible mask is the crop's full mask minus the instance's occlusion in the image
+   (``mask`` and not ``mask_visib``: the split's pngs, else computed from renders as bop_toolkit's
+   ``calc_gt_masks`` does, against the split's depth image where present), resampled by the nearest
+   neighbour (:func:`visible_in_crop`); an unoccluded instance's visible mask is its full mask. The coordinate target and the full mask are rendered directly at crop resolution
    with the crop's ``K`` (so they are exact, never interpolated) for the instance alone, in its annotated
    pose or, for an object with a continuous symmetry, in the canonical pose of
    :func:`bopnp.bop.symmetry.canonicalize_pose`, so that symmetric views share one target. Target and full
@@ -559,17 +560,17 @@ class _WorkerState:
 
         visib_masks: dict[int, np.ndarray] = {}
         full_masks: dict[int, np.ndarray] = {}
-        for gt_id, g, inf in chosen:
-            # an unoccluded instance's visible crop is its full crop: its full mask is not needed
-            kinds = ((True, visib_masks),) if _unoccluded(inf) else ((True, visib_masks), (False, full_masks))
-            for visib, masks in kinds:
+        # an unoccluded instance's visible crop is its full crop: it needs no mask of the image
+        occluded = [(gt_id, g, inf) for gt_id, g, inf in chosen if not _unoccluded(inf)]
+        for gt_id, g, inf in occluded:
+            for visib, masks in ((True, visib_masks), (False, full_masks)):
                 mpath = ds.mask_path(scene_id, im_id, gt_id, visib=visib)
                 if mpath.is_file():
                     m = _Skip.guard(mpath, load_mask)
                     if m.shape != (H, W):
                         raise _Skip(mpath, f"the mask is {m.shape[1]}x{m.shape[0]} pixels but the image is {W}x{H}")
                     masks[gt_id] = m
-        if len(visib_masks) < len(chosen):  # no mask files: visible masks from renders
+        if len(visib_masks) < len(occluded):  # no mask files: visible masks from renders
             if rendered_masks is None or rendered_masks[1].shape[1:] != (H, W):
                 from bopnp.render.gt_info import compute_masks
 
@@ -578,7 +579,7 @@ class _WorkerState:
                 if depth_mm is not None and depth_mm.shape != (H, W):
                     depth_mm = None
                 rendered_masks = compute_masks(self.renderer(W, H, sorted({g.obj_id for g in gts})), K, scene, depth_mm)
-            for gt_id, _, _ in chosen:
+            for gt_id, _, _ in occluded:
                 if gt_id not in visib_masks:
                     visib_masks[gt_id], full_masks[gt_id] = rendered_masks[1][gt_id], rendered_masks[0][gt_id]
 
@@ -660,7 +661,7 @@ def visible_in_crop(full_crop: np.ndarray, visib_image: np.ndarray, full_image: 
             if not full_s.all():
                 from scipy import ndimage
 
-                _, (iy, ix) = ndimage.distance_transform_edt(~full_s, return_indices=True)
+                iy, ix = ndimage.distance_transform_edt(~full_s, return_distances=False, return_indices=True)
                 occluded = occluded[iy, ix]
             return full_crop & ~occluded
     return full_crop & warp_crop(visib_image, box, S, nearest=True)

@@ -29,16 +29,42 @@ def snapshot(cache_dir: Path) -> dict[str, bytes]:
     return {str(p.relative_to(cache_dir)): p.read_bytes() for p in sorted(cache_dir.rglob("*")) if p.is_file()}
 
 
-def check_crops_consistent(cache_dir: Path, obj_id: int, max_err_px: float = 0.75) -> tuple[int, int]:
+def _check_visible_against_image_mask(cache_dir: Path, rec: dict, full: np.ndarray, visib: np.ndarray) -> int:
+    """An occluded crop's visible mask equals the image's mask_visib png resampled into the crop, except
+    within one image pixel of an edge (where the crop's own full mask and the image's sampling differ).
+    Returns 1 when checked, 0 when the split has no mask png for the instance."""
+    from bopnp.data.crop import warp_crop
+
+    split_dir = cache_dir.parent.parent / cache_dir.name
+    png = split_dir / f"{rec['scene_id']:06d}" / "mask_visib" / f"{rec['im_id']:06d}_{rec['gt_id']:06d}.png"
+    if not png.is_file():
+        return 0
+    S = visib.shape[0]
+    ref = warp_crop(io.load_mask(png), np.asarray(rec["box_xyxy"]), S, nearest=True)
+    r = int(np.ceil(S / (rec["box_xyxy"][2] - rec["box_xyxy"][0]))) + 1  # one image pixel, in crop pixels
+    kernel = np.ones((2 * r + 1, 2 * r + 1), np.uint8)
+
+    def near_edge(m):
+        m8 = m.astype(np.uint8)
+        return (cv2.dilate(m8, kernel) > 0) & ~(cv2.erode(m8, kernel) > 0)
+
+    differ = visib != ref
+    assert not (differ & ~near_edge(full) & ~near_edge(ref)).any(), rec
+    assert differ.sum() <= 0.05 * max(int(full.sum()), 1), rec
+    return 1
+
+
+def check_crops_consistent(cache_dir: Path, obj_id: int, max_err_px: float = 0.75) -> tuple[int, int, int]:
     """Every crop's coordinate target agrees with its masks and, projected with the crop's K and the
-    target pose, lands on its own pixel; the visible mask lies in the full mask and equals it where
-    nothing occludes the object. Returns (crops checked, unoccluded crops among them)."""
+    target pose, lands on its own pixel; the visible mask lies in the full mask, equals it where nothing
+    occludes the object, and else equals the image's mask_visib resampled, away from edges. Returns
+    (crops checked, unoccluded crops, occluded crops checked against a mask png)."""
     ds = CropDataset(cache_dir, obj_id)
     center, half = (torch.as_tensor(a) for a in ds.xyz_normalisation)
     S = ds.crop_size
     jj, ii = torch.meshgrid(torch.arange(S), torch.arange(S), indexing="xy")
     pix = torch.stack([jj, ii], -1).double()
-    unoccluded = []
+    unoccluded, occluded_checked = [], 0
     for i in range(len(ds)):
         item, rec = ds[i], ds.record(i)
         full, visib, inside = item["mask_full"], item["mask_visib"], item["mask_inside"]
@@ -51,13 +77,15 @@ def check_crops_consistent(cache_dir: Path, obj_id: int, max_err_px: float = 0.7
         if rec["visib_fract"] == 1.0:  # nothing occludes it: no rim where the two samplings disagree
             assert torch.equal(visib, full), rec
             unoccluded.append(i)
+        else:
+            occluded_checked += _check_visible_against_image_mask(cache_dir, rec, full.numpy(), visib.numpy())
         # projection of the target's model points with the crop's K and the target pose
         pts = center + xyz[full] * half
         f64 = lambda key: torch.tensor(rec[key], dtype=torch.float64)  # noqa: E731
         uv = project_points(transform_points(f64("R_m2c_target"), f64("t_m2c_target"), pts), f64("K"))
         err = (uv - pix[full]).norm(dim=-1)
         assert err.median() < 0.1 and err.max() < max_err_px, (rec["scene_id"], rec["im_id"], rec["gt_id"], float(err.max()))
-    return len(ds), len(unoccluded)
+    return len(ds), len(unoccluded), occluded_checked
 
 
 def expected_crops(dataset_dir: Path, min_visib_fract: float = 0.1) -> dict[int, int]:
@@ -170,7 +198,7 @@ def test_a_corrupt_image_is_reported_and_skipped_and_the_rest_kept(tiny_bop, cap
     sdir = bop / name / "train_pbr" / "000000"
     png = sdir / "rgb" / "000001.png"
     png.write_bytes(png.read_bytes()[:500])  # truncated
-    mask = sdir / "mask_visib" / "000002_000000.png"
+    mask = sdir / "mask_visib" / "000002_000002.png"  # an occluded instance's (an unoccluded one's are not read)
     mask.write_bytes(b"not a png")
     summary = run(bop, name)
     assert not summary.scenes_failed and summary.scenes_prepared == [0, 1]
@@ -257,13 +285,14 @@ def test_prepared_synth_dataset_has_targets_consistent_with_masks(synth_dataset,
     assert summary.gt_info_written == []  # synth writes scene_gt_info.json
     expected = expected_crops(tmp_path / name)
     assert summary.crops == expected and sum(expected.values()) > 0
-    n_unoccluded = 0
+    n_unoccluded = n_occluded = 0
     for obj_id, n in expected.items():
         if n:
-            checked, unoccluded = check_crops_consistent(summary.cache_dir, obj_id)
+            checked, unoccluded, occluded = check_crops_consistent(summary.cache_dir, obj_id)
             assert checked == n
             n_unoccluded += unoccluded
-    assert n_unoccluded >= 3  # the visible == full check ran
+            n_occluded += occluded
+    assert n_unoccluded >= 3 and n_occluded >= 3  # both checks of the visible mask ran
 
 
 @pytest.mark.shared_data

@@ -14,9 +14,9 @@ outliers, 100 minimal sets (P3P, up to 4 hypotheses each), a 5 px threshold, aga
 
 Times are medians (ms) over repeats after five warm-up calls; peak memory is CUDA's allocator peak, or on CPU the
 rise of the resident-set high-water mark in a fresh process whose allocator returns every freed block (Linux). The
-``x OpenCV`` column is OpenCV time / ours (forward + backward). ``ops / syncs`` counts the aten operations that launch
-work and the host synchronisations of one forward + backward (:func:`count_ops`): on a GPU, where launches rather than
-arithmetic bound small problems, ops x a few microseconds is a floor of the time.
+``x OpenCV`` column is OpenCV time / ours (forward + backward). ``ops / item reads`` counts the aten operations that
+launch work and the explicit host reads of one forward + backward (:func:`count_ops`): on a GPU, where launches rather
+than arithmetic bound small problems, ops x a few microseconds is a floor of the time.
 
 On Linux the script re-runs itself with glibc's heap trimming and per-block mmap off (``MALLOC_TRIM_THRESHOLD_`` and
 ``MALLOC_MMAP_THRESHOLD_`` at 2 GiB), as PyTorch's CPU tuning guide advises through jemalloc or tcmalloc: by default
@@ -170,11 +170,14 @@ _NO_KERNEL = {"as_strided", "view", "_unsafe_view", "_reshape_alias", "alias", "
 
 
 def count_ops(fn) -> tuple[int, int]:
-    """(aten ops that launch work, host synchronisations) of one call of ``fn``, counted below autograd.
+    """(aten ops that launch work, explicit host reads) of one call of ``fn``, counted below autograd.
 
     On a GPU each op is at least one kernel launch, so ``ops`` x the per-launch cost (a few microseconds) is a
-    lower bound of the time where the tensors are small; a sync (``.item()``, ``bool(tensor)``) waits for
-    the device. Device-independent, so the CPU count tells what a GPU run will launch.
+    lower bound of the time where the tensors are small. The op count does not depend on the device, so the
+    CPU count tells what a GPU run will launch. The second number counts only explicit reads of a value
+    (``.item()``, ``bool(tensor)``); on CUDA some linear-algebra calls (eigh, svd) also wait for the device
+    to check their status, which ``tests/pnp/test_pnp_gpu.py`` counts there with
+    ``torch.cuda.set_sync_debug_mode``.
     """
     from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -233,7 +236,7 @@ def _fmt(v, spec):
 
 
 HEADER = ("| device | B | N | RANSAC | ours fwd+bwd ms (median / min) | ours fwd ms | peak MiB | OpenCV fwd ms | x OpenCV "
-          "| LM iters | rot err deg (ours / OpenCV) | ops / syncs |")
+          "| LM iters | rot err deg (ours / OpenCV) | ops / item reads |")
 
 
 def print_row(r: dict) -> None:

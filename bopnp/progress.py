@@ -1,4 +1,5 @@
-"""Progress bars of long jobs: live on a terminal, a line every :data:`LOG_INTERVAL_S` seconds in a log.
+"""Progress bars of long jobs: live on a terminal, an update at most every :data:`LOG_INTERVAL_S` seconds
+in a log (tqdm's carriage-return updates, so a log viewer shows the latest).
 
 >>> with progress_bar(total=3, desc="demo", unit="img", enabled=False) as bar:
 ...     bar.update(3)
@@ -27,5 +28,7 @@ def progress_bar(iterable: Iterable | None = None, *, total: int | None = None, 
     from tqdm import tqdm
 
     interactive = sys.stderr.isatty()
+    interval = 0.1 if interactive else LOG_INTERVAL_S
+    # maxinterval too: tqdm's monitor thread would otherwise print a stale update every 10 s
     return tqdm(iterable, total=total, desc=desc, unit=unit, disable=None if enabled is None else not enabled,
-                leave=leave, dynamic_ncols=interactive, mininterval=0.1 if interactive else LOG_INTERVAL_S)
+                leave=leave, dynamic_ncols=interactive, mininterval=interval, maxinterval=max(interval, 10.0))

@@ -7,7 +7,9 @@ reference it is checked and benchmarked against. Two things stand in the way of 
 * pyrender 0.1.45 still reads ``np.infty`` (removed in numpy 2) in ``Mesh.bounds``, reached through
   scene bounds and shadow setup: :func:`import_pyrender` restores that alias before importing it.
 * pyrender renders into a 4x multisampled framebuffer and resolves depth by a blit, which keeps sample 0
-  of each pixel, at window offset (0.375, 0.125) in the standard 4x pattern, not at the pixel centre.
+  of each pixel, at window offset (0.375, 0.125) in the standard 4x pattern, not at the pixel centre
+  (measured on Mesa's llvmpipe, where the silhouettes then agree pixel for pixel; which sample a
+  multisampled depth blit keeps is up to the driver, so another GL driver may need another offset).
   With OpenGL's bottom-up rows that is (+0.375, +0.875) px from an OpenCV pixel centre (pixel (u, v)
   centred at (u, v), rows top-down). :func:`intrinsics_camera` shifts the principal point by that much,
   so pyrender's depth is sampled where bopnp's renderer, and bop_toolkit's, sample it.

@@ -93,21 +93,12 @@ def jacobian(pt: PointTerms, A: Tensor) -> Tensor:
     """(B, 6, 2, N) derivative of the residuals with respect to ``(phi, t)``; 0 outside the evaluated points.
 
     Row ``k`` of ``dr/dX`` is ``j_k = zinv (A_k0, A_k1, -(A n)_k)``; since ``dX/dphi = -[p]x`` the rotation part of
-    that row is ``p x j_k``.
+    that row is ``p x j_k``. Both rows are computed together (14 tensor operations, whatever B and N).
     """
-    B, N = pt.zinv.shape
-    zi = pt.zinv
-    px, py, pz = pt.p[:, 0], pt.p[:, 1], pt.p[:, 2]
-    cols = []
-    rows = []
-    for k in range(2):
-        jx = A[:, k, 0, None] * zi
-        jy = A[:, k, 1, None] * zi
-        jz = -pt.An[:, k] * zi
-        rows.append((py * jz - pz * jy, pz * jx - px * jz, px * jy - py * jx, jx, jy, jz))
-    for i in range(6):
-        cols.extend([rows[0][i], rows[1][i]])
-    return torch.stack(cols, 1).view(B, 6, 2, N)
+    zi = pt.zinv.unsqueeze(1)  # (B, 1, N); every term below is (B, 2, N): both rows k at once
+    jx, jy, jz = A[:, :, 0, None] * zi, A[:, :, 1, None] * zi, -(pt.An * zi)
+    px, py, pz = (pt.p[:, i : i + 1] for i in range(3))
+    return torch.stack([py * jz - pz * jy, pz * jx - px * jz, px * jy - py * jx, jx, jy, jz], 1)
 
 
 def _weighted_gram(J: Tensor, w: Tensor) -> Tensor:

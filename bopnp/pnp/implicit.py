@@ -18,6 +18,7 @@ from torch.autograd.function import once_differentiable
 
 from bopnp.geometry import axis_angle_vjp_left, matrix_to_axis_angle
 from bopnp.pnp import objective as obj
+from bopnp.pnp.finite import all_finite
 
 
 def hessian_factor(H: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -31,13 +32,13 @@ def hessian_factor(H: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         positive definite): a cheap, synchronisation-free conditioning measure.
     """
     diag = H.diagonal(dim1=-2, dim2=-1)
-    pos = (diag > 0).all(-1) & torch.isfinite(H).flatten(1).all(-1)
+    pos = (diag > 0).all(-1) & all_finite(H)
     s = torch.where(diag > 0, diag, torch.ones_like(diag)).rsqrt()
     Hs = H * s.unsqueeze(-1) * s.unsqueeze(-2)
     eye = torch.eye(6, dtype=H.dtype, device=H.device).expand_as(H)
     Hs = torch.where(pos[:, None, None], Hs, eye)
     L, info = torch.linalg.cholesky_ex(Hs)
-    ok = pos & (info == 0) & torch.isfinite(L).flatten(1).all(-1)
+    ok = pos & (info == 0) & all_finite(L)
     L = torch.where(ok[:, None, None], L, eye)
     piv = L.diagonal(dim1=-2, dim2=-1).amin(-1) ** 2
     return L, s, torch.where(ok, piv, torch.zeros_like(piv))
@@ -80,7 +81,7 @@ class ImplicitPnP(torch.autograd.Function):
         # lam = H^{-1} g with H = S^{-1} L L^T S^{-1}; triangular solves never check for errors, so never sync
         z = torch.linalg.solve_triangular(L, (g * s).unsqueeze(-1), upper=False)
         lam = torch.linalg.solve_triangular(L.transpose(-1, -2), z, upper=True).squeeze(-1) * s
-        lam = torch.where(valid.unsqueeze(-1) & torch.isfinite(lam).all(-1, keepdim=True), lam, torch.zeros_like(lam))
+        lam = torch.where((valid & all_finite(lam)).unsqueeze(-1), lam, torch.zeros_like(lam))
         A, c = K[:, :2, :2], K[:, :2, 2]
         xc = (x3d - center.unsqueeze(1)).transpose(1, 2)  # points-last layout
         tau = t + Rm

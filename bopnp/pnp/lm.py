@@ -14,6 +14,7 @@ from torch import Tensor
 
 from bopnp.geometry import axis_angle_to_matrix
 from bopnp.pnp import objective as obj
+from bopnp.pnp.finite import all_finite
 
 
 def default_tol(dtype: torch.dtype) -> float:
@@ -41,7 +42,7 @@ def _scaled_solve(H: Tensor, g: Tensor, mu: Tensor) -> tuple[Tensor, Tensor]:
     Hs = Hs + (mu.unsqueeze(-1) * torch.ones_like(D)).diag_embed()
     z, info = torch.linalg.solve_ex(Hs, -(g * s).unsqueeze(-1))
     d = z.squeeze(-1) * s
-    ok = (info == 0) & torch.isfinite(d).all(-1)
+    ok = (info == 0) & all_finite(d)
     return torch.where(ok.unsqueeze(-1), d, torch.zeros_like(d)), ok
 
 
@@ -92,12 +93,13 @@ def levenberg_marquardt(
     E = obj.cost(pt)
     g, H = obj.gauss_newton_system(pt, A)
     # items with a non-finite start are returned unchanged, with 0 iterations
-    active = torch.isfinite(E) & torch.isfinite(g).all(-1) & torch.isfinite(H).flatten(1).all(-1)
+    active = all_finite(E, g, H)
     usize = (u * u).sum(1).sqrt() + c.norm(dim=-1, keepdim=True)
     noise = _cost_noise(pt, usize)
     mu = torch.full((B,), 1e-3, dtype=dt, device=R.device)
     iters = torch.zeros(B, dtype=torch.long, device=R.device)
     tscale = (x * x).sum(1).amax(-1).sqrt()  # (B,) size of the model, mm
+    gs = _scaled_norm(g, H)
     for it in range(max_iters):
         d, ok = _scaled_solve(H, g, mu)
         R_new = axis_angle_to_matrix(d[:, :3]) @ R
@@ -105,11 +107,11 @@ def levenberg_marquardt(
         pt_new = obj.point_terms(R_new, t_new, x, A, c, u, w)
         E_new = obj.cost(pt_new)
         g_new, H_new = obj.gauss_newton_system(pt_new, A)
-        finite = torch.isfinite(E_new) & torch.isfinite(g_new).all(-1) & torch.isfinite(H_new).flatten(1).all(-1)
+        finite = all_finite(E_new, g_new, H_new)
         # Near the minimum the cost stops resolving progress (rounding): there, a step that shrinks the
         # (Jacobi-scaled) gradient is accepted too, so the solution reaches stationarity, which the gradients need.
         flat = finite & ((E_new - E).abs() <= noise)
-        gs, gs_new = _scaled_norm(g, H), _scaled_norm(g_new, H_new)
+        gs_new = _scaled_norm(g_new, H_new)
         accept = active & ok & finite & ((E_new < E) | (flat & (gs_new < gs)))
         small = (d[:, :3].norm(dim=-1) <= tol) & (d[:, 3:].norm(dim=-1) <= tol * (t.norm(dim=-1) + tscale))
         exact = E <= noise  # residuals at rounding level: nothing left to fit
@@ -120,6 +122,7 @@ def levenberg_marquardt(
         E = torch.where(accept, E_new, E)
         noise = torch.where(accept, _cost_noise(pt_new, usize), noise)
         g = torch.where(a3.view(B, 1), g_new, g)
+        gs = torch.where(accept, gs_new, gs)
         H = torch.where(a3, H_new, H)
         mu = torch.where(accept, (mu / 10).clamp_min(1e-12), mu * 10)
         iters = iters + active.long()

@@ -18,6 +18,7 @@ from bopnp.checks import check_shape
 from bopnp.errors import ConfigError, ShapeError
 from bopnp.geometry import axis_angle_to_matrix
 from bopnp.pnp import objective as obj
+from bopnp.pnp.finite import all_finite
 from bopnp.pnp.implicit import ImplicitPnP, hessian_factor
 from bopnp.pnp.init import _spread_subset, initial_pose, initial_pose_any_frame, weighted_pca
 from bopnp.pnp.lm import levenberg_marquardt
@@ -192,7 +193,7 @@ def solve_pnp(
     x2d_s = torch.where(finite.unsqueeze(-1), x2d, zero)
     x3d_s = torch.where(finite.unsqueeze(-1), x3d, zero)
     w_s = torch.where(finite, weights.clamp_min(0), zero)
-    K_ok = torch.isfinite(K).flatten(1).all(-1)
+    K_ok = all_finite(K)
     K_s = torch.where(K_ok[:, None, None], K, torch.eye(3, dtype=dt, device=dev))
     A, c = K_s[:, :2, :2], K_s[:, :2, 2]
     detA = A[:, 0, 0] * A[:, 1, 1] - A[:, 0, 1] * A[:, 1, 0]
@@ -243,9 +244,7 @@ def solve_pnp(
             & (evals_in[:, 1] > torch.finfo(f64).eps * 1e3 * evals_in[:, 2])  # not collinear
             & front
             & (rcond > 10 * eps)
-            & torch.isfinite(cost)
-            & torch.isfinite(R).flatten(1).all(-1)
-            & torch.isfinite(tau).all(-1)
+            & all_finite(cost, R, tau)
         )
         eye = torch.eye(3, dtype=dt, device=dev).expand(B, 3, 3)
         R = torch.where(valid[:, None, None], R, eye)

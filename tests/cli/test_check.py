@@ -20,16 +20,6 @@ def test_help_has_an_example():
     assert "bopnp check lmo --split test" in result.output and "--images [all|present|none]" in result.output
 
 
-def test_check_help_imports_neither_torch_nor_pyrender():
-    code = (
-        "import sys\nfrom bopnp.cli.main import cli\n"
-        "try:\n    cli(['check', '--help'])\nexcept SystemExit:\n    pass\n"
-        "print('HEAVY', [m for m in ('torch', 'pyrender', 'cv2') if m in sys.modules])\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "HEAVY []" in out
-
-
 def test_clean_dataset_exits_0(tmp_path, tiny):
     tiny.make_dataset(tmp_path / "tiny")
     result = _run(["tiny", "--bop-path", str(tmp_path), "--split", "test"])

@@ -17,16 +17,6 @@ def test_help_has_an_example():
         assert option in result.output
 
 
-def test_help_imports_no_heavy_module():
-    code = (
-        "import sys\nfrom bopnp.cli.main import cli\n"
-        "try:\n    cli(['prepare', '--help'])\nexcept SystemExit:\n    pass\n"
-        "print('HEAVY', [m for m in ('torch', 'pyrender', 'cv2', 'OpenGL') if m in sys.modules])\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "HEAVY []" in out
-
-
 def test_prepare_runs_and_resumes(tiny_bop):
     bop, name = tiny_bop
     runner = CliRunner()

@@ -26,6 +26,19 @@ def _random_poses(rng, n):
     return R, t
 
 
+def _error_inputs(seed: int, n_points: int, n_pairs: int):
+    """Model points (mm), estimated and GT poses of ``n_pairs`` pairs, a 2-fold symmetry and LM-O intrinsics
+    (numpy float64): ``pts, R_e, t_e, R_g, t_g, sym_R, sym_t, Ks``."""
+    rng = np.random.default_rng(seed)
+    pts = rng.normal(size=(n_points, 3)) * 25
+    R_e, t_e = _random_poses(rng, n_pairs)
+    R_g, t_g = _random_poses(rng, n_pairs)
+    sym_R = np.stack([np.eye(3), _rot([0, 1, 0], math.pi)])
+    sym_t = np.zeros((2, 3))
+    Ks = np.broadcast_to(K_LMO, (n_pairs, 3, 3)).copy()
+    return pts, R_e, t_e, R_g, t_g, sym_R, sym_t, Ks
+
+
 def _ident_sym():
     return _t(np.eye(3)[None]), _t(np.zeros((1, 3)))
 
@@ -132,13 +145,7 @@ def test_add_and_adi():
 
 @pytest.mark.gpu
 def test_cuda_matches_cpu():
-    rng = np.random.default_rng(5)
-    pts = rng.normal(size=(500, 3)) * 25
-    R_e, t_e = _random_poses(rng, 40)
-    R_g, t_g = _random_poses(rng, 40)
-    sym_R = np.stack([np.eye(3), _rot([0, 1, 0], math.pi)])
-    sym_t = np.zeros((2, 3))
-    Ks = np.broadcast_to(K_LMO, (40, 3, 3)).copy()
+    pts, R_e, t_e, R_g, t_g, sym_R, sym_t, Ks = _error_inputs(seed=5, n_points=500, n_pairs=40)
     for fn, extra in ((mssd, (sym_R, sym_t)), (add, ()), (adi, ())):
         a = fn(*(_t(x) for x in (R_e, t_e, R_g, t_g, pts) + extra)).numpy()
         b = fn(*(_t(x, "cuda") for x in (R_e, t_e, R_g, t_g, pts) + extra)).cpu().numpy()
@@ -199,13 +206,7 @@ def test_prechecks():
 
 
 def test_numpy_inputs_give_the_torch_numbers():
-    rng = np.random.default_rng(8)
-    pts = rng.normal(size=(300, 3)) * 25
-    R_e, t_e = _random_poses(rng, 12)
-    R_g, t_g = _random_poses(rng, 12)
-    sym_R = np.stack([np.eye(3), _rot([0, 1, 0], math.pi)])
-    sym_t = np.zeros((2, 3))
-    Ks = np.broadcast_to(K_LMO, (12, 3, 3)).copy()
+    pts, R_e, t_e, R_g, t_g, sym_R, sym_t, Ks = _error_inputs(seed=8, n_points=300, n_pairs=12)
     cases = [
         (mssd, (R_e, t_e, R_g, t_g, pts, sym_R, sym_t)),
         (mspd, (R_e, t_e, R_g, t_g, Ks, pts, sym_R, sym_t)),

@@ -185,7 +185,9 @@ def test_chunking_gives_the_same_answer(monkeypatch, kind):
     monkeypatch.setattr(errors, "_chunks", lambda *a: [ran.append(sl) or sl for sl in chunks(*a)])
     chunked = np.asarray(mssd(*args))
     assert len(ran) == 9
-    np.testing.assert_array_equal(chunked, full)
+    # torch's CPU kernels may vectorise a reduction differently for another batch size, which moves the
+    # last bit (395.70183239272063 vs 395.7018323927206 seen): equal up to a few ULP of the mm values
+    np.testing.assert_allclose(chunked, full, rtol=1e-13, atol=0)
 
 
 def test_bad_shapes_raise_shape_error():

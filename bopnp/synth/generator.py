@@ -244,7 +244,7 @@ def origin_radius_mm(mesh) -> float:
 def make_object_set(config: SynthConfig) -> ObjectSet:
     """The procedural objects (or those of ``config.models_dir``) and ``config.num_distractor_meshes`` random
     distractors drawn from ``config.seed``."""
-    from bopnp.render.procedural import dataset_objects, model_info, random_distractor
+    from bopnp.synth.procedural import dataset_objects, model_info, random_distractor
 
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, zlib.crc32(b"distractors")]))
     n_dis = config.num_distractor_meshes if config.distractors_per_image[1] > 0 else 0
@@ -306,7 +306,7 @@ class ImageMaker:
 
     def sample_scene(self, rng: np.random.Generator):
         """Random objects, distractors and their poses: (gt placements, distractor placements)."""
-        from bopnp.render.synth_scene import sample_layout
+        from bopnp.synth.scene import sample_layout
 
         cfg = self.config
         ids = sorted(self.objects.meshes)
@@ -342,7 +342,7 @@ class ImageMaker:
         from bopnp.bop.io import GtPose, ImageCamera, save_depth, save_image, save_mask
         from bopnp.render import Lighting
         from bopnp.render.gt_info import compute_gt_info_and_masks
-        from bopnp.render.synth_background import random_background
+        from bopnp.synth.background import random_background
 
         cfg = self.config
         rng = image_rng(cfg.seed, split, scene_id, im_id)

@@ -46,12 +46,11 @@ from typing import Sequence
 
 import numpy as np
 
-import OpenGL.GL as gl  # the EGL platform is chosen first, by the bopnp.render package on import
-
 from bopnp.bop.mesh import Mesh
 from bopnp.errors import ConfigError, RenderError, ShapeError
 from bopnp.render import gl_objects as glo
 from bopnp.render import shaders
+from bopnp.render.egl import GL as gl  # PyOpenGL is imported on first use (after configure_environment)
 from bopnp.render.egl import EglContext, create_context
 from bopnp.render.lighting import Lighting
 

@@ -239,7 +239,7 @@ def read_shard(path: Path) -> Shard:
 
 class CropIndex:
     """The crops of one object in cache order (scene, then position in the shard): the records and the
-    stored arrays of each, without torch (:class:`bopnp.data.crops.CropDataset` wraps it).
+    stored arrays of each, without torch (:class:`bopnp.data.crop_dataset.CropDataset` wraps it).
 
     Args:
         shards: the object's shards (:func:`list_shards`).

@@ -6,8 +6,8 @@ import torch
 
 from bopnp.data.augment import BoxJitter, color_augment
 from bopnp.data.cache import ShardArrays, pack_masks, write_cache_meta, write_object_meta, write_shard
-from bopnp.data.crop import crop_K, inside_image_mask, square_box, warp_crop
-from bopnp.data.crops import CropDataset
+from bopnp.data.crop_geometry import crop_K, inside_image_mask, square_box, warp_crop
+from bopnp.data.crop_dataset import CropDataset
 from bopnp.errors import ConfigError
 from bopnp.geometry import project_points, transform_points
 

@@ -21,7 +21,7 @@ from bopnp.data.cache import (
     write_object_meta,
     write_shard,
 )
-from bopnp.data.crops import CropDataset, open_crop_datasets
+from bopnp.data.crop_dataset import CropDataset, open_crop_datasets
 from bopnp.errors import ConfigError, DatasetError
 
 S = 16

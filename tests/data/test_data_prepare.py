@@ -12,7 +12,7 @@ import torch
 
 from bopnp.bop import io
 from bopnp.data.cache import list_shards
-from bopnp.data.crops import CropDataset
+from bopnp.data.crop_dataset import CropDataset
 from bopnp.data.prepare import PrepareConfig, marker_path, prepare, resolve_split
 from bopnp.errors import ConfigError, DatasetError
 from bopnp.geometry import project_points, transform_points
@@ -33,7 +33,7 @@ def _check_visible_against_image_mask(cache_dir: Path, rec: dict, full: np.ndarr
     """An occluded crop's visible mask equals the image's mask_visib png resampled into the crop, except
     within one image pixel of an edge (where the crop's own full mask and the image's sampling differ).
     Returns 1 when checked, 0 when the split has no mask png for the instance."""
-    from bopnp.data.crop import warp_crop
+    from bopnp.data.crop_geometry import warp_crop
 
     split_dir = cache_dir.parent.parent / cache_dir.name
     png = split_dir / f"{rec['scene_id']:06d}" / "mask_visib" / f"{rec['im_id']:06d}_{rec['gt_id']:06d}.png"
@@ -140,7 +140,7 @@ def test_missing_scene_gt_info_is_computed(tiny_bop):
 
 
 def test_symmetric_views_share_one_target():
-    from bopnp.data.crop import crop_K, square_box
+    from bopnp.data.crop_geometry import crop_K, square_box
     from bopnp.data.targets import render_crop_target, target_pose
     from bopnp.render import get_renderer
 
@@ -347,7 +347,7 @@ def test_a_broken_scene_fails_alone_and_is_redone_once_fixed(tiny_bop):
 
 
 def test_visible_crop_mask_is_the_full_crop_minus_the_occlusion():
-    from bopnp.data.crop import warp_crop
+    from bopnp.data.crop_geometry import warp_crop
     from bopnp.data.prepare import visible_in_crop
 
     # a disc of radius 21.3 px in a 120x100 image; an occluder in front of its left part (u < 52)

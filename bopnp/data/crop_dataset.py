@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 
 from bopnp.data.augment import BoxJitter
 from bopnp.data.cache import CropIndex, Shard, list_shards, read_cache_meta, read_object_meta, unpack_masks
-from bopnp.data.crop import crop_K, warp_crop
+from bopnp.data.crop_geometry import crop_K, warp_crop
 from bopnp.errors import ConfigError, DatasetError
 
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 from bopnp.render.egl import configure_environment
 from bopnp.render.gt_info import compute_gt_info, compute_gt_info_and_masks, compute_masks
 from bopnp.render.lighting import Lighting
-from bopnp.render.renderer import Renderer, RenderOutput, get_renderer, projection_matrix
+from bopnp.render.renderer import Placement, Renderer, RenderOutput, get_renderer, projection_matrix
 
 __all__ = [
     "configure_environment",
+    "Placement",
     "Renderer",
     "RenderOutput",
     "get_renderer",

@@ -42,7 +42,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -63,7 +63,18 @@ _MAX_LAYERS = 16
 #: the 8 corners of a box as signs of its half extent about its centre
 _BOX_CORNER_SIGNS = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], np.float64)
 
-Instance = tuple  # (obj_id, R_m2c (3, 3), t_m2c (3,) mm)
+class Placement(NamedTuple):
+    """One instance to render: an added model at a pose. A plain ``(obj_id, R_m2c, t_m2c)`` tuple does as well.
+
+    Attributes:
+        obj_id: the id the model was added with (:meth:`Renderer.add_model`).
+        R_m2c: (3, 3) model-to-camera rotation.
+        t_m2c: (3,) model-to-camera translation, mm.
+    """
+
+    obj_id: int
+    R_m2c: np.ndarray
+    t_m2c: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
@@ -262,9 +273,11 @@ class Renderer:
         """The mesh added as ``obj_id``."""
         return self._model(obj_id).mesh
 
-    def projected_box(self, K: np.ndarray, obj_id: int, R, t, min_z_mm: float) -> np.ndarray | None:
-        """(u_min, v_min, u_max, v_max) of the projected corners of the model's bounding box under pose
-        (R, t): a conservative box of its silhouette, pixels. None when a corner lies at z <= ``min_z_mm``.
+    def projected_aabb_box_px(self, K: np.ndarray, obj_id: int, R, t, min_z_mm: float) -> np.ndarray | None:
+        """(u_min, v_min, u_max, v_max) of the projected 8 corners of the model's axis-aligned bounding box under
+        pose (R, t): a conservative box of its silhouette, float pixels, not clipped to the image (unlike
+        :func:`bopnp.eval.render.projected_box`, which projects every vertex the bop_toolkit way). None when a
+        corner lies at z <= ``min_z_mm``.
 
         Args:
             K: (3, 3) float64 intrinsics.
@@ -289,7 +302,7 @@ class Renderer:
     def render(
         self,
         K,
-        instances: Sequence[Instance],
+        instances: Sequence[Placement],
         *,
         rgb: bool = False,
         lighting: Lighting | None = None,
@@ -299,7 +312,7 @@ class Renderer:
 
         Args:
             K: (3, 3) intrinsics of the ``width`` x ``height`` image.
-            instances: N tuples ``(obj_id, R_m2c (3, 3), t_m2c (3,) mm)`` of added models.
+            instances: N :class:`Placement` ``(obj_id, R_m2c (3, 3), t_m2c (3,) mm)`` of added models.
             rgb: also render shaded colour.
             lighting: lights of the colour render (default :class:`Lighting`()).
             full_masks: also render each instance's unoccluded silhouette (``mask_full``).
@@ -350,12 +363,12 @@ class Renderer:
             obj_ids=tuple(obj_ids),
         )
 
-    def render_depths(self, K, instances: Sequence[Instance]) -> np.ndarray:
+    def render_depths(self, K, instances: Sequence[Placement]) -> np.ndarray:
         """Depth of each instance rendered alone (for VSD and full masks).
 
         Args:
             K: (3, 3) intrinsics.
-            instances: N tuples ``(obj_id, R_m2c (3, 3), t_m2c (3,) mm)``.
+            instances: N :class:`Placement` ``(obj_id, R_m2c (3, 3), t_m2c (3,) mm)``.
         Returns:
             (N, H, W) float32 depth along the optical axis, mm; 0 where the instance is absent.
         """
@@ -556,7 +569,7 @@ class Renderer:
             return []
         rects = np.empty((n, 4))
         for i, (obj_id, T) in enumerate(zip(obj_ids, poses)):
-            box = self.projected_box(K, obj_id, T[:3, :3], T[:3, 3], near + 1.0)
+            box = self.projected_aabb_box_px(K, obj_id, T[:3, :3], T[:3, 3], near + 1.0)
             if box is None:
                 return list(range(n))
             rects[i] = box + [-1, -1, 1, 1]

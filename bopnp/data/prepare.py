@@ -316,12 +316,12 @@ def _write_object_metas(cache_dir: Path, dataset, objects: list[int], crop_size:
         info = dataset.models_info[obj_id]
         renderer = get_renderer(crop_size, crop_size)
         renderer.add_model(obj_id, dataset.mesh(obj_id))
-        center_mm, half_extent_mm = renderer.xyz_normalization(obj_id)
+        centre_mm, half_extent_mm = renderer.xyz_normalisation(obj_id)
         write_object_meta(
             cache_dir,
             obj_id,
             {
-                "xyz_normalisation": {"center_mm": np.asarray(center_mm).tolist(), "half_extent_mm": np.asarray(half_extent_mm).tolist()},
+                "xyz_normalisation": {"centre_mm": np.asarray(centre_mm).tolist(), "half_extent_mm": np.asarray(half_extent_mm).tolist()},
                 "symmetry_pool": discrete_symmetry_pool(info).tolist(),
                 "continuous_symmetries": [
                     {"axis": np.asarray(s.axis).tolist(), "offset": np.asarray(s.offset_mm).tolist()} for s in info.symmetries_continuous

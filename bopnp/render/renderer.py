@@ -10,7 +10,7 @@ Conventions:
     * ``xyz_norm`` normalises per axis by the object's axis-aligned bounding box:
       ``(xyz_mm - centre_mm) / half_extent_mm`` with ``centre = (min + max) / 2`` and
       ``half_extent = (max - min) / 2`` of the mesh vertices, so each axis spans exactly [-1, 1]
-      (Pix2Pose's per-axis normalisation, centred on the box). :meth:`Renderer.xyz_normalization`
+      (Pix2Pose's per-axis normalisation, centred on the box). :meth:`Renderer.xyz_normalisation`
       returns the two vectors to undo it.
 
 Inside the renderer the projection is built from ``K`` so that image row v lands on framebuffer row v
@@ -292,7 +292,7 @@ class Renderer:
         uv = (x_c @ K.T)[:, :2] / x_c[:, 2:]
         return np.array([uv[:, 0].min(), uv[:, 1].min(), uv[:, 0].max(), uv[:, 1].max()])
 
-    def xyz_normalization(self, obj_id: int) -> tuple[np.ndarray, np.ndarray]:
+    def xyz_normalisation(self, obj_id: int) -> tuple[np.ndarray, np.ndarray]:
         """(centre_mm (3,), half_extent_mm (3,)) with ``xyz_norm = (xyz_mm - centre_mm) / half_extent_mm``."""
         model = self._model(obj_id)
         return model.centre_mm.copy(), model.half_extent_mm.copy()

@@ -41,7 +41,7 @@ def plane_cache(tmp_path):
         records=[rec],
     )
     write_cache_meta(tmp_path, {"crop_size": S, "objects": [1]})
-    write_object_meta(tmp_path, 1, {"xyz_normalisation": {"center_mm": [0, 0, 0], "half_extent_mm": [HALF_MM] * 3}, "symmetry_pool": [np.eye(4).tolist()]})
+    write_object_meta(tmp_path, 1, {"xyz_normalisation": {"centre_mm": [0, 0, 0], "half_extent_mm": [HALF_MM] * 3}, "symmetry_pool": [np.eye(4).tolist()]})
     write_shard(tmp_path / "obj_000001", 0, 1, arrays)
     return tmp_path
 

@@ -60,7 +60,7 @@ def check_crops_consistent(cache_dir: Path, obj_id: int, max_err_px: float = 0.7
     occludes the object, and else equals the image's mask_visib resampled, away from edges. Returns
     (crops checked, unoccluded crops, occluded crops checked against a mask png)."""
     ds = CropDataset(cache_dir, obj_id)
-    center, half = (torch.as_tensor(a) for a in ds.xyz_normalisation)
+    centre, half = (torch.as_tensor(a) for a in ds.xyz_normalisation)
     S = ds.crop_size
     jj, ii = torch.meshgrid(torch.arange(S), torch.arange(S), indexing="xy")
     pix = torch.stack([jj, ii], -1).double()
@@ -80,7 +80,7 @@ def check_crops_consistent(cache_dir: Path, obj_id: int, max_err_px: float = 0.7
         else:
             occluded_checked += _check_visible_against_image_mask(cache_dir, rec, full.numpy(), visib.numpy())
         # projection of the target's model points with the crop's K and the target pose
-        pts = center + xyz[full] * half
+        pts = centre + xyz[full] * half
         f64 = lambda key: torch.tensor(rec[key], dtype=torch.float64)  # noqa: E731
         uv = project_points(transform_points(f64("R_m2c_target"), f64("t_m2c_target"), pts), f64("K"))
         err = (uv - pix[full]).norm(dim=-1)
@@ -112,7 +112,7 @@ def test_prepare_writes_crops_consistent_with_masks_and_projection(tiny_bop):
     assert cyl["R_m2c_target"] != cyl["R_m2c"]
     meta = json.loads((summary.cache_dir / "obj_000002" / "meta.json").read_text())
     assert meta["target_pose"] == "canonical" and meta["symmetry_pool"] == [np.eye(4).tolist()]
-    assert meta["xyz_normalisation"] == {"center_mm": [0.0, 0.0, 0.0], "half_extent_mm": [25.0, 25.0, 25.0]}
+    assert meta["xyz_normalisation"] == {"centre_mm": [0.0, 0.0, 0.0], "half_extent_mm": [25.0, 25.0, 25.0]}
 
 
 def test_missing_scene_gt_info_is_computed(tiny_bop):

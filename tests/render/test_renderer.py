@@ -205,7 +205,7 @@ def test_xyz_map_lies_on_surface_and_reprojects_onto_its_pixel(renderer):
 def test_xyz_norm_is_per_axis_bounding_box_normalisation(renderer):
     R, t = rotation([-1.2, 0.3, 0.4]), np.array([0.0, 5.0, 240.0])
     out = renderer.render(K, [(2, R, t)])
-    centre, half = renderer.xyz_normalization(2)
+    centre, half = renderer.xyz_normalisation(2)
     lo, hi = blob_mesh().bounds_mm
     np.testing.assert_allclose(centre, (lo + hi) / 2, rtol=1e-6)
     np.testing.assert_allclose(half, (hi - lo) / 2, rtol=1e-6)

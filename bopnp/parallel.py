@@ -45,7 +45,21 @@ def usable_cpus() -> int:
 
 
 def available_memory_mb() -> float | None:
-    """Memory that new processes can still get without swapping, MB (``MemAvailable``); None when unknown."""
+    """Memory that new processes can still get without swapping, MB; None when unknown.
+
+    The machine's ``MemAvailable``, or less when this process's cgroup (a container) has a lower limit:
+    that limit less the group's usage, not counting reclaimable file cache.
+    """
+    free = [mb for mb in (_meminfo_available_mb(), _cgroup_free_mb()) if mb is not None]
+    if free:
+        return min(free)
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _meminfo_available_mb() -> float | None:
     try:
         with open("/proc/meminfo") as f:
             for line in f:
@@ -53,10 +67,32 @@ def available_memory_mb() -> float | None:
                     return int(line.split()[1]) / 1024
     except (OSError, ValueError, IndexError):
         pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (AttributeError, ValueError, OSError):
-        return None
+    return None
+
+
+def _cgroup_free_mb(root: str = "/sys/fs/cgroup") -> float | None:
+    """Limit - usage + inactive file cache of the memory cgroup (v2, else v1), MB; None without a limit."""
+    for limit, usage, stat, cache_key in (
+        ("memory.max", "memory.current", "memory.stat", "inactive_file"),
+        ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes", "memory/memory.stat", "total_inactive_file"),
+    ):
+        try:
+            with open(os.path.join(root, limit)) as f:
+                text = f.read().strip()
+            if text == "max" or int(text) >= 2**60:  # no limit
+                return None
+            with open(os.path.join(root, usage)) as f:
+                used = int(f.read())
+            cache = 0
+            with open(os.path.join(root, stat)) as f:
+                for line in f:
+                    key, _, value = line.partition(" ")
+                    if key == cache_key:
+                        cache = int(value)
+            return max(0.0, (int(text) - used + cache) / 2**20)
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def default_workers(cap: int = 8, jobs: int | None = None) -> int:
@@ -215,7 +251,8 @@ def run_jobs(
         return
     n = bounded_workers(workers, len(jobs), worker_mb=worker_mb, quiet=True)
     ctx = mp.get_context(method)
-    pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_start_worker, initargs=(os.getpid(), initializer, initargs))
+    pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_start_worker,
+                               initargs=(os.getpid(), initializer, initargs))
     queue = list(reversed(range(len(jobs))))
     running: dict[Any, int] = {}
     try:

@@ -86,6 +86,25 @@ def test_the_count_is_the_least_of_request_jobs_cores_and_memory(monkeypatch, cp
     assert bounded_workers(1, jobs=3, worker_mb=worker_mb) == 1
 
 
+def test_a_container_memory_limit_counts_without_its_file_cache(tmp_path):
+    mb = 2**20
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "memory.max").write_text(f"{4000 * mb}\n")
+    (v2 / "memory.current").write_text(f"{3500 * mb}\n")
+    (v2 / "memory.stat").write_text(f"anon {3000 * mb}\nfile {500 * mb}\ninactive_file {300 * mb}\n")
+    assert parallel._cgroup_free_mb(str(v2)) == pytest.approx(4000 - 3500 + 300, abs=1e-9)
+    (v2 / "memory.max").write_text("max\n")
+    assert parallel._cgroup_free_mb(str(v2)) is None  # no limit: the machine's free memory counts
+    v1 = tmp_path / "v1" / "memory"
+    v1.mkdir(parents=True)
+    (v1 / "memory.limit_in_bytes").write_text(f"{1000 * mb}\n")
+    (v1 / "memory.usage_in_bytes").write_text(f"{900 * mb}\n")
+    (v1 / "memory.stat").write_text(f"cache {200 * mb}\ntotal_inactive_file {50 * mb}\n")
+    assert parallel._cgroup_free_mb(str(tmp_path / "v1")) == pytest.approx(1000 - 900 + 50, abs=1e-9)
+    assert parallel._cgroup_free_mb(str(tmp_path / "none")) is None
+
+
 def test_capping_a_request_says_so_once(big_machine, caplog):
     with caplog.at_level(logging.WARNING, logger="bopnp.parallel"):
         assert bounded_workers(100000, jobs=3, what="--workers") == 3
@@ -197,7 +216,8 @@ def test_fork_is_refused_after_cuda_was_initialised(monkeypatch):
 
 
 def test_cuda_check_does_not_import_torch():
-    code = "import sys; from bopnp.parallel import cuda_initialized; assert not cuda_initialized(); print('torch' in sys.modules)"
+    code = ("import sys; from bopnp.parallel import cuda_initialized; assert not cuda_initialized(); "
+            "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
                          text=True, check=True, timeout=60)
     assert out.stdout.strip() == "False"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import reprlib
 import signal
 import sys
 import threading
@@ -223,6 +224,7 @@ def run_jobs(
     ``initargs`` are inherited, not pickled: the way to share large read-only inputs). Each worker runs
     ``initializer(*initargs)`` once and ends with this process. At most ``in_flight * workers`` jobs
     are queued at a time. Closing the generator early cancels the jobs not started and ends the workers.
+    Consume it in a thread that outlives the pool: on Linux a worker ends with the thread that started it.
 
     Args:
         workers: processes; capped as :func:`bounded_workers` does (without a second message).
@@ -230,8 +232,8 @@ def run_jobs(
             started OpenGL or CUDA.
         worker_mb: resident memory of one worker, MB, for the memory cap.
         broken_hint: what the user can do when a worker dies (appended to the error).
-        poll: called every ``poll_s`` seconds while waiting for results, and once at the end (e.g. to
-            drain a queue of progress ticks).
+        poll: called once the first jobs are queued, then every ``poll_s`` seconds while waiting for
+            results, and once at the end (e.g. to drain a queue of progress ticks, or to work meanwhile).
     Raises:
         WorkerError: 'fork' asked for after CUDA was initialised here; a worker died (killed, out of
             memory, a crash in native code); or ``fn`` raised an exception that is not a BopnpError.
@@ -260,9 +262,9 @@ def run_jobs(
             while queue and len(running) < in_flight * n:
                 k = queue.pop()
                 running[pool.submit(_call, fn, jobs[k])] = k
-            finished, _ = wait(running, timeout=poll_s if poll else None, return_when=FIRST_COMPLETED)
-            if poll:
+            if poll:  # first right after the first jobs are queued
                 poll()
+            finished, _ = wait(running, timeout=poll_s if poll else None, return_when=FIRST_COMPLETED)
             for fut in finished:
                 k = running.pop(fut)
                 try:
@@ -275,7 +277,7 @@ def run_jobs(
                 except BopnpError:
                     raise
                 except Exception as exc:
-                    raise WorkerError(f"a worker failed on job {jobs[k]!r}: {type(exc).__name__}: {exc}") from exc
+                    raise WorkerError(f"a worker failed on job {reprlib.repr(jobs[k])}: {type(exc).__name__}: {exc}") from exc
                 yield jobs[k], result
         if poll:
             poll()

@@ -243,7 +243,7 @@ def vsd_errors(
     keys = [int(k) for k in keys[np.argsort(first)]]  # images in plan order
     job = _VsdJob(inputs, plan, overlap, image_of_pair)
     missing: dict[tuple[int, int], str] = {}
-    workers = parallel.bounded_workers(workers, len(keys), worker_mb=parallel.RENDER_WORKER_MB, what="workers")
+    workers = parallel.bounded_workers(workers, len(keys), worker_mb=parallel.RENDER_WORKER_MB)
     if workers > 1:
         n_chunks = min(len(keys), workers * 8)
         chunks = [keys[i::n_chunks] for i in range(n_chunks)]

@@ -39,3 +39,7 @@ class ResultsFormatError(DatasetError):
 
 class RenderError(BopnpError):
     """The headless renderer could not start or render."""
+
+
+class WorkerError(BopnpError, RuntimeError):
+    """A worker process died or failed, or worker processes cannot be started safely here."""

@@ -7,7 +7,6 @@ import sys
 import click
 
 from bopnp.cli.options import bop_path_option
-from bopnp.parallel import default_workers
 
 
 def _parse_objects(ctx, param, value: str | None) -> tuple[int, ...] | None:
@@ -49,7 +48,9 @@ prepared are skipped: run the same command again to resume after an interruption
 )
 @click.option("--min-visib-fract", type=float, default=0.1, show_default=True, help="Instances less visible than this get no crop.")
 @click.option("--objects", callback=_parse_objects, default=None, help="Comma-separated object ids. [default: all objects]")
-@click.option("--workers", type=int, default=None, help="Worker processes, one renderer each. [default: CPU count, at most 8]")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes, one renderer each (~350 MB), capped by the scenes, cores and free memory. "
+                   "[default: one per CPU core, at most 8]")
 @click.option("--overwrite", is_flag=True, help="Delete this split's crop cache first (needed to change crop settings).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def prepare(name, bop_path, split, crop_size, enlarge, box_source, min_visib_fract, objects, workers, overwrite, progress):
@@ -71,7 +72,7 @@ def prepare(name, bop_path, split, crop_size, enlarge, box_source, min_visib_fra
         box_source=box_source,
         min_visib_fract=min_visib_fract,
         objects=objects,
-        workers=workers if workers is not None else default_workers(),
+        workers=workers,
         overwrite=overwrite,
     )
     summary = run(config, progress=progress)

@@ -26,8 +26,9 @@ _DEMO_TRAIN, _DEMO_TEST = 300, 50
     help="A BOP models/ folder (ply + models_info.json) to render instead of the procedural objects.",
 )
 @click.option(
-    "--workers", type=click.IntRange(min=0), default=0, show_default=True,
-    help="Rendering processes, 0 for one per CPU core (at most 8); the output does not depend on it.",
+    "--workers", type=click.IntRange(min=1), default=None,
+    help="Rendering processes (~350 MB each), capped by the images, cores and free memory; the output does not "
+         "depend on it. [default: one per CPU core, at most 8]",
 )
 @click.option("--images-per-scene", type=click.IntRange(1, 1000), default=1000, show_default=True, help="Images per scene folder.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset made by `bopnp synth`.")

@@ -56,6 +56,7 @@ from bopnp.data.cache import (
 from bopnp.data.crop_geometry import crop_K, inside_image_mask, square_box, warp_crop
 from bopnp.data.targets import render_crop_target, target_pose
 from bopnp.errors import BopnpError, ConfigError, DatasetError
+from bopnp.parallel import RENDER_WORKER_MB, bounded_workers, run_jobs
 from bopnp.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,8 @@ class PrepareConfig:
         box_source: the instance box the crop is centred on (``bbox_obj``: whole silhouette).
         min_visib_fract: instances less visible than this (BOP ``visib_fract``) get no crop.
         objects: object ids to prepare; None: every object of ``models_info.json``.
-        workers: worker processes (1: run in this process).
+        workers: worker processes (1: run in this process; None: one per core, at most 8); capped by the scenes,
+            cores and memory.
         overwrite: delete an existing cache of this split first (needed to change any crop setting).
     """
 
@@ -90,7 +92,7 @@ class PrepareConfig:
     box_source: BoxSource = "bbox_obj"
     min_visib_fract: float = 0.1
     objects: tuple[int, ...] | None = None
-    workers: int = 1
+    workers: int | None = 1
     overwrite: bool = False
 
     @property
@@ -109,7 +111,7 @@ class PrepareConfig:
             raise ConfigError(f"box_source must be 'bbox_obj' or 'bbox_visib', got {self.box_source!r}")
         if not 0.0 <= float(self.min_visib_fract) <= 1.0:
             raise ConfigError(f"--min-visib-fract must be in [0, 1], got {self.min_visib_fract}")
-        if int(self.workers) < 1:
+        if self.workers is not None and int(self.workers) < 1:
             raise ConfigError(f"--workers must be >= 1, got {self.workers}")
         if self.objects is not None:
             if not self.objects:
@@ -254,7 +256,7 @@ def prepare(config: PrepareConfig, progress: bool = True) -> PrepareSummary:
     )  # fmt: skip
     n_images = sum(_count_images(split_dir / scene_dir_name(s)) for s in todo)
     with progress_bar(total=n_images, unit="img", desc=f"prepare {config.name}/{split}", enabled=progress) as bar:
-        for result in _run_scenes(task, todo, int(config.workers), bar.update):
+        for result in _run_scenes(task, todo, config.workers, bar.update):
             if result.get("failed"):
                 summary.scenes_failed.append({"scene_id": result["scene_id"], "reason": result["failed"]})
                 bar.write(f"scene {result['scene_id']} failed: {result['failed']}")
@@ -356,35 +358,24 @@ class _TaskConfig:
     min_visib_fract: float
 
 
-def _run_scenes(task: _TaskConfig, scene_ids: list[int], workers: int, tick: Callable[[int], object]):
-    """Yield one result dict per scene, in this process (workers == 1) or in a spawned process pool."""
+def _run_scenes(task: _TaskConfig, scene_ids: list[int], workers: int | None, tick: Callable[[int], object]):
+    """Yield one result dict per scene, in this process (one worker) or in a pool of spawned processes."""
     if not scene_ids:
         return
-    if workers <= 1 or len(scene_ids) == 1:
+    workers = bounded_workers(workers, len(scene_ids), worker_mb=RENDER_WORKER_MB)
+    if workers == 1:
         state = _WorkerState(task, tick)
         for s in scene_ids:
             yield state.run_scene(s)
         return
     import multiprocessing as mp
     import queue as queue_mod
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    ctx = mp.get_context("spawn")  # a fresh GL context per worker; never fork a process holding one
-    ticks = ctx.Queue()
-    n = min(workers, len(scene_ids))
-    with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker, initargs=(task, ticks)) as pool:
-        pending = {pool.submit(_worker_run_scene, s) for s in scene_ids}
-        try:
-            while pending:
-                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                _drain(ticks, tick, queue_mod)
-                for fut in done:
-                    yield fut.result()
-            _drain(ticks, tick, queue_mod)
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
+    ticks = mp.get_context("spawn").Queue()  # a fresh GL context per worker; never fork a process holding one
+    for _, result in run_jobs(_worker_run_scene, scene_ids, workers, initializer=_init_worker, initargs=(task, ticks),
+                              worker_mb=RENDER_WORKER_MB, in_flight=1, poll=lambda: _drain(ticks, tick, queue_mod),
+                              broken_hint="Prepared scenes are kept: run the same command again to resume."):
+        yield result
 
 
 def _drain(ticks, tick, queue_mod) -> None:

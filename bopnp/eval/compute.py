@@ -1,9 +1,10 @@
 """Pose errors of every (estimate, GT instance) pair of a :class:`~bopnp.eval.plan.Plan`.
 
 MSSD, MSPD and ADD(-S) run batched per object in float64 (numpy on CPU, torch on CUDA); VSD runs per
-image with depth, rendering each needed instance once, in forked worker processes on CPU while this
-process computes the other errors. bop_toolkit's shortcuts are kept because they change
-numbers: MSSD (and ADD / ADI, as bop_toolkit's 'ad' error) is infinite when the two centres are a
+image with depth, rendering each needed instance once, in worker processes on CPU while this
+process computes the other errors (forked, so that they share the inputs without pickling them;
+spawned instead once this process has initialised CUDA, which a forked child cannot use).
+bop_toolkit's shortcuts are kept because they change numbers: MSSD (and ADD / ADI, as bop_toolkit's 'ad' error) is infinite when the two centres are a
 diameter or more apart, and VSD is 1 when the projected bounding spheres do not overlap (no
 rendering then).
 """
@@ -11,7 +12,6 @@ rendering then).
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +26,7 @@ from bopnp.eval.plan import Plan
 from bopnp.eval.scores import VSD_TAUS
 from bopnp.eval.vsd import vsd
 from bopnp.errors import BopnpError
-from bopnp.parallel import default_workers
+from bopnp import parallel
 from bopnp.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ def geometric_errors(inputs: EvalInputs, plan: Plan, poses, device="cpu") -> tup
 
 @dataclass
 class _VsdJob:
-    """What the VSD of a set of images needs (shared with forked workers without pickling)."""
+    """What the VSD of a set of images needs (inherited by forked workers, pickled for spawned ones)."""
 
     inputs: EvalInputs
     plan: Plan
@@ -137,7 +137,7 @@ class _VsdJob:
     image_of_pair: np.ndarray  # (P,) int64 scene << 32 | image
 
 
-_JOB: _VsdJob | None = None  # set in the parent before forking the workers
+_JOB: _VsdJob | None = None  # set in each worker by _worker_init
 
 
 def _vsd_images(job: _VsdJob, keys: list[int], renderer=None):
@@ -196,9 +196,11 @@ def _vsd_images(job: _VsdJob, keys: list[int], renderer=None):
     return idx, vals, missing, renderer
 
 
-def _worker_init() -> None:
+def _worker_init(job: _VsdJob) -> None:
+    global _JOB
     # one process per core already: keep Mesa's software rasterizer to one thread per process
     os.environ.setdefault("LP_NUM_THREADS", "0")
+    _JOB = job
 
 
 def _vsd_worker(keys: list[int]):
@@ -209,7 +211,7 @@ def _vsd_worker(keys: list[int]):
 
 def vsd_workers(n_images: int) -> int:
     """Processes for VSD on CPU rendering: one per core (at most 4), and one per 16 images at most."""
-    return default_workers(cap=4, jobs=n_images // 16)
+    return parallel.default_workers(cap=4, jobs=n_images // 16)
 
 
 def vsd_errors(
@@ -224,13 +226,11 @@ def vsd_errors(
 
     Args:
         while_waiting: a function run in this process while the workers render.
-        workers: processes (forked) sharing the images; 1 = this process.
+        workers: processes sharing the images (capped by the images, cores and memory); 1 = this process.
     Returns:
         (P, T) errors (NaN where unavailable), (P,) availability, why each unavailable image is, and
         the result of ``while_waiting``.
     """
-    global _JOB
-
     R_e, t_e, R_g, t_g, K = poses
     P, T = plan.n_pairs, len(VSD_TAUS)
     out = np.full((P, T), np.nan)
@@ -243,24 +243,24 @@ def vsd_errors(
     keys = [int(k) for k in keys[np.argsort(first)]]  # images in plan order
     job = _VsdJob(inputs, plan, overlap, image_of_pair)
     missing: dict[tuple[int, int], str] = {}
-    n_chunks = min(len(keys), workers * 8)
-    chunks = [keys[i::n_chunks] for i in range(n_chunks)] if workers > 1 else []
-    if workers > 1 and len(keys) > 1 and hasattr(os, "fork"):
-        for obj_id in np.unique(plan.group_obj):  # parse the meshes once; the forked workers inherit them
-            inputs.mesh(int(obj_id))
-        _JOB = job
+    workers = parallel.bounded_workers(workers, len(keys), worker_mb=parallel.RENDER_WORKER_MB)
+    if workers > 1:
+        n_chunks = min(len(keys), workers * 8)
+        chunks = [keys[i::n_chunks] for i in range(n_chunks)]
+        method = "fork" if hasattr(os, "fork") and not parallel.cuda_initialized() else "spawn"
+        if method == "fork":
+            for obj_id in np.unique(plan.group_obj):  # parse the meshes once; the forked workers inherit them
+                inputs.mesh(int(obj_id))
+        waited: list = []  # while_waiting's result, computed here while the workers render
         results = []
-        try:
-            ctx = multiprocessing.get_context("fork")
-            with ctx.Pool(workers, initializer=_worker_init) as pool:
-                pending = pool.imap_unordered(_vsd_worker, chunks)
-                extra = while_waiting()
-                with progress_bar(total=len(keys), desc="VSD", unit="image", enabled=progress, leave=False) as bar:
-                    for res in pending:
-                        results.append(res)
-                        bar.update(res[3])
-        finally:
-            _JOB = None
+        pool = parallel.run_jobs(_vsd_worker, chunks, workers, initializer=_worker_init, initargs=(job,), method=method,
+                                 worker_mb=parallel.RENDER_WORKER_MB, in_flight=8,
+                                 poll=lambda: waited or waited.append(while_waiting()))
+        with progress_bar(total=len(keys), desc="VSD", unit="image", enabled=progress, leave=False) as bar:
+            for _, res in pool:
+                results.append(res)
+                bar.update(res[3])
+        extra = waited[0]
         for idx, vals, miss, _ in results:
             if idx:
                 out[idx] = np.asarray(vals)

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from bopnp.errors import ConfigError, DatasetError
-from bopnp.parallel import default_workers
+from bopnp.parallel import RENDER_WORKER_MB, bounded_workers, run_jobs
 from bopnp.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -68,8 +68,8 @@ class SynthConfig:
         test_images: images of the ``test`` split (0 for none); ``test_targets_bop19.json`` lists their targets.
         seed: everything random derives from it (objects are the same for every seed).
         models_dir: a BOP ``models/`` folder (ply + models_info.json) to render instead of the procedural objects.
-        workers: processes rendering in parallel, 0 for one per CPU core (at most 8); the output does not
-            depend on it.
+        workers: processes rendering in parallel, None for one per CPU core (at most 8); capped by the
+            images, cores and memory; the output does not depend on it.
         mode: ``"new"`` refuses an existing dataset, ``"overwrite"`` replaces one made by synth,
             ``"resume"`` finishes one made with the same options.
         images_per_scene: images per scene folder (BOP: at most 1000).
@@ -92,7 +92,7 @@ class SynthConfig:
     test_images: int = DEMO_TEST_IMAGES
     seed: int = 0
     models_dir: Path | None = None
-    workers: int = 0
+    workers: int | None = None
     mode: Literal["new", "overwrite", "resume"] = "new"
     images_per_scene: int = 1000
     width: int = 640
@@ -131,8 +131,8 @@ class SynthConfig:
             bad.append("train_images and test_images are both 0: ask for some images (--train-images N / --test-images M)")
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             bad.append(f"seed = {self.seed!r}: use a whole number in [0, 2^63) (--seed)")
-        if not isinstance(self.workers, int) or self.workers < 0:
-            bad.append(f"workers = {self.workers!r}: use 1 or more processes, or 0 for one per CPU core (--workers)")
+        if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
+            bad.append(f"workers = {self.workers!r}: use 1 or more processes, or None for one per CPU core (--workers)")
         if self.mode not in ("new", "overwrite", "resume"):
             bad.append(f"mode = {self.mode!r}: use 'new', 'overwrite' or 'resume'")
         if not isinstance(self.images_per_scene, int) or not 1 <= self.images_per_scene <= 1000:
@@ -578,7 +578,7 @@ def synthesize(config: SynthConfig) -> SynthSummary:
     for key in [k for k, recs in pending.items() if len(recs) == len(expected[k])]:
         _write_scene(out / key[0] / f"{key[1]:06d}", pending.pop(key))
 
-    workers = min(config.workers or default_workers(), max(1, len(jobs)))
+    workers = bounded_workers(config.workers, len(jobs), worker_mb=RENDER_WORKER_MB)
     bar = progress_bar(total=len(jobs), desc=f"synth {config.name}", unit="img", enabled=config.progress and bool(jobs))
     try:
         if workers == 1:
@@ -604,32 +604,8 @@ def synthesize(config: SynthConfig) -> SynthSummary:
 
 def _run_pool(config: SynthConfig, jobs, workers: int, done, bar) -> None:
     """Render ``jobs`` in ``workers`` spawned processes (one renderer each)."""
-    import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from concurrent.futures.process import BrokenProcessPool
-
-    from bopnp.errors import RenderError
-
-    ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(config,)) as pool:
-        queue = list(reversed(jobs))
-        running = set()
-        try:
-            while queue or running:
-                while queue and len(running) < 4 * workers:
-                    running.add(pool.submit(_work, queue.pop()))
-                finished, running = wait(running, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    try:
-                        job, record = fut.result()
-                    except BrokenProcessPool as exc:
-                        raise RenderError(
-                            f"a worker process died ({exc}); its error is printed above. Finished images are kept: "
-                            "fix the cause and run again with --resume (or use --workers 1)"
-                        ) from None
-                    done(job, record)
-                    bar.update()
-        except BaseException:
-            for fut in running:
-                fut.cancel()
-            raise
+    hint = "Finished images are kept: fix the cause and run again with --resume (or use --workers 1)"
+    for job, (_, record) in run_jobs(_work, jobs, workers, initializer=_init_worker, initargs=(config,),
+                                     worker_mb=RENDER_WORKER_MB, broken_hint=hint):
+        done(job, record)
+        bar.update()

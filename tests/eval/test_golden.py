@@ -107,12 +107,19 @@ def test_fixture_exercises_the_rules(result):
     assert (errs.vsd == 1.0).all(axis=1).any()
 
 
-def test_parallel_vsd_equals_serial(result, tmp_path):
-    """Forked VSD workers give the same errors as one process."""
+@pytest.mark.parametrize("cuda_initialized", [False, pytest.param(True, marks=pytest.mark.slow)])  # spawning: ~5 s
+def test_parallel_vsd_equals_serial(result, tmp_path, monkeypatch, cuda_initialized):
+    """VSD workers give the same errors as one process: forked, or spawned once CUDA is initialised here."""
+    from bopnp import parallel
     from bopnp.eval.compute import compute_errors
 
+    methods = []
+    run_jobs = parallel.run_jobs
+    monkeypatch.setattr(parallel, "cuda_initialized", lambda: cuda_initialized)
+    monkeypatch.setattr(parallel, "run_jobs", lambda *a, **kw: methods.append(kw["method"]) or run_jobs(*a, **kw))
     one = compute_errors(result.inputs, result.plan, device="cpu", workers=1, progress=False)
     two = compute_errors(result.inputs, result.plan, device="cpu", workers=3, progress=False)
+    assert methods == ["spawn" if cuda_initialized else "fork"]
     np.testing.assert_array_equal(one.vsd, two.vsd)
     np.testing.assert_array_equal(one.vsd_available, two.vsd_available)
     assert one.vsd_missing == two.vsd_missing

@@ -214,8 +214,9 @@ def prepare(config: PrepareConfig, progress: bool = True) -> PrepareSummary:
     Returns:
         the summary of this run and of the scenes finished earlier.
     Raises:
-        DatasetError: missing dataset, split, models or models_info; ConfigError: bad settings, or a cache
-        built with other settings (pass ``overwrite``).
+        DatasetError: missing dataset, split, models or models_info, or a bad input found by
+        :func:`validate_inputs` (nothing is written then); ConfigError: bad settings, or a cache built with
+        other settings (pass ``overwrite``).
     """
     from bopnp.bop.dataset import BopDataset
 
@@ -237,6 +238,9 @@ def prepare(config: PrepareConfig, progress: bool = True) -> PrepareSummary:
         raise ConfigError(f"--objects {unknown} not in {dataset.models_info_path} (objects: {sorted(infos)})")
 
     cache_dir = cache_dir_for(config.bop_path, config.name, split)
+    # everything the scenes to run need is read and checked before the cache is touched
+    will_run = scene_ids if config.overwrite else [s for s in scene_ids if not marker_path(cache_dir, s).is_file()]
+    validate_inputs(dataset, will_run, objects)
     settings = config.cache_settings(split, objects)
     _open_cache(cache_dir, settings, config.overwrite)
     _write_object_metas(cache_dir, dataset, objects, config.crop_size)
@@ -278,6 +282,35 @@ def prepare(config: PrepareConfig, progress: bool = True) -> PrepareSummary:
     summary.scenes_failed.sort(key=lambda f: f["scene_id"])
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def validate_inputs(dataset, scene_ids: list[int], objects: list[int]) -> None:
+    """Read and check what preparing ``scene_ids`` needs, so that a bad input stops the run before it
+    writes anything: the meshes of ``objects`` (finite vertices), and each scene's ``scene_camera.json``
+    and ``scene_gt.json`` (poses in front of the camera: the loaders check that), whose instances must
+    all be of objects in ``models_info.json``.
+
+    Raises:
+        DatasetError: naming the file and what to do (an incomplete ``bopnp synth`` dataset: resume it).
+    """
+    unfinished = [u for u in dataset.synth_unfinished() if u.startswith(f"{dataset.split}/")]
+    if unfinished:
+        raise DatasetError(f"{dataset.root}: {dataset.synth_resume_hint()}", unfinished[:10])
+    for obj_id in objects:
+        dataset.mesh(obj_id)
+    unknown: list[str] = []
+    for scene_id in scene_ids:
+        dataset.scene_camera(scene_id)
+        for im_id, gts in dataset.scene_gt(scene_id).items():
+            for gt_id, g in enumerate(gts):
+                if g.obj_id not in dataset.models_info:
+                    unknown.append(f"{dataset.scene_path(scene_id) / 'scene_gt.json'}: ['{im_id}'][{gt_id}].obj_id: object {g.obj_id}")
+    if unknown:
+        raise DatasetError(
+            f"{dataset.split_path}: {len(unknown)} instance(s) of objects that {dataset.models_info_path} does not list "
+            f"(objects: {dataset.obj_ids}); add their models and entries, or fix the obj_id (`bopnp check` lists them all)",
+            unknown[:10] + ([f"... {len(unknown) - 10} more"] if len(unknown) > 10 else []),
+        )
 
 
 def _open_cache(cache_dir: Path, settings: dict, overwrite: bool) -> None:
@@ -686,4 +719,4 @@ class _Skip(Exception):
             raise cls(path, reason) from None
 
 
-__all__ = ["DEFAULT_SPLITS", "PrepareConfig", "PrepareSummary", "marker_path", "prepare", "resolve_split"]
+__all__ = ["DEFAULT_SPLITS", "PrepareConfig", "PrepareSummary", "marker_path", "prepare", "resolve_split", "validate_inputs"]

@@ -102,6 +102,11 @@ def _write_text(path: str | os.PathLike, text: str) -> None:
     write_bytes_atomic(path, data)
 
 
+def _is_id(v: Any) -> bool:
+    """A non-negative integer id (or count) of at most MAX_ID_DIGITS digits."""
+    return is_int(v) and 0 <= v < 10**MAX_ID_DIGITS
+
+
 def _raise(problems: list[str], path: Path, fix: str) -> None:
     if problems:
         raise DatasetError(f"{path}: {len(problems)} problem(s); {fix}", problems)
@@ -421,8 +426,9 @@ def parse_scene_gt(content: Any, source: str, problems: list[str], rot_tol: floa
             return None
         n0 = len(problems)
         obj_id = _get(entry, "obj_id", field, source, problems)
-        if obj_id is not None and not (is_int(obj_id) and obj_id >= 0):
-            problems.append(problem(source, f"{field}.obj_id", f"must be a non-negative integer, got {brief(obj_id)}"))
+        if obj_id is not None and not _is_id(obj_id):
+            problems.append(problem(source, f"{field}.obj_id", f"must be a non-negative integer id of at most "
+                                    f"{MAX_ID_DIGITS} digits, got {brief(obj_id)}"))
         R = _get(entry, "cam_R_m2c", field, source, problems)
         R = None if R is None else numbers(R, 9, source, f"{field}.cam_R_m2c", problems)
         t = _get(entry, "cam_t_m2c", field, source, problems)
@@ -562,7 +568,7 @@ def parse_targets(content: Any, source: str, problems: list[str], indices: list[
             v = _get(entry, key, field, source, problems)
             if v is None:
                 ok = False
-            elif not (is_int(v) and v >= (1 if key == "inst_count" else 0)):
+            elif not (_is_id(v) and v >= (1 if key == "inst_count" else 0)):
                 problems.append(problem(source, f"{field}.{key}", f"must be a {'positive' if key == 'inst_count' else 'non-negative'} integer, got {brief(v)}"))
                 ok = False
             vals[key] = v

@@ -214,8 +214,8 @@ def prepare(config: PrepareConfig, progress: bool = True) -> PrepareSummary:
     Returns:
         the summary of this run and of the scenes finished earlier.
     Raises:
-        DatasetError: missing dataset, split, models or models_info, or a bad input found by
-        :func:`validate_inputs` (nothing is written then); ConfigError: bad settings, or a cache built with
+        DatasetError: missing dataset, split, models or models_info, a bad mesh or an interrupted synth
+        (:func:`validate_inputs`; nothing is written then); ConfigError: bad settings, or a cache built with
         other settings (pass ``overwrite``).
     """
     from bopnp.bop.dataset import BopDataset
@@ -240,14 +240,15 @@ def prepare(config: PrepareConfig, progress: bool = True) -> PrepareSummary:
     cache_dir = cache_dir_for(config.bop_path, config.name, split)
     # everything the scenes to run need is read and checked before the cache is touched
     will_run = scene_ids if config.overwrite else [s for s in scene_ids if not marker_path(cache_dir, s).is_file()]
-    validate_inputs(dataset, will_run, objects)
+    bad_scenes = validate_inputs(dataset, will_run, objects)
     settings = config.cache_settings(split, objects)
     _open_cache(cache_dir, settings, config.overwrite)
     _write_object_metas(cache_dir, dataset, objects, config.crop_size)
 
     summary = PrepareSummary(cache_dir=cache_dir, split=split, scenes_total=len(scene_ids))
-    todo = [s for s in scene_ids if not marker_path(cache_dir, s).is_file()]
-    summary.scenes_resumed = [s for s in scene_ids if s not in set(todo)]
+    summary.scenes_resumed = [s for s in scene_ids if marker_path(cache_dir, s).is_file()]
+    todo = [s for s in scene_ids if s not in set(summary.scenes_resumed) and s not in bad_scenes]
+    summary.scenes_failed += [{"scene_id": s, "reason": why} for s, why in bad_scenes.items()]
     if summary.scenes_resumed:
         log.info("resuming: %d of %d scenes already prepared", len(summary.scenes_resumed), len(scene_ids))
 
@@ -284,33 +285,39 @@ def prepare(config: PrepareConfig, progress: bool = True) -> PrepareSummary:
     return summary
 
 
-def validate_inputs(dataset, scene_ids: list[int], objects: list[int]) -> None:
-    """Read and check what preparing ``scene_ids`` needs, so that a bad input stops the run before it
-    writes anything: the meshes of ``objects`` (finite vertices), and each scene's ``scene_camera.json``
-    and ``scene_gt.json`` (poses in front of the camera: the loaders check that), whose instances must
-    all be of objects in ``models_info.json``.
+def validate_inputs(dataset, scene_ids: list[int], objects: list[int]) -> dict[int, str]:
+    """Read and check what preparing ``scene_ids`` needs before anything is written: the meshes of
+    ``objects`` (finite vertices) and, per scene, ``scene_camera.json`` and ``scene_gt.json`` (poses in
+    front of the camera: the loaders check that), whose instances must all be of objects that
+    ``models_info.json`` lists.
 
+    Returns:
+        {scene_id: why} of the scenes that cannot be prepared: they fail alone, as a scene whose files
+        break during the run does (reported, no marker, redone once fixed).
     Raises:
-        DatasetError: naming the file and what to do (an incomplete ``bopnp synth`` dataset: resume it).
+        DatasetError: a mesh is bad, or the dataset is an interrupted ``bopnp synth`` (resume it).
     """
     unfinished = [u for u in dataset.synth_unfinished() if u.startswith(f"{dataset.split}/")]
     if unfinished:
         raise DatasetError(f"{dataset.root}: {dataset.synth_resume_hint()}", unfinished[:10])
     for obj_id in objects:
         dataset.mesh(obj_id)
-    unknown: list[str] = []
+    bad: dict[int, str] = {}
     for scene_id in scene_ids:
-        dataset.scene_camera(scene_id)
-        for im_id, gts in dataset.scene_gt(scene_id).items():
-            for gt_id, g in enumerate(gts):
-                if g.obj_id not in dataset.models_info:
-                    unknown.append(f"{dataset.scene_path(scene_id) / 'scene_gt.json'}: ['{im_id}'][{gt_id}].obj_id: object {g.obj_id}")
-    if unknown:
-        raise DatasetError(
-            f"{dataset.split_path}: {len(unknown)} instance(s) of objects that {dataset.models_info_path} does not list "
-            f"(objects: {dataset.obj_ids}); add their models and entries, or fix the obj_id (`bopnp check` lists them all)",
-            unknown[:10] + ([f"... {len(unknown) - 10} more"] if len(unknown) > 10 else []),
-        )
+        try:
+            dataset.scene_camera(scene_id)
+            gts = dataset.scene_gt(scene_id)
+        except DatasetError as exc:
+            bad[scene_id] = str(exc)
+            continue
+        path = dataset.scene_path(scene_id) / "scene_gt.json"
+        unknown = [f"['{im_id}'][{gt_id}].obj_id: object {g.obj_id}" for im_id, lst in gts.items()
+                   for gt_id, g in enumerate(lst) if g.obj_id not in dataset.models_info]
+        if unknown:
+            more = f" ... ({len(unknown)} in all)" if len(unknown) > 5 else ""
+            bad[scene_id] = (f"{path}: {'; '.join(unknown[:5])}{more}: not in {dataset.models_info_path} "
+                             f"(objects: {dataset.obj_ids}); add the models and entries, or fix the obj_id")
+    return bad
 
 
 def _open_cache(cache_dir: Path, settings: dict, overwrite: bool) -> None:

@@ -164,7 +164,8 @@ class _Checker:
             folder = self.root / sub
             eval_model = sub.endswith("_eval")
             if not folder.is_dir():
-                self.add(folder, "", f"missing folder ({'resampled models for the pose errors' if eval_model else 'object models'}); download the models archive")
+                what = "resampled models for the pose errors" if eval_model else "object models"
+                self.add(folder, "", f"missing folder ({what}); download the models archive")
                 continue
             infos, info_path = self.models_info, path
             if eval_model:  # `bopnp eval` takes the diameters and symmetries from this folder's own file
@@ -174,9 +175,11 @@ class _Checker:
                     continue
             listed = {int(p.stem[4:]) for p in folder.glob("obj_*.ply") if p.stem[4:].isdigit()}
             for extra in sorted(listed - set(infos)):
-                self.add(folder / f"obj_{extra:06d}.ply", "", f"object {extra} has a model but no entry in {self.rel(info_path)}")
+                self.add(folder / f"obj_{extra:06d}.ply", "",
+                         f"object {extra} has a model but no entry in {self.rel(info_path)}")
             for obj_id, info in infos.items():
-                self.check_model(folder / f"obj_{obj_id:06d}.ply", info, tol, eval_model=eval_model, info_src=self.rel(info_path))
+                self.check_model(folder / f"obj_{obj_id:06d}.ply", info, tol, eval_model=eval_model,
+                                 info_src=self.rel(info_path))
 
     def eval_models_info(self, path: Path) -> dict[int, ModelInfo] | None:
         """``models_eval/models_info.json`` parsed and compared with ``models/models_info.json`` (same
@@ -190,8 +193,8 @@ class _Checker:
             return infos
         for obj_id in sorted(set(self.models_info) - set(infos)):
             if str(obj_id) not in content:  # present but malformed: already reported
-                self.add(src, f"['{obj_id}']", f"missing: object {obj_id} is in {self.models_info_src}; copy its entry, "
-                         "or re-download the models archive")
+                self.add(src, f"['{obj_id}']", f"missing: object {obj_id} is in {self.models_info_src}; copy its "
+                         "entry, or re-download the models archive")
         for obj_id in sorted(set(infos) - set(self.models_info)):
             self.add(src, f"['{obj_id}']", f"object {obj_id} is not in {self.models_info_src}")
         for obj_id in sorted(set(infos) & set(self.models_info)):

@@ -180,7 +180,8 @@ class BopDataset:
             for scene in sorted(p for p in (self.root / split).iterdir() if p.is_dir() and _SCENE_RE.match(p.name)):
                 absent = [f for f in SYNTH_SCENE_FILES if not (scene / f).is_file()]
                 if (scene / ".partial").is_dir() or absent:
-                    out.append(f"{split}/{scene.name}: " + (f"no {', '.join(absent)}" if absent else "unfinished images (.partial/)"))
+                    why = f"no {', '.join(absent)}" if absent else "unfinished images (.partial/)"
+                    out.append(f"{split}/{scene.name}: {why}")
         if (self.root / "test").is_dir() and not self.targets_path.is_file():
             out.append(f"{TARGETS_BOP19} not written yet")
         return out

@@ -173,8 +173,8 @@ def _as_table(tokens: list[list[str]], el: _Element, path: Path) -> np.ndarray:
                 float(tok)
             except ValueError:
                 raise DatasetError(
-                    f"{path}: element '{el.name}' row {r}: value {c} is {brief(tok)}, not a number; the file is corrupt, "
-                    "re-export it (e.g. with MeshLab) or re-download the models"
+                    f"{path}: element '{el.name}' row {r}: value {c} is {brief(tok)}, not a number; the file is "
+                    "corrupt, re-export it (e.g. with MeshLab) or re-download the models"
                 ) from None
     raise DatasetError(f"{path}: element '{el.name}': cannot parse the rows as numbers; re-download the models")
 

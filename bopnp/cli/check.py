@@ -37,7 +37,8 @@ def check(name: str, split: str | None, bop_path: Path, models_only: bool, image
     Checks camera.json, models_info.json against the models, every scene's scene_camera, scene_gt and
     scene_gt_info (object ids, rotations, counts), image and depth sizes, masks against
     scene_gt_info, and the BOP19 test targets. Images, depth and masks are decoded whole (truncated or
-    corrupt files are found); --fast reads only the image and depth headers. Prints one line per problem (file: field: what),
+    corrupt files are found); --fast reads only the image and depth headers. Prints one line per problem
+    (file: field: what),
     then a summary. Exit status 0 when clean, 2 when a problem was found.
 
     \b
@@ -54,7 +55,8 @@ def check(name: str, split: str | None, bop_path: Path, models_only: bool, image
     from bopnp.cli.options import dataset_root
 
     root = dataset_root(bop_path, name)
-    report = check_dataset(root, split, CheckOptions(models_only=models_only, images=images, progress=progress, fast=fast))
+    options = CheckOptions(models_only=models_only, images=images, progress=progress, fast=fast)
+    report = check_dataset(root, split, options)
     for line in report.problems:
         click.echo(f"problem: {line}")
     for line in report.notes:

@@ -726,4 +726,6 @@ class _Skip(Exception):
             raise cls(path, reason) from None
 
 
-__all__ = ["DEFAULT_SPLITS", "PrepareConfig", "PrepareSummary", "marker_path", "prepare", "resolve_split", "validate_inputs"]
+__all__ = [
+    "DEFAULT_SPLITS", "PrepareConfig", "PrepareSummary", "marker_path", "prepare", "resolve_split", "validate_inputs",
+]

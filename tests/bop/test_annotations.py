@@ -211,7 +211,8 @@ def test_deep_json_and_huge_numbers_are_dataset_errors(tmp_path):
 
 
 def _info_json(**entry):
-    base = {"diameter": 75.0, "min_x": -30.0, "min_y": -20.0, "min_z": -15.0, "size_x": 60.0, "size_y": 40.0, "size_z": 30.0}
+    base = {"diameter": 75.0, "min_x": -30.0, "min_y": -20.0, "min_z": -15.0,
+            "size_x": 60.0, "size_y": 40.0, "size_z": 30.0}
     return {"1": {**base, **entry}}
 
 
@@ -226,7 +227,8 @@ def test_diameter_must_lie_between_longest_side_and_diagonal(diameter, ok):
     assert (not problems) == ok, problems
     assert list(infos) == [1]  # kept either way: check still compares it with the mesh
     if not ok:
-        assert problems[0].startswith("models_info.json: ['1'].diameter: ") and "largest distance between two vertices" in problems[0]
+        assert problems[0].startswith("models_info.json: ['1'].diameter: ")
+        assert "largest distance between two vertices" in problems[0]
 
 
 @pytest.mark.parametrize("t_mm", [[0.0, 0.0, 0.0], [5.0, 5.0, -300.0]])

@@ -124,7 +124,8 @@ def test_wrong_symmetry_is_caught(tiny_root):
         (tiny_root / folder / "models_info.json").write_text(json.dumps(info))
         report = check_dataset(tiny_root, None, CheckOptions(models_only=True, progress=False))
         assert len(report.problems) == 1, report.problems
-        assert report.problems[0].startswith(f"{folder}/models_info.json: ['2'].symmetries: a declared symmetry does not map")
+        want = f"{folder}/models_info.json: ['2'].symmetries: a declared symmetry does not map"
+        assert report.problems[0].startswith(want)
         (tiny_root / folder / "models_info.json").write_text(clean)
 
 

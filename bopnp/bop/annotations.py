@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -20,10 +21,12 @@ import numpy as np
 
 from bopnp.bop.atomic import write_bytes_atomic
 from bopnp.bop.records import Camera, ContinuousSymmetry, GtInfo, GtPose, ImageCamera, ModelInfo, Target
-from bopnp.bop.validate import GT_ROT_TOL, check_rotation, is_int, is_number, numbers, problem
+from bopnp.bop.validate import GT_ROT_TOL, brief, check_diameter, check_rotation, is_int, is_number, numbers, problem
 from bopnp.errors import DatasetError
 
 T = TypeVar("T")
+#: the longest id (scene, image, object) accepted as a json key; BOP's ids have at most 6 digits
+MAX_ID_DIGITS = 9
 
 
 # ----------------------------------------------------------------------------- json files
@@ -62,6 +65,15 @@ def read_json(path: str | os.PathLike, what: str = "", fix: str | None = None) -
         raise DatasetError(
             f"{path}: invalid json at line {exc.lineno}, column {exc.colno}: {exc.msg}; {fix or 'fix the file or re-download it'}"
         ) from None
+    except RecursionError:
+        raise DatasetError(
+            f"{path}: the json is nested too deeply to read (more than about {sys.getrecursionlimit()} levels); "
+            f"no BOP file nests more than a few levels: the file is corrupt, {fix or 'fix it or re-download it'}"
+        ) from None
+    except (ValueError, OverflowError, MemoryError) as exc:  # e.g. an integer beyond Python's digit limit
+        raise DatasetError(
+            f"{path}: cannot decode the json ({brief(str(exc), 120)}); {fix or 'fix the file or re-download it'}"
+        ) from None
 
 
 def _dumps(v: Any) -> str:
@@ -90,6 +102,11 @@ def _write_text(path: str | os.PathLike, text: str) -> None:
     write_bytes_atomic(path, data)
 
 
+def _is_id(v: Any) -> bool:
+    """A non-negative integer id (or count) of at most MAX_ID_DIGITS digits."""
+    return is_int(v) and 0 <= v < 10**MAX_ID_DIGITS
+
+
 def _raise(problems: list[str], path: Path, fix: str) -> None:
     if problems:
         raise DatasetError(f"{path}: {len(problems)} problem(s); {fix}", problems)
@@ -104,10 +121,14 @@ def _id_keyed(content: Any, source: str, problems: list[str], parse_value: Calla
         return {}
     out: dict[int, T] = {}
     for key, value in content.items():
-        if not (isinstance(key, str) and key.isdigit()):
-            problems.append(problem(source, f"[{key!r}]", "key is not a non-negative integer id"))
+        if not (isinstance(key, str) and key.isascii() and key.isdigit()):
+            problems.append(problem(source, f"[{brief(key)}]", "key is not a non-negative integer id"))
             continue
-        parsed = parse_value(value, f"[{key!r}]", int(key))
+        if len(key.lstrip("0")) > MAX_ID_DIGITS:
+            problems.append(problem(source, f"[{brief(key)}]", f"id has more than {MAX_ID_DIGITS} digits; "
+                                    "BOP ids are small integers: fix the key"))
+            continue
+        parsed = parse_value(value, f"[{brief(key)}]", int(key))
         if parsed is not None:
             out[int(key)] = parsed
         elif bad_ids is not None:
@@ -150,13 +171,13 @@ def parse_models_info(content: Any, source: str, problems: list[str], rot_tol: f
         n0 = len(problems)
         diameter = _get(entry, "diameter", field, source, problems)
         if diameter is not None and not (is_number(diameter) and diameter > 0):
-            problems.append(problem(source, f"{field}.diameter", f"must be a positive number (mm), got {diameter!r}"))
+            problems.append(problem(source, f"{field}.diameter", f"must be a positive number (mm), got {brief(diameter)}"))
         mins, sizes = [], []
         for axis in "xyz":
             for key, dest in ((f"min_{axis}", mins), (f"size_{axis}", sizes)):
                 v = _get(entry, key, field, source, problems)
                 if v is not None and not is_number(v):
-                    problems.append(problem(source, f"{field}.{key}", f"must be a number (mm), got {v!r}"))
+                    problems.append(problem(source, f"{field}.{key}", f"must be a number (mm), got {brief(v)}"))
                 dest.append(v)
         if any(s is not None and is_number(s) and s < 0 for s in sizes):
             problems.append(problem(source, f"{field}.size_*", f"sizes must be >= 0, got {sizes}"))
@@ -193,6 +214,9 @@ def parse_models_info(content: Any, source: str, problems: list[str], rot_tol: f
                 cont.append(ContinuousSymmetry(axis=axis, offset_mm=offset))
         if len(problems) > n0:
             return None
+        # a diameter that does not fit the box is a problem, but the entry is kept: `bopnp check` still
+        # compares it with the mesh, which tells which of the two is wrong
+        check_diameter(float(diameter), sizes, source, f"{field}.diameter", problems)
         known = {"diameter", "symmetries_discrete", "symmetries_continuous"} | {f"{k}_{a}" for k in ("min", "size") for a in "xyz"}
         return ModelInfo(
             obj_id=obj_id,
@@ -264,13 +288,13 @@ def parse_camera(content: Any, source: str, problems: list[str]) -> Camera | Non
         if v is None:
             problems.append(problem(source, key, "missing"))
         elif key in ("width", "height") and not (is_int(v) and v > 0):
-            problems.append(problem(source, key, f"must be a positive integer (pixels), got {v!r}"))
+            problems.append(problem(source, key, f"must be a positive integer (pixels), got {brief(v)}"))
         elif not is_number(v) or (key in ("fx", "fy") and v <= 0):
-            problems.append(problem(source, key, f"must be a {'positive ' if key in ('fx', 'fy') else ''}number (pixels), got {v!r}"))
+            problems.append(problem(source, key, f"must be a {'positive ' if key in ('fx', 'fy') else ''}number (pixels), got {brief(v)}"))
         vals[key] = v
     depth_scale = content.get("depth_scale")
     if depth_scale is not None and not (is_number(depth_scale) and depth_scale > 0):
-        problems.append(problem(source, "depth_scale", f"must be a positive number (mm per depth unit), got {depth_scale!r}"))
+        problems.append(problem(source, "depth_scale", f"must be a positive number (mm per depth unit), got {brief(depth_scale)}"))
     if len(problems) > n0:
         return None
     known = {"fx", "fy", "cx", "cy", "width", "height", "depth_scale"}
@@ -334,7 +358,7 @@ def parse_scene_camera(content: Any, source: str, problems: list[str], rot_tol: 
                 problems.append(problem(source, f"{field}.cam_K", f"not an intrinsics matrix (fx, fy > 0, last row [0, 0, 1]): {K.reshape(-1).tolist()}"))
         ds = entry.get("depth_scale")
         if ds is not None and not (is_number(ds) and ds > 0):
-            problems.append(problem(source, f"{field}.depth_scale", f"must be a positive number, got {ds!r}"))
+            problems.append(problem(source, f"{field}.depth_scale", f"must be a positive number, got {brief(ds)}"))
         R = t = None
         if "cam_R_w2c" in entry or "cam_t_w2c" in entry:
             R = numbers(entry.get("cam_R_w2c"), 9, source, f"{field}.cam_R_w2c", problems)
@@ -402,8 +426,9 @@ def parse_scene_gt(content: Any, source: str, problems: list[str], rot_tol: floa
             return None
         n0 = len(problems)
         obj_id = _get(entry, "obj_id", field, source, problems)
-        if obj_id is not None and not (is_int(obj_id) and obj_id >= 0):
-            problems.append(problem(source, f"{field}.obj_id", f"must be a non-negative integer, got {obj_id!r}"))
+        if obj_id is not None and not _is_id(obj_id):
+            problems.append(problem(source, f"{field}.obj_id", f"must be a non-negative integer id of at most "
+                                    f"{MAX_ID_DIGITS} digits, got {brief(obj_id)}"))
         R = _get(entry, "cam_R_m2c", field, source, problems)
         R = None if R is None else numbers(R, 9, source, f"{field}.cam_R_m2c", problems)
         t = _get(entry, "cam_t_m2c", field, source, problems)
@@ -411,6 +436,9 @@ def parse_scene_gt(content: Any, source: str, problems: list[str], rot_tol: floa
         if R is not None:
             R = R.reshape(3, 3)
             check_rotation(R, source, f"{field}.cam_R_m2c", problems, rot_tol)
+        if t is not None and not t[2] > 0:
+            problems.append(problem(source, f"{field}.cam_t_m2c", f"t_z = {t[2]:.6g} mm puts the object's origin at or "
+                                    "behind the camera (t_z must be > 0, in mm); fix the pose or drop the instance"))
         if len(problems) > n0:
             return None
         return GtPose(obj_id=int(obj_id), R_m2c=R, t_m2c=t)
@@ -468,18 +496,18 @@ def parse_scene_gt_info(content: Any, source: str, problems: list[str], bad_ids:
             if v is None:
                 continue
             if not (isinstance(v, list) and len(v) == 4 and all(is_int(x) for x in v)):
-                problems.append(problem(source, f"{field}.{key}", f"expected 4 integers (x, y, width, height), got {v!r}"))
+                problems.append(problem(source, f"{field}.{key}", f"expected 4 integers (x, y, width, height), got {brief(v)}"))
             else:
                 boxes[key] = np.asarray(v, np.int64)
         counts = {}
         for key in _GT_INFO_INTS:
             v = _get(entry, key, field, source, problems)
             if v is not None and not (is_int(v) and v >= 0):
-                problems.append(problem(source, f"{field}.{key}", f"must be a non-negative integer, got {v!r}"))
+                problems.append(problem(source, f"{field}.{key}", f"must be a non-negative integer, got {brief(v)}"))
             counts[key] = v
         vf = _get(entry, "visib_fract", field, source, problems)
         if vf is not None and not (is_number(vf) and -1e-6 <= vf <= 1 + 1e-6):
-            problems.append(problem(source, f"{field}.visib_fract", f"must be a number in [0, 1], got {vf!r}"))
+            problems.append(problem(source, f"{field}.visib_fract", f"must be a number in [0, 1], got {brief(vf)}"))
         if len(problems) > n0:
             return None
         return GtInfo(bbox_obj=boxes["bbox_obj"], bbox_visib=boxes["bbox_visib"],
@@ -540,8 +568,8 @@ def parse_targets(content: Any, source: str, problems: list[str], indices: list[
             v = _get(entry, key, field, source, problems)
             if v is None:
                 ok = False
-            elif not (is_int(v) and v >= (1 if key == "inst_count" else 0)):
-                problems.append(problem(source, f"{field}.{key}", f"must be a {'positive' if key == 'inst_count' else 'non-negative'} integer, got {v!r}"))
+            elif not (_is_id(v) and v >= (1 if key == "inst_count" else 0)):
+                problems.append(problem(source, f"{field}.{key}", f"must be a {'positive' if key == 'inst_count' else 'non-negative'} integer, got {brief(v)}"))
                 ok = False
             vals[key] = v
         if not ok:

@@ -17,16 +17,20 @@ from typing import Any, Literal
 import numpy as np
 
 from bopnp.bop import annotations as ann
-from bopnp.bop.dataset import MODALITIES, TARGETS_BOP19, BopDataset
-from bopnp.bop.images import image_size, load_mask, mask_bbox_xywh
+from bopnp.bop.dataset import MODALITIES, SYNTH_MARKER, TARGETS_BOP19, BopDataset
+from bopnp.bop.images import image_size, load_depth, load_image, load_mask, mask_bbox_xywh
 from bopnp.bop.ply import load_ply
 from bopnp.bop.records import Camera, GtInfo, GtPose, ImageCamera, ModelInfo
 from bopnp.bop.symmetry import symmetry_transforms
-from bopnp.bop.validate import GT_ROT_TOL, problem, rotation_errors
+from bopnp.bop.validate import DIAMETER_TOL, GT_ROT_TOL, check_diameter, problem, rotation_errors
 from bopnp.errors import ConfigError, DatasetError
 from bopnp.progress import progress_bar
 
 ImagesMode = Literal["all", "present", "none"]
+#: where masks come from: no bopnp command writes mask folders
+MASKS_HINT = ("they come with BOP's split archives (re-download the split), or bop_toolkit's "
+              "scripts/calc_gt_masks.py makes them; no bopnp command writes mask folders (`bopnp prepare` "
+              "renders the masks it needs, `bopnp synth` writes them for its own datasets)")
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,9 @@ class CheckOptions:
         mask_count_tol: allowed |mask pixels - px_count| as a fraction of px_count (at least 2 px).
         mask_bbox_tol_px: allowed difference between a mask's box and the recorded box, pixels.
         progress: show a progress bar over images (None: only on a terminal).
+        fast: read only the headers of rgb/gray and depth images (size) instead of decoding them whole;
+            truncated files and depth that is not single-channel 16-bit then go unnoticed (masks are
+            always decoded: their pixels are compared with scene_gt_info).
     """
 
     models_only: bool = False
@@ -56,6 +63,7 @@ class CheckOptions:
     mask_count_tol: float = 0.01
     mask_bbox_tol_px: int = 2
     progress: bool | None = None
+    fast: bool = False
 
     def validate(self) -> None:
         if self.images not in ("all", "present", "none"):
@@ -106,6 +114,8 @@ class _Checker:
         self.models_info_src = "models/models_info.json"
         # (split, scene_id) -> (cameras or None when unreadable, ground truth or None, ids of malformed entries)
         self.parsed: dict[tuple[str, int], tuple[dict | None, dict | None, set[int]]] = {}
+        # set for a dataset that an interrupted `bopnp synth` left incomplete: what to run
+        self.synth_hint: str | None = None
 
     # helpers ---------------------------------------------------------------
     def rel(self, path: Path) -> str:
@@ -128,7 +138,7 @@ class _Checker:
     def json(self, path: Path, what: str) -> Any | None:
         """Decoded json, or None after recording a problem."""
         if not path.is_file():
-            self.add(path, "", f"missing ({what})")
+            self.add(path, "", f"missing ({what})" + (f"; {self.synth_hint}" if self.synth_hint else ""))
             return None
         try:
             return ann.read_json(path)
@@ -152,18 +162,51 @@ class _Checker:
         self.models_info = ann.parse_models_info(content, self.models_info_src, self.report.problems, self.opts.rot_tol)
         for sub, tol in ((ds.models_dir, self.opts.extent_tol), (f"{ds.models_dir}_eval", self.opts.eval_extent_tol)):
             folder = self.root / sub
+            eval_model = sub.endswith("_eval")
             if not folder.is_dir():
-                self.add(folder, "", f"missing folder ({'resampled models for the pose errors' if sub.endswith('_eval') else 'object models'}); download the models archive")
+                what = "resampled models for the pose errors" if eval_model else "object models"
+                self.add(folder, "", f"missing folder ({what}); download the models archive")
                 continue
+            infos, info_path = self.models_info, path
+            if eval_model:  # `bopnp eval` takes the diameters and symmetries from this folder's own file
+                info_path = folder / "models_info.json"
+                infos = self.eval_models_info(info_path)
+                if infos is None:
+                    continue
             listed = {int(p.stem[4:]) for p in folder.glob("obj_*.ply") if p.stem[4:].isdigit()}
-            for extra in sorted(listed - set(self.models_info)):
-                self.add(folder / f"obj_{extra:06d}.ply", "", f"object {extra} has a model but no entry in {self.rel(path)}")
-            for obj_id, info in self.models_info.items():
-                self.check_model(folder / f"obj_{obj_id:06d}.ply", info, tol, eval_model=sub.endswith("_eval"))
+            for extra in sorted(listed - set(infos)):
+                self.add(folder / f"obj_{extra:06d}.ply", "",
+                         f"object {extra} has a model but no entry in {self.rel(info_path)}")
+            for obj_id, info in infos.items():
+                self.check_model(folder / f"obj_{obj_id:06d}.ply", info, tol, eval_model=eval_model,
+                                 info_src=self.rel(info_path))
 
-    def check_model(self, path: Path, info: ModelInfo, tol: float, eval_model: bool) -> None:
+    def eval_models_info(self, path: Path) -> dict[int, ModelInfo] | None:
+        """``models_eval/models_info.json`` parsed and compared with ``models/models_info.json`` (same
+        objects, same diameters within ``DIAMETER_TOL``); None when missing or unreadable (reported)."""
+        content = self.json(path, "diameters and symmetries used by `bopnp eval`; it is in the models archive")
+        if content is None:
+            return None
+        src = self.rel(path)
+        infos = ann.parse_models_info(content, src, self.report.problems, self.opts.rot_tol)
+        if not isinstance(content, dict) or self.models_info is None:
+            return infos
+        for obj_id in sorted(set(self.models_info) - set(infos)):
+            if str(obj_id) not in content:  # present but malformed: already reported
+                self.add(src, f"['{obj_id}']", f"missing: object {obj_id} is in {self.models_info_src}; copy its "
+                         "entry, or re-download the models archive")
+        for obj_id in sorted(set(infos) - set(self.models_info)):
+            self.add(src, f"['{obj_id}']", f"object {obj_id} is not in {self.models_info_src}")
+        for obj_id in sorted(set(infos) & set(self.models_info)):
+            d_eval, d = infos[obj_id].diameter_mm, self.models_info[obj_id].diameter_mm
+            if abs(d_eval - d) > DIAMETER_TOL * d + 0.01:
+                self.add(src, f"['{obj_id}'].diameter", f"{d_eval:.6g} mm but {self.models_info_src} says {d:.6g} mm "
+                         "(the eval models are the same objects); `bopnp eval` uses this one: fix it")
+        return infos
+
+    def check_model(self, path: Path, info: ModelInfo, tol: float, eval_model: bool, info_src: str = "") -> None:
         if not path.is_file():
-            self.add(path, "", f"missing (model of object {info.obj_id} listed in models_info.json)")
+            self.add(path, "", f"missing (model of object {info.obj_id} listed in {info_src or 'models_info.json'})")
             return
         try:
             mesh = load_ply(path, load_texture=True)
@@ -178,6 +221,8 @@ class _Checker:
             self.add(path, "vertex", "the mesh has no vertices")
             return
         lo, hi = v.min(0), v.max(0)
+        check_diameter(info.diameter_mm, hi - lo, info_src or self.models_info_src, f"['{info.obj_id}'].diameter",
+                       self.report.problems, what=f"vertices of {self.rel(path)}", tol=max(DIAMETER_TOL, tol))
         allowed = max(0.01, tol * info.diameter_mm)
         bad_min = np.abs(lo - info.min_mm).max()
         bad_size = np.abs((hi - lo) - info.size_mm).max()
@@ -186,9 +231,7 @@ class _Checker:
                      f"bounding box min {np.round(lo, 3).tolist()} size {np.round(hi - lo, 3).tolist()} mm disagrees with "
                      f"models_info.json min {info.min_mm.tolist()} size {info.size_mm.tolist()} (tolerance {allowed:.3g} mm); "
                      "is the model in mm and the entry for this object?")
-        if not eval_model:
-            return
-        if info.is_symmetric:
+        if info.is_symmetric:  # both folders: prepare uses models/, eval models_eval/
             from scipy.spatial import cKDTree
 
             tree = cKDTree(v)
@@ -201,7 +244,7 @@ class _Checker:
                 worst = max(worst, float(d.mean()))
             limit = self.opts.sym_tol * info.diameter_mm + spacing
             if worst > limit:
-                self.add(self.models_info_src, f"['{info.obj_id}'].symmetries",
+                self.add(info_src or self.models_info_src, f"['{info.obj_id}'].symmetries",
                          f"a declared symmetry does not map {self.rel(path)} onto itself: mean nearest-vertex distance "
                          f"{worst:.2f} mm (limit {limit:.2f} mm = {self.opts.sym_tol:.0%} of the diameter + the mean vertex spacing {spacing:.2f} mm)")
 
@@ -232,6 +275,8 @@ class _Checker:
         if (sdir / "scene_gt.json").is_file():
             content = self.json(sdir / "scene_gt.json", "ground-truth poses")
             gts = None if content is None else ann.parse_scene_gt(content, self.rel(sdir / "scene_gt.json"), problems, tol, bad)
+        elif self.synth_hint:
+            self.add(sdir / "scene_gt.json", "", f"missing; {self.synth_hint}")
         else:
             self.note(f"{self.rel(sdir)}: no scene_gt.json (test ground truth is private for some BOP datasets)")
         if (sdir / "scene_gt_info.json").is_file():
@@ -298,7 +343,7 @@ class _Checker:
         has_depth = (sdir / "depth").is_dir()
         mask_dirs = [d for d in ("mask_visib", "mask") if (sdir / d).is_dir()]
         if gts and not mask_dirs:
-            self.note(f"{self.rel(sdir)}: no mask/ or mask_visib/ (compute them with `bopnp prepare`)")
+            self.note(f"{self.rel(sdir)}: no mask/ or mask_visib/: {MASKS_HINT}")
         expected = (self.camera.width, self.camera.height) if self.camera is not None else None
         size_src = "camera.json"
         missing: Counter = Counter()
@@ -315,7 +360,11 @@ class _Checker:
                     self.add(img_path, "", f"missing image (scene_camera.json lists image {im_id})")
             else:
                 try:
-                    size = image_size(img_path)
+                    if self.opts.fast:
+                        size = image_size(img_path)
+                    else:
+                        img = load_image(img_path)
+                        size = (img.shape[1], img.shape[0])
                     self.report.counts["image files"] += 1
                 except DatasetError as exc:
                     self.add_error(img_path, exc)
@@ -333,7 +382,11 @@ class _Checker:
                         self.add(dpath, "", f"missing depth image (scene_camera.json lists image {im_id})")
                 else:
                     try:
-                        dsize = image_size(dpath)
+                        if self.opts.fast:
+                            dsize = image_size(dpath)
+                        else:
+                            depth = load_depth(dpath)
+                            dsize = (depth.shape[1], depth.shape[0])
                         ref = expected or size
                         if ref is not None and dsize != ref:
                             self.add(dpath, "size", f"{dsize[0]}x{dsize[1]} but the image is {ref[0]}x{ref[1]}")
@@ -429,6 +482,14 @@ def check_dataset(root: str | os.PathLike, split: str | None = None, options: Ch
     opts.validate()
     ds = BopDataset(root, split)
     checker = _Checker(ds.root, opts)
+    unfinished = ds.synth_unfinished()
+    if unfinished:
+        checker.synth_hint = ds.synth_resume_hint()
+        shown = unfinished[:5] + ([f"... {len(unfinished) - 5} more"] if len(unfinished) > 5 else [])
+        checker.add(SYNTH_MARKER, "", f"{checker.synth_hint}; unfinished: {'; '.join(shown)}")
+    if opts.fast and opts.images != "none":
+        checker.note("--fast: rgb/gray and depth images were checked by their headers only, not decoded "
+                     "(truncated files and depth that is not single-channel 16-bit go unnoticed)")
     checker.check_camera(ds)
     checker.check_models(ds)
     if not opts.models_only:

@@ -41,6 +41,10 @@ IMAGE_TPATH = "{split}/{scene_id:06d}/{modality}/{im_id:06d}{ext}"
 DEPTH_TPATH = "{split}/{scene_id:06d}/depth/{im_id:06d}{ext}"
 MASK_TPATH = "{split}/{scene_id:06d}/{mask_dir}/{im_id:06d}_{gt_id:06d}.png"
 TARGETS_BOP19 = "test_targets_bop19.json"
+#: the file ``bopnp synth`` writes first into a dataset it makes (its options): marks a synthetic dataset
+SYNTH_MARKER = "synth_config.json"
+#: what ``bopnp synth`` writes into each scene when it is finished (before that, ``.partial/`` records)
+SYNTH_SCENE_FILES = ("scene_camera.json", "scene_gt.json", "scene_gt_info.json")
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 MODALITIES = ("rgb", "gray")
@@ -96,6 +100,9 @@ class BopDataset:
     def __init__(self, root: str | os.PathLike, split: str | None = None, *, models: str = "models"):
         self.root = Path(root)
         self.name = self.root.name
+        if self.root.exists() and not self.root.is_dir():
+            raise DatasetError(f"{self.root} is a file, not a dataset folder: give the name of a folder under "
+                               "--bop-path (or a folder's path) that holds camera.json, models/ and the splits")
         if not self.root.is_dir():
             raise DatasetError(
                 f"{self.root} not found: put the BOP dataset '{self.name}' there "
@@ -156,6 +163,33 @@ class BopDataset:
         if not path.is_dir():
             raise DatasetError(f"{path} not found: scene {scene_id} is not in split '{self.split}' (scenes: {self.scene_ids()})")
         return path
+
+    @property
+    def made_by_synth(self) -> bool:
+        """Whether ``bopnp synth`` made this dataset (it holds ``synth_config.json``)."""
+        return (self.root / SYNTH_MARKER).is_file()
+
+    def synth_unfinished(self) -> list[str]:
+        """For a dataset made by ``bopnp synth``: what an interrupted run left unfinished, one line per
+        scene (``split/scene: why``), plus a missing ``test_targets_bop19.json``; empty when complete or
+        not a synthetic dataset."""
+        if not self.made_by_synth:
+            return []
+        out = []
+        for split in self.splits():
+            for scene in sorted(p for p in (self.root / split).iterdir() if p.is_dir() and _SCENE_RE.match(p.name)):
+                absent = [f for f in SYNTH_SCENE_FILES if not (scene / f).is_file()]
+                if (scene / ".partial").is_dir() or absent:
+                    why = f"no {', '.join(absent)}" if absent else "unfinished images (.partial/)"
+                    out.append(f"{split}/{scene.name}: {why}")
+        if (self.root / "test").is_dir() and not self.targets_path.is_file():
+            out.append(f"{TARGETS_BOP19} not written yet")
+        return out
+
+    def synth_resume_hint(self) -> str:
+        """What to run to finish an interrupted ``bopnp synth`` of this dataset."""
+        return (f"the dataset was made by `bopnp synth` and is incomplete (the run was interrupted): finish it with "
+                f"`bopnp synth {self.name} --resume` and the options of the first run (see {SYNTH_MARKER})")
 
     # ------------------------------------------------------------------ models
 
@@ -232,7 +266,7 @@ class BopDataset:
         if scene_id not in cache:
             path = self.scene_path(scene_id) / name
             if not path.is_file():
-                raise DatasetError(f"{path} not found: {missing}")
+                raise DatasetError(f"{path} not found: {self.synth_resume_hint() if self.made_by_synth else missing}")
             cache[scene_id] = load(path)
         return cache[scene_id]
 
@@ -301,7 +335,8 @@ class BopDataset:
         return self.root / IMAGE_TPATH.format(split=self.split, scene_id=scene_id, modality=modality, im_id=im_id, ext=ext)
 
     def depth_path(self, scene_id: int, im_id: int) -> Path:
-        """Path of a depth image (the suffix found on disk; ``.png`` when missing)."""
+        """Path of a depth image: the suffix found on disk (``.png``, or ``.tif`` as ITODD's), ``.png`` when
+        there is none. Use this instead of a fixed suffix; :meth:`depth` reads it."""
         ext = self.scene_files(scene_id, "depth").get(f"{im_id:06d}", ".png")
         return self.root / DEPTH_TPATH.format(split=self.split, scene_id=scene_id, im_id=im_id, ext=ext)
 

@@ -19,11 +19,54 @@ def _cv2():
     return cv2
 
 
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_JPEG_SOI, _JPEG_SOS, _JPEG_EOI = b"\xff\xd8", b"\xff\xda", b"\xff\xd9"
+
+
+def incomplete_reason(data: bytes) -> str | None:
+    """Why the bytes of a PNG or JPEG file are not a complete image, or None when they are (or are
+    another format). OpenCV decodes a truncated PNG or JPEG without an error, returning the rows it got
+    plus filler; this finds the cut: a PNG must end its chunk list with IEND, a JPEG must have an EOI
+    marker after its last scan.
+
+    >>> incomplete_reason(_PNG_MAGIC + bytes.fromhex("0000000d") + b"IHDR")
+    'the PNG ends inside chunk IHDR (byte 16 of 33): the file is truncated'
+    """
+    if data.startswith(_PNG_MAGIC):
+        pos, n, idat = len(_PNG_MAGIC), len(data), False
+        while True:
+            if pos + 8 > n:
+                return f"the PNG ends after {n} bytes without an IEND chunk: the file is truncated"
+            length = int.from_bytes(data[pos:pos + 4], "big")
+            kind = data[pos + 4:pos + 8]
+            end = pos + 12 + length
+            if end > n:
+                return f"the PNG ends inside chunk {kind.decode('latin-1')} (byte {n} of {end}): the file is truncated"
+            idat |= kind == b"IDAT"
+            if kind == b"IEND":
+                return None if idat else "the PNG has no image data (IDAT chunk)"
+            pos = end
+    if data.startswith(_JPEG_SOI):
+        sos = data.rfind(_JPEG_SOS)
+        if sos < 0:
+            return "the JPEG has no image data (no start-of-scan marker): the file is truncated or corrupt"
+        if data.rfind(_JPEG_EOI) < sos:
+            return "the JPEG has no end-of-image marker after its image data: the file is truncated"
+    return None
+
+
 def _read(path: Path, what: str) -> np.ndarray:
+    """Decode a whole image file with OpenCV (IMREAD_UNCHANGED), refusing truncated PNG/JPEG files."""
     cv2 = _cv2()
     if not path.is_file():
+        if path.exists():
+            raise DatasetError(f"{path} is not a file ({what}); remove it and restore the image")
         raise DatasetError(f"{path} not found ({what}): check the split folder, or download the split's archive")
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    data = path.read_bytes()
+    why = incomplete_reason(data)
+    if why is not None:
+        raise DatasetError(f"{path}: {why} ({what}); re-download the split archive, or regenerate the file")
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise DatasetError(f"{path}: cannot decode the image ({what}); the file is corrupt, re-download it")
     return img
@@ -36,7 +79,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         (H, W, 3) uint8 RGB for colour images (alpha dropped, BGR from OpenCV turned to RGB), or (H, W)
         for gray images in the file's dtype (uint8, or uint16 for 16-bit gray tif/png).
     Raises:
-        DatasetError: missing or undecodable file.
+        DatasetError: missing, truncated (PNG, JPEG) or undecodable file.
     """
     path = Path(path)
     img = _read(path, "an rgb/gray image")
@@ -110,17 +153,26 @@ def load_depth(path: str | os.PathLike, depth_scale: float = 1.0) -> np.ndarray:
     """Read a depth image and convert it to millimetres.
 
     Args:
-        path: a 16-bit png (or tif) depth image.
+        path: a single-channel 16-bit png, or a 16-bit or float32 tif (ITODD) depth image.
         depth_scale: mm per stored unit (``scene_camera.json`` ``depth_scale``).
     Returns:
         (H, W) float32 depth, mm; 0 where there is no measurement.
     Raises:
-        DatasetError: missing, undecodable or non-single-channel file.
+        DatasetError: missing, truncated or undecodable file, not single-channel, or not 16-bit (float32 tif).
     """
     path = Path(path)
     raw = _read(path, "a depth image")
     if raw.ndim != 2:
-        raise DatasetError(f"{path}: a depth image must have one channel, got shape {raw.shape}; is this an rgb image?")
+        raise DatasetError(f"{path}: a depth image must have one channel, got shape {raw.shape}; is this an rgb "
+                           "image? BOP depth is a single-channel 16-bit png; re-download the split archive")
+    allowed = (np.uint16, np.float32) if path.suffix.lower() in (".tif", ".tiff") else (np.uint16,)
+    if raw.dtype not in allowed:
+        kinds = " or ".join(np.dtype(d).name for d in allowed)
+        raise DatasetError(
+            f"{path}: a depth image must be {kinds} ({'16-bit png' if len(allowed) == 1 else 'tif'}), got {raw.dtype}; "
+            "an 8-bit depth has lost its precision (values up to 255 units): re-download the split archive, or "
+            "write the depth with bopnp.bop.images.save_depth"
+        )
     return raw.astype(np.float32) * np.float32(depth_scale)
 
 
@@ -156,7 +208,7 @@ def load_mask(path: str | os.PathLike) -> np.ndarray:
     Raises:
         DatasetError: missing or undecodable file.
     """
-    raw = _read(Path(path), "an object mask; compute masks with `bopnp prepare`")
+    raw = _read(Path(path), "an object mask; masks come with the BOP split archive")
     if raw.ndim == 3:
         raw = raw.max(axis=2)
     return raw > 0

@@ -20,6 +20,7 @@ import numpy as np
 from bopnp.bop.atomic import write_bytes_atomic
 from bopnp.bop.images import save_image
 from bopnp.bop.mesh import Mesh
+from bopnp.bop.validate import brief
 from bopnp.errors import DatasetError
 
 
@@ -123,11 +124,11 @@ def _split_rows(tokens: list[list[str]], el: _Element, path: Path) -> dict:
     if not has_list:
         if widths and widths != {len(el.properties)}:
             raise DatasetError(f"{path}: element '{el.name}' rows should have {len(el.properties)} values, found rows with {sorted(widths)}")
-        table = np.array(tokens, dtype=np.float64).reshape(len(tokens), len(el.properties))
+        table = _as_table(tokens, el, path).reshape(len(tokens), len(el.properties))
         return {p.name: table[:, i].astype(p.dtype) for i, p in enumerate(el.properties)}
     if len(widths) == 1 and tokens:
         # uniform rows (the usual all-triangle case): parse as one table
-        table = np.array(tokens, dtype=np.float64)
+        table = _as_table(tokens, el, path)
         cols, col = {}, 0
         for p in el.properties:
             if p.count_dtype:
@@ -158,6 +159,39 @@ def _split_rows(tokens: list[list[str]], el: _Element, path: Path) -> dict:
         except (IndexError, ValueError):
             raise DatasetError(f"{path}: element '{el.name}' row {r}: cannot parse {' '.join(row)!r}") from None
     return {p.name: (cols[p.name] if p.count_dtype else np.asarray(cols[p.name], p.dtype)) for p in el.properties}
+
+
+def _as_table(tokens: list[list[str]], el: _Element, path: Path) -> np.ndarray:
+    """Rows of ascii tokens of equal length as a float64 table; DatasetError naming the first bad row."""
+    try:
+        return np.array(tokens, dtype=np.float64)
+    except ValueError:
+        pass
+    for r, row in enumerate(tokens):
+        for c, tok in enumerate(row):
+            try:
+                float(tok)
+            except ValueError:
+                raise DatasetError(
+                    f"{path}: element '{el.name}' row {r}: value {c} is {brief(tok)}, not a number; the file is "
+                    "corrupt, re-export it (e.g. with MeshLab) or re-download the models"
+                ) from None
+    raise DatasetError(f"{path}: element '{el.name}': cannot parse the rows as numbers; re-download the models")
+
+
+def _check_finite(vert: dict, path: Path) -> None:
+    """DatasetError naming the first vertex row with a NaN or infinite coordinate, normal or uv."""
+    for name in ("x", "y", "z", "nx", "ny", "nz", *(n for pair in _UV_NAMES for n in pair)):
+        col = vert.get(name)
+        if col is None or np.asarray(col).dtype.kind != "f":
+            continue
+        bad = np.flatnonzero(~np.isfinite(col))
+        if len(bad):
+            raise DatasetError(
+                f"{path}: element 'vertex' row {int(bad[0])}: property '{name}' is {float(col[bad[0]])} "
+                f"({len(bad)} non-finite value(s) in '{name}'); every coordinate must be a finite number (mm): "
+                "repair the mesh or re-download the models"
+            )
 
 
 def _read_binary(header: _Header, data: bytes, path: Path) -> dict[str, dict]:
@@ -293,6 +327,7 @@ def load_ply(path: str | os.PathLike, *, load_texture: bool = True) -> Mesh:
     vert = elems.get("vertex")
     if vert is None or not {"x", "y", "z"} <= vert.keys():
         raise DatasetError(f"{path}: no 'vertex' element with x, y, z properties; this is not a mesh BOP can use")
+    _check_finite(vert, path)
     vertices = np.stack([vert["x"], vert["y"], vert["z"]], 1).astype(np.float32)
     n_vert = len(vertices)
 

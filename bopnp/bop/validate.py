@@ -13,11 +13,58 @@ ROT_TOL = 1e-3
 #: the same tolerance for annotated rotations in dataset files: some official BOP annotations are less
 #: exact (LM-O ``scene_gt.json`` deviates by up to ~0.01 in |R^T R - I|), so 1e-3 would reject real data
 GT_ROT_TOL = 0.05
+#: relative tolerance of the diameter against the model's extent: a diameter (the largest distance between
+#: two vertices) lies between the longest side of the bounding box and its diagonal; bop_toolkit computes
+#: both from the same vertices, so 1 % (plus 0.01 mm) only absorbs rounding and resampled eval models
+DIAMETER_TOL = 0.01
+#: values longer than this many characters are shortened in messages (see :func:`brief`)
+BRIEF_CHARS = 40
 
 
 def problem(source: str, field: str, message: str) -> str:
     """One problem line: ``"<source>: <field>: <message>"`` (no field part when ``field`` is empty)."""
     return f"{source}: {field}: {message}" if field else f"{source}: {message}"
+
+
+def brief(v: Any, limit: int = BRIEF_CHARS) -> str:
+    """``repr(v)`` for a message, shortened to about ``limit`` characters (a 300-digit id or a long list
+    would otherwise fill the screen).
+
+    >>> brief(10 ** 60)
+    '10000000000000000...00000000000000 (61 characters)'
+    >>> brief("abc")
+    "'abc'"
+    """
+    try:
+        text = repr(v)
+    except ValueError:  # an int too long for str() (Python's digit limit)
+        return f"<an integer of about {int(v).bit_length() * 0.30103:.0f} digits>"
+    if len(text) <= limit:
+        return text
+    half = max(1, (limit - 5) // 2)
+    return f"{text[:half]}...{text[-half + 3:]} ({len(text)} characters)"
+
+
+def check_diameter(diameter: float, sizes_mm: Any, source: str, field: str, problems: list[str],
+                   what: str = "the size_x/y/z entries", tol: float = DIAMETER_TOL) -> bool:
+    """Append a problem unless ``diameter`` (mm) fits the extent ``sizes_mm`` (3,) of the same model:
+    ``max(sizes) <= diameter <= |sizes|`` within ``tol`` (relative) + 0.01 mm; return whether it fits.
+
+    >>> msgs = []; check_diameter(1.0, [60, 40, 30], "models_info.json", "['1'].diameter", msgs), len(msgs)
+    (False, 1)
+    """
+    sizes = np.asarray(sizes_mm, np.float64).reshape(3)
+    lo, hi = float(sizes.max()), float(np.linalg.norm(sizes))
+    if (1 - tol) * lo - 0.01 <= diameter <= (1 + tol) * hi + 0.01:
+        return True
+    side = "below the longest side" if diameter < lo else "above the diagonal"
+    problems.append(problem(
+        source, field,
+        f"{diameter:.6g} mm is {side} of the model's bounding box ({what}: longest side {lo:.6g} mm, diagonal "
+        f"{hi:.6g} mm; a diameter lies between the two, tolerance {tol:.0%}); recompute it as the largest "
+        "distance between two vertices of the model, in mm",
+    ))
+    return False
 
 
 def is_int(v: Any) -> bool:

@@ -15,3 +15,19 @@ bop_path_option = click.option(
     show_envvar=True,
     help="Folder that holds BOP datasets (one subfolder per dataset).",
 )
+
+
+def dataset_root(bop_path: Path, name: str) -> Path:
+    """The dataset folder a command's NAME argument means: ``bop_path / name``, else ``name`` itself when it
+    is a folder's path. An empty or blank NAME is refused (it would mean the BOP path itself).
+
+    Raises:
+        click.BadParameter: NAME is empty.
+    """
+    if not name.strip():
+        raise click.BadParameter("give a dataset name (a folder under --bop-path, e.g. lmo) or a dataset "
+                                 "folder's path, not an empty string", param_hint="NAME")
+    root = Path(bop_path) / name
+    if not root.is_dir() and Path(name).is_dir():
+        root = Path(name)
+    return root

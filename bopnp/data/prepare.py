@@ -216,8 +216,9 @@ def prepare(config: PrepareConfig, progress: bool = True) -> PrepareSummary:
     Returns:
         the summary of this run and of the scenes finished earlier.
     Raises:
-        DatasetError: missing dataset, split, models or models_info; ConfigError: bad settings, or a cache
-        built with other settings (pass ``overwrite``).
+        DatasetError: missing dataset, split, models or models_info, a bad mesh or an interrupted synth
+        (:func:`validate_inputs`; nothing is written then); ConfigError: bad settings, or a cache built with
+        other settings (pass ``overwrite``).
     """
     from bopnp.bop.dataset import BopDataset
 
@@ -239,13 +240,17 @@ def prepare(config: PrepareConfig, progress: bool = True) -> PrepareSummary:
         raise ConfigError(f"--objects {unknown} not in {dataset.models_info_path} (objects: {sorted(infos)})")
 
     cache_dir = cache_dir_for(config.bop_path, config.name, split)
+    # everything the scenes to run need is read and checked before the cache is touched
+    will_run = scene_ids if config.overwrite else [s for s in scene_ids if not marker_path(cache_dir, s).is_file()]
+    bad_scenes = validate_inputs(dataset, will_run, objects)
     settings = config.cache_settings(split, objects)
     _open_cache(cache_dir, settings, config.overwrite)
     _write_object_metas(cache_dir, dataset, objects, config.crop_size)
 
     summary = PrepareSummary(cache_dir=cache_dir, split=split, scenes_total=len(scene_ids))
-    todo = [s for s in scene_ids if not marker_path(cache_dir, s).is_file()]
-    summary.scenes_resumed = [s for s in scene_ids if s not in set(todo)]
+    summary.scenes_resumed = [s for s in scene_ids if marker_path(cache_dir, s).is_file()]
+    todo = [s for s in scene_ids if s not in set(summary.scenes_resumed) and s not in bad_scenes]
+    summary.scenes_failed += [{"scene_id": s, "reason": why} for s, why in bad_scenes.items()]
     if summary.scenes_resumed:
         log.info("resuming: %d of %d scenes already prepared", len(summary.scenes_resumed), len(scene_ids))
 
@@ -280,6 +285,41 @@ def prepare(config: PrepareConfig, progress: bool = True) -> PrepareSummary:
     summary.scenes_failed.sort(key=lambda f: f["scene_id"])
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def validate_inputs(dataset, scene_ids: list[int], objects: list[int]) -> dict[int, str]:
+    """Read and check what preparing ``scene_ids`` needs before anything is written: the meshes of
+    ``objects`` (finite vertices) and, per scene, ``scene_camera.json`` and ``scene_gt.json`` (poses in
+    front of the camera: the loaders check that), whose instances must all be of objects that
+    ``models_info.json`` lists.
+
+    Returns:
+        {scene_id: why} of the scenes that cannot be prepared: they fail alone, as a scene whose files
+        break during the run does (reported, no marker, redone once fixed).
+    Raises:
+        DatasetError: a mesh is bad, or the dataset is an interrupted ``bopnp synth`` (resume it).
+    """
+    unfinished = [u for u in dataset.synth_unfinished() if u.startswith(f"{dataset.split}/")]
+    if unfinished:
+        raise DatasetError(f"{dataset.root}: {dataset.synth_resume_hint()}", unfinished[:10])
+    for obj_id in objects:
+        dataset.mesh(obj_id)
+    bad: dict[int, str] = {}
+    for scene_id in scene_ids:
+        try:
+            dataset.scene_camera(scene_id)
+            gts = dataset.scene_gt(scene_id)
+        except DatasetError as exc:
+            bad[scene_id] = str(exc)
+            continue
+        path = dataset.scene_path(scene_id) / "scene_gt.json"
+        unknown = [f"['{im_id}'][{gt_id}].obj_id: object {g.obj_id}" for im_id, lst in gts.items()
+                   for gt_id, g in enumerate(lst) if g.obj_id not in dataset.models_info]
+        if unknown:
+            more = f" ... ({len(unknown)} in all)" if len(unknown) > 5 else ""
+            bad[scene_id] = (f"{path}: {'; '.join(unknown[:5])}{more}: not in {dataset.models_info_path} "
+                             f"(objects: {dataset.obj_ids}); add the models and entries, or fix the obj_id")
+    return bad
 
 
 def _open_cache(cache_dir: Path, settings: dict, overwrite: bool) -> None:
@@ -677,4 +717,6 @@ class _Skip(Exception):
             raise cls(path, reason) from None
 
 
-__all__ = ["DEFAULT_SPLITS", "PrepareConfig", "PrepareSummary", "marker_path", "prepare", "resolve_split"]
+__all__ = [
+    "DEFAULT_SPLITS", "PrepareConfig", "PrepareSummary", "marker_path", "prepare", "resolve_split", "validate_inputs",
+]

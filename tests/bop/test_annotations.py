@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -194,3 +195,53 @@ def test_lmo_annotations(lmo_dir):
     assert sorted(info) == [1, 5, 6, 8, 9, 10, 11, 12]
     assert sorted(k for k, v in info.items() if v.is_symmetric) == [10, 11]
     assert info[10].symmetries_discrete.shape == (1, 4, 4)
+
+
+# ----------------------------------------------------------------------------- hostile content
+
+
+def test_deep_json_and_huge_numbers_are_dataset_errors(tmp_path):
+    path = tmp_path / "scene_gt.json"
+    path.write_text("[" * 50_000 + "]" * 50_000)
+    with pytest.raises(DatasetError, match="scene_gt.json: the json is nested too deeply"):
+        ann.read_json(path)
+    path.write_text('{"1": ' + "7" * 5000 + "}")  # beyond Python's digit limit for int()
+    with pytest.raises(DatasetError, match="scene_gt.json: cannot decode the json"):
+        ann.read_json(path)
+
+
+def _info_json(**entry):
+    base = {"diameter": 75.0, "min_x": -30.0, "min_y": -20.0, "min_z": -15.0,
+            "size_x": 60.0, "size_y": 40.0, "size_z": 30.0}
+    return {"1": {**base, **entry}}
+
+
+_DIAG = math.sqrt(60**2 + 40**2 + 30**2)  # 78.1 mm: the box 60 x 40 x 30 of _info_json
+
+
+@pytest.mark.parametrize("diameter, ok", [(75.0, True), (60.0, True), (_DIAG, True),
+                                          (59.0, False), (1.0, False), (_DIAG * 1.02, False)])
+def test_diameter_must_lie_between_longest_side_and_diagonal(diameter, ok):
+    problems: list[str] = []
+    infos = ann.parse_models_info(_info_json(diameter=diameter), "models_info.json", problems)
+    assert (not problems) == ok, problems
+    assert list(infos) == [1]  # kept either way: check still compares it with the mesh
+    if not ok:
+        assert problems[0].startswith("models_info.json: ['1'].diameter: ")
+        assert "largest distance between two vertices" in problems[0]
+
+
+@pytest.mark.parametrize("t_mm", [[0.0, 0.0, 0.0], [5.0, 5.0, -300.0]])
+def test_pose_at_or_behind_the_camera_is_a_problem(t_mm):
+    problems: list[str] = []
+    content = {"3": [{"obj_id": 1, "cam_R_m2c": np.eye(3).reshape(-1).tolist(), "cam_t_m2c": t_mm}]}
+    assert ann.parse_scene_gt(content, "scene_gt.json", problems) == {}
+    assert len(problems) == 1 and problems[0].startswith("scene_gt.json: ['3'][0].cam_t_m2c: t_z = ")
+
+
+def test_long_values_are_shortened_in_problems():
+    problems: list[str] = []
+    ann.parse_targets([{"scene_id": 1, "im_id": 10**300, "obj_id": 1, "inst_count": 1}], "t.json", problems)
+    ann.parse_scene_gt({"1" * 200: []}, "g.json", problems)
+    assert len(problems) == 2 and all(len(p) < 200 for p in problems), problems
+    assert "(301 characters)" in problems[0] and "more than 9 digits" in problems[1]

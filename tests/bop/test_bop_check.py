@@ -75,8 +75,8 @@ def test_unreadable_files_are_problems_without_the_path_twice(tiny_root):
     assert [p.split(" (")[0] for p in problems] == [
         "models/obj_000001.ply: not a readable PLY file: header line 2: unknown format 'foo'; re-export it",
         "test/000001/scene_gt_info.json: invalid json at line 1, column 2: Expecting property name enclosed in double quotes; fix the file or re-download it",
-        "test/000001/rgb/000000.png: not a readable image",
-        "test/000001/depth/000000.png: not a readable image",
+        "test/000001/rgb/000000.png: cannot decode the image",
+        "test/000001/depth/000000.png: cannot decode the image",
         "test/000001/mask_visib/000000_000000.png: cannot decode the image",
     ]
 
@@ -97,25 +97,36 @@ def test_models_problems(tiny_root):
     info = json.loads((tiny_root / "models" / "models_info.json").read_text())
     info["1"]["size_x"] *= 1000  # as if in micrometres
     info["2"]["symmetries_continuous"][0]["axis"] = [1, 0, 0]  # the cylinder's axis is z
-    (tiny_root / "models" / "models_info.json").write_text(json.dumps(info))
+    for folder in ("models", "models_eval"):
+        (tiny_root / folder / "models_info.json").write_text(json.dumps(info))
     (tiny_root / "models_eval" / "obj_000002.ply").unlink()
     (tiny_root / "models" / "obj_000003.ply").write_bytes((tiny_root / "models" / "obj_000001.ply").read_bytes())
     report = check_dataset(tiny_root, None, CheckOptions(models_only=True, progress=False))
     text = "\n".join(report.problems)
-    assert "models/obj_000001.ply: vertex: bounding box min" in text
-    assert "models_eval/obj_000001.ply: vertex: bounding box min" in text  # the eval model disagrees as much
-    assert "models_eval/obj_000002.ply: missing (model of object 2" in text
+    for folder in ("models", "models_eval"):
+        # the size no longer fits the diameter, and the mesh's box disagrees with it
+        assert f"{folder}/models_info.json: ['1'].diameter: " in text and "is below the longest side" in text
+        assert f"{folder}/obj_000001.ply: vertex: bounding box min" in text
+    assert "models_eval/obj_000002.ply: missing (model of object 2 listed in models_eval/models_info.json)" in text
     assert "models/obj_000003.ply: object 3 has a model but no entry" in text
-    assert "models/models_info.json: ['2'].symmetries: a declared symmetry does not map" not in text  # eval model missing
-    assert len(report.problems) == 4
+    # checked against the models/ mesh; the eval model is missing
+    assert text.count("['2'].symmetries: a declared symmetry does not map") == 1
+    assert "models/models_info.json: ['2'].symmetries: a declared symmetry does not map models/obj_000002.ply" in text
+    assert len(report.problems) == 7
 
 
 def test_wrong_symmetry_is_caught(tiny_root):
-    info = json.loads((tiny_root / "models" / "models_info.json").read_text())
-    info["2"]["symmetries_continuous"][0]["axis"] = [1, 0, 0]
-    (tiny_root / "models" / "models_info.json").write_text(json.dumps(info))
-    report = check_dataset(tiny_root, None, CheckOptions(models_only=True, progress=False))
-    assert len(report.problems) == 1 and report.problems[0].startswith("models/models_info.json: ['2'].symmetries: a declared symmetry does not map")
+    """In either folder's models_info.json: prepare reads models/, eval models_eval/."""
+    clean = (tiny_root / "models" / "models_info.json").read_text()
+    for folder in ("models", "models_eval"):
+        info = json.loads(clean)
+        info["2"]["symmetries_continuous"][0]["axis"] = [1, 0, 0]
+        (tiny_root / folder / "models_info.json").write_text(json.dumps(info))
+        report = check_dataset(tiny_root, None, CheckOptions(models_only=True, progress=False))
+        assert len(report.problems) == 1, report.problems
+        want = f"{folder}/models_info.json: ['2'].symmetries: a declared symmetry does not map"
+        assert report.problems[0].startswith(want)
+        (tiny_root / folder / "models_info.json").write_text(clean)
 
 
 def test_missing_dataset_and_bad_options(tmp_path, tiny_root):

@@ -106,3 +106,14 @@ def test_lmo(lmo_dir):
     assert ds.depth(2, 3).dtype == np.float32
     assert len(ds.mesh(1).vertices_mm) == 5841 and len(ds.mesh(1, eval=True).vertices_mm) == 2825
     assert ds.models_info[11].is_symmetric
+
+
+def test_depth_path_finds_tif_and_a_file_is_not_a_dataset(tiny_root):
+    scene = tiny_root / "test" / "000001" / "depth"
+    (scene / "000001.png").rename(scene / "000001.tif")
+    ds = BopDataset(tiny_root, "test")
+    assert ds.depth_path(1, 1) == scene / "000001.tif" and ds.depth_path(1, 0) == scene / "000000.png"
+    assert ds.depth(1, 1).shape == ds.depth(1, 0).shape
+    (tiny_root.parent / "afile").write_text("x")
+    with pytest.raises(DatasetError, match="is a file, not a dataset folder"):
+        BopDataset(tiny_root.parent / "afile")

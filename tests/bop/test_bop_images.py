@@ -101,3 +101,52 @@ def test_lmo_depth_of_image_3_is_in_mm_and_agrees_with_the_ground_truth(lmo_dir)
         close += bool(d > 0 and abs(d - g.t_m2c[2]) < 100)  # within an object radius (mm)
     assert close >= len(gts) - 2  # occluded objects may show another surface
     assert load_image(scene / "rgb" / "000003.png").shape == (480, 640, 3)
+
+
+# ----------------------------------------------------------------------------- whole files, strict formats
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_truncated_image_is_refused_not_half_decoded(tmp_path, suffix):
+    rng = np.random.default_rng(0)
+    path = tmp_path / f"a{suffix}"
+    save_image(path, rng.integers(0, 255, (60, 80, 3), dtype=np.uint8))
+    assert load_image(path).shape == (60, 80, 3)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(DatasetError, match=r"a\.(png|jpg): the (PNG|JPEG) .*: the file is truncated") as exc:
+        load_image(path)
+    assert str(path) in str(exc.value)
+
+
+def test_truncated_depth_and_mask_are_refused(tmp_path):
+    save_depth(tmp_path / "d.png", np.random.default_rng(1).uniform(400, 900, (40, 50)))
+    save_mask(tmp_path / "m.png", np.eye(40, 50, dtype=bool))
+    for name, load in (("d.png", load_depth), ("m.png", load_mask)):
+        data = (tmp_path / name).read_bytes()
+        (tmp_path / name).write_bytes(data[:-20])  # only IEND and a few bytes of the last chunk are gone
+        with pytest.raises(DatasetError, match=rf"{name[0]}\.png: the PNG ends .*: the file is truncated"):
+            load(tmp_path / name)
+
+
+def test_depth_must_be_single_channel_16_bit(tmp_path):
+    import cv2
+
+    depth = np.arange(12, dtype=np.uint16).reshape(3, 4) * 1000
+    cv2.imwrite(str(tmp_path / "8bit.png"), (depth // 256).astype(np.uint8))
+    with pytest.raises(DatasetError, match="must be uint16.*got uint8"):
+        load_depth(tmp_path / "8bit.png")
+    cv2.imwrite(str(tmp_path / "rgb.png"), np.repeat(depth[:, :, None], 3, axis=2))
+    with pytest.raises(DatasetError, match="one channel"):
+        load_depth(tmp_path / "rgb.png")
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+def test_tif_depth_reads_16_bit_and_float32(tmp_path, dtype):
+    import cv2
+
+    raw = (np.arange(12).reshape(3, 4) * 1000.5).astype(dtype)
+    cv2.imwrite(str(tmp_path / "d.tif"), raw)
+    got = load_depth(tmp_path / "d.tif", 0.1)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, raw.astype(np.float32) * np.float32(0.1), rtol=1e-6)

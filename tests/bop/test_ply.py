@@ -176,3 +176,21 @@ def test_lmo_vertex_counts_and_diameters(lmo_dir):
         diameter = np.sqrt(((hull[:, None] - hull[None]) ** 2).sum(-1)).max()
         assert diameter == pytest.approx(info[obj_id].diameter_mm, rel=1e-4, abs=1e-3)
     assert counts == {1: 5841, 5: 22831, 6: 15736, 8: 12655, 9: 7912, 10: 18473, 11: 7479, 12: 15972}
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_non_finite_vertex_is_refused_with_its_row(tmp_path, binary):
+    mesh = Mesh(vertices_mm=np.arange(12, dtype=np.float32).reshape(4, 3), faces=np.array([[0, 1, 2], [1, 2, 3]]))
+    mesh.vertices_mm[2, 2] = np.inf
+    save_ply(tmp_path / "a.ply", mesh, binary=binary)
+    with pytest.raises(DatasetError, match=r"a\.ply: element 'vertex' row 2: property 'z' is inf"):
+        load_ply(tmp_path / "a.ply")
+
+
+def test_non_numeric_ascii_token_is_refused_with_its_row(tmp_path):
+    mesh = Mesh(vertices_mm=np.arange(12, dtype=np.float32).reshape(4, 3), faces=np.array([[0, 1, 2], [1, 2, 3]]))
+    save_ply(tmp_path / "a.ply", mesh)
+    text = (tmp_path / "a.ply").read_text().replace("\n6 7 8\n", "\n6 seven 8\n")
+    (tmp_path / "a.ply").write_text(text)
+    with pytest.raises(DatasetError, match=r"element 'vertex' row 2: value 1 is 'seven', not a number"):
+        load_ply(tmp_path / "a.ply")

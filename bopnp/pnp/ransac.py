@@ -20,7 +20,7 @@ from torch import Tensor
 
 from bopnp.errors import ConfigError
 from bopnp.pnp import objective as obj
-from bopnp.pnp.init import initial_pose_any_frame, normalized_coords
+from bopnp.pnp.init import initial_pose_any_frame, normalised_coords
 from bopnp.pnp.p3p import p3p
 
 
@@ -147,7 +147,7 @@ def ransac_hypothesis(
     xs = x.gather(2, idx.expand(-1, 3, -1)).view(B, 3, H, s).transpose(1, 2).reshape(B * H, 3, s).to(f64)
     us = u.gather(2, idx.expand(-1, 2, -1)).view(B, 2, H, s).transpose(1, 2).reshape(B * H, 2, s).to(f64)
     if cfg.solver == "p3p":
-        un = normalized_coords(us, rep(A).to(f64), rep(c).to(f64))
+        un = normalised_coords(us, rep(A).to(f64), rep(c).to(f64))
         rays = torch.cat([un, torch.ones_like(un[:, :1])], 1).transpose(1, 2)
         Rh, th, ok = p3p(rays, xs.transpose(1, 2))  # (B*H, 4, ...)
         Rh, th, ok = Rh.reshape(B, 4 * H, 3, 3), th.reshape(B, 4 * H, 3), ok.reshape(B, 4 * H)

@@ -8,7 +8,6 @@ they come back with ``valid=False``, a finite identity pose and zero gradients.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -20,33 +19,10 @@ from bopnp.geometry import axis_angle_to_matrix
 from bopnp.pnp import objective as obj
 from bopnp.pnp.finite import all_finite
 from bopnp.pnp.implicit import ImplicitPnP, hessian_factor
-from bopnp.pnp.init import _spread_subset, initial_pose, initial_pose_any_frame, weighted_pca
+from bopnp.pnp.init import initial_pose, initial_pose_any_frame, spread_subset, weighted_pca
 from bopnp.pnp.lm import levenberg_marquardt
 from bopnp.pnp.ransac import RansacConfig, inlier_mask, ransac_hypothesis
-
-
-@dataclass(frozen=True)
-class PnPResult:
-    """Batched PnP solution (model-to-camera). Tensors are on the inputs' device and dtype.
-
-    Attributes:
-        R: (B, 3, 3) rotation ``R_m2c``; identity where not valid. Differentiable.
-        t: (B, 3) translation ``t_m2c``, mm; zero where not valid. Differentiable.
-        pose: (B, 6) axis-angle (radians) and translation (mm) of the same pose. Differentiable.
-        valid: (B,) bool; False where the problem was degenerate (see :func:`solve_pnp`).
-        inliers: (B, N) bool, correspondences the pose was refined on (``weights > 0``, RANSAC inliers if any).
-        cost: (B,) final weighted sum of squared reprojection errors over the inliers, px^2 (0 where not valid).
-        iterations: (B,) Levenberg-Marquardt iterations run (summed over RANSAC refinement rounds); ``max_iters``
-            (per round) where an item stopped without meeting the tolerance.
-    """
-
-    R: Tensor
-    t: Tensor
-    pose: Tensor
-    valid: Tensor
-    inliers: Tensor
-    cost: Tensor
-    iterations: Tensor
+from bopnp.pnp.result import PnPResult
 
 
 def _check_inputs(x2d, x3d, K, weights, init):
@@ -102,7 +78,7 @@ def _closed_form_init(x, u, A, c, w, pca64, max_iters, tol):
     if N > INIT_POINTS:
         # The closed form only has to land in the basin of the minimum: a spread subset does, at a fraction of the
         # cost. The subset is re-centred for the solvers, and the pose moved back to the full set's frame.
-        xs, us, ws = (v.to(f64) for v in _spread_subset(x, u, w, INIT_POINTS))
+        xs, us, ws = (v.to(f64) for v in spread_subset(x, u, w, INIT_POINTS))
         R0, t0 = initial_pose_any_frame(xs, us, A.to(f64), c.to(f64), ws)
         return R0.to(dt), t0.to(dt)
     args = (x.to(f64), u.to(f64), A.to(f64), c.to(f64), w.to(f64))
@@ -205,16 +181,16 @@ def solve_pnp(
         x_d = x3d_s.detach().transpose(1, 2).contiguous()
         w_d, A_d, c_d = w_s.detach(), A.detach(), c.detach()
         x64, w64 = x_d.to(f64), w_d.to(f64)
-        center64, evals64, evecs64 = weighted_pca(x64, w64)
-        center = center64.to(dt)
-        xc = x_d - center.unsqueeze(-1)
+        centre64, evals64, evecs64 = weighted_pca(x64, w64)
+        centre = centre64.to(dt)
+        xc = x_d - centre.unsqueeze(-1)
         inliers = w_d > 0
         if ransac is not None:
             R0, tau0, inliers = ransac_hypothesis(xc, u_d, A_d, c_d, w_d, ransac)
             rounds = int(ransac.refine_rounds)
         elif init is not None:
             R0 = axis_angle_to_matrix(init[:, :3].detach())
-            tau0 = init[:, 3:].detach() + (R0 @ center.unsqueeze(-1)).squeeze(-1)
+            tau0 = init[:, 3:].detach() + (R0 @ centre.unsqueeze(-1)).squeeze(-1)
             rounds = 1
         else:
             R0, tau0 = _closed_form_init(xc, u_d, A_d, c_d, w_d, (evals64, evecs64), max_iters, tol)
@@ -248,14 +224,14 @@ def solve_pnp(
         )
         eye = torch.eye(3, dtype=dt, device=dev).expand(B, 3, 3)
         R = torch.where(valid[:, None, None], R, eye)
-        t = torch.where(valid[:, None], tau - (R @ center.unsqueeze(-1)).squeeze(-1), zero)
-        center = torch.where(valid[:, None], center, zero)
+        t = torch.where(valid[:, None], tau - (R @ centre.unsqueeze(-1)).squeeze(-1), zero)
+        centre = torch.where(valid[:, None], centre, zero)
         cost = torch.where(valid, cost, zero)
 
     w_eff = torch.where(inliers, w_s, zero)
-    R_out, t_out, aa_out = ImplicitPnP.apply(x2d_s, x3d_s, K_s, w_eff, R, t, center, L, s, valid)
+    R_out, t_out, aa_out = ImplicitPnP.apply(x2d_s, x3d_s, K_s, w_eff, R, t, centre, L, s, valid)
     pose = torch.cat([aa_out, t_out], -1)
     return PnPResult(R=R_out, t=t_out, pose=pose, valid=valid, inliers=inliers, cost=cost, iterations=iterations)
 
 
-__all__ = ["solve_pnp", "PnPResult", "RansacConfig"]
+__all__ = ["solve_pnp", "MIN_POINTS"]

@@ -10,7 +10,8 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class PnPResult:
-    """Batched PnP solution (model-to-camera). Tensors are on the inputs' device and dtype.
+    """Batched PnP solution (model-to-camera). Tensors are on the inputs' device and dtype (``cost`` stays float32
+    for float16/bfloat16 inputs: sums of squared pixels overflow float16).
 
     Attributes:
         R: (B, 3, 3) rotation ``R_m2c``; identity where not valid. Differentiable.

@@ -8,6 +8,8 @@ they come back with ``valid=False``, a finite identity pose and zero gradients.
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Literal
 
 import torch
@@ -67,6 +69,42 @@ MIN_POINTS = 4
 MULTI_START_BELOW = 6
 #: above this many points, the closed-form initialisation runs on this many usable points spread over the input
 INIT_POINTS = 1024
+#: largest ``max_iters`` :func:`solve_pnp` accepts (converging items stop after a few iterations; one that has not
+#: converged after thousands is stuck, and the cap bounds the time of a whole batch)
+MAX_ITERS = 10_000
+#: dtypes :func:`solve_pnp` computes in float32 (factorisations have no half-precision kernels, and pixel residuals
+#: of a few tenths need more than half precision's 11 significant bits at image coordinates of several hundred)
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _check_solver_args(max_iters, tol, ransac) -> None:
+    if isinstance(max_iters, bool) or not isinstance(max_iters, numbers.Integral) or not 1 <= max_iters <= MAX_ITERS:
+        raise ConfigError(f"max_iters must be an integer in [1, {MAX_ITERS}] (Levenberg-Marquardt iterations per "
+                          f"refinement round; the default 30 suits almost every problem), got {max_iters!r}")
+    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not math.isfinite(tol)
+                            or tol <= 0):
+        raise ConfigError(f"tol must be a finite number > 0 (step tolerance: radians, and relative for t) or None for "
+                          f"the default (1e-11 in float64, 1e-6 in float32), got {tol!r}")
+    if ransac is not None:
+        if not isinstance(ransac, RansacConfig):
+            raise ConfigError(f"ransac must be a RansacConfig or None, got {type(ransac).__name__}; "
+                              f"build one with RansacConfig(threshold_px=..., iterations=...)")
+        ransac.validate()  # a frozen dataclass can still be changed with object.__setattr__
+
+
+def _all_invalid(x2d: Tensor, x3d: Tensor, K: Tensor, w: Tensor) -> PnPResult:
+    """Result of a batch where no item can be solved (B = 0, or fewer than MIN_POINTS points per item): identity
+    poses, ``valid=False`` and zero gradients, through the same autograd function as solved batches."""
+    B, N, _ = x2d.shape
+    dt, dev = x2d.dtype, x2d.device
+    R = torch.eye(3, dtype=dt, device=dev).expand(B, 3, 3).contiguous()
+    zeros3 = torch.zeros(B, 3, dtype=dt, device=dev)
+    L = torch.eye(6, dtype=dt, device=dev).expand(B, 6, 6).contiguous()
+    valid = torch.zeros(B, dtype=torch.bool, device=dev)
+    s = torch.ones(B, 6, dtype=dt, device=dev)
+    R_out, t_out, aa_out = ImplicitPnP.apply(x2d, x3d, K, w, R, zeros3, zeros3, L, s, valid)
+    return PnPResult(R=R_out, t=t_out, pose=torch.cat([aa_out, t_out], -1), valid=valid, inliers=w > 0,
+                     cost=torch.zeros(B, dtype=dt, device=dev), iterations=torch.zeros(B, dtype=torch.long, device=dev))
 
 
 def _closed_form_init(x, u, A, c, w, pca64, max_iters, tol):
@@ -119,20 +157,26 @@ def solve_pnp(
     differences of the solution itself.
 
     Args:
-        x2d: (B, N, 2) observed pixels (u, v).
+        x2d: (B, N, 2) observed pixels (u, v). float16 and bfloat16 inputs are solved in float32 and ``R``, ``t``,
+            ``pose`` (and the gradients) come back in their dtype. B = 0 and N < 4 give all-invalid results.
         x3d: (B, N, 3) or (N, 3) model points, mm.
         K: (B, 3, 3) or (3, 3) intrinsics (third row ``[0, 0, 1]``; its gradient there is 0).
         weights: (B, N) weights >= 0 (negative values count as 0; non-finite inputs drop a point); None: all 1.
         ransac: :class:`RansacConfig` to reject outliers first; the pose and its gradient are computed on the inliers.
         init: (B, 6) initial axis-angle + t (mm) instead of the closed-form initialisation (ignored with ``ransac``).
-        max_iters: Levenberg-Marquardt iteration cap (per refinement round).
-        tol: step tolerance (rad, and relative for t); default 1e-11 in float64, 1e-6 in float32.
+        max_iters: Levenberg-Marquardt iteration cap (per refinement round), 1 to ``MAX_ITERS``.
+        tol: step tolerance (rad, and relative for t), finite and > 0; default 1e-11 in float64, 1e-6 in float32.
         backend: ``"torch"``, or ``"opencv"`` for a per-item ``cv2.solvePnP`` / ``cv2.solvePnPRansac`` reference
             (no gradient, CPU round trip).
     Returns:
         :class:`PnPResult`. ``valid`` is False (with identity R, zero t, zero cost and zero gradients) where an item
         has fewer than 4 usable points, collinear points, a singular intrinsic matrix, points behind the camera at the
-        solution, a singular (or indefinite) Hessian at the solution, or non-finite values.
+        solution, a singular (or indefinite) Hessian at the solution, or non-finite values. The Hessian test is what
+        makes the gradient meaningful: the implicit function theorem needs a strict local minimum, so an item whose
+        refinement ended off one (e.g. mid-valley at ``max_iters``) is not valid.
+    Raises:
+        ShapeError: a tensor of the wrong shape, dtype or device. ConfigError: a bad ``max_iters``, ``tol``,
+            ``backend`` or ``ransac`` (also a RANSAC batch over ``RansacConfig.max_memory_bytes``).
 
     Example:
         >>> from bopnp.geometry import random_rotation, project_points, transform_points
@@ -149,14 +193,21 @@ def solve_pnp(
         torch.Size([2, 20, 2])
     """
     x3d, K = _check_inputs(x2d, x3d, K, weights, init)
+    _check_solver_args(max_iters, tol, ransac)
+    if x2d.dtype in LOW_PRECISION:
+        # computed in float32; the casts are differentiable, so the gradients come back in the input's dtype
+        up = lambda v: None if v is None else v.float()  # noqa: E731
+        res = solve_pnp(up(x2d), up(x3d), up(K), up(weights), ransac=ransac, init=up(init), max_iters=max_iters,
+                        tol=tol, backend=backend)
+        dt = x2d.dtype
+        return PnPResult(R=res.R.to(dt), t=res.t.to(dt), pose=res.pose.to(dt), valid=res.valid, inliers=res.inliers,
+                         cost=res.cost, iterations=res.iterations)
     if backend == "opencv":
         from bopnp.pnp.opencv import solve_pnp_opencv
 
         return solve_pnp_opencv(x2d, x3d, K, weights, ransac=ransac, init=init)
     if backend != "torch":
         raise ConfigError(f"backend must be 'torch' or 'opencv', got {backend!r}")
-    if int(max_iters) < 1:
-        raise ConfigError(f"max_iters must be >= 1, got {max_iters}")
     B, N, _ = x2d.shape
     dt, dev = x2d.dtype, x2d.device
     if weights is None:
@@ -174,6 +225,8 @@ def solve_pnp(
     A, c = K_s[:, :2, :2], K_s[:, :2, 2]
     detA = A[:, 0, 0] * A[:, 1, 1] - A[:, 0, 1] * A[:, 1, 0]
     K_ok = K_ok & (detA.abs() > torch.finfo(dt).eps * A.abs().flatten(1).amax(-1).clamp_min(torch.finfo(dt).tiny) ** 2)
+    if B == 0 or N < MIN_POINTS:
+        return _all_invalid(x2d_s, x3d_s, K_s, w_s)
 
     with torch.no_grad():
         # points-last layout inside (see bopnp.pnp.objective)
@@ -205,19 +258,18 @@ def solve_pnp(
             if ransac is not None and r + 1 < rounds:
                 inliers = inlier_mask(R, tau, xc, A_d, c_d, u_d, w_d, ransac.threshold_px)
         w_in = torch.where(inliers, w_d, zero)
+        evals_in = evals64 if ransac is None else weighted_pca(x64, w_in.to(f64))[1]
+        n_used = (w_in > 0).sum(-1)
+        eligible = K_ok & (n_used >= MIN_POINTS) & (evals_in[:, 1] > torch.finfo(f64).eps * 1e3 * evals_in[:, 2])
 
         # Validity, and the factorised true Hessian the backward pass reuses.
         pt = obj.point_terms(R, tau, xc, A_d, c_d, u_d, w_in)
         cost = obj.cost(pt)
         L, s, rcond = hessian_factor(obj.true_hessian(pt, A_d))
         eps = torch.finfo(dt).eps
-        evals_in = evals64 if ransac is None else weighted_pca(x64, w_in.to(f64))[1]
-        n_used = (w_in > 0).sum(-1)
         front = ((pt.X[:, 2] > 0) | (w_in <= 0)).all(-1)
         valid = (
-            K_ok
-            & (n_used >= MIN_POINTS)
-            & (evals_in[:, 1] > torch.finfo(f64).eps * 1e3 * evals_in[:, 2])  # not collinear
+            eligible  # a usable K, enough points, not collinear
             & front
             & (rcond > 10 * eps)
             & all_finite(cost, R, tau)

@@ -20,8 +20,8 @@ class PnPResult:
         valid: (B,) bool; False where the problem was degenerate (see :func:`bopnp.pnp.solve_pnp`).
         inliers: (B, N) bool, correspondences the pose was refined on (``weights > 0``, RANSAC inliers if any).
         cost: (B,) final weighted sum of squared reprojection errors over the inliers, px^2 (0 where not valid).
-        iterations: (B,) Levenberg-Marquardt iterations run (summed over RANSAC refinement rounds); ``max_iters``
-            (per round) where an item stopped without meeting the tolerance.
+        iterations: (B,) Levenberg-Marquardt iterations run (summed over RANSAC refinement rounds, and over the retry
+            of an item that reached ``max_iters`` or stopped off a minimum).
     """
 
     R: Tensor

@@ -138,6 +138,59 @@ def _closed_form_init(x, u, A, c, w, pca64, max_iters, tol):
     return R0, t0
 
 
+def _retry_stuck(R, tau, iterations, x, u, A, c, w, pca64, retry, max_iters, tol):
+    """Second chance for items whose refinement from the best closed-form candidate hit ``max_iters`` or stopped where
+    the true Hessian is not positive definite.
+
+    Small objects under pixel noise (a few px over a few tens of px) make the closed-form candidates poor and leave
+    long, flat valleys along the depth: Levenberg-Marquardt from the best-scoring candidate can crawl along one for
+    many more than ``max_iters`` steps and stop mid-valley, at a saddle-like point (indefinite Hessian) that validity
+    rejects, while another candidate lies in the basin of the minimum. Those items are refined again from every
+    candidate and from where they stopped, and keep the lowest-cost end at a true minimum.
+
+    Args:
+        R: (B, 3, 3). tau: (B, 3) mm, pose of the centred points ``x`` (B, 3, N). iterations: (B,) long.
+        u: (B, 2, N) px. A: (B, 2, 2). c: (B, 2). w: (B, N). pca64: float64 ``(evals, evecs)`` of ``x``.
+        retry: (B,) bool, the items to refine again (at least one).
+    Returns:
+        R, tau, iterations (the retried items' iterations include those of the chosen start).
+    """
+    dt = x.dtype
+    eps10 = 10 * torch.finfo(dt).eps
+    idx = retry.nonzero().squeeze(1)
+    b = idx.numel()
+    xs, us, As, cs, ws = x[idx], u[idx], A[idx], c[idx], w[idx]
+    f64 = torch.float64
+    if x.shape[-1] > INIT_POINTS:
+        xs64, us64, ws64 = (v.to(f64) for v in spread_subset(xs, us, ws, INIT_POINTS))
+        mean, evals, evecs = weighted_pca(xs64, ws64)
+        Rc, tc, _ = initial_pose(xs64 - mean.unsqueeze(-1), us64, As.to(f64), cs.to(f64), ws64, pca=(evals, evecs),
+                                 all_candidates=True)
+        tc = tc - (Rc @ mean[:, None, :, None]).squeeze(-1)
+    else:
+        Rc, tc, _ = initial_pose(xs.to(f64), us.to(f64), As.to(f64), cs.to(f64), ws.to(f64),
+                                 pca=(pca64[0][idx], pca64[1][idx]), all_candidates=True)
+    R_start = torch.cat([Rc.to(dt), R[idx].unsqueeze(1)], 1)  # (b, C, 3, 3): the candidates, and where it stopped
+    t_start = torch.cat([tc.to(dt), tau[idx].unsqueeze(1)], 1)
+    C = R_start.shape[1]
+    rep = lambda z: z.unsqueeze(1).expand(b, C, *z.shape[1:]).reshape(b * C, *z.shape[1:])  # noqa: E731
+    lm = levenberg_marquardt(R_start.reshape(b * C, 3, 3), t_start.reshape(b * C, 3), rep(xs), rep(As), rep(cs),
+                             rep(us), rep(ws), max_iters=max_iters, tol=tol)
+    pt = obj.point_terms(lm.R, lm.t, rep(xs), rep(As), rep(cs), rep(us), rep(ws))
+    _, _, rc = hessian_factor(obj.true_hessian(pt, rep(As)))
+    cost = obj.cost(pt)
+    front = ((pt.X[:, 2] > 0) | (pt.w <= 0)).all(-1)
+    minimum = front & (rc > eps10) & torch.isfinite(cost)
+    # a true minimum beats any other end; among them (or among the others, if none is one) the lowest cost wins
+    key = torch.where(torch.isfinite(cost), cost, torch.full_like(cost, float("inf"))).view(b, C)
+    best = torch.where(minimum.view(b, C), key, key + torch.finfo(dt).max / 4).argmin(-1)
+    pick = best + torch.arange(b, device=idx.device) * C
+    R, tau, iterations = R.clone(), tau.clone(), iterations.clone()
+    R[idx], tau[idx] = lm.R[pick], lm.t[pick]
+    iterations[idx] = iterations[idx] + lm.iterations[pick]
+    return R, tau, iterations
+
+
 def solve_pnp(
     x2d: Tensor,
     x3d: Tensor,
@@ -164,7 +217,9 @@ def solve_pnp(
         weights: (B, N) weights >= 0 (negative values count as 0; non-finite inputs drop a point); None: all 1.
         ransac: :class:`RansacConfig` to reject outliers first; the pose and its gradient are computed on the inliers.
         init: (B, 6) initial axis-angle + t (mm) instead of the closed-form initialisation (ignored with ``ransac``).
-        max_iters: Levenberg-Marquardt iteration cap (per refinement round), 1 to ``MAX_ITERS``.
+        max_iters: Levenberg-Marquardt iteration cap (per refinement round), 1 to ``MAX_ITERS``. Without RANSAC, an
+            item that reaches it, or stops where the true Hessian is not positive definite, is refined once more from
+            every closed-form candidate and from where it stopped, and keeps the best true minimum.
         tol: step tolerance (rad, and relative for t), finite and > 0; default 1e-11 in float64, 1e-6 in float32.
         backend: ``"torch"``, or ``"opencv"`` for a per-item ``cv2.solvePnP`` / ``cv2.solvePnPRansac`` reference
             (no gradient, CPU round trip).
@@ -173,7 +228,7 @@ def solve_pnp(
         has fewer than 4 usable points, collinear points, a singular intrinsic matrix, points behind the camera at the
         solution, a singular (or indefinite) Hessian at the solution, or non-finite values. The Hessian test is what
         makes the gradient meaningful: the implicit function theorem needs a strict local minimum, so an item whose
-        refinement ended off one (e.g. mid-valley at ``max_iters``) is not valid.
+        refinement ended off one (e.g. mid-valley at ``max_iters``, even after the retry) is not valid.
     Raises:
         ShapeError: a tensor of the wrong shape, dtype or device. ConfigError: a bad ``max_iters``, ``tol``,
             ``backend`` or ``ransac`` (also a RANSAC batch over ``RansacConfig.max_memory_bytes``).
@@ -264,9 +319,17 @@ def solve_pnp(
 
         # Validity, and the factorised true Hessian the backward pass reuses.
         pt = obj.point_terms(R, tau, xc, A_d, c_d, u_d, w_in)
-        cost = obj.cost(pt)
         L, s, rcond = hessian_factor(obj.true_hessian(pt, A_d))
         eps = torch.finfo(dt).eps
+        if ransac is None:
+            # one host read: does any item need a second chance (see _retry_stuck; none on a typical batch)?
+            retry = eligible & ((iterations >= max_iters) | ~(rcond > 10 * eps))
+            if bool(retry.any()):
+                R, tau, iterations = _retry_stuck(R, tau, iterations, xc, u_d, A_d, c_d, w_in, (evals64, evecs64),
+                                                  retry, max_iters, tol)
+                pt = obj.point_terms(R, tau, xc, A_d, c_d, u_d, w_in)
+                L, s, rcond = hessian_factor(obj.true_hessian(pt, A_d))
+        cost = obj.cost(pt)
         front = ((pt.X[:, 2] > 0) | (w_in <= 0)).all(-1)
         valid = (
             eligible  # a usable K, enough points, not collinear

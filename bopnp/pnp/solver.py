@@ -65,8 +65,9 @@ def _check_inputs(x2d, x3d, K, weights, init):
 #: fewest usable correspondences of a valid item
 MIN_POINTS = 4
 #: below this many points, Levenberg-Marquardt starts from every closed-form candidate and keeps the best
-#: (few points leave several local minima, e.g. four non-coplanar points)
-MULTI_START_BELOW = 6
+#: (few points leave several local minima, e.g. four non-coplanar points; with 6 to 9 points of a small object under
+#: a few px of noise the best-scoring candidate converges to a worse minimum than another in a few problems per 1,000)
+MULTI_START_BELOW = 10
 #: above this many points, the closed-form initialisation runs on this many usable points spread over the input
 INIT_POINTS = 1024
 #: largest ``max_iters`` :func:`solve_pnp` accepts (converging items stop after a few iterations; one that has not

@@ -317,3 +317,15 @@ def test_small_noisy_objects_stuck_in_a_valley_are_solved_like_opencv():
     assert res.valid.all(), res.valid
     cost_cv = torch.tensor([opencv_cost(q) for q in probs], dtype=torch.float64)
     assert (res.cost <= cost_cv * (1 + 1e-6)).all(), (res.cost, cost_cv)  # the same minimum, to rounding
+
+
+#: fuzz_pnp.py seeds (radius 3 to 8 mm, 3 px noise, 6 to 9 points) where refinement from the best-scoring closed-form
+#: candidate converged to a worse local minimum (valid, but 20-500% above cv2.solvePnP's cost)
+WORSE_MINIMUM_SEEDS = (333, 381, 1296)
+
+
+def test_few_points_start_from_every_candidate_and_find_the_lower_minimum():
+    for seed in WORSE_MINIMUM_SEEDS:
+        q = fuzz_problem(seed, radius_mm=(3.0, 8.0))
+        res = solve_pnp(q["x2d"], q["x3d"], q["K"])
+        assert bool(res.valid[0]) and float(res.cost[0]) <= opencv_cost(q) * (1 + 1e-6), seed

@@ -29,7 +29,7 @@ from bopnp.pnp.p3p import p3p
 #: bytes one hypothesis costs while the minimal problems are solved, all at once (measured peak on a CPU in float32:
 #: about 3.2 KB for P3P and 9 to 10.5 KB for EPnP on 5 to 12 points; scoring is chunked by ``max_chunk_elems``)
 HYPOTHESIS_BYTES = {"p3p": 4096, "epnp": 12288}
-#: largest ``RansacConfig.iterations``: 100,000 draws of a 3-point set find an outlier-free one at 97.8% outliers
+#: largest ``RansacConfig.iterations``: 100,000 draws of a 3-point set find an outlier-free one at 95.9% outliers
 #: with 99.9% confidence; more only costs time
 MAX_ITERATIONS = 100_000
 #: largest ``RansacConfig.sample_size`` (sets are drawn one index at a time: O(sample_size^2) steps)

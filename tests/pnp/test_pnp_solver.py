@@ -329,3 +329,16 @@ def test_few_points_start_from_every_candidate_and_find_the_lower_minimum():
         q = fuzz_problem(seed, radius_mm=(3.0, 8.0))
         res = solve_pnp(q["x2d"], q["x3d"], q["K"])
         assert bool(res.valid[0]) and float(res.cost[0]) <= opencv_cost(q) * (1 + 1e-6), seed
+
+
+@pytest.mark.parametrize("N", [30, 1100])
+def test_retry_of_items_at_the_iteration_cap_runs_on_small_and_large_point_sets(N):
+    # max_iters=1: every item reaches the cap, so every item is retried (large N: candidates from a spread subset)
+    p = make_problem(B=2, N=N, noise_px=1.0, seed=21)
+    x2d = p["x2d"].clone().requires_grad_(True)
+    res = solve_pnp(x2d, p["x3d"], p["K"], max_iters=1)
+    assert res.R.shape == (2, 3, 3) and torch.isfinite(res.pose).all() and (res.iterations >= 2).all()
+    ref = solve_pnp(p["x2d"], p["x3d"], p["K"])
+    assert (res.cost[res.valid] >= ref.cost[res.valid] * (1 - 1e-9)).all()  # never below the converged minimum
+    res.pose.sum().backward()
+    assert torch.isfinite(x2d.grad).all()

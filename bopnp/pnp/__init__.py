@@ -5,6 +5,7 @@
 
 from bopnp.pnp.loss import projection_loss
 from bopnp.pnp.ransac import RansacConfig
-from bopnp.pnp.solver import PnPResult, solve_pnp
+from bopnp.pnp.result import PnPResult
+from bopnp.pnp.solver import solve_pnp
 
 __all__ = ["solve_pnp", "PnPResult", "RansacConfig", "projection_loss"]

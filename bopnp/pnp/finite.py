@@ -22,7 +22,7 @@ def all_finite(*tensors: Tensor) -> Tensor:
     """
     s = None
     for t in tensors:
-        term = t.reshape(t.shape[0], -1).sum(-1) if t.dim() > 1 else t
+        term = t.flatten(1).sum(-1) if t.dim() > 1 else t  # flatten: reshape(0, -1) fails for B = 0
         s = term if s is None else s + term
     return (s - s) == 0
 

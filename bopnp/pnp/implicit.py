@@ -49,7 +49,7 @@ class ImplicitPnP(torch.autograd.Function):
 
     Inputs: ``x2d`` (B, N, 2) px, ``x3d`` (B, N, 3) mm, ``K`` (B, 3, 3), ``w`` (B, N) (the weights the solution was
     refined with, 0 for unused points; all four may require grad), then without gradient: ``R`` (B, 3, 3), ``t``
-    (B, 3) mm, ``center`` (B, 3) mm (any fixed point near the model; used for conditioning), ``L`` (B, 6, 6) and ``s``
+    (B, 3) mm, ``centre`` (B, 3) mm (any fixed point near the model; used for conditioning), ``L`` (B, 6, 6) and ``s``
     (B, 6) from :func:`hessian_factor` of the true Hessian at the solution in the centred parametrisation, and
     ``valid`` (B,) bool (invalid items get zero gradients).
     Outputs: ``R`` (B, 3, 3), ``t`` (B, 3), and the axis-angle of ``R`` (B, 3), whose gradient is pulled back in
@@ -57,15 +57,15 @@ class ImplicitPnP(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x2d, x3d, K, w, R, t, center, L, s, valid):  # noqa: D102
+    def forward(ctx, x2d, x3d, K, w, R, t, centre, L, s, valid):  # noqa: D102
         aa = matrix_to_axis_angle(R)
-        ctx.save_for_backward(x2d, x3d, K, w, R, t, center, L, s, valid, aa)
+        ctx.save_for_backward(x2d, x3d, K, w, R, t, centre, L, s, valid, aa)
         return R.clone(), t.clone(), aa
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_R: Tensor | None, grad_t: Tensor | None, grad_aa: Tensor | None):  # noqa: D102
-        x2d, x3d, K, w, R, t, center, L, s, valid, aa = ctx.saved_tensors
+        x2d, x3d, K, w, R, t, centre, L, s, valid, aa = ctx.saved_tensors
         B = R.shape[0]
         g_phi = torch.zeros(B, 3, dtype=R.dtype, device=R.device)
         g_t = torch.zeros_like(g_phi)
@@ -75,7 +75,7 @@ class ImplicitPnP(torch.autograd.Function):
             g_phi = g_phi + axis_angle_vjp_left(aa, grad_aa)
         if grad_t is not None:
             g_t = grad_t
-        Rm = (R @ center.unsqueeze(-1)).squeeze(-1)
+        Rm = (R @ centre.unsqueeze(-1)).squeeze(-1)
         # gradients for the centred parametrisation (phi, tau), tau = t + R m
         g = torch.cat([g_phi - torch.linalg.cross(Rm, g_t), g_t], -1)
         # lam = H^{-1} g with H = S^{-1} L L^T S^{-1}; triangular solves never check for errors, so never sync
@@ -83,7 +83,7 @@ class ImplicitPnP(torch.autograd.Function):
         lam = torch.linalg.solve_triangular(L.transpose(-1, -2), z, upper=True).squeeze(-1) * s
         lam = torch.where((valid & all_finite(lam)).unsqueeze(-1), lam, torch.zeros_like(lam))
         A, c = K[:, :2, :2], K[:, :2, 2]
-        xc = (x3d - center.unsqueeze(1)).transpose(1, 2)  # points-last layout
+        xc = (x3d - centre.unsqueeze(1)).transpose(1, 2)  # points-last layout
         tau = t + Rm
         Z = (R[:, 2:] @ xc).squeeze(1) + tau[:, 2:]
         # zero-weight points in front of the camera still get the derivative w.r.t. their weight

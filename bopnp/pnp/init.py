@@ -78,7 +78,7 @@ def _normal_matrix(a: Tensor, v: Tensor, w: Tensor) -> Tensor:
     return torch.nan_to_num(0.5 * (M + M.transpose(1, 2)))
 
 
-def _epnp(x: Tensor, un: Tensor, w: Tensor, evals: Tensor, evecs: Tensor) -> tuple[Tensor, Tensor]:
+def epnp_candidates(x: Tensor, un: Tensor, w: Tensor, evals: Tensor, evecs: Tensor) -> tuple[Tensor, Tensor]:
     """EPnP with three beta approximations.
 
     Args:
@@ -184,7 +184,7 @@ def _refine_betas(
     return beta
 
 
-def _homography_pose(x: Tensor, un: Tensor, w: Tensor, evals: Tensor, evecs: Tensor) -> tuple[Tensor, Tensor]:
+def homography_pose(x: Tensor, un: Tensor, w: Tensor, evals: Tensor, evecs: Tensor) -> tuple[Tensor, Tensor]:
     """Pose from the homography between the points' principal plane and the image (normalised DLT).
 
     Returns:
@@ -244,17 +244,17 @@ def initial_pose(
         ``SCORE_POINTS`` usable points spread over the input order.
     """
     B, _, N = x.shape
-    un = normalized_coords(u, A, c)
+    un = normalised_coords(u, A, c)
     if pca is None:
         _, evals, evecs = weighted_pca(x, w)
     else:
         evals, evecs = pca
-    M_e, t_e = _epnp(x, un, w, evals, evecs)
-    M_h, t_h = _homography_pose(x, un, w, evals, evecs)
+    M_e, t_e = epnp_candidates(x, un, w, evals, evecs)
+    M_h, t_h = homography_pose(x, un, w, evals, evecs)
     R = nearest_rotation(torch.cat([M_e, M_h.unsqueeze(1)], 1))  # (B, 4, 3, 3)
     t = torch.cat([t_e, t_h.unsqueeze(1)], 1)
     # ranking four candidates needs no more than a few hundred points
-    xs, us, ws = (x, u, w) if N <= SCORE_POINTS else _spread_subset(x, u, w, SCORE_POINTS)
+    xs, us, ws = (x, u, w) if N <= SCORE_POINTS else spread_subset(x, u, w, SCORE_POINTS)
     err2, z = obj.sq_errors(R, t, xs, A, c, us)
     used = (ws > 0).unsqueeze(1)
     cost = (torch.where(used, err2, torch.zeros_like(err2)) * ws.unsqueeze(1)).sum(-1)
@@ -284,8 +284,15 @@ def initial_pose_any_frame(x: Tensor, u: Tensor, A: Tensor, c: Tensor, w: Tensor
     return R, t - (R @ mean.unsqueeze(-1)).squeeze(-1)
 
 
-def _spread_subset(x: Tensor, u: Tensor, w: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
-    """``k`` of each item's usable points (w > 0), evenly spread over their order: (B, 3, k), (B, 2, k), (B, k)."""
+def spread_subset(x: Tensor, u: Tensor, w: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
+    """``k`` of each item's usable points (w > 0), evenly spread over their order, so that a solver or a score run on
+    them sees the whole object at a fraction of the cost (items with fewer than ``k`` usable points repeat some).
+
+    Args:
+        x: (B, 3, N) model points, mm. u: (B, 2, N) px. w: (B, N) weights. k: points to keep.
+    Returns:
+        x: (B, 3, k). u: (B, 2, k). w: (B, k).
+    """
     used = w > 0
     order = torch.sort((~used).to(torch.int8), dim=-1, stable=True).indices  # usable points first
     n = used.sum(-1, keepdim=True).clamp_min(1)
@@ -294,7 +301,7 @@ def _spread_subset(x: Tensor, u: Tensor, w: Tensor, k: int) -> tuple[Tensor, Ten
     return x.gather(2, idx.expand(-1, 3, -1)), u.gather(2, idx.expand(-1, 2, -1)), w.gather(1, idx.squeeze(1))
 
 
-def normalized_coords(u: Tensor, A: Tensor, c: Tensor) -> Tensor:
+def normalised_coords(u: Tensor, A: Tensor, c: Tensor) -> Tensor:
     """``A^{-1} (u - c)`` (closed-form 2x2 inverse; garbage but finite where ``A`` is singular).
 
     Args:
@@ -308,4 +315,12 @@ def normalized_coords(u: Tensor, A: Tensor, c: Tensor) -> Tensor:
     return (adj / det[:, None, None]) @ (u - c.unsqueeze(-1))
 
 
-__all__ = ["initial_pose", "initial_pose_any_frame", "weighted_pca", "normalized_coords"]
+__all__ = [
+    "initial_pose",
+    "initial_pose_any_frame",
+    "weighted_pca",
+    "normalised_coords",
+    "spread_subset",
+    "epnp_candidates",
+    "homography_pose",
+]

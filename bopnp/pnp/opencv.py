@@ -14,7 +14,7 @@ from torch import Tensor
 from bopnp.geometry import matrix_to_axis_angle
 from bopnp.pnp import objective as obj
 from bopnp.pnp.ransac import RansacConfig
-from bopnp.pnp.solver import PnPResult
+from bopnp.pnp.result import PnPResult
 
 
 def opencv_pose(x2d: np.ndarray, x3d: np.ndarray, K: np.ndarray, *, ransac: RansacConfig | None = None,

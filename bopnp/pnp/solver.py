@@ -8,7 +8,8 @@ they come back with ``valid=False``, a finite identity pose and zero gradients.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import numbers
 from typing import Literal
 
 import torch
@@ -20,33 +21,10 @@ from bopnp.geometry import axis_angle_to_matrix
 from bopnp.pnp import objective as obj
 from bopnp.pnp.finite import all_finite
 from bopnp.pnp.implicit import ImplicitPnP, hessian_factor
-from bopnp.pnp.init import _spread_subset, initial_pose, initial_pose_any_frame, weighted_pca
+from bopnp.pnp.init import initial_pose, initial_pose_any_frame, spread_subset, weighted_pca
 from bopnp.pnp.lm import levenberg_marquardt
 from bopnp.pnp.ransac import RansacConfig, inlier_mask, ransac_hypothesis
-
-
-@dataclass(frozen=True)
-class PnPResult:
-    """Batched PnP solution (model-to-camera). Tensors are on the inputs' device and dtype.
-
-    Attributes:
-        R: (B, 3, 3) rotation ``R_m2c``; identity where not valid. Differentiable.
-        t: (B, 3) translation ``t_m2c``, mm; zero where not valid. Differentiable.
-        pose: (B, 6) axis-angle (radians) and translation (mm) of the same pose. Differentiable.
-        valid: (B,) bool; False where the problem was degenerate (see :func:`solve_pnp`).
-        inliers: (B, N) bool, correspondences the pose was refined on (``weights > 0``, RANSAC inliers if any).
-        cost: (B,) final weighted sum of squared reprojection errors over the inliers, px^2 (0 where not valid).
-        iterations: (B,) Levenberg-Marquardt iterations run (summed over RANSAC refinement rounds); ``max_iters``
-            (per round) where an item stopped without meeting the tolerance.
-    """
-
-    R: Tensor
-    t: Tensor
-    pose: Tensor
-    valid: Tensor
-    inliers: Tensor
-    cost: Tensor
-    iterations: Tensor
+from bopnp.pnp.result import PnPResult
 
 
 def _check_inputs(x2d, x3d, K, weights, init):
@@ -87,10 +65,47 @@ def _check_inputs(x2d, x3d, K, weights, init):
 #: fewest usable correspondences of a valid item
 MIN_POINTS = 4
 #: below this many points, Levenberg-Marquardt starts from every closed-form candidate and keeps the best
-#: (few points leave several local minima, e.g. four non-coplanar points)
-MULTI_START_BELOW = 6
+#: (few points leave several local minima, e.g. four non-coplanar points; with 6 to 9 points of a small object under
+#: a few px of noise the best-scoring candidate converges to a worse minimum than another in a few problems per 1,000)
+MULTI_START_BELOW = 10
 #: above this many points, the closed-form initialisation runs on this many usable points spread over the input
 INIT_POINTS = 1024
+#: largest ``max_iters`` :func:`solve_pnp` accepts (converging items stop after a few iterations; one that has not
+#: converged after thousands is stuck, and the cap bounds the time of a whole batch)
+MAX_ITERS = 10_000
+#: dtypes :func:`solve_pnp` computes in float32 (factorisations have no half-precision kernels, and pixel residuals
+#: of a few tenths need more than half precision's 11 significant bits at image coordinates of several hundred)
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _check_solver_args(max_iters, tol, ransac) -> None:
+    if isinstance(max_iters, bool) or not isinstance(max_iters, numbers.Integral) or not 1 <= max_iters <= MAX_ITERS:
+        raise ConfigError(f"max_iters must be an integer in [1, {MAX_ITERS}] (Levenberg-Marquardt iterations per "
+                          f"refinement round; the default 30 suits almost every problem), got {max_iters!r}")
+    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not math.isfinite(tol)
+                            or tol <= 0):
+        raise ConfigError(f"tol must be a finite number > 0 (step tolerance: radians, and relative for t) or None for "
+                          f"the default (1e-11 in float64, 1e-6 in float32), got {tol!r}")
+    if ransac is not None:
+        if not isinstance(ransac, RansacConfig):
+            raise ConfigError(f"ransac must be a RansacConfig or None, got {type(ransac).__name__}; "
+                              f"build one with RansacConfig(threshold_px=..., iterations=...)")
+        ransac.validate()  # a frozen dataclass can still be changed with object.__setattr__
+
+
+def _all_invalid(x2d: Tensor, x3d: Tensor, K: Tensor, w: Tensor) -> PnPResult:
+    """Result of a batch where no item can be solved (B = 0, or fewer than MIN_POINTS points per item): identity
+    poses, ``valid=False`` and zero gradients, through the same autograd function as solved batches."""
+    B, N, _ = x2d.shape
+    dt, dev = x2d.dtype, x2d.device
+    R = torch.eye(3, dtype=dt, device=dev).expand(B, 3, 3).contiguous()
+    zeros3 = torch.zeros(B, 3, dtype=dt, device=dev)
+    L = torch.eye(6, dtype=dt, device=dev).expand(B, 6, 6).contiguous()
+    valid = torch.zeros(B, dtype=torch.bool, device=dev)
+    s = torch.ones(B, 6, dtype=dt, device=dev)
+    R_out, t_out, aa_out = ImplicitPnP.apply(x2d, x3d, K, w, R, zeros3, zeros3, L, s, valid)
+    return PnPResult(R=R_out, t=t_out, pose=torch.cat([aa_out, t_out], -1), valid=valid, inliers=w > 0,
+                     cost=torch.zeros(B, dtype=dt, device=dev), iterations=torch.zeros(B, dtype=torch.long, device=dev))
 
 
 def _closed_form_init(x, u, A, c, w, pca64, max_iters, tol):
@@ -102,7 +117,7 @@ def _closed_form_init(x, u, A, c, w, pca64, max_iters, tol):
     if N > INIT_POINTS:
         # The closed form only has to land in the basin of the minimum: a spread subset does, at a fraction of the
         # cost. The subset is re-centred for the solvers, and the pose moved back to the full set's frame.
-        xs, us, ws = (v.to(f64) for v in _spread_subset(x, u, w, INIT_POINTS))
+        xs, us, ws = (v.to(f64) for v in spread_subset(x, u, w, INIT_POINTS))
         R0, t0 = initial_pose_any_frame(xs, us, A.to(f64), c.to(f64), ws)
         return R0.to(dt), t0.to(dt)
     args = (x.to(f64), u.to(f64), A.to(f64), c.to(f64), w.to(f64))
@@ -124,6 +139,59 @@ def _closed_form_init(x, u, A, c, w, pca64, max_iters, tol):
     return R0, t0
 
 
+def _retry_stuck(R, tau, iterations, x, u, A, c, w, pca64, retry, max_iters, tol):
+    """Second chance for items whose refinement from the best closed-form candidate hit ``max_iters`` or stopped where
+    the true Hessian is not positive definite.
+
+    Small objects under pixel noise (a few px over a few tens of px) make the closed-form candidates poor and leave
+    long, flat valleys along the depth: Levenberg-Marquardt from the best-scoring candidate can crawl along one for
+    many more than ``max_iters`` steps and stop mid-valley, at a saddle-like point (indefinite Hessian) that validity
+    rejects, while another candidate lies in the basin of the minimum. Those items are refined again from every
+    candidate and from where they stopped, and keep the lowest-cost end at a true minimum.
+
+    Args:
+        R: (B, 3, 3). tau: (B, 3) mm, pose of the centred points ``x`` (B, 3, N). iterations: (B,) long.
+        u: (B, 2, N) px. A: (B, 2, 2). c: (B, 2). w: (B, N). pca64: float64 ``(evals, evecs)`` of ``x``.
+        retry: (B,) bool, the items to refine again (at least one).
+    Returns:
+        R, tau, iterations (the retried items' iterations include those of the chosen start).
+    """
+    dt = x.dtype
+    eps10 = 10 * torch.finfo(dt).eps
+    idx = retry.nonzero().squeeze(1)
+    b = idx.numel()
+    xs, us, As, cs, ws = x[idx], u[idx], A[idx], c[idx], w[idx]
+    f64 = torch.float64
+    if x.shape[-1] > INIT_POINTS:
+        xs64, us64, ws64 = (v.to(f64) for v in spread_subset(xs, us, ws, INIT_POINTS))
+        mean, evals, evecs = weighted_pca(xs64, ws64)
+        Rc, tc, _ = initial_pose(xs64 - mean.unsqueeze(-1), us64, As.to(f64), cs.to(f64), ws64, pca=(evals, evecs),
+                                 all_candidates=True)
+        tc = tc - (Rc @ mean[:, None, :, None]).squeeze(-1)
+    else:
+        Rc, tc, _ = initial_pose(xs.to(f64), us.to(f64), As.to(f64), cs.to(f64), ws.to(f64),
+                                 pca=(pca64[0][idx], pca64[1][idx]), all_candidates=True)
+    R_start = torch.cat([Rc.to(dt), R[idx].unsqueeze(1)], 1)  # (b, C, 3, 3): the candidates, and where it stopped
+    t_start = torch.cat([tc.to(dt), tau[idx].unsqueeze(1)], 1)
+    C = R_start.shape[1]
+    rep = lambda z: z.unsqueeze(1).expand(b, C, *z.shape[1:]).reshape(b * C, *z.shape[1:])  # noqa: E731
+    lm = levenberg_marquardt(R_start.reshape(b * C, 3, 3), t_start.reshape(b * C, 3), rep(xs), rep(As), rep(cs),
+                             rep(us), rep(ws), max_iters=max_iters, tol=tol)
+    pt = obj.point_terms(lm.R, lm.t, rep(xs), rep(As), rep(cs), rep(us), rep(ws))
+    _, _, rc = hessian_factor(obj.true_hessian(pt, rep(As)))
+    cost = obj.cost(pt)
+    front = ((pt.X[:, 2] > 0) | (pt.w <= 0)).all(-1)
+    minimum = front & (rc > eps10) & torch.isfinite(cost)
+    # a true minimum beats any other end; among them (or among the others, if none is one) the lowest cost wins
+    key = torch.where(torch.isfinite(cost), cost, torch.full_like(cost, float("inf"))).view(b, C)
+    best = torch.where(minimum.view(b, C), key, key + torch.finfo(dt).max / 4).argmin(-1)
+    pick = best + torch.arange(b, device=idx.device) * C
+    R, tau, iterations = R.clone(), tau.clone(), iterations.clone()
+    R[idx], tau[idx] = lm.R[pick], lm.t[pick]
+    iterations[idx] = iterations[idx] + lm.iterations[pick]
+    return R, tau, iterations
+
+
 def solve_pnp(
     x2d: Tensor,
     x3d: Tensor,
@@ -143,20 +211,28 @@ def solve_pnp(
     differences of the solution itself.
 
     Args:
-        x2d: (B, N, 2) observed pixels (u, v).
+        x2d: (B, N, 2) observed pixels (u, v). float16 and bfloat16 inputs are solved in float32 and ``R``, ``t``,
+            ``pose`` (and the gradients) come back in their dtype. B = 0 and N < 4 give all-invalid results.
         x3d: (B, N, 3) or (N, 3) model points, mm.
         K: (B, 3, 3) or (3, 3) intrinsics (third row ``[0, 0, 1]``; its gradient there is 0).
         weights: (B, N) weights >= 0 (negative values count as 0; non-finite inputs drop a point); None: all 1.
         ransac: :class:`RansacConfig` to reject outliers first; the pose and its gradient are computed on the inliers.
         init: (B, 6) initial axis-angle + t (mm) instead of the closed-form initialisation (ignored with ``ransac``).
-        max_iters: Levenberg-Marquardt iteration cap (per refinement round).
-        tol: step tolerance (rad, and relative for t); default 1e-11 in float64, 1e-6 in float32.
+        max_iters: Levenberg-Marquardt iteration cap (per refinement round), 1 to ``MAX_ITERS``. Without RANSAC, an
+            item that reaches it, or stops where the true Hessian is not positive definite, is refined once more from
+            every closed-form candidate and from where it stopped, and keeps the best true minimum.
+        tol: step tolerance (rad, and relative for t), finite and > 0; default 1e-11 in float64, 1e-6 in float32.
         backend: ``"torch"``, or ``"opencv"`` for a per-item ``cv2.solvePnP`` / ``cv2.solvePnPRansac`` reference
             (no gradient, CPU round trip).
     Returns:
         :class:`PnPResult`. ``valid`` is False (with identity R, zero t, zero cost and zero gradients) where an item
         has fewer than 4 usable points, collinear points, a singular intrinsic matrix, points behind the camera at the
-        solution, a singular (or indefinite) Hessian at the solution, or non-finite values.
+        solution, a singular (or indefinite) Hessian at the solution, or non-finite values. The Hessian test is what
+        makes the gradient meaningful: the implicit function theorem needs a strict local minimum, so an item whose
+        refinement ended off one (e.g. mid-valley at ``max_iters``, even after the retry) is not valid.
+    Raises:
+        ShapeError: a tensor of the wrong shape, dtype or device. ConfigError: a bad ``max_iters``, ``tol``,
+            ``backend`` or ``ransac`` (also a RANSAC batch over ``RansacConfig.max_memory_bytes``).
 
     Example:
         >>> from bopnp.geometry import random_rotation, project_points, transform_points
@@ -173,14 +249,21 @@ def solve_pnp(
         torch.Size([2, 20, 2])
     """
     x3d, K = _check_inputs(x2d, x3d, K, weights, init)
+    _check_solver_args(max_iters, tol, ransac)
+    if x2d.dtype in LOW_PRECISION:
+        # computed in float32; the casts are differentiable, so the gradients come back in the input's dtype
+        up = lambda v: None if v is None else v.float()  # noqa: E731
+        res = solve_pnp(up(x2d), up(x3d), up(K), up(weights), ransac=ransac, init=up(init), max_iters=max_iters,
+                        tol=tol, backend=backend)
+        dt = x2d.dtype
+        return PnPResult(R=res.R.to(dt), t=res.t.to(dt), pose=res.pose.to(dt), valid=res.valid, inliers=res.inliers,
+                         cost=res.cost, iterations=res.iterations)
     if backend == "opencv":
         from bopnp.pnp.opencv import solve_pnp_opencv
 
         return solve_pnp_opencv(x2d, x3d, K, weights, ransac=ransac, init=init)
     if backend != "torch":
         raise ConfigError(f"backend must be 'torch' or 'opencv', got {backend!r}")
-    if int(max_iters) < 1:
-        raise ConfigError(f"max_iters must be >= 1, got {max_iters}")
     B, N, _ = x2d.shape
     dt, dev = x2d.dtype, x2d.device
     if weights is None:
@@ -198,6 +281,8 @@ def solve_pnp(
     A, c = K_s[:, :2, :2], K_s[:, :2, 2]
     detA = A[:, 0, 0] * A[:, 1, 1] - A[:, 0, 1] * A[:, 1, 0]
     K_ok = K_ok & (detA.abs() > torch.finfo(dt).eps * A.abs().flatten(1).amax(-1).clamp_min(torch.finfo(dt).tiny) ** 2)
+    if B == 0 or N < MIN_POINTS:
+        return _all_invalid(x2d_s, x3d_s, K_s, w_s)
 
     with torch.no_grad():
         # points-last layout inside (see bopnp.pnp.objective)
@@ -205,16 +290,16 @@ def solve_pnp(
         x_d = x3d_s.detach().transpose(1, 2).contiguous()
         w_d, A_d, c_d = w_s.detach(), A.detach(), c.detach()
         x64, w64 = x_d.to(f64), w_d.to(f64)
-        center64, evals64, evecs64 = weighted_pca(x64, w64)
-        center = center64.to(dt)
-        xc = x_d - center.unsqueeze(-1)
+        centre64, evals64, evecs64 = weighted_pca(x64, w64)
+        centre = centre64.to(dt)
+        xc = x_d - centre.unsqueeze(-1)
         inliers = w_d > 0
         if ransac is not None:
             R0, tau0, inliers = ransac_hypothesis(xc, u_d, A_d, c_d, w_d, ransac)
             rounds = int(ransac.refine_rounds)
         elif init is not None:
             R0 = axis_angle_to_matrix(init[:, :3].detach())
-            tau0 = init[:, 3:].detach() + (R0 @ center.unsqueeze(-1)).squeeze(-1)
+            tau0 = init[:, 3:].detach() + (R0 @ centre.unsqueeze(-1)).squeeze(-1)
             rounds = 1
         else:
             R0, tau0 = _closed_form_init(xc, u_d, A_d, c_d, w_d, (evals64, evecs64), max_iters, tol)
@@ -229,33 +314,40 @@ def solve_pnp(
             if ransac is not None and r + 1 < rounds:
                 inliers = inlier_mask(R, tau, xc, A_d, c_d, u_d, w_d, ransac.threshold_px)
         w_in = torch.where(inliers, w_d, zero)
+        evals_in = evals64 if ransac is None else weighted_pca(x64, w_in.to(f64))[1]
+        n_used = (w_in > 0).sum(-1)
+        eligible = K_ok & (n_used >= MIN_POINTS) & (evals_in[:, 1] > torch.finfo(f64).eps * 1e3 * evals_in[:, 2])
 
         # Validity, and the factorised true Hessian the backward pass reuses.
         pt = obj.point_terms(R, tau, xc, A_d, c_d, u_d, w_in)
-        cost = obj.cost(pt)
         L, s, rcond = hessian_factor(obj.true_hessian(pt, A_d))
         eps = torch.finfo(dt).eps
-        evals_in = evals64 if ransac is None else weighted_pca(x64, w_in.to(f64))[1]
-        n_used = (w_in > 0).sum(-1)
+        if ransac is None:
+            # one host read: does any item need a second chance (see _retry_stuck; none on a typical batch)?
+            retry = eligible & ((iterations >= max_iters) | ~(rcond > 10 * eps))
+            if bool(retry.any()):
+                R, tau, iterations = _retry_stuck(R, tau, iterations, xc, u_d, A_d, c_d, w_in, (evals64, evecs64),
+                                                  retry, max_iters, tol)
+                pt = obj.point_terms(R, tau, xc, A_d, c_d, u_d, w_in)
+                L, s, rcond = hessian_factor(obj.true_hessian(pt, A_d))
+        cost = obj.cost(pt)
         front = ((pt.X[:, 2] > 0) | (w_in <= 0)).all(-1)
         valid = (
-            K_ok
-            & (n_used >= MIN_POINTS)
-            & (evals_in[:, 1] > torch.finfo(f64).eps * 1e3 * evals_in[:, 2])  # not collinear
+            eligible  # a usable K, enough points, not collinear
             & front
             & (rcond > 10 * eps)
             & all_finite(cost, R, tau)
         )
         eye = torch.eye(3, dtype=dt, device=dev).expand(B, 3, 3)
         R = torch.where(valid[:, None, None], R, eye)
-        t = torch.where(valid[:, None], tau - (R @ center.unsqueeze(-1)).squeeze(-1), zero)
-        center = torch.where(valid[:, None], center, zero)
+        t = torch.where(valid[:, None], tau - (R @ centre.unsqueeze(-1)).squeeze(-1), zero)
+        centre = torch.where(valid[:, None], centre, zero)
         cost = torch.where(valid, cost, zero)
 
     w_eff = torch.where(inliers, w_s, zero)
-    R_out, t_out, aa_out = ImplicitPnP.apply(x2d_s, x3d_s, K_s, w_eff, R, t, center, L, s, valid)
+    R_out, t_out, aa_out = ImplicitPnP.apply(x2d_s, x3d_s, K_s, w_eff, R, t, centre, L, s, valid)
     pose = torch.cat([aa_out, t_out], -1)
     return PnPResult(R=R_out, t=t_out, pose=pose, valid=valid, inliers=inliers, cost=cost, iterations=iterations)
 
 
-__all__ = ["solve_pnp", "PnPResult", "RansacConfig"]
+__all__ = ["solve_pnp", "MIN_POINTS"]

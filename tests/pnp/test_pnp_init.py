@@ -7,7 +7,7 @@ import torch
 from pnp_problems import make_problem
 
 from bopnp.geometry import nearest_rotation, rotation_angle_deg
-from bopnp.pnp.init import _epnp, _homography_pose, initial_pose, normalized_coords, weighted_pca
+from bopnp.pnp.init import epnp_candidates, homography_pose, initial_pose, normalised_coords, weighted_pca
 
 
 def _centred(p, w):
@@ -41,11 +41,11 @@ def test_initial_pose_ignores_zero_weight_points_and_returns_sorted_candidates()
     assert (rotation_angle_deg(R[:, 0], p["R"]) < 1e-4).all()
 
 
-def test_normalized_coords_inverts_the_intrinsics():
+def test_normalised_coords_inverts_the_intrinsics():
     p = make_problem(B=2, N=7)
     K = p["K"].clone()
     K[:, 0, 1] = 2.5  # skew
-    un = normalized_coords(p["x2d"].mT, K[:, :2, :2], K[:, :2, 2])
+    un = normalised_coords(p["x2d"].mT, K[:, :2, :2], K[:, :2, 2])
     back = K[:, :2, :2] @ un + K[:, :2, 2, None]
     torch.testing.assert_close(back, p["x2d"].mT)
 
@@ -66,11 +66,11 @@ def test_each_closed_form_solver_alone(planar):
     p = make_problem(B=20, N=12, planar=planar, seed=7)
     w = torch.ones(20, 12, dtype=torch.float64)
     x, t_c, (evals, evecs) = _centred(p, w)
-    un = normalized_coords(p["x2d"].mT, p["K"][:, :2, :2], p["K"][:, :2, 2])
+    un = normalised_coords(p["x2d"].mT, p["K"][:, :2, :2], p["K"][:, :2, 2])
     if planar:
-        M, t = _homography_pose(x, un, w, evals, evecs)
+        M, t = homography_pose(x, un, w, evals, evecs)
     else:
-        M, t = _epnp(x, un, w, evals, evecs)
+        M, t = epnp_candidates(x, un, w, evals, evecs)
         M, t = M[:, 0], t[:, 0]
     assert (rotation_angle_deg(nearest_rotation(M), p["R"]) < 1e-4).all()
     assert ((t - t_c).norm(dim=-1) < 1e-8 * t_c.norm(dim=-1)).all()

@@ -94,8 +94,25 @@ def test_ransac_seed_makes_it_reproducible():
 @pytest.mark.parametrize(
     "kwargs, field",
     [({"threshold_px": 0}, "threshold_px"), ({"iterations": 0}, "iterations"), ({"sample_size": 3}, "sample_size"),
-     ({"refine_rounds": 0}, "refine_rounds")],
+     ({"refine_rounds": 0}, "refine_rounds"), ({"threshold_px": -1.0}, "threshold_px"),
+     ({"threshold_px": float("nan")}, "threshold_px"), ({"threshold_px": float("inf")}, "threshold_px"),
+     ({"threshold_px": "5"}, "threshold_px"),
+     ({"iterations": 10**9}, r"iterations must be an integer in \[1, 100000\]"),
+     ({"iterations": 2.5}, "iterations"), ({"iterations": True}, "iterations"), ({"sample_size": 1000}, "sample_size"),
+     ({"refine_rounds": 10**6}, "refine_rounds"), ({"prescore_points": -1}, "prescore_points"),
+     ({"prescore_keep": 0}, "prescore_keep"), ({"max_chunk_elems": 0}, "max_chunk_elems"),
+     ({"max_memory_bytes": float("nan")}, "max_memory_bytes"), ({"seed": 1.5}, "seed"), ({"solver": "dlt"}, "solver")],
 )
 def test_config_validation(kwargs, field):
     with pytest.raises(ConfigError, match=field):
         RansacConfig(**kwargs)
+
+
+def test_batches_over_the_memory_budget_are_refused_before_any_work():
+    p, _ = with_outliers(B=64, N=10, seed=3)
+    cfg = RansacConfig(iterations=100_000)  # 64 x 100,000 P3P hypotheses: about 24 GiB at once
+    assert cfg.memory_bytes(64) > cfg.max_memory_bytes
+    with pytest.raises(ConfigError, match="max_memory_bytes.*lower RansacConfig.iterations"):
+        solve_pnp(p["x2d"], p["x3d"], p["K"], ransac=cfg)
+    small = RansacConfig(iterations=100, max_memory_bytes=RansacConfig(iterations=100).memory_bytes(64))
+    assert solve_pnp(p["x2d"], p["x3d"], p["K"], ransac=small).R.shape == (64, 3, 3)  # exactly at the budget: runs

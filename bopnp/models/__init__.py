@@ -1,5 +1,6 @@
 """Learned models: the Pix2Pose coordinate U-Net and its losses."""
 
+from bopnp.models.correspondences import crop_correspondences, crop_pixel_centres
 from bopnp.models.losses import (
     CoordLossConfig,
     coord_error_per_pixel,
@@ -15,6 +16,8 @@ __all__ = [
     "UNetConfig",
     "build_coord_unet",
     "coord_error_per_pixel",
+    "crop_correspondences",
+    "crop_pixel_centres",
     "error_map_loss",
     "symmetric_coord_loss",
     "transformer_loss",

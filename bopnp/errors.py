@@ -39,3 +39,11 @@ class ResultsFormatError(DatasetError):
 
 class RenderError(BopnpError):
     """The headless renderer could not start or render."""
+
+
+class CheckpointError(BopnpError):
+    """A training checkpoint or run folder is missing, unreadable or from an incompatible run."""
+
+
+class TrainingError(BopnpError):
+    """Training cannot go on (e.g. a non-finite loss); the message names the step and what was saved."""

@@ -69,7 +69,7 @@ def synth_dataset(tmp_path_factory) -> tuple[Path, str]:
     ``SYNTH_TINY``. Treat it as read-only: other tests share it. Skipped when the renderer cannot start.
     """
     from bopnp.errors import RenderError
-    from bopnp.render.synth import SynthConfig, synthesize
+    from bopnp.synth.generator import SynthConfig, synthesize
 
     bop_path = tmp_path_factory.mktemp("synth_bop")
     try:

@@ -8,7 +8,7 @@ import click
 
 from bopnp.cli.options import bop_path_option
 
-# keep in step with bopnp.render.synth (not imported here: `bopnp --help` must stay light)
+# keep in step with bopnp.synth.generator (not imported here: `bopnp --help` must stay light)
 _DEMO_TRAIN, _DEMO_TEST = 300, 50
 
 
@@ -51,7 +51,7 @@ def synth(name, bop_path, train_images, test_images, seed, models_dir, workers, 
     """
     if overwrite and resume:
         raise click.BadParameter("pass either --overwrite or --resume, not both", param_hint="--overwrite/--resume")
-    from bopnp.render.synth import SynthConfig, synthesize
+    from bopnp.synth.generator import SynthConfig, synthesize
 
     config = SynthConfig(
         name=name,

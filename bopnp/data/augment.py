@@ -1,6 +1,6 @@
 """Training augmentations for Pix2Pose crops, with ``torchvision.transforms.v2``.
 
-Two kinds of hook, both optional arguments of :class:`bopnp.data.crops.CropDataset`:
+Two kinds of hook, both optional arguments of :class:`bopnp.data.crop_dataset.CropDataset`:
 
 * an *image transform* changes only the RGB input, never the targets: colour jitter, blur, noise and
   random erasing (a cheap occlusion: the target keeps the full object's coordinates, as Pix2Pose wants).
@@ -81,7 +81,7 @@ class BoxJitter:
         u = torch.rand(3, generator=generator, dtype=torch.float64).numpy()
         lo, hi = self.scale_range
         side = size * (lo + (hi - lo) * u[0])
-        # same convention as bopnp.data.crop.square_box: the centre c lands on the output centre; no
+        # same convention as bopnp.data.crop_geometry.square_box: the centre c lands on the output centre; no
         # shift and scale 1 give the identity box (0, 0, size, size)
         cx = (size - 1) / 2.0 + (2 * u[1] - 1) * self.max_shift * size
         cy = (size - 1) / 2.0 + (2 * u[2] - 1) * self.max_shift * size

@@ -22,8 +22,8 @@ crop's intrinsics), ``R_m2c`` / ``t_m2c`` (the annotated pose, mm) and ``R_m2c_t
 (the pose the coordinate target was rendered in: the annotated pose canonicalised for objects with a
 continuous symmetry, else the same). Floats are written with full float64 precision.
 
-``meta.json`` holds ``xyz_normalisation``: ``{"center_mm": [3], "half_extent_mm": [3]}`` with
-``xyz_mm = center_mm + xyz * half_extent_mm`` per axis, and ``symmetry_pool``: a list of 4x4 model-frame
+``meta.json`` holds ``xyz_normalisation``: ``{"centre_mm": [3], "half_extent_mm": [3]}`` with
+``xyz_mm = centre_mm + xyz * half_extent_mm`` per axis, and ``symmetry_pool``: a list of 4x4 model-frame
 transforms (identity first, translation in mm) of the object's discrete symmetries, for the transformer
 loss; ``continuous_symmetries`` lists the BOP ``{axis, offset}`` entries the targets were canonicalised for.
 
@@ -52,7 +52,7 @@ from bopnp.bop.atomic import DIR_MODE, write_text_atomic
 from bopnp.errors import DatasetError
 
 CACHE_FORMAT = "bopnp-pix2pose-crops"
-CACHE_VERSION = 2  # 2: the visible mask is the full mask minus the resampled occlusion
+CACHE_VERSION = 3  # 3: meta.json's centre_mm (was center_mm); 2: visible mask = full minus resampled occlusion
 
 #: bits of ``mask.npy``
 MASK_FULL = 1
@@ -239,7 +239,7 @@ def read_shard(path: Path) -> Shard:
 
 class CropIndex:
     """The crops of one object in cache order (scene, then position in the shard): the records and the
-    stored arrays of each, without torch (:class:`bopnp.data.crops.CropDataset` wraps it).
+    stored arrays of each, without torch (:class:`bopnp.data.crop_dataset.CropDataset` wraps it).
 
     Args:
         shards: the object's shards (:func:`list_shards`).

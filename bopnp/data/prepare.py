@@ -6,7 +6,7 @@ For every scene of the split (``train_pbr`` by default):
    bop_toolkit's definitions (:func:`bopnp.render.gt_info.compute_gt_info`; the split's depth images
    serve as the sensor depth where present, else the rendered scene depth) and written atomically.
 2. every annotated instance of the chosen objects that is visible enough (``min_visib_fract``) becomes a
-   training crop (geometry in :mod:`bopnp.data.crop`): a square box centred on the instance's
+   training crop (geometry in :mod:`bopnp.data.crop_geometry`): a square box centred on the instance's
    ``bbox_obj`` (the whole silhouette, as Pix2Pose; ``box_source="bbox_visib"`` for the visible part),
    ``enlarge`` times its longer side, resampled to ``crop_size`` pixels. The image is resampled
    bilinearly. The visible mask is the crop's full mask minus the instance's occlusion in the image
@@ -53,7 +53,7 @@ from bopnp.data.cache import (
     write_object_meta,
     write_shard,
 )
-from bopnp.data.crop import crop_K, inside_image_mask, square_box, warp_crop
+from bopnp.data.crop_geometry import crop_K, inside_image_mask, square_box, warp_crop
 from bopnp.data.targets import render_crop_target, target_pose
 from bopnp.errors import BopnpError, ConfigError, DatasetError
 from bopnp.progress import progress_bar
@@ -316,12 +316,12 @@ def _write_object_metas(cache_dir: Path, dataset, objects: list[int], crop_size:
         info = dataset.models_info[obj_id]
         renderer = get_renderer(crop_size, crop_size)
         renderer.add_model(obj_id, dataset.mesh(obj_id))
-        center_mm, half_extent_mm = renderer.xyz_normalization(obj_id)
+        centre_mm, half_extent_mm = renderer.xyz_normalisation(obj_id)
         write_object_meta(
             cache_dir,
             obj_id,
             {
-                "xyz_normalisation": {"center_mm": np.asarray(center_mm).tolist(), "half_extent_mm": np.asarray(half_extent_mm).tolist()},
+                "xyz_normalisation": {"centre_mm": np.asarray(centre_mm).tolist(), "half_extent_mm": np.asarray(half_extent_mm).tolist()},
                 "symmetry_pool": discrete_symmetry_pool(info).tolist(),
                 "continuous_symmetries": [
                     {"axis": np.asarray(s.axis).tolist(), "offset": np.asarray(s.offset_mm).tolist()} for s in info.symmetries_continuous

@@ -38,7 +38,7 @@ def render_crop_target(renderer, obj_id: int, K_crop: np.ndarray, R_m2c: np.ndar
         inside: (S, S) bool, crop pixels inside the original image; the target is zero elsewhere.
     Returns:
         xyz: (S, S, 3) float16 model coordinates normalised to [-1, 1] per axis by the renderer
-        (``Renderer.xyz_normalization``), 0 off the object.
+        (``Renderer.xyz_normalisation``), 0 off the object.
         full: (S, S) bool, the unoccluded silhouette.
     """
     out = renderer.render(K_crop, [(int(obj_id), R_m2c, t_m2c)], full_masks=False)

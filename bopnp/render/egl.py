@@ -2,7 +2,10 @@
 
 The environment variables ``PYOPENGL_PLATFORM=egl`` and ``EGL_PLATFORM=surfaceless`` must be set before
 PyOpenGL is first imported; :func:`configure_environment` sets them unless the user already chose other
-values, and ``bopnp.render`` calls it on import.
+values. Importing ``bopnp.render`` changes nothing: the renderer's modules reach PyOpenGL only through
+:class:`LazyGLModule` (``GL``, ``GL_SHADERS``), which configures and imports on first use, and
+:func:`create_context` configures before anything else. Code that imports PyOpenGL (or pyrender) itself
+calls :func:`configure_environment` first (as :mod:`bopnp.render.pyrender_compat` does).
 
 Device choice (:func:`create_context`): ``device=None`` prefers an NVIDIA EGL device (the first one whose
 CUDA ordinal is ``$BOPNP_EGL_CUDA_DEVICE`` or 0) and falls back to the default display (Mesa surfaceless
@@ -55,9 +58,54 @@ def preload_bundled_llvm() -> None:
 
 
 def configure_environment() -> None:
-    """Select the EGL back end of PyOpenGL (unless the user chose another) before it is imported."""
+    """Select the EGL back end of PyOpenGL (unless the user chose another) before it is imported.
+
+    Sets ``PYOPENGL_PLATFORM=egl`` and ``EGL_PLATFORM=surfaceless`` where they are unset; the renderer calls
+    it before its first PyOpenGL import, so only code that imports PyOpenGL itself needs to call it.
+    """
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
     os.environ.setdefault("EGL_PLATFORM", "surfaceless")
+
+
+class LazyGLModule:
+    """A PyOpenGL module imported on first attribute access, after :func:`configure_environment`.
+
+    ``gl = LazyGLModule("OpenGL.GL")`` is used as ``import OpenGL.GL as gl`` would be, but importing the module
+    that holds it neither imports PyOpenGL nor touches ``os.environ``. Each attribute is looked up once and then
+    kept on the instance, so later calls cost what a module attribute does.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._module_name = name
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("_"):  # not a GL name (copy/pickle probes, or _module_name before __init__)
+            raise AttributeError(attr)
+        configure_environment()
+        value = getattr(importlib.import_module(self._module_name), attr)
+        setattr(self, attr, value)
+        return value
+
+    def __repr__(self) -> str:
+        return f"LazyGLModule({self._module_name!r})"
+
+
+#: ``OpenGL.GL`` and ``OpenGL.GL.shaders``, imported when the renderer first calls them
+GL = LazyGLModule("OpenGL.GL")
+GL_SHADERS = LazyGLModule("OpenGL.GL.shaders")
+
+
+def _check_pyopengl_platform() -> None:
+    """Raise RenderError when PyOpenGL was imported (by other code) before the EGL platform was chosen."""
+    import OpenGL.platform
+
+    name = type(OpenGL.platform.PLATFORM).__name__
+    if name != "EGLPlatform":
+        raise RenderError(
+            f"PyOpenGL was imported with the {name} back end before the renderer could choose EGL: set "
+            "PYOPENGL_PLATFORM=egl before Python starts, or call bopnp.render.egl.configure_environment() "
+            f"before anything imports OpenGL or pyrender. {INSTALL_HINT}"
+        )
 
 
 @dataclass
@@ -183,9 +231,14 @@ def create_context(device: int | None = None, *, avoid_displays: Collection[str]
             f"Unset it or set PYOPENGL_PLATFORM=egl before Python starts. {INSTALL_HINT}"
         )
     try:
+        import OpenGL.platform  # noqa: F401  (picks the back end, unless other code imported it before)
+    except Exception as exc:  # missing libEGL / libGL raise various errors
+        raise RenderError(f"could not load EGL/OpenGL ({exc}). {INSTALL_HINT}") from exc
+    _check_pyopengl_platform()
+    try:
         from OpenGL import EGL as egl
         import OpenGL.GL as gl
-    except Exception as exc:  # missing libEGL / libGL raise various errors
+    except Exception as exc:
         raise RenderError(f"could not load EGL/OpenGL ({exc}). {INSTALL_HINT}") from exc
 
     try:

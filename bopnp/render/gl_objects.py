@@ -7,11 +7,11 @@ import ctypes
 from dataclasses import dataclass
 
 import numpy as np
-import OpenGL.GL as gl
-from OpenGL.GL import shaders as gl_shaders
 
 from bopnp.bop.mesh import Mesh
 from bopnp.errors import RenderError, ShapeError
+from bopnp.render.egl import GL as gl  # PyOpenGL is imported on first use (after configure_environment)
+from bopnp.render.egl import GL_SHADERS as gl_shaders
 
 #: grey albedo of meshes without vertex colours or texture
 DEFAULT_GREY = 0.7

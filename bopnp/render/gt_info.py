@@ -57,7 +57,7 @@ def _check_inputs(renderer, K, depth_mm, im_size):
 def _may_leave_image(renderer, K: np.ndarray, instance, width: int, height: int) -> bool:
     """False when no pixel centre outside the image can be covered (conservative projected box)."""
     obj_id, R, t = instance
-    box = renderer.projected_box(K, obj_id, R, t, 1e-3)
+    box = renderer.projected_aabb_box_px(K, obj_id, R, t, 1e-3)
     return box is None or bool(box[0] <= -1 or box[1] <= -1 or box[2] >= width or box[3] >= height)
 
 

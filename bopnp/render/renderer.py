@@ -10,7 +10,7 @@ Conventions:
     * ``xyz_norm`` normalises per axis by the object's axis-aligned bounding box:
       ``(xyz_mm - centre_mm) / half_extent_mm`` with ``centre = (min + max) / 2`` and
       ``half_extent = (max - min) / 2`` of the mesh vertices, so each axis spans exactly [-1, 1]
-      (Pix2Pose's per-axis normalisation, centred on the box). :meth:`Renderer.xyz_normalization`
+      (Pix2Pose's per-axis normalisation, centred on the box). :meth:`Renderer.xyz_normalisation`
       returns the two vectors to undo it.
 
 Inside the renderer the projection is built from ``K`` so that image row v lands on framebuffer row v
@@ -42,16 +42,15 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
-
-import OpenGL.GL as gl  # the EGL platform is chosen first, by the bopnp.render package on import
 
 from bopnp.bop.mesh import Mesh
 from bopnp.errors import ConfigError, RenderError, ShapeError
 from bopnp.render import gl_objects as glo
 from bopnp.render import shaders
+from bopnp.render.egl import GL as gl  # PyOpenGL is imported on first use (after configure_environment)
 from bopnp.render.egl import EglContext, create_context
 from bopnp.render.lighting import Lighting
 
@@ -64,7 +63,18 @@ _MAX_LAYERS = 16
 #: the 8 corners of a box as signs of its half extent about its centre
 _BOX_CORNER_SIGNS = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], np.float64)
 
-Instance = tuple  # (obj_id, R_m2c (3, 3), t_m2c (3,) mm)
+class Placement(NamedTuple):
+    """One instance to render: an added model at a pose. A plain ``(obj_id, R_m2c, t_m2c)`` tuple does as well.
+
+    Attributes:
+        obj_id: the id the model was added with (:meth:`Renderer.add_model`).
+        R_m2c: (3, 3) model-to-camera rotation.
+        t_m2c: (3,) model-to-camera translation, mm.
+    """
+
+    obj_id: int
+    R_m2c: np.ndarray
+    t_m2c: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
@@ -263,9 +273,11 @@ class Renderer:
         """The mesh added as ``obj_id``."""
         return self._model(obj_id).mesh
 
-    def projected_box(self, K: np.ndarray, obj_id: int, R, t, min_z_mm: float) -> np.ndarray | None:
-        """(u_min, v_min, u_max, v_max) of the projected corners of the model's bounding box under pose
-        (R, t): a conservative box of its silhouette, pixels. None when a corner lies at z <= ``min_z_mm``.
+    def projected_aabb_box_px(self, K: np.ndarray, obj_id: int, R, t, min_z_mm: float) -> np.ndarray | None:
+        """(u_min, v_min, u_max, v_max) of the projected 8 corners of the model's axis-aligned bounding box under
+        pose (R, t): a conservative box of its silhouette, float pixels, not clipped to the image (unlike
+        :func:`bopnp.eval.render.projected_box`, which projects every vertex the bop_toolkit way). None when a
+        corner lies at z <= ``min_z_mm``.
 
         Args:
             K: (3, 3) float64 intrinsics.
@@ -280,7 +292,7 @@ class Renderer:
         uv = (x_c @ K.T)[:, :2] / x_c[:, 2:]
         return np.array([uv[:, 0].min(), uv[:, 1].min(), uv[:, 0].max(), uv[:, 1].max()])
 
-    def xyz_normalization(self, obj_id: int) -> tuple[np.ndarray, np.ndarray]:
+    def xyz_normalisation(self, obj_id: int) -> tuple[np.ndarray, np.ndarray]:
         """(centre_mm (3,), half_extent_mm (3,)) with ``xyz_norm = (xyz_mm - centre_mm) / half_extent_mm``."""
         model = self._model(obj_id)
         return model.centre_mm.copy(), model.half_extent_mm.copy()
@@ -290,7 +302,7 @@ class Renderer:
     def render(
         self,
         K,
-        instances: Sequence[Instance],
+        instances: Sequence[Placement],
         *,
         rgb: bool = False,
         lighting: Lighting | None = None,
@@ -300,7 +312,7 @@ class Renderer:
 
         Args:
             K: (3, 3) intrinsics of the ``width`` x ``height`` image.
-            instances: N tuples ``(obj_id, R_m2c (3, 3), t_m2c (3,) mm)`` of added models.
+            instances: N :class:`Placement` ``(obj_id, R_m2c (3, 3), t_m2c (3,) mm)`` of added models.
             rgb: also render shaded colour.
             lighting: lights of the colour render (default :class:`Lighting`()).
             full_masks: also render each instance's unoccluded silhouette (``mask_full``).
@@ -351,12 +363,12 @@ class Renderer:
             obj_ids=tuple(obj_ids),
         )
 
-    def render_depths(self, K, instances: Sequence[Instance]) -> np.ndarray:
+    def render_depths(self, K, instances: Sequence[Placement]) -> np.ndarray:
         """Depth of each instance rendered alone (for VSD and full masks).
 
         Args:
             K: (3, 3) intrinsics.
-            instances: N tuples ``(obj_id, R_m2c (3, 3), t_m2c (3,) mm)``.
+            instances: N :class:`Placement` ``(obj_id, R_m2c (3, 3), t_m2c (3,) mm)``.
         Returns:
             (N, H, W) float32 depth along the optical axis, mm; 0 where the instance is absent.
         """
@@ -557,7 +569,7 @@ class Renderer:
             return []
         rects = np.empty((n, 4))
         for i, (obj_id, T) in enumerate(zip(obj_ids, poses)):
-            box = self.projected_box(K, obj_id, T[:3, :3], T[:3, 3], near + 1.0)
+            box = self.projected_aabb_box_px(K, obj_id, T[:3, :3], T[:3, 3], near + 1.0)
             if box is None:
                 return list(range(n))
             rects[i] = box + [-1, -1, 1, 1]

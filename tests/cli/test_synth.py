@@ -24,7 +24,7 @@ def test_help_has_an_example():
 
 def test_cli_defaults_match_the_library():
     from bopnp.cli import synth as cli_synth
-    from bopnp.render import synth as lib
+    from bopnp.synth import generator as lib
 
     assert (cli_synth._DEMO_TRAIN, cli_synth._DEMO_TEST) == (lib.DEMO_TRAIN_IMAGES, lib.DEMO_TEST_IMAGES)
 

@@ -12,7 +12,7 @@ import torch
 
 from bopnp.bop import io
 from bopnp.data.cache import list_shards
-from bopnp.data.crops import CropDataset
+from bopnp.data.crop_dataset import CropDataset
 from bopnp.data.prepare import PrepareConfig, marker_path, prepare, resolve_split
 from bopnp.errors import ConfigError, DatasetError
 from bopnp.geometry import project_points, transform_points
@@ -33,7 +33,7 @@ def _check_visible_against_image_mask(cache_dir: Path, rec: dict, full: np.ndarr
     """An occluded crop's visible mask equals the image's mask_visib png resampled into the crop, except
     within one image pixel of an edge (where the crop's own full mask and the image's sampling differ).
     Returns 1 when checked, 0 when the split has no mask png for the instance."""
-    from bopnp.data.crop import warp_crop
+    from bopnp.data.crop_geometry import warp_crop
 
     split_dir = cache_dir.parent.parent / cache_dir.name
     png = split_dir / f"{rec['scene_id']:06d}" / "mask_visib" / f"{rec['im_id']:06d}_{rec['gt_id']:06d}.png"
@@ -60,7 +60,7 @@ def check_crops_consistent(cache_dir: Path, obj_id: int, max_err_px: float = 0.7
     occludes the object, and else equals the image's mask_visib resampled, away from edges. Returns
     (crops checked, unoccluded crops, occluded crops checked against a mask png)."""
     ds = CropDataset(cache_dir, obj_id)
-    center, half = (torch.as_tensor(a) for a in ds.xyz_normalisation)
+    centre, half = (torch.as_tensor(a) for a in ds.xyz_normalisation)
     S = ds.crop_size
     jj, ii = torch.meshgrid(torch.arange(S), torch.arange(S), indexing="xy")
     pix = torch.stack([jj, ii], -1).double()
@@ -80,7 +80,7 @@ def check_crops_consistent(cache_dir: Path, obj_id: int, max_err_px: float = 0.7
         else:
             occluded_checked += _check_visible_against_image_mask(cache_dir, rec, full.numpy(), visib.numpy())
         # projection of the target's model points with the crop's K and the target pose
-        pts = center + xyz[full] * half
+        pts = centre + xyz[full] * half
         f64 = lambda key: torch.tensor(rec[key], dtype=torch.float64)  # noqa: E731
         uv = project_points(transform_points(f64("R_m2c_target"), f64("t_m2c_target"), pts), f64("K"))
         err = (uv - pix[full]).norm(dim=-1)
@@ -112,7 +112,7 @@ def test_prepare_writes_crops_consistent_with_masks_and_projection(tiny_bop):
     assert cyl["R_m2c_target"] != cyl["R_m2c"]
     meta = json.loads((summary.cache_dir / "obj_000002" / "meta.json").read_text())
     assert meta["target_pose"] == "canonical" and meta["symmetry_pool"] == [np.eye(4).tolist()]
-    assert meta["xyz_normalisation"] == {"center_mm": [0.0, 0.0, 0.0], "half_extent_mm": [25.0, 25.0, 25.0]}
+    assert meta["xyz_normalisation"] == {"centre_mm": [0.0, 0.0, 0.0], "half_extent_mm": [25.0, 25.0, 25.0]}
 
 
 def test_missing_scene_gt_info_is_computed(tiny_bop):
@@ -140,7 +140,7 @@ def test_missing_scene_gt_info_is_computed(tiny_bop):
 
 
 def test_symmetric_views_share_one_target():
-    from bopnp.data.crop import crop_K, square_box
+    from bopnp.data.crop_geometry import crop_K, square_box
     from bopnp.data.targets import render_crop_target, target_pose
     from bopnp.render import get_renderer
 
@@ -347,7 +347,7 @@ def test_a_broken_scene_fails_alone_and_is_redone_once_fixed(tiny_bop):
 
 
 def test_visible_crop_mask_is_the_full_crop_minus_the_occlusion():
-    from bopnp.data.crop import warp_crop
+    from bopnp.data.crop_geometry import warp_crop
     from bopnp.data.prepare import visible_in_crop
 
     # a disc of radius 21.3 px in a 120x100 image; an occluder in front of its left part (u < 52)

@@ -15,7 +15,7 @@ from scipy import ndimage
 
 from bopnp.bop.mesh import Mesh
 from bopnp.render import get_renderer
-from bopnp.render.procedural import dataset_objects
+from bopnp.synth.procedural import dataset_objects
 from bopnp.render.pyrender_compat import import_pyrender, intrinsics_camera
 
 W, H = 320, 240

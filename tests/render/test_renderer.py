@@ -205,7 +205,7 @@ def test_xyz_map_lies_on_surface_and_reprojects_onto_its_pixel(renderer):
 def test_xyz_norm_is_per_axis_bounding_box_normalisation(renderer):
     R, t = rotation([-1.2, 0.3, 0.4]), np.array([0.0, 5.0, 240.0])
     out = renderer.render(K, [(2, R, t)])
-    centre, half = renderer.xyz_normalization(2)
+    centre, half = renderer.xyz_normalisation(2)
     lo, hi = blob_mesh().bounds_mm
     np.testing.assert_allclose(centre, (lo + hi) / 2, rtol=1e-6)
     np.testing.assert_allclose(half, (hi - lo) / 2, rtol=1e-6)
@@ -485,3 +485,18 @@ def test_rendered_depth_agrees_with_real_lmo_depth(lmo_image3):
     shifted = np.roll(out.depth_mm, 8, axis=1)
     both_s = (shifted > 0) & (real > 0)
     assert np.median(np.abs(shifted[both_s] - real[both_s])) > median + 3
+
+
+def test_placements_and_plain_tuples_render_alike_and_the_aabb_box_holds_the_silhouette(renderer):
+    from bopnp.render import Placement
+
+    R, t = rotation([0.4, -0.7, 0.2]), np.array([12.0, -8.0, 330.0])
+    as_placement = renderer.render(K, [Placement(obj_id=2, R_m2c=R, t_m2c=t)])
+    as_tuple = renderer.render(K, [(2, R, t)])
+    np.testing.assert_array_equal(as_placement.depth_mm, as_tuple.depth_mm)
+    v, u = np.nonzero(as_tuple.mask_visib[0])
+    assert len(u) > 100
+    box = renderer.projected_aabb_box_px(K, 2, R, t, min_z_mm=1.0)
+    # conservative: every silhouette pixel centre lies inside the projected bounding-box corners (tolerance 1e-6 px)
+    assert box[0] - 1e-6 <= u.min() and box[1] - 1e-6 <= v.min() and u.max() <= box[2] + 1e-6 and v.max() <= box[3] + 1e-6
+    assert renderer.projected_aabb_box_px(K, 2, R, np.array([0.0, 0.0, 20.0]), min_z_mm=1.0) is None  # behind the camera

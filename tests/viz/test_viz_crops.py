@@ -46,7 +46,7 @@ def test_panels_of_one_crop():
 
 
 def test_preview_has_one_row_per_object_with_the_cached_crops(prepared):
-    from bopnp.data.crops import open_crop_datasets
+    from bopnp.data.crop_dataset import open_crop_datasets
 
     datasets = open_crop_datasets(prepared)
     pic = crops_preview(prepared, per_object=3, panel=64)

@@ -12,7 +12,7 @@ from scipy.spatial.distance import pdist
 
 from bopnp.bop.annotations import models_info_to_json
 from bopnp.bop.symmetry import axis_angle_matrix
-from bopnp.render.procedural import dataset_objects, model_info, random_distractor, rigid
+from bopnp.synth.procedural import dataset_objects, model_info, random_distractor, rigid
 
 OBJECTS = dataset_objects()
 BY_NAME = {o.name: o for o in OBJECTS}

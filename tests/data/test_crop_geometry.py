@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bopnp.data.crop import MIN_SIDE_PX, crop_affine, crop_K, inside_image_mask, square_box, warp_crop
+from bopnp.data.crop_geometry import MIN_SIDE_PX, crop_affine, crop_K, inside_image_mask, square_box, warp_crop
 from bopnp.errors import ConfigError, ShapeError
 from bopnp.geometry import crop_intrinsics, project_points, transform_points
 

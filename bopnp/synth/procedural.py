@@ -148,10 +148,10 @@ def revolution_part(profile, segments: int, step_mm: float = GRID_STEP_MM) -> _P
     return _Part(vertices, normals, _orient_faces(vertices, normals, np.concatenate(faces)))
 
 
-def box_parts(size_mm, center_mm=(0.0, 0.0, 0.0), step_mm: float = GRID_STEP_MM) -> list[_Part]:
-    """The six faces of an axis-aligned box of ``size_mm`` (3,) centred at ``center_mm`` (3,)."""
+def box_parts(size_mm, centre_mm=(0.0, 0.0, 0.0), step_mm: float = GRID_STEP_MM) -> list[_Part]:
+    """The six faces of an axis-aligned box of ``size_mm`` (3,) centred at ``centre_mm`` (3,)."""
     hx, hy, hz = np.asarray(size_mm, np.float64) / 2
-    c = np.asarray(center_mm, np.float64)
+    c = np.asarray(centre_mm, np.float64)
     p = lambda x, y, z: c + np.array([x, y, z])  # noqa: E731
     return [
         quad_part(p(hx, -hy, -hz), p(hx, hy, -hz), p(hx, hy, hz), p(hx, -hy, hz), step_mm),
@@ -176,12 +176,12 @@ def prism_parts(polygon_xy, z_bottom: float, z_top, step_mm: float = GRID_STEP_M
     poly = np.asarray(polygon_xy, np.float64)
     plane = np.array([0.0, 0.0, float(z_top)]) if np.isscalar(z_top) else np.asarray(z_top, np.float64)
     top_z = lambda xy: plane[0] * xy[0] + plane[1] * xy[1] + plane[2]  # noqa: E731
-    center = poly.mean(0)
+    centre = poly.mean(0)
     parts = []
     for p0, p1 in zip(poly, np.roll(poly, -1, axis=0)):
         parts.append(quad_part([*p0, z_bottom], [*p1, z_bottom], [*p1, top_z(p1)], [*p0, top_z(p0)], step_mm))
-        parts.append(triangle_part([*center, top_z(center)], [*p0, top_z(p0)], [*p1, top_z(p1)], step_mm))
-        parts.append(triangle_part([*center, z_bottom], [*p1, z_bottom], [*p0, z_bottom], step_mm))
+        parts.append(triangle_part([*centre, top_z(centre)], [*p0, top_z(p0)], [*p1, top_z(p1)], step_mm))
+        parts.append(triangle_part([*centre, z_bottom], [*p1, z_bottom], [*p0, z_bottom], step_mm))
     return parts
 
 
@@ -260,7 +260,7 @@ def _mug() -> ProceduralObject:
         revolution_part([(r, -h / 2), (r, h / 2)], 48),
         revolution_part([(r, h / 2), (0, h / 2)], 48),
     ]
-    handle = box_parts((26.0, 14.0, 56.0), center_mm=(r + 10.0, 0.0, 0.0))
+    handle = box_parts((26.0, 14.0, 56.0), centre_mm=(r + 10.0, 0.0, 0.0))
 
     def color(v, n):
         theta = np.arctan2(v[:, 1], v[:, 0])

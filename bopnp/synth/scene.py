@@ -14,26 +14,11 @@ through another); occlusion comes from objects at different distances overlappin
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from bopnp.checks import check_shape
-
-
-@dataclass(frozen=True)
-class Placement:
-    """One object instance in a scene.
-
-    Attributes:
-        obj_id: the object id (dataset object or distractor).
-        R_m2c: (3, 3) float64 model-to-camera rotation.
-        t_m2c: (3,) float64 model-to-camera translation, mm.
-    """
-
-    obj_id: int
-    R_m2c: np.ndarray
-    t_m2c: np.ndarray
+from bopnp.render.renderer import Placement  # the renderer's instance type: layouts render as they are
 
 
 def random_rotation_np(rng: np.random.Generator) -> np.ndarray:

@@ -20,8 +20,10 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from bopnp.data.augment import BoxJitter
-from bopnp.data.cache import CropIndex, Shard, list_shards, read_cache_meta, read_object_meta, unpack_masks
-from bopnp.data.crop import crop_K, warp_crop
+from bopnp.data.cache import (
+    CropIndex, Shard, list_shards, obj_dir_name, read_cache_meta, read_object_meta, unpack_masks,
+)
+from bopnp.data.crop_geometry import crop_K, warp_crop
 from bopnp.errors import ConfigError, DatasetError
 
 
@@ -40,7 +42,7 @@ class CropDataset(Dataset):
     Each item is a dict:
         ``image``: (3, S, S) float32 RGB in [0, 1].
         ``xyz``: (3, S, S) float32 model coordinates normalised to [-1, 1] (0 off the object);
-        ``xyz_mm = center_mm + xyz * half_extent_mm`` per axis with :attr:`xyz_normalisation`.
+        ``xyz_mm = centre_mm + xyz * half_extent_mm`` per axis with :attr:`xyz_normalisation`.
         ``mask_full``, ``mask_visib``, ``mask_inside``: (S, S) bool; the unoccluded object, its visible part,
         and the pixels that sample the image (not the zero padding).
         ``K``: (3, 3) float32 intrinsics of the crop. ``box_xyxy``: (4,) float32 crop box in image pixels.
@@ -75,9 +77,18 @@ class CropDataset(Dataset):
     # -- object-level metadata -------------------------------------------------------------------
     @property
     def xyz_normalisation(self) -> tuple[np.ndarray, np.ndarray]:
-        """(center_mm (3,), half_extent_mm (3,)) float64: ``xyz_mm = center_mm + xyz * half_extent_mm``."""
-        norm = self.meta["xyz_normalisation"]
-        return np.asarray(norm["center_mm"], dtype=np.float64), np.asarray(norm["half_extent_mm"], dtype=np.float64)
+        """(centre_mm (3,), half_extent_mm (3,)) float64: ``xyz_mm = centre_mm + xyz * half_extent_mm``."""
+        try:
+            norm = self.meta["xyz_normalisation"]
+            centre_mm = np.asarray(norm["centre_mm"], dtype=np.float64).reshape(3)
+            half_extent_mm = np.asarray(norm["half_extent_mm"], dtype=np.float64).reshape(3)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DatasetError(
+                f"{self.cache_dir / obj_dir_name(self.obj_id) / 'meta.json'}: xyz_normalisation needs centre_mm and "
+                f"half_extent_mm, 3 numbers each ({type(exc).__name__}: {exc}); rebuild the cache with "
+                "`bopnp prepare NAME --overwrite`"
+            ) from None
+        return centre_mm, half_extent_mm
 
     @property
     def symmetry_pool(self) -> Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bopnp.render.synth_background import BACKGROUND_KINDS, random_background, value_noise
+from bopnp.synth.background import BACKGROUND_KINDS, random_background, value_noise
 
 
 @pytest.mark.parametrize("kind", BACKGROUND_KINDS)

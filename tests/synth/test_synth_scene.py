@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bopnp.errors import ShapeError
-from bopnp.render.synth_scene import Placement, random_rotation_np, sample_layout
+from bopnp.synth.scene import Placement, random_rotation_np, sample_layout
 
 K = np.array([[572.4114, 0, 325.2611], [0, 573.57043, 242.04899], [0, 0, 1]])
 SIZE = (640, 480)

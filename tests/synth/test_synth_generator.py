@@ -26,8 +26,8 @@ from bopnp.bop.io import (
     save_ply,
 )
 from bopnp.errors import ConfigError
-from bopnp.render.procedural import dataset_objects
-from bopnp.render.synth import CONFIG_FILE, ImageMaker, SynthConfig, split_layout, synthesize
+from bopnp.synth.procedural import dataset_objects
+from bopnp.synth.generator import CONFIG_FILE, ImageMaker, SynthConfig, split_layout, synthesize
 
 
 @pytest.fixture(scope="module")
@@ -383,7 +383,7 @@ def test_models_dir_must_hold_models_info_and_not_be_the_output(tmp_path):
 # ------------------------------------------------------------------------------------------ given models
 def _write_models_dir(folder: Path) -> dict[int, object]:
     """Two procedural objects saved as a BOP models folder with ids 7 and 12 (ascii ply)."""
-    from bopnp.render.procedural import model_info
+    from bopnp.synth.procedural import model_info
 
     objs = {7: dataset_objects()[2], 12: dataset_objects()[0]}
     for obj_id, obj in objs.items():
@@ -433,7 +433,7 @@ def test_a_script_without_main_guard_fails_fast_instead_of_hanging(tmp_path):
     script = tmp_path / "unguarded.py"
     script.write_text(
         "from pathlib import Path\n"
-        "from bopnp.render.synth import SynthConfig, synthesize\n"
+        "from bopnp.synth.generator import SynthConfig, synthesize\n"
         f"synthesize(SynthConfig(name='ug', bop_path=Path({str(tmp_path)!r}), train_images=3, test_images=0, workers=2, progress=False))\n"
     )
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)

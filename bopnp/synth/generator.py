@@ -244,7 +244,7 @@ def origin_radius_mm(mesh) -> float:
 def make_object_set(config: SynthConfig) -> ObjectSet:
     """The procedural objects (or those of ``config.models_dir``) and ``config.num_distractor_meshes`` random
     distractors drawn from ``config.seed``."""
-    from bopnp.render.procedural import dataset_objects, model_info, random_distractor
+    from bopnp.synth.procedural import dataset_objects, model_info, random_distractor
 
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, zlib.crc32(b"distractors")]))
     n_dis = config.num_distractor_meshes if config.distractors_per_image[1] > 0 else 0
@@ -254,17 +254,12 @@ def make_object_set(config: SynthConfig) -> ObjectSet:
         meshes = {obj_id: obj.mesh for obj_id, obj in objs.items()}
         infos = {obj_id: model_info(obj_id, obj.mesh, obj.symmetries_discrete, obj.symmetries_continuous) for obj_id, obj in objs.items()}
         return ObjectSet(meshes, infos, distractors)
-    from bopnp.bop.io import load_models_info, load_ply
+    from bopnp.bop.io import load_models_info
+    from bopnp.synth.models import load_model_meshes
 
     md = Path(config.models_dir)
     infos = load_models_info(md / "models_info.json")  # validates the file
-    meshes = {}
-    for obj_id in infos:
-        path = md / f"obj_{obj_id:06d}.ply"
-        if not path.is_file():
-            raise DatasetError(f"{path} not found: models_info.json lists object {obj_id}; add its ply or remove the entry")
-        meshes[obj_id] = load_ply(path)
-    return ObjectSet(meshes, infos, distractors, md)
+    return ObjectSet(load_model_meshes(md, infos), infos, distractors, md)
 
 
 # ---------------------------------------------------------------------------------------------- seeding
@@ -306,7 +301,7 @@ class ImageMaker:
 
     def sample_scene(self, rng: np.random.Generator):
         """Random objects, distractors and their poses: (gt placements, distractor placements)."""
-        from bopnp.render.synth_scene import sample_layout
+        from bopnp.synth.scene import sample_layout
 
         cfg = self.config
         ids = sorted(self.objects.meshes)
@@ -342,7 +337,7 @@ class ImageMaker:
         from bopnp.bop.io import GtPose, ImageCamera, save_depth, save_image, save_mask
         from bopnp.render import Lighting
         from bopnp.render.gt_info import compute_gt_info_and_masks
-        from bopnp.render.synth_background import random_background
+        from bopnp.synth.background import random_background
 
         cfg = self.config
         rng = image_rng(cfg.seed, split, scene_id, im_id)
@@ -527,6 +522,7 @@ def synthesize(config: SynthConfig) -> SynthSummary:
 
     Raises:
         ConfigError: bad options, or an existing output that the mode does not allow touching.
+        DatasetError: a given model is missing or unusable (raised before any output is created or replaced).
         RenderError: the renderer could not start.
     """
     from bopnp.bop.io import write_text_atomic
@@ -540,8 +536,8 @@ def synthesize(config: SynthConfig) -> SynthSummary:
             "put the call under `if __name__ == '__main__':`"
         )
     config.validate()
+    objects = make_object_set(config)  # loads and checks given models before anything is created or replaced
     _prepare_output(config)
-    objects = make_object_set(config)
     out = config.dataset_dir
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / CONFIG_FILE, json.dumps(config.fingerprint(), indent=2, sort_keys=True) + "\n")

@@ -8,7 +8,10 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "bopnp"
 
 #: in order; a module may import its own layer and the ones listed before it
-LAYERS = ["errors", "checks", "parallel", "progress", "geometry", "pnp", "bop", "render", "synth", "data", "models", "train", "infer", "eval", "viz", "cli", "__main__"]
+LAYERS = [
+    "errors", "checks", "parallel", "progress", "geometry", "pnp", "bop", "render", "synth", "data", "metrics",
+    "models", "train", "infer", "eval", "viz", "cli", "__main__",
+]
 
 
 def _layer(module: str) -> str | None:

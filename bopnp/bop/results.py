@@ -131,7 +131,9 @@ def load_results_csv(path: str | os.PathLike, rot_tol: float = ROT_TOL) -> list[
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: a leading byte order mark (Excel and Windows editors write one) is dropped, as
+        # bop_toolkit's reader does; otherwise the header would read '\ufeffscene_id,...'
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ResultsFormatError(f"{path} not found: check the path (results are written by `bopnp predict`)") from None
     except UnicodeDecodeError:

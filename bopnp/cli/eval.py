@@ -16,7 +16,12 @@ from bopnp.cli.options import bop_path_option
 @click.option("--targets", default="test_targets_bop19.json", show_default=True,
               help="Targets file: a name in the dataset folder, or a path.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Output folder [default: results/eval/<csv stem>; with several CSVs, one subfolder each].")
+              help="Output folder [default: results/eval/<csv stem>; with several CSVs, one subfolder <csv stem> "
+                   "each]. Several CSVs of one file name (a/m_lmo-test.csv, b/m_lmo-test.csv) are refused: "
+                   "their outputs would share a folder.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace a finished evaluation of another results file in the output folder (a re-run on the "
+                   "same file, or an unfinished evaluation, is always replaced).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Device of the batched errors (auto: cuda when present).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
@@ -30,11 +35,13 @@ from bopnp.cli.options import bop_path_option
 @click.option("--backend", type=click.Choice(["bopnp", "bop_toolkit"]), default="bopnp", show_default=True,
               help="bop_toolkit: run the official eval_bop19_pose.py instead (needs bop_toolkit_lib installed).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def eval_cmd(results, bop_path, targets, out_dir, device, workers, rot_tol, no_vsd, no_plots, leaderboard, backend, quiet):
+def eval_cmd(results, bop_path, targets, out_dir, overwrite, device, workers, rot_tol, no_vsd, no_plots, leaderboard,
+             backend, quiet):
     """Score BOP19 results CSVs (METHOD_DATASET-SPLIT.csv) as the BOP leaderboard does.
 
     Writes scores_bop19.json (bop_toolkit's keys, plus per-object recalls and ADD(-S)), errors.csv
     (every estimate's errors), report.txt and recall plots to the output folder, and prints a table.
+    scores_bop19.json is written last: a folder without it holds an unfinished evaluation.
     Images without a depth image get no VSD: VSD and AR are then reported as n/a and MSSD / MSPD are
     still computed for every target.
 
@@ -44,12 +51,17 @@ def eval_cmd(results, bop_path, targets, out_dir, device, workers, rot_tol, no_v
       bopnp eval results/*.csv --leaderboard
       bopnp eval results/mymethod_lmo-test.csv --backend bop_toolkit   # the official scripts
     """
+    from bopnp.cli.main import error_message, set_report_dir
     from bopnp.errors import BopnpError
 
     rows = []
     several = len(results) > 1
+    _refuse_shared_output_folders(results, out_dir)
     for csv in results:
         out = out_dir / csv.stem if (out_dir is not None and several) else out_dir
+        # where the CLI writes the full list of a long error report
+        report_dir = out if out is not None else Path("results") / "eval" / csv.stem
+        set_report_dir(report_dir)
         try:
             if backend == "bop_toolkit":
                 from bopnp.eval.toolkit import run_bop_toolkit
@@ -61,17 +73,19 @@ def eval_cmd(results, bop_path, targets, out_dir, device, workers, rot_tol, no_v
 
                 extra = {} if rot_tol is None else {"rot_tol": rot_tol}
                 cfg = EvalConfig(results_csv=csv, bop_path=bop_path, targets=targets, out_dir=out, device=device,
-                                 vsd=not no_vsd, plots=not no_plots, progress=not quiet, workers=workers, **extra)
+                                 vsd=not no_vsd, plots=not no_plots, progress=not quiet, workers=workers,
+                                 overwrite=overwrite, **extra)
                 result = evaluate(cfg)
                 scores = result.scores
                 click.echo(result.table)
                 click.echo(f"\nwritten to {result.out_dir}")
             rows.append(scores)
-        except BopnpError as exc:
+        except (BopnpError, OSError) as exc:
             if not several:
                 raise
-            click.secho(f"error: {csv}: {exc}", fg="red", err=True)
-            rows.append({"file": str(csv), "error": str(exc)})
+            message = error_message(exc, report_dir)
+            click.secho(f"error: {csv}: {message}", fg="red", err=True)
+            rows.append({"file": str(csv), "error": message})
         if several:
             click.echo("")
     if leaderboard:
@@ -80,3 +94,28 @@ def eval_cmd(results, bop_path, targets, out_dir, device, workers, rot_tol, no_v
         click.echo(format_leaderboard(rows))
     if any("error" in r for r in rows):
         raise SystemExit(2)
+
+
+def _refuse_shared_output_folders(results, out_dir) -> None:
+    """Two results files of one name would write into one output folder, the second replacing the first.
+
+    Raises:
+        click.BadParameter: naming the files and what to do.
+    """
+    by_stem: dict[str, list[Path]] = {}
+    for csv in results:
+        by_stem.setdefault(csv.stem, []).append(csv)
+    clashes = {stem: paths for stem, paths in by_stem.items() if len(paths) > 1}
+    if not clashes:
+        return
+    stem, paths = next(iter(clashes.items()))
+    folder = (out_dir / stem) if out_dir is not None else Path("results") / "eval" / stem
+    same = len({p.resolve() for p in paths}) == 1
+    if same:
+        what = f"{paths[0]} is given {len(paths)} times"
+    else:
+        what = f"{', '.join(map(str, paths))} share the name {paths[0].name}"
+    fix = ("pass it once" if same else
+           f"rename one (keeping METHOD_DATASET-SPLIT, e.g. {stem.split('_', 1)[0]}-v2_{stem.split('_', 1)[-1]}.csv), "
+           "or evaluate them one at a time with different --out folders")
+    raise click.BadParameter(f"{what}: their outputs would share {folder}; {fix}", param_hint="RESULTS")

@@ -6,7 +6,8 @@ Modules, in pipeline order:
 - :mod:`~bopnp.eval.inputs`: read the results CSV and the dataset files (missing depth or
   scene_gt_info is recorded, not fatal).
 - :mod:`~bopnp.eval.plan`: targets grouped with their top-scored estimates and GT instances.
-- :mod:`~bopnp.eval.errors` (batched MSSD, MSPD, ADD, ADI), :mod:`~bopnp.eval.vsd` (VSD on crops),
+- :mod:`~bopnp.metrics.pose_errors` (batched MSSD, MSPD, ADD, ADI; a layer below eval),
+  :mod:`~bopnp.eval.vsd` (VSD on crops),
   :mod:`~bopnp.eval.render` (depth renders in bop_toolkit's pixel convention),
   :mod:`~bopnp.eval.compute` (every error of every pair).
 - :mod:`~bopnp.eval.matching` (greedy matching), :mod:`~bopnp.eval.scores` (recalls, AR, AUC).

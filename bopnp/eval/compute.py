@@ -20,7 +20,7 @@ from typing import TypeVar
 import numpy as np
 
 from bopnp.bop.symmetry import symmetry_transforms
-from bopnp.eval.errors import centres_within_diameter, sphere_projections_overlap
+from bopnp.metrics.pose_errors import centres_within_diameter, sphere_projections_overlap
 from bopnp.eval.inputs import EvalInputs
 from bopnp.eval.plan import Plan
 from bopnp.eval.scores import VSD_TAUS
@@ -91,7 +91,7 @@ def _pair_poses(inputs: EvalInputs, plan: Plan) -> tuple[np.ndarray, ...]:
 def geometric_errors(inputs: EvalInputs, plan: Plan, poses, device="cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """MSSD (mm), MSPD (px) and ADD(-S) (mm) of every pair, batched per object: in numpy on 'cpu'
     (no torch needed), in torch on another device (a torch.device or its name, e.g. 'cuda')."""
-    from bopnp.eval import errors as E
+    from bopnp.metrics import pose_errors as E
 
     on_cpu = str(device) == "cpu"
     if on_cpu:

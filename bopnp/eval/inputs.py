@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from bopnp.bop import io
+from bopnp.bop.dataset import BopDataset
 from bopnp.bop.records import GtInfo, GtPose, ImageCamera, ModelInfo, PoseEstimate, Target
-from bopnp.bop.results import DEFAULT_SPLIT_TYPE, ResultFileName, split_folder
+from bopnp.bop.results import ResultFileName, split_folder
 from bopnp.bop.validate import GT_ROT_TOL
 from bopnp.bop.visibility import DEFAULT_DELTA_MM
 from bopnp.errors import DatasetError
@@ -31,7 +32,7 @@ VSD_DELTA_MM = {"itodd": 5.0}
 
 @dataclass
 class SceneData:
-    """Annotations of one scene of the evaluated split.
+    """Annotations of one scene of the evaluated split (read through :class:`BopDataset`).
 
     Attributes:
         gt: im_id -> GT instances in gt_id order.
@@ -56,10 +57,9 @@ class EvalInputs:
         targets: the BOP19 targets, in file order.
         models_info: obj_id -> ModelInfo (diameters, symmetries) of the evaluation models.
         scenes: scene_id -> SceneData for every scene with targets.
-        dataset_dir: the dataset folder.
-        models_dir: the folder of the meshes used for the errors and the VSD renders.
+        dataset: the dataset and split, opened with the evaluation models folder (``models_eval``, else
+            ``models``): every path (depth images, meshes) comes from it.
         image_size: (width, height) of the test images, pixels.
-        depth_ext: file extension of the depth images.
         notes: what was missing or replaced, one line each (shown in the report).
     """
 
@@ -68,19 +68,27 @@ class EvalInputs:
     targets: list[Target]
     models_info: dict[int, ModelInfo]
     scenes: dict[int, SceneData]
-    dataset_dir: Path
-    models_dir: Path
+    dataset: BopDataset
     image_size: tuple[int, int]
-    depth_ext: str = ".png"
     notes: list[str] = field(default_factory=list)
     _meshes: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def dataset_dir(self) -> Path:
+        return self.dataset.root
+
+    @property
+    def models_dir(self) -> Path:
+        """The folder of the meshes used for the errors and the VSD renders."""
+        return self.dataset.models_info_path.parent
 
     @property
     def vsd_delta_mm(self) -> float:
         return VSD_DELTA_MM.get(self.name.dataset, DEFAULT_DELTA_MM)
 
     def depth_path(self, scene_id: int, im_id: int) -> Path:
-        return self.scenes[scene_id].folder / "depth" / f"{im_id:06d}{self.depth_ext}"
+        """The depth image of a test image, with the suffix found on disk (``.png``, ``.tif``)."""
+        return self.dataset.depth_path(scene_id, im_id)
 
     def load_depth(self, scene_id: int, im_id: int) -> np.ndarray:
         """(H, W) float32 test depth, mm (raw values x depth_scale in float32, as bop_toolkit).
@@ -88,15 +96,12 @@ class EvalInputs:
         Raises:
             DatasetError: missing or unreadable file.
         """
-        cam = self.scenes[scene_id].camera[im_id]
-        scale = 1.0 if cam.depth_scale is None else cam.depth_scale
-        return io.load_depth(self.depth_path(scene_id, im_id), scale)
+        return self.dataset.depth(scene_id, im_id)
 
     def mesh(self, obj_id: int) -> io.Mesh:
-        """The evaluation mesh of an object (loaded once)."""
+        """The evaluation mesh of an object (loaded once, without its texture)."""
         if obj_id not in self._meshes:
-            path = self.models_dir / f"obj_{obj_id:06d}.ply"
-            self._meshes[obj_id] = io.load_ply(path, load_texture=False)
+            self._meshes[obj_id] = io.load_ply(self.dataset.model_path(obj_id), load_texture=False)
         return self._meshes[obj_id]
 
 
@@ -104,44 +109,45 @@ class EvalInputs:
 DATASET_FOLDER = {"hbs": "hb"}
 
 
-def _split_dir(dataset_dir: Path, name: ResultFileName) -> Path:
-    folder = split_folder(name)
-    path = dataset_dir / folder
-    if not path.is_dir():
-        raise DatasetError(
-            f"{path} not found: the results file names dataset '{name.dataset}' and split '{folder}'; "
-            f"download that split into {dataset_dir} or pass the right --bop-path"
-        )
-    return path
+def open_dataset(bop_path: Path, name: ResultFileName, notes: list[str]) -> BopDataset:
+    """The dataset and split a results file names, with ``models_eval/`` as its models folder (else
+    ``models/``, with a note).
+
+    Raises:
+        DatasetError: missing dataset, split or models; the message names the results file's dataset.
+    """
+    folder = DATASET_FOLDER.get(name.dataset, name.dataset)
+    split = split_folder(name)
+    try:
+        ds = BopDataset.from_bop_path(bop_path, folder, split, models="models_eval")
+    except DatasetError as exc:
+        raise DatasetError(f"the results file names dataset '{name.dataset}' and split '{split}': {exc}") from None
+    if not ds.models_info_path.is_file():
+        plain = BopDataset.from_bop_path(bop_path, folder, split, models="models")
+        if not plain.models_info_path.is_file():
+            raise DatasetError(f"{ds.models_info_path} not found: download the dataset's models archive into {ds.root}")
+        notes.append(f"{ds.models_info_path.parent} not found: errors use the meshes of "
+                     f"{plain.models_info_path.parent} (BOP scores use models_eval)")
+        ds = plain
+    return ds
 
 
-def _models_dir(dataset_dir: Path, notes: list[str]) -> Path:
-    eval_dir = dataset_dir / "models_eval"
-    if (eval_dir / "models_info.json").is_file():
-        return eval_dir
-    plain = dataset_dir / "models"
-    if (plain / "models_info.json").is_file():
-        notes.append(f"{eval_dir} not found: errors use the meshes of {plain} (BOP scores use models_eval)")
-        return plain
-    raise DatasetError(f"{eval_dir}/models_info.json not found: download the dataset's models archive into {dataset_dir}")
-
-
-def _image_size(dataset_dir: Path, name: ResultFileName, split_dir: Path, scenes: dict[int, SceneData]) -> tuple[int, int]:
-    """Width and height from the dataset camera file, else from a depth or rgb image of the split."""
-    candidates = [dataset_dir / "camera.json"]
-    split_type = name.split_type or DEFAULT_SPLIT_TYPE.get(name.dataset)
-    if split_type:
-        candidates.insert(0, dataset_dir / f"camera_{split_type}.json")
-    candidates += sorted(dataset_dir.glob("camera*.json"))
-    for path in candidates:
+def _image_size(ds: BopDataset, targets: list[Target]) -> tuple[int, int]:
+    """Width and height from the dataset camera file, else from a target's depth or rgb image."""
+    if ds.camera_path.is_file():
+        cam = ds.camera
+        return cam.width, cam.height
+    for t in targets:
+        path = ds.depth_path(t.scene_id, t.im_id)
+        if not path.is_file():
+            try:
+                path = ds.image_path(t.scene_id, t.im_id)
+            except DatasetError:
+                continue
         if path.is_file():
-            cam = io.load_camera(path)
-            return cam.width, cam.height
-    for scene in scenes.values():
-        for sub in ("depth", "rgb", "gray"):
-            for path in sorted((scene.folder / sub).glob("*"))[:1]:
-                return io.image_size(path)
-    raise DatasetError(f"cannot tell the image size of {split_dir}: {dataset_dir}/camera.json is missing and there are no images")
+            return io.image_size(path)
+    raise DatasetError(f"cannot tell the image size of {ds.split_path}: {ds.camera_path} is missing and the target "
+                       "images have no depth or rgb file; download the dataset's base archive (it holds camera.json)")
 
 
 def resolve_targets_path(dataset_dir: Path, targets: str | Path) -> Path:
@@ -158,7 +164,7 @@ RESULTS_ROT_TOL = GT_ROT_TOL
 def load_inputs(
     results_csv: Path, bop_path: Path, targets: str | Path = "test_targets_bop19.json", rot_tol: float = RESULTS_ROT_TOL
 ) -> EvalInputs:
-    """Read the CSV and the dataset files it needs.
+    """Read the CSV and, through :class:`BopDataset`, the dataset files it needs.
 
     Args:
         results_csv: ``METHOD_DATASET-SPLIT[...].csv``.
@@ -171,32 +177,20 @@ def load_inputs(
     """
     name = io.parse_result_filename(results_csv)
     estimates = io.load_results_csv(results_csv, rot_tol=rot_tol)
-    dataset_dir = Path(bop_path) / DATASET_FOLDER.get(name.dataset, name.dataset)
-    if not dataset_dir.is_dir():
-        raise DatasetError(
-            f"{dataset_dir} not found: the results file names dataset '{name.dataset}'; "
-            f"download it into {Path(bop_path)} (or pass --bop-path / set BOP_PATH to the folder that holds it)"
-        )
-    split_dir = _split_dir(dataset_dir, name)
-    targets_path = resolve_targets_path(dataset_dir, targets)
-    if not targets_path.is_file():
-        raise DatasetError(f"{targets_path} not found: download the dataset's BOP19 test targets into {dataset_dir} or pass --targets FILE")
-    target_list = io.load_targets(targets_path)
     notes: list[str] = []
-    models_dir = _models_dir(dataset_dir, notes)
-    models_info = io.load_models_info(models_dir / "models_info.json")
+    ds = open_dataset(Path(bop_path), name, notes)
+    targets_path = resolve_targets_path(ds.root, targets)
+    target_list = ds.targets(targets_path)
+    models_info = ds.models_info
 
     scenes: dict[int, SceneData] = {}
     missing_gt_info = []
     for scene_id in sorted({t.scene_id for t in target_list}):
-        folder = split_dir / f"{scene_id:06d}"
-        gt = io.load_scene_gt(folder / "scene_gt.json")
-        camera = io.load_scene_camera(folder / "scene_camera.json")
-        info_path = folder / "scene_gt_info.json"
-        gt_info = io.load_scene_gt_info(info_path) if info_path.is_file() else None
+        gt_info = ds.scene_gt_info(scene_id) if ds.has_gt_info(scene_id) else None
         if gt_info is None:
             missing_gt_info.append(scene_id)
-        scenes[scene_id] = SceneData(gt=gt, gt_info=gt_info, camera=camera, folder=folder)
+        scenes[scene_id] = SceneData(gt=ds.scene_gt(scene_id), gt_info=gt_info, camera=ds.scene_camera(scene_id),
+                                     folder=ds.scene_path(scene_id))
     if missing_gt_info:
         notes.append(f"scene_gt_info.json missing in scene(s) {_ids(missing_gt_info)}")
 
@@ -208,22 +202,20 @@ def load_inputs(
         elif t.im_id not in scene.camera:
             problems.append(f"target scene {t.scene_id} image {t.im_id}: no entry in {scene.folder / 'scene_camera.json'}")
         if t.obj_id not in models_info:
-            problems.append(f"target scene {t.scene_id} image {t.im_id}: object {t.obj_id} not in {models_dir / 'models_info.json'}")
+            problems.append(f"target scene {t.scene_id} image {t.im_id}: object {t.obj_id} "
+                            f"not in {ds.models_info_path}")
     if problems:
-        raise DatasetError(f"{targets_path} does not fit the dataset's annotations", problems[:50] + ([f"... {len(problems) - 50} more"] if len(problems) > 50 else []))
+        raise DatasetError(f"{targets_path} does not fit the dataset's annotations; fix the targets file or pass the "
+                           "targets of this dataset with --targets", problems)
 
-    image_size = _image_size(dataset_dir, name, split_dir, scenes)
-    depth_ext = ".tif" if name.dataset == "itodd" else ".png"
     return EvalInputs(
         name=name,
         estimates=estimates,
         targets=target_list,
         models_info=models_info,
         scenes=scenes,
-        dataset_dir=dataset_dir,
-        models_dir=models_dir,
-        image_size=image_size,
-        depth_ext=depth_ext,
+        dataset=ds,
+        image_size=_image_size(ds, target_list),
         notes=notes,
     )
 
@@ -233,4 +225,5 @@ def _ids(ids) -> str:
     return ", ".join(map(str, ids[:10])) + (f" ... ({len(ids)} in all)" if len(ids) > 10 else "")
 
 
-__all__ = ["RESULTS_ROT_TOL", "EvalInputs", "SceneData", "load_inputs", "resolve_targets_path", "VSD_DELTA_MM"]
+__all__ = ["RESULTS_ROT_TOL", "EvalInputs", "SceneData", "load_inputs", "open_dataset", "resolve_targets_path",
+           "VSD_DELTA_MM"]

@@ -53,6 +53,8 @@ class EvalConfig:
         progress: show progress bars.
         rot_tol: tolerance on |R^T R - I| and |det R - 1| of the CSV's rotations.
         workers: processes rendering VSD; None = one per core (at most 4) on CPU, 1 with CUDA.
+        overwrite: replace a finished evaluation of another results file in ``out_dir`` (a re-run on
+            the same file, or an unfinished evaluation, is always replaced).
     """
 
     results_csv: Path
@@ -65,6 +67,7 @@ class EvalConfig:
     progress: bool = True
     rot_tol: float = RESULTS_ROT_TOL
     workers: int | None = None
+    overwrite: bool = False
 
     def validate(self) -> None:
         if self.device not in ("auto", "cpu", "cuda"):
@@ -219,15 +222,22 @@ def evaluate(config: EvalConfig, write: bool = True) -> EvalResult:
     """Evaluate one results CSV and (when ``write``) write its report to ``config.resolved_out_dir``.
 
     Raises:
-        ConfigError: bad options.
+        ConfigError: bad options, or the output folder holds a finished evaluation of another results
+            file (and not ``overwrite``).
         ResultsFormatError: bad results file (name or content; every problem listed).
         DatasetError: missing or inconsistent dataset files.
+        OSError: the outputs could not be written (see :func:`bopnp.eval.report.write_outputs`).
     """
     from bopnp.eval import report
 
     config.validate()
     t0 = time.perf_counter()
+    digest = report.results_digest(config.results_csv)
+    # before any work: refuse an output folder that holds another file's finished evaluation
+    replaced = report.check_out_dir(config.resolved_out_dir, digest, config.overwrite) if write else None
     inputs = load_inputs(Path(config.results_csv), Path(config.bop_path), config.targets, rot_tol=config.rot_tol)
+    if replaced:
+        inputs.notes.append(replaced)
     plan = make_plan(inputs, visibility=_render_visibility(inputs), notes=inputs.notes)
     errs = compute_errors(inputs, plan, device=config.device, with_vsd=config.vsd, progress=config.progress, workers=config.workers)
     recalls = score_errors(inputs, plan, errs)
@@ -236,6 +246,8 @@ def evaluate(config: EvalConfig, write: bool = True) -> EvalResult:
     elif not config.vsd:
         inputs.notes.append("VSD not computed (--no-vsd)")
     scores = build_scores(inputs, plan, errs, recalls, time.perf_counter() - t0)
+    scores["results_csv"] = str(config.results_csv)
+    scores["results_sha256"] = digest
     table = report.format_report(scores)
     out_dir = config.resolved_out_dir
     result = EvalResult(scores=scores, table=table, out_dir=out_dir, inputs=inputs, plan=plan, errors=errs, recalls=recalls)

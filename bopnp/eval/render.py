@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from bopnp.bop.mesh import Mesh
-from bopnp.eval.errors import hull_points
+from bopnp.metrics.pose_errors import hull_points
 from bopnp.eval.vsd import DepthCrop
 
 #: added to bop_toolkit's principal point to get the K that bopnp's renderer needs for its samples

@@ -1,21 +1,29 @@
 """Outputs of an evaluation: the printed table, ``scores_bop19.json``, the per-pair errors
 (``errors.csv``), ``report.txt`` and PNG recall curves; and the leaderboard table of several results.
 
-Every file is written atomically (temp file in the same folder, then rename); re-running an
-evaluation replaces the files it wrote before and nothing else.
+The files are first written into a staging folder inside the output folder, then renamed into place
+with ``scores_bop19.json`` last: a folder without it is an unfinished evaluation (a full disk or a
+killed run leaves the earlier result, or a visibly incomplete folder, never a mix that looks finished).
+Re-running an evaluation replaces the files it wrote before and nothing else; a finished evaluation of
+another results file is replaced only when asked (:func:`check_out_dir`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io as _io
 import json
 import math
+import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from bopnp.bop.atomic import write_bytes_atomic, write_text_atomic
+from bopnp.errors import ConfigError
 from bopnp.eval.plan import Plan
 from bopnp.eval.scores import MSPD_THRESHOLDS, MSSD_THRESHOLDS, VSD_TAUS, VSD_THRESHOLDS, add_auc_thresholds_mm
 
@@ -195,15 +203,106 @@ def write_plots(result, out_dir: Path) -> list[Path]:
     return [path]
 
 
+#: every file an evaluation writes, in the order they are put in place: the scores (the marker of a
+#: finished evaluation) last
+OUTPUT_FILES = (ERRORS_FILE, REPORT_FILE, PLOT_FILE, SCORES_FILE)
+#: the full problem list the CLI writes when an evaluation fails (bopnp.cli.main.PROBLEMS_FILE): stale
+#: once an evaluation of the folder succeeds
+STALE_FILES = ("problems.txt",)
+STAGING_PREFIX = ".staging-"
+
+
+def results_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a results file, recorded in scores_bop19.json to recognise a re-run of the same file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_out_dir(out_dir: str | os.PathLike, results_digest_: str, overwrite: bool = False) -> str | None:
+    """Whether an evaluation may write into ``out_dir``, before any work is done.
+
+    A missing or empty folder, an unfinished evaluation (no scores_bop19.json) and a finished evaluation
+    of the same results file (same SHA-256) are replaced; a finished evaluation of another file only with
+    ``overwrite``. Files of other programs in the folder are left alone.
+
+    Returns:
+        a note for the report when an earlier evaluation will be replaced, else None.
+    Raises:
+        ConfigError: ``out_dir`` is a file, or holds the finished evaluation of another results file.
+    """
+    out_dir = Path(out_dir)
+    if not out_dir.exists():
+        return None
+    if not out_dir.is_dir():
+        raise ConfigError(f"{out_dir} is a file, not a folder: pass another --out, or move the file away")
+    scores_path = out_dir / SCORES_FILE
+    if scores_path.is_file():
+        try:
+            old = json.loads(scores_path.read_text(encoding="utf-8"))
+            old_digest, old_csv = old.get("results_sha256"), old.get("results_csv", "an unnamed results file")
+        except (ValueError, UnicodeDecodeError, AttributeError):
+            return f"{out_dir} held an unreadable {SCORES_FILE}; it is replaced"
+        if old_digest == results_digest_:
+            return None  # a re-run on the same results file: same inputs, the files are replaced
+        if overwrite:
+            return f"replaced the evaluation of {old_csv} that was in {out_dir} (--overwrite)"
+        raise ConfigError(
+            f"{out_dir} holds a finished evaluation of another results file ({old_csv}); pass --overwrite to "
+            "replace it, or choose another output folder with --out"
+        )
+    ours = [p.name for p in out_dir.iterdir()
+            if p.name in OUTPUT_FILES + STALE_FILES or p.name.startswith(STAGING_PREFIX)]
+    if ours:
+        for p in out_dir.glob(f"{STAGING_PREFIX}*"):
+            shutil.rmtree(p, ignore_errors=True)
+        return f"{out_dir} held an unfinished evaluation (no {SCORES_FILE}); it is replaced"
+    return None
+
+
 def write_outputs(result, plots: bool = True) -> None:
-    """scores_bop19.json, errors.csv, report.txt and (optionally) the plots, into ``result.out_dir``."""
+    """errors.csv, report.txt, (optionally) the plots, and scores_bop19.json last, into ``result.out_dir``.
+
+    Everything is written into a staging folder first and renamed into place only when complete.
+
+    Raises:
+        OSError: the folder is not writable, the disk is full, ...; ``filename`` names the path. The
+            earlier files of the folder are then left as they were (or, when the rename into place
+            failed, the folder has no scores_bop19.json and so reads as unfinished).
+    """
     out_dir = Path(result.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out_dir / SCORES_FILE, json.dumps(result.scores, indent=2, allow_nan=True) + "\n")
-    write_text_atomic(out_dir / ERRORS_FILE, errors_csv(result))
-    write_text_atomic(out_dir / REPORT_FILE, result.table + "\n")
-    if plots:
-        write_plots(result, out_dir)
+    stage = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
+    path = stage
+    try:
+        path = stage / ERRORS_FILE
+        write_text_atomic(path, errors_csv(result))
+        path = stage / REPORT_FILE
+        write_text_atomic(path, result.table + "\n")
+        if plots:
+            path = stage / PLOT_FILE
+            write_plots(result, stage)
+        path = stage / SCORES_FILE
+        write_text_atomic(path, json.dumps(result.scores, indent=2, allow_nan=True) + "\n")
+        # into place: the old marker goes first, the new one comes last
+        for name in (SCORES_FILE,) + STALE_FILES:
+            path = out_dir / name
+            path.unlink(missing_ok=True)
+        for name in OUTPUT_FILES:
+            path = out_dir / name
+            if (stage / name).is_file():
+                os.replace(stage / name, path)
+            else:
+                path.unlink(missing_ok=True)  # e.g. the plot of an earlier run made without --no-plots
+    except OSError as exc:
+        if exc.filename is None:  # name the path when the writer did not
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
-__all__ = ["PLOT_FILE", "format_report", "format_leaderboard", "write_outputs", "errors_csv", "describe_missing_vsd", "SCORES_FILE", "ERRORS_FILE", "REPORT_FILE"]
+__all__ = ["check_out_dir", "results_digest", "OUTPUT_FILES",
+           "PLOT_FILE", "format_report", "format_leaderboard", "write_outputs", "errors_csv", "describe_missing_vsd", "SCORES_FILE", "ERRORS_FILE", "REPORT_FILE"]

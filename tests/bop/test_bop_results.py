@@ -32,6 +32,20 @@ def test_round_trip_is_exact_and_leaves_the_input_alone(tmp_path):
     assert same(back, est)
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_utf8_byte_order_mark_is_accepted_as_bop_toolkit_does(tmp_path, newline):
+    est = _estimates()
+    save_results_csv(tmp_path / "m_lmo-test.csv", est)
+    text = (tmp_path / "m_lmo-test.csv").read_text().replace("\n", newline)
+    bom = tmp_path / "bom_lmo-test.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert same(load_results_csv(bom), est)
+    # a BOM is dropped only at the start of the file: one inside a row is still reported with its line
+    bom.write_bytes(b"\xef\xbb\xbf" + text.encode() + "\ufeff2,3,1,0.5,1 0 0 0 1 0 0 0 1,0 0 9,0.25\n".encode())
+    with pytest.raises(ResultsFormatError, match="line 8: scene_id"):
+        load_results_csv(bom)
+
+
 def test_written_file_is_plain_bop19_csv(tmp_path):
     est = _estimates(2)
     save_results_csv(tmp_path / "r.csv", est)

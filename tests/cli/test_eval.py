@@ -162,3 +162,128 @@ def test_csv_for_a_synth_dataset_scores_one_with_gt_poses(synth_dataset, tmp_pat
 def test_makefile_target_runs_eval_leaderboard():
     text = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
     assert "bopnp eval --leaderboard $(RESULTS)" in text
+
+
+FAST = ("--bop-path", FIXTURE / "bop", "--device", "cpu", "--no-vsd", "--no-plots")
+
+
+def test_two_csvs_of_one_name_are_refused_before_any_work(tmp_path):
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        shutil.copy(CSV, tmp_path / sub / CSV.name)
+    out = tmp_path / "ev"
+    result = run(tmp_path / "a" / CSV.name, tmp_path / "b" / CSV.name, *FAST, "--out", out)
+    assert result.exit_code == 2
+    assert str(tmp_path / "a" / CSV.name) in result.output and str(tmp_path / "b" / CSV.name) in result.output
+    assert str(out / CSV.stem) in result.output and "rename one" in result.output
+    assert not out.exists()
+    result = run(CSV, CSV, *FAST, "--out", out)
+    assert result.exit_code == 2 and "given 2 times" in result.output and not out.exists()
+
+
+def _other_csv(tmp_path) -> Path:
+    lines = CSV.read_text().splitlines()
+    return _write(tmp_path / "other_tudl-test.csv", lines[: len(lines) // 2])
+
+
+def test_rerun_replaces_the_same_csv_but_refuses_another_without_overwrite(tmp_path):
+    out = tmp_path / "out"
+    assert run(CSV, *FAST, "--out", out).exit_code == 0
+    first = json.loads((out / "scores_bop19.json").read_text())
+    assert first["results_sha256"] and first["results_csv"] == str(CSV)
+    assert run(CSV, *FAST, "--out", out).exit_code == 0  # same file: replaced, same scores
+    again = json.loads((out / "scores_bop19.json").read_text())
+    assert again["bop19_average_recall_mssd"] == first["bop19_average_recall_mssd"]
+    before = (out / "scores_bop19.json").read_bytes()
+    other = _other_csv(tmp_path)
+    result = run(other, *FAST, "--out", out)
+    assert result.exit_code == 2 and "--overwrite" in result.output and str(CSV) in result.output
+    assert (out / "scores_bop19.json").read_bytes() == before
+    result = run(other, *FAST, "--out", out, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "scores_bop19.json").read_text())["results_csv"] == str(other)
+    assert "replaced the evaluation of" in result.output
+
+
+def test_an_unfinished_folder_is_not_taken_for_a_finished_one(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "errors.csv").write_text("stale\n")
+    (out / "recall_curves.png").write_bytes(b"stale")
+    (out / ".staging-x").mkdir()
+    result = run(CSV, *FAST, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "unfinished evaluation" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["errors.csv", "report.txt", "scores_bop19.json"]
+    assert (out / "errors.csv").read_text().startswith("scene_id,")
+
+
+def test_scores_file_is_put_in_place_last(tmp_path, monkeypatch):
+    import bopnp.eval.report as report
+
+    placed = []
+    real = report.os.replace
+    monkeypatch.setattr(report.os, "replace", lambda a, b: (placed.append(Path(b)), real(a, b)))
+    assert run(CSV, "--bop-path", FIXTURE / "bop", "--device", "cpu", "--no-vsd", "--out", tmp_path).exit_code == 0
+    into_out = [p.name for p in placed if p.parent == tmp_path]
+    assert into_out[-1] == "scores_bop19.json" and {"errors.csv", "report.txt", "recall_curves.png"} <= set(into_out)
+
+
+@pytest.mark.parametrize("code, hint", [("ENOSPC", "disk is full"), ("EDQUOT", "quota"), ("EROFS", "read-only")])
+@pytest.mark.parametrize("earlier", [False, True])
+def test_a_failed_write_leaves_the_earlier_result_or_an_unfinished_folder(tmp_path, monkeypatch, code, hint, earlier):
+    import errno
+
+    import bopnp.eval.report as report
+
+    out = tmp_path / "out"
+    if earlier:
+        assert run(CSV, *FAST, "--out", out).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()} if earlier else {}
+    real = report.write_text_atomic
+
+    def full_disk(path, text):
+        if Path(path).name == "report.txt":  # errors.csv went through: a partial result
+            raise OSError(getattr(errno, code), "cannot write")
+        real(path, text)
+
+    monkeypatch.setattr(report, "write_text_atomic", full_disk)
+    result = CliRunner().invoke(cli, ["eval", str(CSV), *map(str, FAST), "--out", str(out), "-q"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "Traceback" not in result.output and hint in result.output and code in result.output
+    assert str(out / ".staging-") in result.output and "report.txt" in result.output
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert after == before  # the earlier finished result untouched, or an empty folder: nothing looks complete
+
+
+def test_read_only_output_folder_with_chmod(tmp_path):
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("running as root: chmod does not stop root (the EROFS case above covers the message)")
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        result = CliRunner().invoke(cli, ["eval", str(CSV), *map(str, FAST), "--out", str(out), "-q"])
+    finally:
+        out.chmod(0o755)
+    assert result.exit_code == 1 and "permission denied" in result.output.lower() and str(out) in result.output
+    assert list(out.iterdir()) == []
+
+
+def test_a_long_problem_list_goes_to_the_output_folder(tmp_path):
+    n = 30
+    csv = _write(tmp_path / "bad_tudl-test.csv", [HEADER] + [f"1,1,1,x,{R_ID},0 0 500,0.3"] * n)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["eval", str(csv), *map(str, FAST), "--out", str(out)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert len([line for line in result.output.splitlines() if line.startswith("  - line ")]) == 20
+    assert f"({n} in all)" in result.output and str(out / "problems.txt") in result.output
+    assert len((out / "problems.txt").read_text().splitlines()) == n + 1
+    # several CSVs: the same short report per failed file, each list in its own folder
+    result = CliRunner().invoke(cli, ["eval", str(csv), str(CSV), *map(str, FAST), "--out", str(tmp_path / "ev")])
+    assert result.exit_code == 2 and str(tmp_path / "ev" / csv.stem / "problems.txt") in result.output
+    assert len([line for line in result.output.splitlines() if line.startswith("  - line ")]) == 20
+    # a later successful evaluation of the folder drops the stale list
+    assert run(CSV, *FAST, "--out", out).exit_code == 0 and not (out / "problems.txt").exists()

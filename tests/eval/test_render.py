@@ -8,7 +8,7 @@ import pytest
 
 from bopnp.bop import io
 from bopnp.bop.mesh import Mesh
-from bopnp.eval.errors import hull_points
+from bopnp.metrics.pose_errors import hull_points
 from bopnp.eval.render import VsdRenderer, bop_toolkit_sampling_K, projected_box
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "eval" / "bop" / "tudl" / "models_eval"

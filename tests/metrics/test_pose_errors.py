@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from bopnp.errors import ShapeError
-from bopnp.eval.errors import adi, add, centres_within_diameter, mspd, mssd, sphere_projections_overlap
+from bopnp.metrics.pose_errors import adi, add, centres_within_diameter, mspd, mssd, sphere_projections_overlap
 
 K_LMO = np.array([[572.4114, 0.0, 325.2611], [0.0, 573.57043, 242.04899], [0.0, 0.0, 1.0]])
 
@@ -168,7 +168,7 @@ def test_batch_sizes(n):
 
 @pytest.mark.parametrize("kind", ["numpy", "torch"])
 def test_chunking_gives_the_same_answer(monkeypatch, kind):
-    import bopnp.eval.errors as errors
+    import bopnp.metrics.pose_errors as errors
 
     rng = np.random.default_rng(7)
     pts = rng.normal(size=(100, 3)) * 30
@@ -245,7 +245,7 @@ def test_cpu_evaluation_does_not_import_torch():
 
 
 def test_mssd_over_hull_points_equals_mssd_over_all_points():
-    from bopnp.eval.errors import hull_points
+    from bopnp.metrics.pose_errors import hull_points
 
     rng = np.random.default_rng(9)
     pts = rng.normal(size=(2000, 3)) * [40, 25, 10]

@@ -22,7 +22,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
 from bopnp.data.augment import BoxJitter, color_augment
-from bopnp.data.crops import CropDataset
+from bopnp.data.crop_dataset import CropDataset
 from bopnp.errors import ConfigError
 
 

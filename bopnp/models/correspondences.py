@@ -1,7 +1,7 @@
 """2D-3D correspondences from the coordinate network's output, for :func:`bopnp.pnp.solve_pnp`.
 
 Every crop pixel is one correspondence: its centre mapped to image pixels through the crop box (the crop's
-convention, :mod:`bopnp.data.crop`: crop pixel ``(j, i)`` is image pixel ``(x1 + j / s, y1 + i / s)`` with
+convention, :mod:`bopnp.data.crop_geometry`: crop pixel ``(j, i)`` is image pixel ``(x1 + j / s, y1 + i / s)`` with
 ``s = S / (x2 - x1)``), and the predicted model point, de-normalised to mm. Pixels off the predicted object or with
 a predicted error above ``max_err`` get weight 0, so the batch keeps one fixed ``N = S * S`` (PnP runs once over
 the whole batch); the weight falls linearly with the predicted error, which keeps it differentiable in the error

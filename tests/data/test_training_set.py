@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from bopnp.data.crops import open_crop_datasets
+from bopnp.data.crop_dataset import open_crop_datasets
 from bopnp.data.training_set import AugmentConfig, EpochSampler, TrainingSet, occluder_mask, procedural_texture
 from bopnp.errors import ConfigError
 

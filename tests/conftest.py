@@ -140,6 +140,13 @@ def tiny_cache_module():
 
 
 @pytest.fixture
+def tiny_train_dataset(tiny_cache_module, tmp_path) -> tuple[Path, str]:
+    """(bop_path, name) of a dataset with sphere models and the tiny crop cache in crops/train_pbr."""
+    tiny_cache_module.make_tiny_dataset(tmp_path / "bop", "tiny")
+    return tmp_path / "bop", "tiny"
+
+
+@pytest.fixture
 def tiny_cache(tiny_cache_module, tmp_path) -> Path:
     """A crop cache of two objects (6 crops each, 32 px, object 2 with a 180 deg symmetry) in a temporary folder."""
     return tiny_cache_module.make_tiny_cache(tmp_path / "crops")

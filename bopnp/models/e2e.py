@@ -18,7 +18,7 @@ from torch import Tensor
 from bopnp.errors import ConfigError
 from bopnp.geometry import project_points, transform_points, uncrop_intrinsics
 from bopnp.models.correspondences import crop_correspondences
-from bopnp.pnp import PnPResult, projection_loss, solve_pnp
+from bopnp.pnp import PnPResult, RansacConfig, projection_loss, solve_pnp
 
 
 @dataclass(frozen=True)
@@ -71,12 +71,16 @@ def symmetric_gt_pose(R_m2c: Tensor, t_m2c: Tensor, pool: Tensor, best: Tensor) 
     return R, t_m2c - (R @ T[:, :3, 3:]).squeeze(-1)
 
 
-def pose_from_prediction(xyz: Tensor, err: Tensor, batch: dict[str, Tensor], config: E2EConfig) -> PnPResult:
+def pose_from_prediction(
+    xyz: Tensor, err: Tensor, batch: dict[str, Tensor], config: E2EConfig, ransac: RansacConfig | None = None
+) -> PnPResult:
     """PnP on every crop pixel of the batch at once (image pixels, the image's intrinsics).
 
     Args:
         xyz: (B, 3, S, S). err: (B, 1, S, S). batch: the training batch (``box_xyxy``, ``K`` of the crop,
             ``centre_mm``, ``half_extent_mm``).
+        ransac: reject outliers first (validation and inference); None: weighted least squares on all
+            weighted pixels (the differentiable training path).
     Returns:
         the :class:`PnPResult`; ``valid`` is also False where fewer than ``config.min_points`` pixels have weight.
     """
@@ -86,7 +90,7 @@ def pose_from_prediction(xyz: Tensor, err: Tensor, batch: dict[str, Tensor], con
                                        max_err=config.max_err, min_coord=config.min_coord)
     K = uncrop_intrinsics(batch["K"].to(xyz.dtype), box, S)
     enough = (w > 0).sum(1) >= config.min_points
-    res = solve_pnp(x2d, x3d, K, w * enough[:, None])
+    res = solve_pnp(x2d, x3d, K, w * enough[:, None], ransac=ransac)
     return replace(res, valid=res.valid & enough)
 
 

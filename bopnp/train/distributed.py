@@ -58,6 +58,27 @@ def all_mean(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return y / info.world_size
 
 
+def all_true(flag: bool, info: DistInfo) -> bool:
+    """Whether ``flag`` holds on every process."""
+    if not info.distributed:
+        return flag
+    t = torch.tensor([0.0 if flag else 1.0])
+    dist.all_reduce(t)
+    return bool(t.item() == 0)
+
+
+def average_buffers(module: torch.nn.Module, info: DistInfo) -> None:
+    """Average the floating-point buffers (batch-norm running statistics) over the processes, in place, so every
+    process holds the same model: gradients keep the parameters equal, but each process updates its own running
+    statistics from its own crops."""
+    if not info.distributed:
+        return
+    for buf in module.buffers():
+        if buf.is_floating_point():
+            dist.all_reduce(buf)
+            buf /= info.world_size
+
+
 def broadcast_object(obj, info: DistInfo):
     """Rank 0's ``obj`` on every process."""
     if not info.distributed:
@@ -72,4 +93,5 @@ def cleanup(info: DistInfo) -> None:
         dist.destroy_process_group()
 
 
-__all__ = ["DistInfo", "all_mean", "barrier", "broadcast_object", "cleanup", "init_distributed"]
+__all__ = ["DistInfo", "all_mean", "all_true", "average_buffers", "barrier", "broadcast_object", "cleanup",
+           "init_distributed"]

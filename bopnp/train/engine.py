@@ -71,6 +71,7 @@ def train_one_epoch(
     end_step: int,
     autocast_dtype: torch.dtype | None = None,
     on_step: Callable[[dict[str, float], int, float], None] | None = None,
+    all_agree: Callable[[bool], bool] | None = None,
 ) -> bool:
     """Train until the loader is exhausted or ``state.step`` reaches ``end_step``.
 
@@ -78,6 +79,8 @@ def train_one_epoch(
         step_fn: ``(model, batch, step) -> {"loss": scalar, ...}``; every entry is logged.
         state: updated in place (step, epoch position; the epoch advances when the loader is exhausted).
         on_step: called after every step with the losses as floats, the batch size and the seconds it took.
+        all_agree: under distributed training, whether every process's loss is finite (given this one's), so that
+            all stop together instead of some waiting for the others' gradients.
     Returns:
         True when the epoch ended (the loader was exhausted), False when ``end_step`` stopped it.
     Raises:
@@ -90,7 +93,10 @@ def train_one_epoch(
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             losses = step_fn(model, batch, state.step)
         values = {k: float(v.detach()) for k, v in losses.items() if isinstance(v, Tensor) and v.dim() == 0}
-        if not all(v == v and abs(v) != float("inf") for v in values.values()):
+        finite = all(v == v and abs(v) != float("inf") for v in values.values())
+        if all_agree is not None:
+            finite = all_agree(finite)
+        if not finite:
             raise NonFiniteLoss(state.step, values, batch)
         optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()

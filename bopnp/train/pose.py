@@ -35,7 +35,7 @@ from bopnp.pnp import RansacConfig
 from bopnp.progress import progress_bar
 from bopnp.train.checkpoint import code_revision, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from bopnp.train.config import PoseTrainConfig
-from bopnp.train.distributed import DistInfo, barrier, cleanup, init_distributed
+from bopnp.train.distributed import DistInfo, all_true, average_buffers, barrier, cleanup, init_distributed
 from bopnp.train.engine import NonFiniteLoss, TrainState, evaluate, train_one_epoch
 from bopnp.train.pose_scores import load_object_models, pose_scores
 
@@ -190,7 +190,12 @@ class PoseTrainer:
             "revision": code_revision(),
         }
 
-    def save(self, name: str = "last.pt") -> None:
+    def save(self) -> None:
+        """Write ``last.pt`` from rank 0 (every process calls this: the buffers are averaged first)."""
+        average_buffers(self.net, self.info)
+        self._write("last.pt")
+
+    def _write(self, name: str) -> None:
         if self.info.is_main:
             save_checkpoint(self.run_dir / name, self._checkpoint())
 
@@ -280,7 +285,8 @@ class PoseTrainer:
                                     num_workers=cfg.workers, drop_last=True, persistent_workers=False,
                                     multiprocessing_context="spawn" if cfg.workers else None)
                 train_one_epoch(self.model, self.optimizer, self.scheduler, loader, self.step_fn, self.state,
-                                device=self.device, end_step=cfg.steps, autocast_dtype=self.autocast, on_step=on_step)
+                                device=self.device, end_step=cfg.steps, autocast_dtype=self.autocast, on_step=on_step,
+                                all_agree=lambda ok: all_true(ok, info))
             self._validate_and_keep(summary)
         except NonFiniteLoss as exc:
             bar.close()
@@ -298,14 +304,15 @@ class PoseTrainer:
         return summary
 
     def _validate_and_keep(self, summary: RunSummary) -> None:
+        average_buffers(self.net, self.info)  # every process, before rank 0 validates the common model
         scores = self.validate()
         if scores is not None:
             summary.validations.append(scores)
             self._log({"validation": True, **scores})
             if scores["ar"] > self.state.best_score:
                 self.state.best_score, self.state.best_step = scores["ar"], self.state.step
-                self.save("best.pt")
-        self.save()
+                self._write("best.pt")
+        self._write("last.pt")
         barrier(self.info)
 
     # -- logging -----------------------------------------------------------------------------------

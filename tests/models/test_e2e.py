@@ -129,3 +129,26 @@ def test_gradient_through_network_and_pnp_matches_finite_differences():
             fd = (up - down) / (2 * eps)
             assert abs(fd - gflat[i].item()) <= 1e-4 * max(1.0, abs(fd)), (i, fd, gflat[i].item())
     assert sum(g.abs().sum() for g in grads) > 0
+
+
+def test_one_e2e_step_with_a_small_learning_rate_lowers_the_projection_loss():
+    torch.manual_seed(0)
+    S = 16
+    net = build_coord_unet(num_objects=1, width=4, crop_size=S, bottleneck=0).eval()  # fixed batch statistics
+    batch, K_img = _batch(S)
+    base = _plane_xyz(batch, K_img, S).float()
+    image = torch.rand(1, 3, S, S, generator=torch.Generator().manual_seed(2))
+    idx, best, cfg = torch.zeros(1, dtype=torch.long), torch.zeros(1, dtype=torch.long), E2EConfig(cap_px=1e9)
+
+    def l_proj():
+        xyz, err = net(image, idx)
+        return e2e_projection_loss(base + 0.1 * xyz, 0.2 * err, batch, best, cfg)[0]
+
+    before = l_proj()
+    assert before > 0.01
+    opt = torch.optim.SGD(net.parameters(), lr=1e-4)
+    opt.zero_grad()
+    before.backward()
+    opt.step()
+    after = l_proj()
+    assert after < before, (float(before), float(after))

@@ -43,3 +43,11 @@ class RenderError(BopnpError):
 
 class WorkerError(BopnpError, RuntimeError):
     """A worker process died or failed, or worker processes cannot be started safely here."""
+
+
+class CheckpointError(BopnpError):
+    """A training checkpoint or run folder is missing, unreadable or from an incompatible run."""
+
+
+class TrainingError(BopnpError):
+    """Training cannot go on (e.g. a non-finite loss); the message names the step and what was saved."""

@@ -131,3 +131,22 @@ def lmo_image3(lmo_dir):
         renderer.add_model(gt.obj_id, load_ply(lmo_dir / "models" / f"obj_{gt.obj_id:06d}.ply"))
     instances = [(g.obj_id, g.R_m2c, g.t_m2c) for g in gts]
     return SimpleNamespace(K=cam.K, gts=gts, instances=instances, depth_mm=depth_mm, renderer=renderer)
+
+
+@pytest.fixture(scope="session")
+def tiny_cache_module():
+    """The crop-cache builder tests/fixtures/data/tiny_cache.py (make_tiny_cache: discs, no rendering)."""
+    return _test_module(TESTS / "fixtures" / "data" / "tiny_cache.py", "data_tiny_cache")
+
+
+@pytest.fixture
+def tiny_train_dataset(tiny_cache_module, tmp_path) -> tuple[Path, str]:
+    """(bop_path, name) of a dataset with sphere models and the tiny crop cache in crops/train_pbr."""
+    tiny_cache_module.make_tiny_dataset(tmp_path / "bop", "tiny")
+    return tmp_path / "bop", "tiny"
+
+
+@pytest.fixture
+def tiny_cache(tiny_cache_module, tmp_path) -> Path:
+    """A crop cache of two objects (6 crops each, 32 px, object 2 with a 180 deg symmetry) in a temporary folder."""
+    return tiny_cache_module.make_tiny_cache(tmp_path / "crops")

@@ -1,6 +1,12 @@
 """Pure, batched torch geometry: rotations and pinhole cameras."""
 
-from bopnp.geometry.camera import backproject_depth, crop_intrinsics, project_points, transform_points
+from bopnp.geometry.camera import (
+    backproject_depth,
+    crop_intrinsics,
+    project_points,
+    transform_points,
+    uncrop_intrinsics,
+)
 from bopnp.geometry.rotations import (
     axis_angle_to_matrix,
     axis_angle_vjp_left,
@@ -31,4 +37,5 @@ __all__ = [
     "rotation_angle_deg",
     "skew",
     "transform_points",
+    "uncrop_intrinsics",
 ]

@@ -97,4 +97,30 @@ def crop_intrinsics(K: Tensor, box_xyxy: Tensor, out_size: int | tuple[int, int]
     return A @ K
 
 
-__all__ = ["transform_points", "project_points", "backproject_depth", "crop_intrinsics"]
+def uncrop_intrinsics(K_crop: Tensor, box_xyxy: Tensor, out_size: int | tuple[int, int]) -> Tensor:
+    """The full image's intrinsics from a crop's: the inverse of :func:`crop_intrinsics`.
+
+    Args:
+        K_crop: (..., 3, 3) intrinsics of the crop. box_xyxy: (..., 4) its box in image pixels.
+        out_size: crop side, or (height, width), pixels.
+    Returns:
+        (..., 3, 3) intrinsics of the image.
+
+    Example:
+        >>> K = torch.tensor([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])
+        >>> box = torch.tensor([300.0, 200.0, 364.0, 264.0])
+        >>> torch.allclose(uncrop_intrinsics(crop_intrinsics(K, box, 128), box, 128), K)
+        True
+    """
+    out_h, out_w = (out_size, out_size) if isinstance(out_size, int) else out_size
+    x1, y1, x2, y2 = box_xyxy.unbind(-1)
+    A_inv = torch.zeros(*box_xyxy.shape[:-1], 3, 3, dtype=K_crop.dtype, device=K_crop.device)
+    A_inv[..., 0, 0] = (x2 - x1) / out_w
+    A_inv[..., 1, 1] = (y2 - y1) / out_h
+    A_inv[..., 0, 2] = x1
+    A_inv[..., 1, 2] = y1
+    A_inv[..., 2, 2] = 1
+    return A_inv @ K_crop
+
+
+__all__ = ["transform_points", "project_points", "backproject_depth", "crop_intrinsics", "uncrop_intrinsics"]

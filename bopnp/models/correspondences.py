@@ -1,0 +1,75 @@
+"""2D-3D correspondences from the coordinate network's output, for :func:`bopnp.pnp.solve_pnp`.
+
+Every crop pixel is one correspondence: its centre mapped to image pixels through the crop box (the crop's
+convention, :mod:`bopnp.data.crop_geometry`: crop pixel ``(j, i)`` is image pixel ``(x1 + j / s, y1 + i / s)`` with
+``s = S / (x2 - x1)``), and the predicted model point, de-normalised to mm. Pixels off the predicted object or with
+a predicted error above ``max_err`` get weight 0, so the batch keeps one fixed ``N = S * S`` (PnP runs once over
+the whole batch); the weight falls linearly with the predicted error, which keeps it differentiable in the error
+map.
+
+The predicted object is where the coordinates are away from the background's 0: every surface point of an
+object normalised per axis to its box has one coordinate far from 0 (a box's faces reach +-1, a sphere's points
+have a coordinate of at least 1/sqrt(3)), so ``max |xyz| > min_coord`` separates object from background.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from bopnp.checks import check_shape
+
+
+def crop_pixel_centres(box_xyxy: Tensor, size: int) -> Tensor:
+    """Image pixel coordinates of the centres of a crop's pixels.
+
+    Args:
+        box_xyxy: (B, 4) square crop boxes in image pixels. size: S, the crop's side in pixels.
+    Returns:
+        (B, S * S, 2) (u, v) image pixels, row-major over the crop (row i, column j).
+    """
+    check_shape(box_xyxy, "B 4", "box_xyxy")
+    idx = torch.arange(size, device=box_xyxy.device, dtype=box_xyxy.dtype)
+    ii, jj = torch.meshgrid(idx, idx, indexing="ij")
+    scale = (box_xyxy[:, 2] - box_xyxy[:, 0]) / size  # image pixels per crop pixel
+    u = box_xyxy[:, 0, None] + jj.reshape(1, -1) * scale[:, None]
+    v = box_xyxy[:, 1, None] + ii.reshape(1, -1) * scale[:, None]
+    return torch.stack([u, v], dim=-1)
+
+
+def crop_correspondences(
+    xyz: Tensor,
+    err: Tensor,
+    box_xyxy: Tensor,
+    centre_mm: Tensor,
+    half_extent_mm: Tensor,
+    *,
+    max_err: float = 0.5,
+    min_coord: float = 0.1,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Correspondences and weights of every crop pixel.
+
+    Args:
+        xyz: (B, 3, S, S) predicted normalised coordinates. err: (B, 1, S, S) predicted L1 error in [0, 1].
+        box_xyxy: (B, 4) crop boxes in image pixels.
+        centre_mm, half_extent_mm: (B, 3) each item's normalisation: ``x_mm = centre_mm + xyz * half_extent_mm``.
+        max_err: pixels whose predicted error is at least this get weight 0.
+        min_coord: pixels whose largest |coordinate| is at most this are background (weight 0).
+    Returns:
+        x2d: (B, S * S, 2) image pixels. x3d: (B, S * S, 3) mm. w: (B, S * S) weights in [0, 1].
+    """
+    dims = check_shape(xyz, "B 3 S S", "xyz")
+    check_shape(err, "B 1 S S", "err", dims)
+    check_shape(box_xyxy, "B 4", "box_xyxy", dims)
+    check_shape(centre_mm, "B 3", "centre_mm", dims)
+    check_shape(half_extent_mm, "B 3", "half_extent_mm", dims)
+    B, S = dims["B"], dims["S"]
+    x2d = crop_pixel_centres(box_xyxy.to(xyz.dtype), S)
+    flat = xyz.flatten(2).transpose(1, 2)  # (B, S*S, 3)
+    x3d = centre_mm.to(xyz.dtype)[:, None] + flat * half_extent_mm.to(xyz.dtype)[:, None]
+    on_object = flat.detach().abs().amax(-1) > min_coord
+    w = (1.0 - err.reshape(B, -1) / max_err).clamp(min=0.0) * on_object
+    return x2d, x3d, w
+
+
+__all__ = ["crop_correspondences", "crop_pixel_centres"]

@@ -1,0 +1,124 @@
+"""The end-to-end objective: the pose PnP finds from the network's own correspondences, compared with the
+ground truth by the projection loss, so its gradient reaches the network through :func:`bopnp.pnp.solve_pnp`.
+
+The ground-truth pose is the one the coordinate target was rendered in (canonical for a continuous symmetry),
+moved to the symmetry-pool member the transformer loss chose for the item: with targets ``x' = R_p x + t_p``, the
+pixel that shows model point ``x`` under ``(R, t)`` is asked to predict ``x'``, and the pose that maps ``x'`` to that
+pixel is ``(R R_p^T, t - R R_p^T t_p)``. The projected points are the eight corners of the object's normalisation
+box (its extent along every axis), so the loss weighs rotation and translation errors as MSPD does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor
+
+from bopnp.errors import ConfigError
+from bopnp.geometry import project_points, transform_points, uncrop_intrinsics
+from bopnp.models.correspondences import crop_correspondences
+from bopnp.pnp import PnPResult, RansacConfig, projection_loss, solve_pnp
+
+
+@dataclass(frozen=True)
+class E2EConfig:
+    """The end-to-end phase.
+
+    Attributes:
+        lambda_proj: weight of the projection loss next to L_trans.
+        max_err: correspondences whose predicted error reaches this get weight 0.
+        min_coord: pixels whose largest |normalised coordinate| is at most this are background.
+        min_points: items with fewer weighted correspondences are degenerate (no projection loss).
+        cap_px: per-item root-mean-square projection error at which the loss stops growing (a pose far off gives no
+            useful gradient and would swamp the batch), pixels.
+    """
+
+    lambda_proj: float = 1.0
+    max_err: float = 0.5
+    min_coord: float = 0.1
+    min_points: int = 16
+    cap_px: float = 50.0
+
+    def validate(self) -> None:
+        if not 0 <= self.lambda_proj < float("inf"):
+            raise ConfigError(f"lambda_proj must be a finite number >= 0, got {self.lambda_proj}")
+        if not 0 < self.max_err <= 1:
+            raise ConfigError(f"max_err must be in (0, 1] (the error map's range), got {self.max_err}")
+        if not 0 <= self.min_coord < 1:
+            raise ConfigError(f"min_coord must be in [0, 1), got {self.min_coord}")
+        if self.min_points < 4:
+            raise ConfigError(f"min_points must be at least 4 (PnP needs 4 points), got {self.min_points}")
+        if not self.cap_px > 0:
+            raise ConfigError(f"cap_px must be > 0 pixels, got {self.cap_px}")
+
+
+def box_corners(centre_mm: Tensor, half_extent_mm: Tensor) -> Tensor:
+    """(B, 8, 3) corners of each item's normalisation box, mm, from (B, 3) centres and half extents."""
+    signs = torch.tensor([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)],
+                         dtype=centre_mm.dtype, device=centre_mm.device)
+    return centre_mm[:, None] + signs[None] * half_extent_mm[:, None]
+
+
+def symmetric_gt_pose(R_m2c: Tensor, t_m2c: Tensor, pool: Tensor, best: Tensor) -> tuple[Tensor, Tensor]:
+    """The ground-truth pose of the chosen pool member: ``(R R_p^T, t - R R_p^T t_p)``.
+
+    Args:
+        R_m2c: (B, 3, 3). t_m2c: (B, 3) mm. pool: (B, P, 4, 4). best: (B,) chosen member.
+    """
+    T = pool[torch.arange(pool.shape[0], device=pool.device), best].to(R_m2c.dtype)
+    R = R_m2c @ T[:, :3, :3].mT
+    return R, t_m2c - (R @ T[:, :3, 3:]).squeeze(-1)
+
+
+def pose_from_prediction(
+    xyz: Tensor, err: Tensor, batch: dict[str, Tensor], config: E2EConfig, ransac: RansacConfig | None = None
+) -> PnPResult:
+    """PnP on every crop pixel of the batch at once (image pixels, the image's intrinsics).
+
+    Args:
+        xyz: (B, 3, S, S). err: (B, 1, S, S). batch: the training batch (``box_xyxy``, ``K`` of the crop,
+            ``centre_mm``, ``half_extent_mm``).
+        ransac: reject outliers first (validation and inference); None: weighted least squares on all
+            weighted pixels (the differentiable training path).
+    Returns:
+        the :class:`PnPResult`; ``valid`` is also False where fewer than ``config.min_points`` pixels have weight.
+    """
+    S = xyz.shape[-1]
+    box = batch["box_xyxy"].to(xyz.dtype)
+    x2d, x3d, w = crop_correspondences(xyz, err, box, batch["centre_mm"], batch["half_extent_mm"],
+                                       max_err=config.max_err, min_coord=config.min_coord)
+    K = uncrop_intrinsics(batch["K"].to(xyz.dtype), box, S)
+    enough = (w > 0).sum(1) >= config.min_points
+    res = solve_pnp(x2d, x3d, K, w * enough[:, None], ransac=ransac)
+    return replace(res, valid=res.valid & enough)
+
+
+def e2e_projection_loss(
+    xyz: Tensor, err: Tensor, batch: dict[str, Tensor], best: Tensor, config: E2EConfig
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The projection loss of the poses PnP finds from the prediction.
+
+    Args:
+        xyz, err, batch: as :func:`pose_from_prediction`; the batch also holds ``R_m2c_target``, ``t_m2c_target``
+            and ``pool``. best: (B,) the pool members chosen by the transformer loss.
+    Returns:
+        loss: scalar, mean over the valid items of the capped per-item loss, px^2 (0 with no valid item, still
+        connected to the graph). per_item: (B,) uncapped px^2 (0 where invalid). valid: (B,) bool.
+    """
+    res = pose_from_prediction(xyz, err, batch, config)
+    box = batch["box_xyxy"].to(xyz.dtype)
+    K = uncrop_intrinsics(batch["K"].to(xyz.dtype), box, xyz.shape[-1])
+    R_gt, t_gt = symmetric_gt_pose(batch["R_m2c_target"].to(xyz.dtype), batch["t_m2c_target"].to(xyz.dtype),
+                                   batch["pool"], best)
+    pts = box_corners(batch["centre_mm"].to(xyz.dtype), batch["half_extent_mm"].to(xyz.dtype))
+    x2d_gt = project_points(transform_points(R_gt, t_gt, pts), K)
+    per_item = projection_loss(res.R, res.t, pts, x2d_gt, K, reduction="none")
+    valid = res.valid & torch.isfinite(per_item)
+    per_item = torch.where(valid, per_item, torch.zeros_like(per_item))
+    capped = per_item.clamp(max=config.cap_px**2)
+    loss = (capped * valid).sum() / valid.sum().clamp(min=1)
+    return loss, per_item.detach(), valid
+
+
+__all__ = ["E2EConfig", "box_corners", "e2e_projection_loss", "pose_from_prediction", "symmetric_gt_pose"]

@@ -1,0 +1,132 @@
+"""The pose stage's training configuration: one frozen dataclass, saved with the run as ``config.json``."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from bopnp.data.training_set import AugmentConfig
+from bopnp.errors import ConfigError
+from bopnp.models.e2e import E2EConfig
+from bopnp.models.losses import CoordLossConfig
+
+DeviceChoice = Literal["auto", "cpu", "cuda"]
+
+
+@dataclass(frozen=True)
+class PoseTrainConfig:
+    """Everything a pose-network run depends on.
+
+    Attributes:
+        bop_path, name, split: the dataset and the split whose crop cache (``bopnp prepare``) is trained on.
+        objects: object ids to train (None: every object of the cache); one class-aware network serves them all.
+        out: run folder (None: ``results/train/NAME/pose``).
+        steps: optimiser steps in all, the e2e phase included.
+        e2e: fine-tune end to end through the PnP layer for the last ``e2e_steps`` steps.
+        e2e_steps: steps of the e2e phase (None: a quarter of ``steps``; all of them with ``init``).
+        init: checkpoint whose weights start the run (e.g. a trained network to fine-tune with ``e2e``).
+        batch_size: crops per optimiser step (per process under torchrun).
+        lr: Adam's learning rate; warm-up over the first 2 % of steps, then cosine decay to 1 %.
+        width, bottleneck: the network (see :class:`bopnp.models.UNetConfig`); the crop size is the cache's.
+        val_fraction: share of the scenes held out for validation (at least one scene when there are two).
+        val_every: validate every this many steps (and at the end); 0: only at the end.
+        val_crops: validate on at most this many held-out crops (a fixed, evenly spread subset).
+        ckpt_every: write ``last.pt`` every this many steps (also at every validation and at the end).
+        min_visib_fract: crops of instances less visible than this are not trained on.
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``. amp: bf16 autocast on CUDA.
+        workers: DataLoader worker processes. seed: the run's seed (weights, order, augmentation).
+        log_every: log and write TensorBoard scalars every this many steps.
+    """
+
+    bop_path: str = "datasets"
+    name: str = "demo"
+    split: str = "train_pbr"
+    objects: tuple[int, ...] | None = None
+    out: str | None = None
+    steps: int = 2000
+    e2e: bool = False
+    e2e_steps: int | None = None
+    init: str | None = None
+    batch_size: int = 16
+    lr: float = 1e-3
+    width: int = 32
+    bottleneck: int = 256
+    val_fraction: float = 0.1
+    val_every: int = 500
+    val_crops: int = 256
+    ckpt_every: int = 100
+    min_visib_fract: float = 0.1
+    device: DeviceChoice = "auto"
+    amp: bool = True
+    workers: int = 2
+    seed: int = 0
+    log_every: int = 20
+    loss: CoordLossConfig = field(default_factory=CoordLossConfig)
+    e2e_loss: E2EConfig = field(default_factory=E2EConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out) if self.out else Path("results") / "train" / self.name / "pose"
+
+    @property
+    def e2e_start(self) -> int:
+        """The step from which the e2e phase runs (``steps`` when there is none)."""
+        if not self.e2e:
+            return self.steps
+        if self.e2e_steps is not None:
+            return self.steps - self.e2e_steps
+        return 0 if self.init else self.steps - max(1, self.steps // 4)
+
+    def validate(self) -> PoseTrainConfig:
+        def need(ok: bool, msg: str) -> None:
+            if not ok:
+                raise ConfigError(msg)
+
+        need(self.steps >= 1, f"steps must be at least 1, got {self.steps}")
+        need(self.batch_size >= 2, f"batch_size must be at least 2 (batch norm needs two crops), got {self.batch_size}")
+        need(math.isfinite(self.lr) and self.lr > 0, f"lr must be a positive number (e.g. 1e-3), got {self.lr}")
+        need(self.width >= 1 and self.bottleneck >= 0, f"width must be >= 1 and bottleneck >= 0, got {self.width}, "
+             f"{self.bottleneck}")
+        need(0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        for name in ("val_every", "ckpt_every", "log_every", "workers", "val_crops"):
+            need(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
+        need(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        need(self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.e2e_steps is not None:
+            need(self.e2e, "e2e_steps needs e2e (pass --e2e)")
+            need(0 < self.e2e_steps <= self.steps, f"e2e_steps must be in [1, steps={self.steps}], got {self.e2e_steps}")
+        need(not self.objects or min(self.objects) >= 1, f"objects must be positive ids, got {self.objects}")
+        self.loss.validate()
+        self.e2e_loss.validate()
+        self.augment.validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PoseTrainConfig:
+        """The config of a saved ``to_dict()`` (tuples restored, unknown keys refused)."""
+        data = dict(data)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown training settings {unknown}: this run was made by another version of bopnp")
+        nested = {"loss": CoordLossConfig, "e2e_loss": E2EConfig, "augment": AugmentConfig}
+        for key, kind in nested.items():
+            if isinstance(data.get(key), dict):
+                sub = dict(data[key])
+                for f in dataclasses.fields(kind):
+                    if isinstance(sub.get(f.name), list):
+                        sub[f.name] = tuple(sub[f.name])
+                data[key] = kind(**sub)
+        if isinstance(data.get("objects"), list):
+            data["objects"] = tuple(data["objects"])
+        return cls(**data)
+
+
+__all__ = ["PoseTrainConfig"]

@@ -1,0 +1,64 @@
+import math
+
+import torch
+
+from bopnp.geometry import project_points
+from bopnp.models.correspondences import crop_correspondences, crop_pixel_centres
+from bopnp.pnp import solve_pnp
+
+
+def test_pixel_centres_follow_the_crop_convention():
+    box = torch.tensor([[10.0, 20.0, 18.0, 28.0]], dtype=torch.float64)  # 8 image px -> 4 crop px: s = 0.5
+    uv = crop_pixel_centres(box, 4).view(4, 4, 2)
+    torch.testing.assert_close(uv[0, 0], torch.tensor([10.0, 20.0], dtype=torch.float64))
+    torch.testing.assert_close(uv[2, 3], torch.tensor([10.0 + 3 * 2, 20.0 + 2 * 2], dtype=torch.float64))
+
+
+def _plane_scene(S=16):
+    """A plane z_m = 0 seen by a camera; exact model coordinates for every crop pixel by ray casting."""
+    K = torch.tensor([[600.0, 0, 320], [0, 600.0, 240], [0, 0, 1]], dtype=torch.float64)
+    a = 0.4
+    R = torch.tensor([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]], dtype=torch.float64)
+    t = torch.tensor([5.0, -3.0, 400.0], dtype=torch.float64)
+    box = torch.tensor([[280.0, 200.0, 360.0, 280.0]], dtype=torch.float64)
+    uv = crop_pixel_centres(box, S)[0]
+    rays = torch.linalg.solve(K, torch.cat([uv, torch.ones(S * S, 1, dtype=torch.float64)], 1).T).T  # (N, 3) camera
+    # points X = R^T (s * ray - t) with X_z = 0: s = (R^T t)_z / (R^T ray)_z
+    Rt_t, Rt_ray = R.T @ t, rays @ R
+    s = Rt_t[2] / Rt_ray[:, 2]
+    X = s[:, None] * Rt_ray - Rt_t
+    return K, R, t, box, X
+
+
+def test_exact_coordinates_give_the_exact_pose():
+    S = 16
+    K, R, t, box, X_mm = _plane_scene(S)
+    centre, half = torch.tensor([[0.0, 0.0, 0.0]], dtype=torch.float64), torch.tensor([[60.0, 60.0, 10.0]],
+                                                                                      dtype=torch.float64)
+    xyz = ((X_mm - centre) / half).T.reshape(1, 3, S, S)
+    err = torch.zeros(1, 1, S, S, dtype=torch.float64)
+    x2d, x3d, w = crop_correspondences(xyz, err, box, centre, half)
+    torch.testing.assert_close(x3d[0], X_mm)
+    torch.testing.assert_close(project_points((x3d[0] @ R.T + t)[None], K[None])[0], x2d[0], atol=1e-9, rtol=0)
+    res = solve_pnp(x2d, x3d, K, w)
+    assert bool(res.valid.all())
+    torch.testing.assert_close(res.R[0], R, atol=1e-6, rtol=0)
+    torch.testing.assert_close(res.t[0], t, atol=1e-3, rtol=0)
+
+
+def test_weights_drop_background_and_uncertain_pixels_and_follow_the_error_map():
+    S = 4
+    xyz = torch.full((1, 3, S, S), 0.5)
+    xyz[0, :, 0, 0] = 0.0  # background
+    err = torch.zeros(1, 1, S, S, requires_grad=True)
+    with torch.no_grad():
+        err[0, 0, 1, 1] = 0.6  # above max_err
+        err[0, 0, 2, 2] = 0.25
+    box = torch.tensor([[0.0, 0.0, 4.0, 4.0]])
+    _, _, w = crop_correspondences(xyz, err, box, torch.zeros(1, 3), torch.ones(1, 3), max_err=0.5)
+    w = w.view(S, S)
+    assert w[0, 0] == 0 and w[1, 1] == 0
+    torch.testing.assert_close(w[2, 2], torch.tensor(0.5))
+    assert w[3, 3] == 1
+    w.sum().backward()
+    assert err.grad[0, 0, 2, 2] == -2.0  # d(1 - e / 0.5) / de

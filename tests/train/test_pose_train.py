@@ -1,0 +1,113 @@
+"""The pose-network run: folder rules, exact resume, the e2e phase, a clear stop on a non-finite loss."""
+
+import json
+
+import pytest
+import torch
+
+from bopnp.errors import CheckpointError, ConfigError, TrainingError
+from bopnp.train.checkpoint import load_checkpoint
+from bopnp.train.config import PoseTrainConfig
+from bopnp.train.pose import PoseTrainer, split_scenes, train_pose
+
+
+def _config(bop, name, out, **kw):
+    base = dict(bop_path=str(bop), name=name, steps=6, batch_size=4, width=4, bottleneck=0, workers=0,
+                out=str(out), ckpt_every=2, log_every=1, val_every=0, val_crops=4)
+    return PoseTrainConfig(**{**base, **kw})
+
+
+def _weights(path):
+    return load_checkpoint(path)["model"]
+
+
+def test_run_writes_its_folder_validates_and_refuses_to_overwrite(tiny_train_dataset, tmp_path):
+    bop, name = tiny_train_dataset
+    cfg = _config(bop, name, tmp_path / "run")
+    summary = train_pose(cfg, progress=False)
+    run = tmp_path / "run"
+    for f in ("config.json", "last.pt", "best.pt", "log.jsonl", "augmented.png"):
+        assert (run / f).is_file(), f
+    assert PoseTrainConfig.from_dict(json.loads((run / "config.json").read_text())) == cfg
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "loss" in r] == [1, 2, 3, 4, 5, 6]
+    val = [r for r in records if r.get("validation")]
+    assert len(val) == 1 and 0 <= val[0]["add_s"] <= 1 and summary.validations[0]["step"] == 6
+    assert load_checkpoint(run / "last.pt")["state"]["step"] == 6
+    with pytest.raises(ConfigError, match="--resume"):
+        train_pose(cfg, progress=False)
+
+
+def test_killed_run_resumes_to_the_same_weights(tiny_train_dataset, tmp_path, monkeypatch):
+    bop, name = tiny_train_dataset
+    full = _config(bop, name, tmp_path / "full", steps=7, val_fraction=0.0)
+    train_pose(full, progress=False)
+
+    part = _config(bop, name, tmp_path / "part", steps=7, val_fraction=0.0)
+    original = PoseTrainer.step_fn
+
+    def dies_at_step_5(self, model, batch, step):  # step 4 was checkpointed; step 5 runs half-way
+        if step == 4:
+            raise KeyboardInterrupt
+        return original(self, model, batch, step)
+
+    monkeypatch.setattr(PoseTrainer, "step_fn", dies_at_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        train_pose(part, progress=False)
+    assert load_checkpoint(tmp_path / "part" / "last.pt")["state"]["step"] == 4
+    monkeypatch.setattr(PoseTrainer, "step_fn", original)
+    summary = train_pose(part, resume=True, progress=False)
+    assert summary.resumed_from == 4
+    a, b = _weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "part" / "last.pt")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+
+
+def test_resume_refuses_other_settings_and_a_missing_run(tiny_train_dataset, tmp_path):
+    bop, name = tiny_train_dataset
+    with pytest.raises(CheckpointError, match="nothing to resume"):
+        train_pose(_config(bop, name, tmp_path / "none"), resume=True, progress=False)
+    train_pose(_config(bop, name, tmp_path / "r", steps=2, val_fraction=0.0), progress=False)
+    with pytest.raises(CheckpointError, match="lr"):
+        train_pose(_config(bop, name, tmp_path / "r", steps=4, val_fraction=0.0, lr=0.5), resume=True, progress=False)
+
+
+def test_e2e_phase_adds_the_projection_loss_for_its_steps(tiny_train_dataset, tmp_path):
+    bop, name = tiny_train_dataset
+    cfg = _config(bop, name, tmp_path / "e2e", steps=5, e2e=True, e2e_steps=2, val_fraction=0.0)
+    assert cfg.e2e_start == 3
+    train_pose(cfg, progress=False)
+    records = [json.loads(line) for line in (tmp_path / "e2e" / "log.jsonl").read_text().splitlines()]
+    with_proj = [r["step"] for r in records if "proj" in r]
+    assert with_proj == [4, 5]
+
+
+def test_non_finite_loss_stops_naming_the_step_and_keeps_the_batch(tiny_train_dataset, tmp_path, monkeypatch):
+    bop, name = tiny_train_dataset
+    original = PoseTrainer.step_fn
+
+    def nan_at_step_3(self, model, batch, step):
+        out = original(self, model, batch, step)
+        if step == 2:
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(PoseTrainer, "step_fn", nan_at_step_3)
+    with pytest.raises(TrainingError, match=r"step 3 .*nonfinite\.pt"):
+        train_pose(_config(bop, name, tmp_path / "nan", val_fraction=0.0), progress=False)
+    saved = load_checkpoint(tmp_path / "nan" / "nonfinite.pt")
+    assert saved["state"]["step"] == 2 and saved["batch"]["image"].shape[0] == 4
+
+
+def test_split_scenes_holds_out_the_last_ones():
+    assert split_scenes([3, 1, 2, 0], 0.25) == ([0, 1, 2], [3])
+    assert split_scenes([5], 0.5) == ([5], [])
+    assert split_scenes([1, 2], 0.0) == ([1, 2], [])
+
+
+@pytest.mark.parametrize("kw, match", [({"batch_size": 1}, "batch_size"), ({"e2e_steps": 3}, "--e2e"),
+                                       ({"e2e": True, "e2e_steps": 99}, "e2e_steps"), ({"lr": float("nan")}, "lr")])
+def test_config_errors_say_how_to_fix(kw, match, tmp_path):
+    with pytest.raises(ConfigError, match=match):
+        _config(tmp_path, "x", tmp_path / "o", **kw).validate()

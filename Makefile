@@ -11,11 +11,12 @@ PYTEST_ARGS ?=
 EGL_DEBS := libegl1 libegl-mesa0 libgl1-mesa-dri libgles2
 export BOP_PATH
 
-.PHONY: setup egl demo test test-oldest bop-eval bench gpu-check help
+.PHONY: setup egl demo test lint test-oldest bop-eval bench gpu-check help
 
 help:
 	@echo "make demo      set up, then synth -> prepare -> check on the synthetic dataset '$(DEMO)'"
 	@echo "make test      set up, then run the tests"
+	@echo "make lint      ruff: lint rules and formatting (line length 120), as CI checks them"
 	@echo "make test-oldest  the tests with the oldest supported torch/torchvision (own venv, several GB)"
 	@echo "make bop-eval  score every CSV in results/ (or RESULTS=...) and print a leaderboard table"
 	@echo "make bench     run the benchmarks in bench/"
@@ -51,6 +52,10 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # The oldest supported torch and torchvision (2.11 / 0.26) with the rest of the pinned set, in their own venv.
 # Their wheels are CUDA builds: the first run downloads several GB of CUDA packages.

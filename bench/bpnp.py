@@ -163,10 +163,40 @@ def _opencv_loop(x3d: np.ndarray, x2d: np.ndarray, K: np.ndarray, ransac: Ransac
 
 
 # aten ops that launch no kernel (views, allocations, metadata)
-_NO_KERNEL = {"as_strided", "view", "_unsafe_view", "_reshape_alias", "alias", "t", "transpose", "expand", "unsqueeze",
-              "squeeze", "select", "slice", "permute", "detach", "lift_fresh", "empty", "empty_strided", "empty_like",
-              "resolve_conj", "resolve_neg", "unbind", "split", "split_with_sizes", "narrow", "diagonal", "_conj",
-              "set_", "unflatten", "movedim", "flatten", "reshape", "_local_scalar_dense"}
+_NO_KERNEL = {
+    "as_strided",
+    "view",
+    "_unsafe_view",
+    "_reshape_alias",
+    "alias",
+    "t",
+    "transpose",
+    "expand",
+    "unsqueeze",
+    "squeeze",
+    "select",
+    "slice",
+    "permute",
+    "detach",
+    "lift_fresh",
+    "empty",
+    "empty_strided",
+    "empty_like",
+    "resolve_conj",
+    "resolve_neg",
+    "unbind",
+    "split",
+    "split_with_sizes",
+    "narrow",
+    "diagonal",
+    "_conj",
+    "set_",
+    "unflatten",
+    "movedim",
+    "flatten",
+    "reshape",
+    "_local_scalar_dense",
+}
 
 
 def count_ops(fn) -> tuple[int, int]:
@@ -197,8 +227,9 @@ def count_ops(fn) -> tuple[int, int]:
     return counts["ops"], counts["syncs"]
 
 
-def bench_row(device: str, B: int, N: int, repeats: int, *, ransac: RansacConfig | None = None,
-              with_opencv: bool = True) -> dict:
+def bench_row(
+    device: str, B: int, N: int, repeats: int, *, ransac: RansacConfig | None = None, with_opencv: bool = True
+) -> dict:
     x3d, x2d, K, R_true = make_problems(B, N, outliers=0.5 if ransac else 0.0)
     x3d_t, x2d_t, K_t = (v.to(device=device, dtype=torch.float32) for v in (x3d, x2d, K))
 
@@ -215,16 +246,20 @@ def bench_row(device: str, B: int, N: int, repeats: int, *, ransac: RansacConfig
     row = {"device": device, "B": B, "N": N, "ransac": ransac is not None}
     row["fwd_bwd_ms"], row["fwd_bwd_min_ms"], _ = _median_ms(fwd_bwd, device, repeats)
     row["fwd_ms"], _, res = _median_ms(fwd, device, repeats)
-    row["peak_mib"] = _peak_mib(fwd_bwd, device) if device == "cuda" else _peak_mib_cpu(B, N, ransac is not None,
-                                                                                         torch.get_num_threads())
+    row["peak_mib"] = (
+        _peak_mib(fwd_bwd, device)
+        if device == "cuda"
+        else _peak_mib_cpu(B, N, ransac is not None, torch.get_num_threads())
+    )
     row["ops"], row["syncs"] = count_ops(fwd_bwd)
     row["valid"] = float(res.valid.float().mean())
     row["iters"] = float(res.iterations.float().mean())
     row["rot_err_deg"] = float(rotation_angle_deg(res.R.double().cpu(), R_true).median())
     if with_opencv:
         x3d_np, x2d_np, K_np = x3d.numpy(), x2d.numpy(), K.numpy()
-        row["opencv_ms"], _, R_cv = _median_ms(lambda: _opencv_loop(x3d_np, x2d_np, K_np, ransac), "cpu",
-                                               max(1, repeats // 2))
+        row["opencv_ms"], _, R_cv = _median_ms(
+            lambda: _opencv_loop(x3d_np, x2d_np, K_np, ransac), "cpu", max(1, repeats // 2)
+        )
         R_cv = torch.from_numpy(np.stack(R_cv))
         row["opencv_rot_err_deg"] = float(rotation_angle_deg(R_cv, R_true).median())
         row["speedup"] = row["opencv_ms"] / row["fwd_bwd_ms"]
@@ -235,16 +270,21 @@ def _fmt(v, spec):
     return "-" if v is None else format(v, spec)
 
 
-HEADER = ("| device | B | N | RANSAC | ours fwd+bwd ms (median / min) | ours fwd ms | peak MiB | OpenCV fwd ms | x OpenCV "
-          "| LM iters | rot err deg (ours / OpenCV) | ops / item reads |")
+HEADER = (
+    "| device | B | N | RANSAC | ours fwd+bwd ms (median / min) | ours fwd ms | peak MiB | OpenCV fwd ms | x OpenCV "
+    "| LM iters | rot err deg (ours / OpenCV) | ops / item reads |"
+)
 
 
 def print_row(r: dict) -> None:
-    print(f"| {r['device']} | {r['B']} | {r['N']} | {'yes' if r['ransac'] else 'no'} | {r['fwd_bwd_ms']:.2f} / "
-          f"{r['fwd_bwd_min_ms']:.2f} | "
-          f"{r['fwd_ms']:.2f} | {_fmt(r['peak_mib'], '.1f')} | {_fmt(r.get('opencv_ms'), '.1f')} | "
-          f"{_fmt(r.get('speedup'), '.1f')} | {r['iters']:.1f} | {r['rot_err_deg']:.3f} / "
-          f"{_fmt(r.get('opencv_rot_err_deg'), '.3f')} | {r['ops']} / {r['syncs']} |", flush=True)
+    print(
+        f"| {r['device']} | {r['B']} | {r['N']} | {'yes' if r['ransac'] else 'no'} | {r['fwd_bwd_ms']:.2f} / "
+        f"{r['fwd_bwd_min_ms']:.2f} | "
+        f"{r['fwd_ms']:.2f} | {_fmt(r['peak_mib'], '.1f')} | {_fmt(r.get('opencv_ms'), '.1f')} | "
+        f"{_fmt(r.get('speedup'), '.1f')} | {r['iters']:.1f} | {r['rot_err_deg']:.3f} / "
+        f"{_fmt(r.get('opencv_rot_err_deg'), '.3f')} | {r['ops']} / {r['syncs']} |",
+        flush=True,
+    )
 
 
 def print_table(rows: list[dict]) -> None:
@@ -259,19 +299,30 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--_memory-row"]:  # internal: one CPU memory measurement (see _peak_mib_cpu)
         _memory_row(int(argv[1]), int(argv[2]), bool(int(argv[3])), int(argv[4]))
         return 0
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--device", choices=["cpu", "cuda", "all"], default="all", help="all: cpu, and cuda when present")
     ap.add_argument("--batch", type=int, nargs="+", help="batch sizes (default: CPU 1 32 256, CUDA as --full)")
     ap.add_argument("--points", type=int, nargs="+", help="points per item (default: CPU 100 1000, CUDA as --full)")
-    ap.add_argument("--full", action="store_true", help="B in {1, 32, 256, 1024} x N in {100, 1000, 4096} on every device")
+    ap.add_argument(
+        "--full", action="store_true", help="B in {1, 32, 256, 1024} x N in {100, 1000, 4096} on every device"
+    )
     ap.add_argument("--repeats", type=int, default=5, help="timed repeats per measurement (at least)")
     ap.add_argument("--no-opencv", action="store_true", help="skip the OpenCV loop")
     ap.add_argument("--no-ransac", action="store_true", help="skip the RANSAC rows (B=32, N=4096, 100 minimal sets)")
-    ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 is steadier on a busy "
-                    "machine, where intra-op threads wait on each other)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        help="torch CPU threads (default: torch's choice; 1 is steadier on a busy "
+        "machine, where intra-op threads wait on each other)",
+    )
     ap.add_argument("--json", type=Path, help="also write the rows to this file")
-    ap.add_argument("--default-malloc", action="store_true",
-                    help="keep glibc's default trimming (see the module docstring) instead of re-running with it off")
+    ap.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="keep glibc's default trimming (see the module docstring) instead of re-running with it off",
+    )
     args = ap.parse_args(argv)
     if sys.platform.startswith("linux") and not args.default_malloc and "MALLOC_TRIM_THRESHOLD_" not in os.environ:
         env = dict(os.environ, MALLOC_TRIM_THRESHOLD_=str(2**31), MALLOC_MMAP_THRESHOLD_=str(2**31))
@@ -284,9 +335,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.device == "cuda":
             ap.error("--device cuda: no CUDA device is available")
         devices.remove("cuda")
-    print(f"torch {torch.__version__}, OpenCV {cv2.__version__}, {torch.get_num_threads()} CPU threads"
-          + (f", {torch.cuda.get_device_name()}" if "cuda" in devices else "")
-          + f", MALLOC_TRIM_THRESHOLD_={os.environ.get('MALLOC_TRIM_THRESHOLD_', 'default')}")
+    print(
+        f"torch {torch.__version__}, OpenCV {cv2.__version__}, {torch.get_num_threads()} CPU threads"
+        + (f", {torch.cuda.get_device_name()}" if "cuda" in devices else "")
+        + f", MALLOC_TRIM_THRESHOLD_={os.environ.get('MALLOC_TRIM_THRESHOLD_', 'default')}"
+    )
     print_table([])
     rows = []
     ransac = RansacConfig(threshold_px=5.0, iterations=100)
@@ -303,8 +356,9 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(bench_row(device, B, N, args.repeats, with_opencv=not args.no_opencv))
             print_row(rows[-1])
         if not args.no_ransac:
-            rows.append(bench_row(device, 32, 4096, max(2, args.repeats // 2), ransac=ransac,
-                                  with_opencv=not args.no_opencv))
+            rows.append(
+                bench_row(device, 32, 4096, max(2, args.repeats // 2), ransac=ransac, with_opencv=not args.no_opencv)
+            )
             print_row(rows[-1])
     print()
     print_table(rows)

@@ -29,14 +29,18 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from lmo_data import default_lmo_dir
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # bopnp from this checkout, installed or not
 DEFAULT_LMO = default_lmo_dir()
-SCORE_KEYS = ["bop19_average_recall", "bop19_average_recall_vsd", "bop19_average_recall_mssd", "bop19_average_recall_mspd",
-              "bop19_average_time_per_image"]
+SCORE_KEYS = [
+    "bop19_average_recall",
+    "bop19_average_recall_vsd",
+    "bop19_average_recall_mssd",
+    "bop19_average_recall_mspd",
+    "bop19_average_time_per_image",
+]
 
 
 def build_scratch(lmo: Path, root: Path) -> str:
@@ -84,8 +88,10 @@ def build_scratch(lmo: Path, root: Path) -> str:
         infos[im_id] = [GtInfo(**e) for e in compute_gt_info(r, cams[im_id].K, instances, depth_mm)]
     io.save_scene_camera(dst / "scene_camera.json", new_cams)
     io.save_scene_gt_info(dst / "scene_gt_info.json", infos)
-    summary = (f"depth: {real} real image(s) kept, {rendered} rendered from the GT poses (depth_scale 0.1); "
-               "scene_gt_info computed from the depth images (bop_toolkit's definitions)")
+    summary = (
+        f"depth: {real} real image(s) kept, {rendered} rendered from the GT poses (depth_scale 0.1); "
+        "scene_gt_info computed from the depth images (bop_toolkit's definitions)"
+    )
     stamp.write_text(summary)
     return summary
 
@@ -117,7 +123,17 @@ def write_estimates(lmo: Path, path: Path, seed: int) -> int:
             ests.append(PoseEstimate(t.scene_id, t.im_id, t.obj_id, float(rng.uniform(0.5, 1.0)), U @ Vt, tt, time_s))
             if rng.random() < 0.3:
                 U, _, Vt = np.linalg.svd(rot(rng.normal(0, 1.0, 3)) @ g.R_m2c)
-                ests.append(PoseEstimate(t.scene_id, t.im_id, t.obj_id, float(rng.uniform(0.0, 0.5)), U @ Vt, g.t_m2c + rng.normal(0, 40, 3), time_s))
+                ests.append(
+                    PoseEstimate(
+                        t.scene_id,
+                        t.im_id,
+                        t.obj_id,
+                        float(rng.uniform(0.0, 0.5)),
+                        U @ Vt,
+                        g.t_m2c + rng.normal(0, 40, 3),
+                        time_s,
+                    )
+                )
     path.parent.mkdir(parents=True, exist_ok=True)
     save_results_csv(path, ests)  # the rotations are orthonormalised above (SVD): the reader's checks pass
     return len(ests)
@@ -132,7 +148,20 @@ def _children_cpu() -> float:
 
 def run_bopnp(csv: Path, bop: Path, out: Path, device: str) -> tuple[float, float, dict]:
     """(wall s, cpu s of the command and its workers, scores)."""
-    cmd = [sys.executable, "-m", "bopnp", "eval", str(csv), "--bop-path", str(bop), "--out", str(out), "--device", device, "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bopnp",
+        "eval",
+        str(csv),
+        "--bop-path",
+        str(bop),
+        "--out",
+        str(out),
+        "--device",
+        device,
+        "-q",
+    ]
     if importlib.util.find_spec("matplotlib") is None:
         cmd.append("--no-plots")  # a bare GPU image may lack it; said in the output
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
@@ -152,10 +181,20 @@ def run_toolkit(csv: Path, bop: Path, out: Path, python: str, workers: int) -> t
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--lmo", type=Path, default=DEFAULT_LMO, help="real LM-O files (default: $BOPNP_LMO_DIR, the copy beside the checkout, or $BOP_PATH/lmo)")
-    ap.add_argument("--scratch", type=Path, default=REPO / "bench" / "out" / "eval", help="scratch folder (reused between runs)")
-    ap.add_argument("--bop-toolkit-python", default=os.environ.get("BOP_TOOLKIT_PYTHON"),
-                    help="python of an environment where bop_toolkit (a clone, pip install -e) is importable; omit to time bopnp only")
+    ap.add_argument(
+        "--lmo",
+        type=Path,
+        default=DEFAULT_LMO,
+        help="real LM-O files (default: $BOPNP_LMO_DIR, the copy beside the checkout, or $BOP_PATH/lmo)",
+    )
+    ap.add_argument(
+        "--scratch", type=Path, default=REPO / "bench" / "out" / "eval", help="scratch folder (reused between runs)"
+    )
+    ap.add_argument(
+        "--bop-toolkit-python",
+        default=os.environ.get("BOP_TOOLKIT_PYTHON"),
+        help="python of an environment where bop_toolkit (a clone, pip install -e) is importable; omit to time bopnp only",
+    )
     ap.add_argument("--bop-toolkit-workers", type=int, default=1, help="bop_toolkit's --num_workers")
     ap.add_argument("--repeat", type=int, default=3, help="runs of bopnp (the fastest counts; bop_toolkit runs once)")
     ap.add_argument("--seed", type=int, default=0)
@@ -173,24 +212,40 @@ def main() -> None:
     csv = args.scratch / "results" / "perturbed_lmo-test.csv"
     n = write_estimates(args.lmo, csv, args.seed)
     print(f"estimates: {n} rows (perturbed GT poses for the 1445 targets + low-scored wrong poses) in {csv}")
-    print(f"cpu threads: {torch.get_num_threads()}, cuda: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'not available'}")
+    print(
+        f"cpu threads: {torch.get_num_threads()}, cuda: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'not available'}"
+    )
     print("(times are wall-clock of each command, start-up included; the machine may be shared)\n")
 
     rows = []
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for dev in devices:
         runs = [run_bopnp(csv, bop, args.scratch / f"eval_bopnp_{dev}", dev) for _ in range(max(1, args.repeat))]
-        print(f"bopnp ({dev}) runs: " + ", ".join(f"{t:.2f} s ({c:.1f} s cpu)" for t, c, _ in runs)
-              + ("" if importlib.util.find_spec("matplotlib") else " (no matplotlib: without the recall plots)"))
+        print(
+            f"bopnp ({dev}) runs: "
+            + ", ".join(f"{t:.2f} s ({c:.1f} s cpu)" for t, c, _ in runs)
+            + ("" if importlib.util.find_spec("matplotlib") else " (no matplotlib: without the recall plots)")
+        )
         best = min(runs, key=lambda r: r[0])
         rows.append((f"bopnp ({dev})", best[0], min(c for _, c, _ in runs), best[2]))
     if args.bop_toolkit_python:
-        secs, cpu, s = run_toolkit(csv, bop, args.scratch / "eval_bop_toolkit", args.bop_toolkit_python, args.bop_toolkit_workers)
-        rows.append((f"bop_toolkit ({args.bop_toolkit_workers} worker{'s' if args.bop_toolkit_workers > 1 else ''})", secs, cpu, s))
+        secs, cpu, s = run_toolkit(
+            csv, bop, args.scratch / "eval_bop_toolkit", args.bop_toolkit_python, args.bop_toolkit_workers
+        )
+        rows.append(
+            (
+                f"bop_toolkit ({args.bop_toolkit_workers} worker{'s' if args.bop_toolkit_workers > 1 else ''})",
+                secs,
+                cpu,
+                s,
+            )
+        )
     else:
         print("bop_toolkit: not run (pass --bop-toolkit-python)\n")
 
-    head = f"{'tool':<24}{'wall (s)':>9}{'ratio':>7}{'cpu (s)':>9}{'ratio':>7}" + "".join(f"{k.replace('bop19_average_', ''):>16}" for k in SCORE_KEYS)
+    head = f"{'tool':<24}{'wall (s)':>9}{'ratio':>7}{'cpu (s)':>9}{'ratio':>7}" + "".join(
+        f"{k.replace('bop19_average_', ''):>16}" for k in SCORE_KEYS
+    )
     print(head)
     ref = next((r for r in rows if r[0].startswith("bop_toolkit")), None)
     for name, secs, cpu, s in rows:

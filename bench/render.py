@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from lmo_data import default_lmo_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,7 +77,9 @@ def naive_baseline(images, meshes, width: int, height: int):
     pyrender = import_pyrender()  # on EGL, as bopnp's renderer
 
     gl_meshes = {
-        o: pyrender.Mesh.from_trimesh(trimesh.Trimesh(m.vertices_mm, m.faces, vertex_colors=m.colors, process=False), smooth=False)
+        o: pyrender.Mesh.from_trimesh(
+            trimesh.Trimesh(m.vertices_mm, m.faces, vertex_colors=m.colors, process=False), smooth=False
+        )
         for o, m in meshes.items()
     }
     renderer = pyrender.OffscreenRenderer(width, height)
@@ -126,13 +127,17 @@ def main() -> None:
     for obj_id, mesh in meshes.items():
         r.add_model(obj_id, mesh)
     cpu = os.cpu_count()
-    print(f"OpenGL: {r.gl_renderer} ({r.device_name}); CPU cores visible: {cpu}"
-          + (f"; LP_NUM_THREADS={os.environ['LP_NUM_THREADS']}" if "LP_NUM_THREADS" in os.environ else ""))
+    print(
+        f"OpenGL: {r.gl_renderer} ({r.device_name}); CPU cores visible: {cpu}"
+        + (f"; LP_NUM_THREADS={os.environ['LP_NUM_THREADS']}" if "LP_NUM_THREADS" in os.environ else "")
+    )
     print("cuda: " + (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not available"))
     work = images[: args.images]
     n_inst = sum(len(inst) for _, inst in work)
-    print(f"workload: {len(work)} LM-O images, {n_inst} instances, {width}x{height}, {len(meshes)} models "
-          f"({sum(len(m.vertices_mm) for m in meshes.values())} vertices)")
+    print(
+        f"workload: {len(work)} LM-O images, {n_inst} instances, {width}x{height}, {len(meshes)} models "
+        f"({sum(len(m.vertices_mm) for m in meshes.values())} vertices)"
+    )
 
     rows = []
     t, _ = time_passes(lambda: [r.render(K, inst) for K, inst in work], args.repeats)
@@ -160,8 +165,10 @@ def main() -> None:
             both = (out.depth_mm > 0) & (depth > 0)
             depth_err.append(np.median(np.abs(out.depth_mm[both] - depth[both])))
         base_renderer.delete()
-        print(f"check: full masks agree with the baseline on {100 * np.mean(agree):.3f}% of pixels, "
-              f"median depth difference {np.median(depth_err):.4f} mm")
+        print(
+            f"check: full masks agree with the baseline on {100 * np.mean(agree):.3f}% of pixels, "
+            f"median depth difference {np.median(depth_err):.4f} mm"
+        )
 
     print()
     print(f"{'method':<48} {'inst/s':>9} {'ms/image':>9} {'x naive':>8}")

@@ -41,5 +41,7 @@ def check_shape(x: Any, spec: str, name: str = "input", dims: dict[str, int] | N
             continue
         bound = dims.setdefault(token, int(size))
         if bound != size:
-            raise ShapeError(f"{name}: dimension {token} is {size} here but {bound} elsewhere (expected ({spec}), got {tuple(shape)})")
+            raise ShapeError(
+                f"{name}: dimension {token} is {size} here but {bound} elsewhere (expected ({spec}), got {tuple(shape)})"
+            )
     return dims

@@ -111,7 +111,12 @@ def default_workers(cap: int = 8, jobs: int | None = None) -> int:
 
 
 def bounded_workers(
-    requested: int | None, jobs: int, *, worker_mb: float | None = None, default_cap: int = 8, what: str = "--workers",
+    requested: int | None,
+    jobs: int,
+    *,
+    worker_mb: float | None = None,
+    default_cap: int = 8,
+    what: str = "--workers",
     quiet: bool = False,
 ) -> int:
     """The worker count to use: ``min(requested, jobs, usable cores, available memory / worker_mb)``, at least 1.
@@ -176,8 +181,9 @@ def _die_with_parent(parent_pid: int) -> None:
         threading.Thread(target=_watch_parent, args=(parent_pid,), name="bopnp-parent-watchdog", daemon=True).start()
 
 
-def _watch_parent(parent_pid: int, interval_s: float = _WATCHDOG_INTERVAL_S,
-                  on_orphan: Callable[[], object] = lambda: os._exit(1)) -> None:
+def _watch_parent(
+    parent_pid: int, interval_s: float = _WATCHDOG_INTERVAL_S, on_orphan: Callable[[], object] = lambda: os._exit(1)
+) -> None:
     """Poll the parent's pid; call ``on_orphan`` (default: exit at once) when this process was orphaned."""
     import time
 
@@ -253,8 +259,9 @@ def run_jobs(
         return
     n = bounded_workers(workers, len(jobs), worker_mb=worker_mb, quiet=True)
     ctx = mp.get_context(method)
-    pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_start_worker,
-                               initargs=(os.getpid(), initializer, initargs))
+    pool = ProcessPoolExecutor(
+        n, mp_context=ctx, initializer=_start_worker, initargs=(os.getpid(), initializer, initargs)
+    )
     queue = list(reversed(range(len(jobs))))
     running: dict[Any, int] = {}
     try:
@@ -277,7 +284,9 @@ def run_jobs(
                 except BopnpError:
                     raise
                 except Exception as exc:
-                    raise WorkerError(f"a worker failed on job {reprlib.repr(jobs[k])}: {type(exc).__name__}: {exc}") from exc
+                    raise WorkerError(
+                        f"a worker failed on job {reprlib.repr(jobs[k])}: {type(exc).__name__}: {exc}"
+                    ) from exc
                 yield jobs[k], result
         if poll:
             poll()
@@ -286,6 +295,11 @@ def run_jobs(
 
 
 __all__ = [
-    "RENDER_WORKER_MB", "available_memory_mb", "bounded_workers", "cuda_initialized", "default_workers", "run_jobs",
+    "RENDER_WORKER_MB",
+    "available_memory_mb",
+    "bounded_workers",
+    "cuda_initialized",
+    "default_workers",
+    "run_jobs",
     "usable_cpus",
 ]

@@ -8,14 +8,21 @@ in a log (tqdm's carriage-return updates, so a log viewer shows the latest).
 from __future__ import annotations
 
 import sys
-from typing import Iterable
+from collections.abc import Iterable
 
 #: Seconds between two updates when stderr is not a terminal (CI logs, ``nohup``, pipes).
 LOG_INTERVAL_S = 30.0
 
 
-def progress_bar(iterable: Iterable | None = None, *, total: int | None = None, desc: str, unit: str,
-                 enabled: bool | None = True, leave: bool = True):
+def progress_bar(
+    iterable: Iterable | None = None,
+    *,
+    total: int | None = None,
+    desc: str,
+    unit: str,
+    enabled: bool | None = True,
+    leave: bool = True,
+):
     """A tqdm bar on stderr.
 
     Args:
@@ -30,5 +37,14 @@ def progress_bar(iterable: Iterable | None = None, *, total: int | None = None, 
     interactive = sys.stderr.isatty()
     interval = 0.1 if interactive else LOG_INTERVAL_S
     # maxinterval too: tqdm's monitor thread would otherwise print a stale update every 10 s
-    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=None if enabled is None else not enabled,
-                leave=leave, dynamic_ncols=interactive, mininterval=interval, maxinterval=max(interval, 10.0))
+    return tqdm(
+        iterable,
+        total=total,
+        desc=desc,
+        unit=unit,
+        disable=None if enabled is None else not enabled,
+        leave=leave,
+        dynamic_ncols=interactive,
+        mininterval=interval,
+        maxinterval=max(interval, 10.0),
+    )

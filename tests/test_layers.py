@@ -9,8 +9,24 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bopnp"
 
 #: in order; a module may import its own layer and the ones listed before it
 LAYERS = [
-    "errors", "checks", "parallel", "progress", "geometry", "pnp", "bop", "render", "synth", "data", "metrics",
-    "models", "train", "infer", "eval", "viz", "cli", "__main__",
+    "errors",
+    "checks",
+    "parallel",
+    "progress",
+    "geometry",
+    "pnp",
+    "bop",
+    "render",
+    "synth",
+    "data",
+    "metrics",
+    "models",
+    "train",
+    "infer",
+    "eval",
+    "viz",
+    "cli",
+    "__main__",
 ]
 
 

@@ -67,8 +67,9 @@ def big_machine(monkeypatch):
 def test_a_huge_request_on_three_jobs_starts_at_most_three_workers(big_machine, tmp_path, method):
     started = tmp_path / "started"
     started.mkdir()
-    out = dict(run_jobs(_slow_square, [1, 2, 3], 100000, initializer=_record_pid, initargs=(str(started),),
-                        method=method))
+    out = dict(
+        run_jobs(_slow_square, [1, 2, 3], 100000, initializer=_record_pid, initargs=(str(started),), method=method)
+    )
     assert out == {1: 1, 2: 4, 3: 9}
     pids = [int(p.name) for p in started.iterdir()]  # every started worker ran the initializer once
     assert 1 <= len(pids) <= 3
@@ -216,10 +217,18 @@ def test_fork_is_refused_after_cuda_was_initialised(monkeypatch):
 
 
 def test_cuda_check_does_not_import_torch():
-    code = ("import sys; from bopnp.parallel import cuda_initialized; assert not cuda_initialized(); "
-            "print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
-                         text=True, check=True, timeout=60)
+    code = (
+        "import sys; from bopnp.parallel import cuda_initialized; assert not cuda_initialized(); "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     assert out.stdout.strip() == "False"
 
 

@@ -13,9 +13,9 @@ import gzip
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -49,7 +49,9 @@ def read_json(path: str | os.PathLike, what: str = "", fix: str | None = None) -
         raw = path.read_bytes()
     except FileNotFoundError:
         hint = f" ({what})" if what else ""
-        raise DatasetError(f"{path} not found{hint}: {fix or 'check the path, or download the file from the BOP website'}") from None
+        raise DatasetError(
+            f"{path} not found{hint}: {fix or 'check the path, or download the file from the BOP website'}"
+        ) from None
     except IsADirectoryError:
         raise DatasetError(f"{path} is a folder, expected a json file") from None
     if path.name.endswith(".gz"):
@@ -84,7 +86,12 @@ def write_json(path: str | os.PathLike, content: Any) -> None:
     """Write ``content`` as json, atomically, in bop_toolkit's layout: one top-level key (sorted
     numerically when the keys are ids) or one list element per line. ``.json.gz`` is gzip-compressed."""
     if isinstance(content, Mapping):
-        keys = sorted(content, key=lambda k: (0, int(k), "") if is_int(k) or (isinstance(k, str) and k.lstrip("-").isdigit()) else (1, 0, str(k)))
+        keys = sorted(
+            content,
+            key=lambda k: (
+                (0, int(k), "") if is_int(k) or (isinstance(k, str) and k.lstrip("-").isdigit()) else (1, 0, str(k))
+            ),
+        )
         body = ",\n".join(f"  {json.dumps(str(k))}: {_dumps(content[k])}" for k in keys)
         text = "{\n" + body + ("\n" if keys else "") + "}\n"
     elif isinstance(content, (list, tuple)):
@@ -112,8 +119,13 @@ def _raise(problems: list[str], path: Path, fix: str) -> None:
         raise DatasetError(f"{path}: {len(problems)} problem(s); {fix}", problems)
 
 
-def _id_keyed(content: Any, source: str, problems: list[str], parse_value: Callable[[Any, str, int], T | None],
-              bad_ids: set[int] | None = None) -> dict[int, T]:
+def _id_keyed(
+    content: Any,
+    source: str,
+    problems: list[str],
+    parse_value: Callable[[Any, str, int], T | None],
+    bad_ids: set[int] | None = None,
+) -> dict[int, T]:
     """Parse a json object keyed by integer ids (``"3": ...``); ``parse_value(value, field, id)``.
     Ids whose value is malformed are left out of the result and added to ``bad_ids``."""
     if not isinstance(content, Mapping):
@@ -125,8 +137,13 @@ def _id_keyed(content: Any, source: str, problems: list[str], parse_value: Calla
             problems.append(problem(source, f"[{brief(key)}]", "key is not a non-negative integer id"))
             continue
         if len(key.lstrip("0")) > MAX_ID_DIGITS:
-            problems.append(problem(source, f"[{brief(key)}]", f"id has more than {MAX_ID_DIGITS} digits; "
-                                    "BOP ids are small integers: fix the key"))
+            problems.append(
+                problem(
+                    source,
+                    f"[{brief(key)}]",
+                    f"id has more than {MAX_ID_DIGITS} digits; BOP ids are small integers: fix the key",
+                )
+            )
             continue
         parsed = parse_value(value, f"[{brief(key)}]", int(key))
         if parsed is not None:
@@ -136,7 +153,9 @@ def _id_keyed(content: Any, source: str, problems: list[str], parse_value: Calla
     return dict(sorted(out.items()))
 
 
-def _list_of(value: Any, field: str, source: str, problems: list[str], parse_item: Callable[[Any, str], T | None]) -> list[T] | None:
+def _list_of(
+    value: Any, field: str, source: str, problems: list[str], parse_item: Callable[[Any, str], T | None]
+) -> list[T] | None:
     if not isinstance(value, list):
         problems.append(problem(source, field, f"expected a list, got {type(value).__name__}"))
         return None
@@ -162,7 +181,9 @@ def _as_object(v: Any, field: str, source: str, problems: list[str]) -> bool:
 # ----------------------------------------------------------------------------- models_info.json
 
 
-def parse_models_info(content: Any, source: str, problems: list[str], rot_tol: float = GT_ROT_TOL) -> dict[int, ModelInfo]:
+def parse_models_info(
+    content: Any, source: str, problems: list[str], rot_tol: float = GT_ROT_TOL
+) -> dict[int, ModelInfo]:
     """``models_info.json`` content -> {obj_id: ModelInfo}; appends a line per problem."""
 
     def one(entry: Any, field: str, obj_id: int) -> ModelInfo | None:
@@ -171,7 +192,9 @@ def parse_models_info(content: Any, source: str, problems: list[str], rot_tol: f
         n0 = len(problems)
         diameter = _get(entry, "diameter", field, source, problems)
         if diameter is not None and not (is_number(diameter) and diameter > 0):
-            problems.append(problem(source, f"{field}.diameter", f"must be a positive number (mm), got {brief(diameter)}"))
+            problems.append(
+                problem(source, f"{field}.diameter", f"must be a positive number (mm), got {brief(diameter)}")
+            )
         mins, sizes = [], []
         for axis in "xyz":
             for key, dest in ((f"min_{axis}", mins), (f"size_{axis}", sizes)):
@@ -184,7 +207,9 @@ def parse_models_info(content: Any, source: str, problems: list[str], rot_tol: f
         disc = []
         sd = entry.get("symmetries_discrete", [])
         if not isinstance(sd, list):
-            problems.append(problem(source, f"{field}.symmetries_discrete", "expected a list of flattened 4x4 matrices"))
+            problems.append(
+                problem(source, f"{field}.symmetries_discrete", "expected a list of flattened 4x4 matrices")
+            )
             sd = []
         for i, m in enumerate(sd):
             f = f"{field}.symmetries_discrete[{i}]"
@@ -199,7 +224,9 @@ def parse_models_info(content: Any, source: str, problems: list[str], rot_tol: f
         cont = []
         sc = entry.get("symmetries_continuous", [])
         if not isinstance(sc, list):
-            problems.append(problem(source, f"{field}.symmetries_continuous", "expected a list of {axis, offset} objects"))
+            problems.append(
+                problem(source, f"{field}.symmetries_continuous", "expected a list of {axis, offset} objects")
+            )
             sc = []
         for i, s in enumerate(sc):
             f = f"{field}.symmetries_continuous[{i}]"
@@ -217,7 +244,9 @@ def parse_models_info(content: Any, source: str, problems: list[str], rot_tol: f
         # a diameter that does not fit the box is a problem, but the entry is kept: `bopnp check` still
         # compares it with the mesh, which tells which of the two is wrong
         check_diameter(float(diameter), sizes, source, f"{field}.diameter", problems)
-        known = {"diameter", "symmetries_discrete", "symmetries_continuous"} | {f"{k}_{a}" for k in ("min", "size") for a in "xyz"}
+        known = {"diameter", "symmetries_discrete", "symmetries_continuous"} | {
+            f"{k}_{a}" for k in ("min", "size") for a in "xyz"
+        }
         return ModelInfo(
             obj_id=obj_id,
             diameter_mm=float(diameter),
@@ -253,10 +282,15 @@ def models_info_to_json(infos: Mapping[int, ModelInfo]) -> dict[str, dict]:
             e[f"min_{a}"] = float(info.min_mm[i])
             e[f"size_{a}"] = float(info.size_mm[i])
         if len(info.symmetries_discrete):
-            e["symmetries_discrete"] = [np.asarray(m, np.float64).reshape(16).tolist() for m in info.symmetries_discrete]
+            e["symmetries_discrete"] = [
+                np.asarray(m, np.float64).reshape(16).tolist() for m in info.symmetries_discrete
+            ]
         if info.symmetries_continuous:
             e["symmetries_continuous"] = [
-                {"axis": np.asarray(s.axis, np.float64).tolist(), "offset": np.asarray(s.offset_mm, np.float64).tolist()}
+                {
+                    "axis": np.asarray(s.axis, np.float64).tolist(),
+                    "offset": np.asarray(s.offset_mm, np.float64).tolist(),
+                }
                 for s in info.symmetries_continuous
             ]
         for k, v in info.extra.items():
@@ -290,11 +324,19 @@ def parse_camera(content: Any, source: str, problems: list[str]) -> Camera | Non
         elif key in ("width", "height") and not (is_int(v) and v > 0):
             problems.append(problem(source, key, f"must be a positive integer (pixels), got {brief(v)}"))
         elif not is_number(v) or (key in ("fx", "fy") and v <= 0):
-            problems.append(problem(source, key, f"must be a {'positive ' if key in ('fx', 'fy') else ''}number (pixels), got {brief(v)}"))
+            problems.append(
+                problem(
+                    source,
+                    key,
+                    f"must be a {'positive ' if key in ('fx', 'fy') else ''}number (pixels), got {brief(v)}",
+                )
+            )
         vals[key] = v
     depth_scale = content.get("depth_scale")
     if depth_scale is not None and not (is_number(depth_scale) and depth_scale > 0):
-        problems.append(problem(source, "depth_scale", f"must be a positive number (mm per depth unit), got {brief(depth_scale)}"))
+        problems.append(
+            problem(source, "depth_scale", f"must be a positive number (mm per depth unit), got {brief(depth_scale)}")
+        )
     if len(problems) > n0:
         return None
     known = {"fx", "fy", "cx", "cy", "width", "height", "depth_scale"}
@@ -325,9 +367,17 @@ def save_camera(path: str | os.PathLike, camera: Camera) -> None:
     """Write ``camera.json`` (atomic)."""
     K = np.asarray(camera.K, np.float64)
     if abs(K[0, 1]) > 0 or np.any(K[2] != [0, 0, 1]) or np.any(K[1, :1] != 0):
-        raise DatasetError(f"cannot write {path}: camera.json holds fx, fy, cx, cy only but K has skew or is not upper-triangular: {K.tolist()}")
-    out: dict[str, Any] = {"cx": float(K[0, 2]), "cy": float(K[1, 2]), "fx": float(K[0, 0]), "fy": float(K[1, 1]),
-                           "height": int(camera.height), "width": int(camera.width)}
+        raise DatasetError(
+            f"cannot write {path}: camera.json holds fx, fy, cx, cy only but K has skew or is not upper-triangular: {K.tolist()}"
+        )
+    out: dict[str, Any] = {
+        "cx": float(K[0, 2]),
+        "cy": float(K[1, 2]),
+        "fx": float(K[0, 0]),
+        "fy": float(K[1, 1]),
+        "height": int(camera.height),
+        "width": int(camera.width),
+    }
     if camera.depth_scale is not None:
         out["depth_scale"] = float(camera.depth_scale)
     for k, v in camera.extra.items():
@@ -338,8 +388,9 @@ def save_camera(path: str | os.PathLike, camera: Camera) -> None:
 # ----------------------------------------------------------------------------- scene_camera.json
 
 
-def parse_scene_camera(content: Any, source: str, problems: list[str], rot_tol: float = GT_ROT_TOL,
-                       bad_ids: set[int] | None = None) -> dict[int, ImageCamera]:
+def parse_scene_camera(
+    content: Any, source: str, problems: list[str], rot_tol: float = GT_ROT_TOL, bad_ids: set[int] | None = None
+) -> dict[int, ImageCamera]:
     """``scene_camera.json`` content -> {im_id: ImageCamera}; appends a line per problem (and the ids of
     malformed entries to ``bad_ids``)."""
 
@@ -348,14 +399,26 @@ def parse_scene_camera(content: Any, source: str, problems: list[str], rot_tol: 
             return None
         n0 = len(problems)
         if "cam_model" in entry:
-            problems.append(problem(source, f"{field}.cam_model", "BOP24 camera models are not supported; use a dataset with pinhole cam_K"))
+            problems.append(
+                problem(
+                    source,
+                    f"{field}.cam_model",
+                    "BOP24 camera models are not supported; use a dataset with pinhole cam_K",
+                )
+            )
             return None
         K = _get(entry, "cam_K", field, source, problems)
         K = None if K is None else numbers(K, 9, source, f"{field}.cam_K", problems)
         if K is not None:
             K = K.reshape(3, 3)
             if K[0, 0] <= 0 or K[1, 1] <= 0 or not np.allclose(K[2], [0, 0, 1]):
-                problems.append(problem(source, f"{field}.cam_K", f"not an intrinsics matrix (fx, fy > 0, last row [0, 0, 1]): {K.reshape(-1).tolist()}"))
+                problems.append(
+                    problem(
+                        source,
+                        f"{field}.cam_K",
+                        f"not an intrinsics matrix (fx, fy > 0, last row [0, 0, 1]): {K.reshape(-1).tolist()}",
+                    )
+                )
         ds = entry.get("depth_scale")
         if ds is not None and not (is_number(ds) and ds > 0):
             problems.append(problem(source, f"{field}.depth_scale", f"must be a positive number, got {brief(ds)}"))
@@ -369,8 +432,13 @@ def parse_scene_camera(content: Any, source: str, problems: list[str], rot_tol: 
         if len(problems) > n0:
             return None
         known = {"cam_K", "depth_scale", "cam_R_w2c", "cam_t_w2c"}
-        return ImageCamera(K=K, depth_scale=None if ds is None else float(ds), R_w2c=R, t_w2c=t,
-                           extra={k: v for k, v in entry.items() if k not in known})
+        return ImageCamera(
+            K=K,
+            depth_scale=None if ds is None else float(ds),
+            R_w2c=R,
+            t_w2c=t,
+            extra={k: v for k, v in entry.items() if k not in known},
+        )
 
     return _id_keyed(content, source, problems, one, bad_ids)
 
@@ -415,8 +483,9 @@ def save_scene_camera(path: str | os.PathLike, cameras: Mapping[int, ImageCamera
 # ----------------------------------------------------------------------------- scene_gt.json
 
 
-def parse_scene_gt(content: Any, source: str, problems: list[str], rot_tol: float = GT_ROT_TOL,
-                   bad_ids: set[int] | None = None) -> dict[int, list[GtPose]]:
+def parse_scene_gt(
+    content: Any, source: str, problems: list[str], rot_tol: float = GT_ROT_TOL, bad_ids: set[int] | None = None
+) -> dict[int, list[GtPose]]:
     """``scene_gt.json`` content -> {im_id: [GtPose per gt_id]}; appends a line per problem. An image
     with a malformed instance is left out whole (gt_id must keep indexing masks) and its id added to
     ``bad_ids``."""
@@ -427,8 +496,13 @@ def parse_scene_gt(content: Any, source: str, problems: list[str], rot_tol: floa
         n0 = len(problems)
         obj_id = _get(entry, "obj_id", field, source, problems)
         if obj_id is not None and not _is_id(obj_id):
-            problems.append(problem(source, f"{field}.obj_id", f"must be a non-negative integer id of at most "
-                                    f"{MAX_ID_DIGITS} digits, got {brief(obj_id)}"))
+            problems.append(
+                problem(
+                    source,
+                    f"{field}.obj_id",
+                    f"must be a non-negative integer id of at most {MAX_ID_DIGITS} digits, got {brief(obj_id)}",
+                )
+            )
         R = _get(entry, "cam_R_m2c", field, source, problems)
         R = None if R is None else numbers(R, 9, source, f"{field}.cam_R_m2c", problems)
         t = _get(entry, "cam_t_m2c", field, source, problems)
@@ -437,8 +511,14 @@ def parse_scene_gt(content: Any, source: str, problems: list[str], rot_tol: floa
             R = R.reshape(3, 3)
             check_rotation(R, source, f"{field}.cam_R_m2c", problems, rot_tol)
         if t is not None and not t[2] > 0:
-            problems.append(problem(source, f"{field}.cam_t_m2c", f"t_z = {t[2]:.6g} mm puts the object's origin at or "
-                                    "behind the camera (t_z must be > 0, in mm); fix the pose or drop the instance"))
+            problems.append(
+                problem(
+                    source,
+                    f"{field}.cam_t_m2c",
+                    f"t_z = {t[2]:.6g} mm puts the object's origin at or "
+                    "behind the camera (t_z must be > 0, in mm); fix the pose or drop the instance",
+                )
+            )
         if len(problems) > n0:
             return None
         return GtPose(obj_id=int(obj_id), R_m2c=R, t_m2c=t)
@@ -463,9 +543,11 @@ def scene_gt_to_json(scene_gt: Mapping[int, Sequence[GtPose]]) -> dict[str, list
     """The json content of ``scene_gt.json`` (new objects; the records are not modified)."""
     return {
         str(int(im_id)): [
-            {"cam_R_m2c": np.asarray(g.R_m2c, np.float64).reshape(9).tolist(),
-             "cam_t_m2c": np.asarray(g.t_m2c, np.float64).reshape(3).tolist(),
-             "obj_id": int(g.obj_id)}
+            {
+                "cam_R_m2c": np.asarray(g.R_m2c, np.float64).reshape(9).tolist(),
+                "cam_t_m2c": np.asarray(g.t_m2c, np.float64).reshape(3).tolist(),
+                "obj_id": int(g.obj_id),
+            }
             for g in gts
         ]
         for im_id, gts in scene_gt.items()
@@ -482,7 +564,9 @@ def save_scene_gt(path: str | os.PathLike, scene_gt: Mapping[int, Sequence[GtPos
 _GT_INFO_INTS = ("px_count_all", "px_count_valid", "px_count_visib")
 
 
-def parse_scene_gt_info(content: Any, source: str, problems: list[str], bad_ids: set[int] | None = None) -> dict[int, list[GtInfo]]:
+def parse_scene_gt_info(
+    content: Any, source: str, problems: list[str], bad_ids: set[int] | None = None
+) -> dict[int, list[GtInfo]]:
     """``scene_gt_info.json`` content -> {im_id: [GtInfo per gt_id]}; appends a line per problem (and the
     ids of malformed images to ``bad_ids``)."""
 
@@ -496,7 +580,9 @@ def parse_scene_gt_info(content: Any, source: str, problems: list[str], bad_ids:
             if v is None:
                 continue
             if not (isinstance(v, list) and len(v) == 4 and all(is_int(x) for x in v)):
-                problems.append(problem(source, f"{field}.{key}", f"expected 4 integers (x, y, width, height), got {brief(v)}"))
+                problems.append(
+                    problem(source, f"{field}.{key}", f"expected 4 integers (x, y, width, height), got {brief(v)}")
+                )
             else:
                 boxes[key] = np.asarray(v, np.int64)
         counts = {}
@@ -510,9 +596,14 @@ def parse_scene_gt_info(content: Any, source: str, problems: list[str], bad_ids:
             problems.append(problem(source, f"{field}.visib_fract", f"must be a number in [0, 1], got {brief(vf)}"))
         if len(problems) > n0:
             return None
-        return GtInfo(bbox_obj=boxes["bbox_obj"], bbox_visib=boxes["bbox_visib"],
-                      px_count_all=int(counts["px_count_all"]), px_count_valid=int(counts["px_count_valid"]),
-                      px_count_visib=int(counts["px_count_visib"]), visib_fract=float(vf))
+        return GtInfo(
+            bbox_obj=boxes["bbox_obj"],
+            bbox_visib=boxes["bbox_visib"],
+            px_count_all=int(counts["px_count_all"]),
+            px_count_valid=int(counts["px_count_valid"]),
+            px_count_visib=int(counts["px_count_visib"]),
+            visib_fract=float(vf),
+        )
 
     return _id_keyed(content, source, problems, lambda v, f, _: _list_of(v, f, source, problems, inst), bad_ids)
 
@@ -525,7 +616,9 @@ def load_scene_gt_info(path: str | os.PathLike) -> dict[int, list[GtInfo]]:
     """
     path = Path(path)
     problems: list[str] = []
-    out = parse_scene_gt_info(read_json(path, "visibility of the instances; compute it with `bopnp prepare`"), str(path), problems)
+    out = parse_scene_gt_info(
+        read_json(path, "visibility of the instances; compute it with `bopnp prepare`"), str(path), problems
+    )
     _raise(problems, path, "fix these entries or recompute the file with `bopnp prepare`")
     return out
 
@@ -534,9 +627,14 @@ def scene_gt_info_to_json(scene_gt_info: Mapping[int, Sequence[GtInfo]]) -> dict
     """The json content of ``scene_gt_info.json`` (new objects; the records are not modified)."""
     return {
         str(int(im_id)): [
-            {"bbox_obj": [int(x) for x in g.bbox_obj], "bbox_visib": [int(x) for x in g.bbox_visib],
-             "px_count_all": int(g.px_count_all), "px_count_valid": int(g.px_count_valid),
-             "px_count_visib": int(g.px_count_visib), "visib_fract": float(g.visib_fract)}
+            {
+                "bbox_obj": [int(x) for x in g.bbox_obj],
+                "bbox_visib": [int(x) for x in g.bbox_visib],
+                "px_count_all": int(g.px_count_all),
+                "px_count_valid": int(g.px_count_valid),
+                "px_count_visib": int(g.px_count_visib),
+                "visib_fract": float(g.visib_fract),
+            }
             for g in infos
         ]
         for im_id, infos in scene_gt_info.items()
@@ -569,7 +667,13 @@ def parse_targets(content: Any, source: str, problems: list[str], indices: list[
             if v is None:
                 ok = False
             elif not (_is_id(v) and v >= (1 if key == "inst_count" else 0)):
-                problems.append(problem(source, f"{field}.{key}", f"must be a {'positive' if key == 'inst_count' else 'non-negative'} integer, got {brief(v)}"))
+                problems.append(
+                    problem(
+                        source,
+                        f"{field}.{key}",
+                        f"must be a {'positive' if key == 'inst_count' else 'non-negative'} integer, got {brief(v)}",
+                    )
+                )
                 ok = False
             vals[key] = v
         if not ok:
@@ -577,7 +681,13 @@ def parse_targets(content: Any, source: str, problems: list[str], indices: list[
         t = Target(**{k: int(v) for k, v in vals.items()})
         key = (t.scene_id, t.im_id, t.obj_id)
         if key in seen:
-            problems.append(problem(source, field, f"duplicate target scene {t.scene_id} image {t.im_id} object {t.obj_id} (also entry {seen[key]}); merge them into one inst_count"))
+            problems.append(
+                problem(
+                    source,
+                    field,
+                    f"duplicate target scene {t.scene_id} image {t.im_id} object {t.obj_id} (also entry {seen[key]}); merge them into one inst_count",
+                )
+            )
         seen.setdefault(key, i)
         out.append(t)
         if indices is not None:
@@ -600,4 +710,15 @@ def load_targets(path: str | os.PathLike) -> list[Target]:
 
 def save_targets(path: str | os.PathLike, targets: Sequence[Target]) -> None:
     """Write ``test_targets_bop19.json`` (atomic)."""
-    write_json(path, [{"im_id": int(t.im_id), "inst_count": int(t.inst_count), "obj_id": int(t.obj_id), "scene_id": int(t.scene_id)} for t in targets])
+    write_json(
+        path,
+        [
+            {
+                "im_id": int(t.im_id),
+                "inst_count": int(t.inst_count),
+                "obj_id": int(t.obj_id),
+                "scene_id": int(t.scene_id),
+            }
+            for t in targets
+        ],
+    )

@@ -28,9 +28,11 @@ from bopnp.progress import progress_bar
 
 ImagesMode = Literal["all", "present", "none"]
 #: where masks come from: no bopnp command writes mask folders
-MASKS_HINT = ("they come with BOP's split archives (re-download the split), or bop_toolkit's "
-              "scripts/calc_gt_masks.py makes them; no bopnp command writes mask folders (`bopnp prepare` "
-              "renders the masks it needs, `bopnp synth` writes them for its own datasets)")
+MASKS_HINT = (
+    "they come with BOP's split archives (re-download the split), or bop_toolkit's "
+    "scripts/calc_gt_masks.py makes them; no bopnp command writes mask folders (`bopnp prepare` "
+    "renders the masks it needs, `bopnp synth` writes them for its own datasets)"
+)
 
 
 @dataclass(frozen=True)
@@ -175,11 +177,15 @@ class _Checker:
                     continue
             listed = {int(p.stem[4:]) for p in folder.glob("obj_*.ply") if p.stem[4:].isdigit()}
             for extra in sorted(listed - set(infos)):
-                self.add(folder / f"obj_{extra:06d}.ply", "",
-                         f"object {extra} has a model but no entry in {self.rel(info_path)}")
+                self.add(
+                    folder / f"obj_{extra:06d}.ply",
+                    "",
+                    f"object {extra} has a model but no entry in {self.rel(info_path)}",
+                )
             for obj_id, info in infos.items():
-                self.check_model(folder / f"obj_{obj_id:06d}.ply", info, tol, eval_model=eval_model,
-                                 info_src=self.rel(info_path))
+                self.check_model(
+                    folder / f"obj_{obj_id:06d}.ply", info, tol, eval_model=eval_model, info_src=self.rel(info_path)
+                )
 
     def eval_models_info(self, path: Path) -> dict[int, ModelInfo] | None:
         """``models_eval/models_info.json`` parsed and compared with ``models/models_info.json`` (same
@@ -193,15 +199,23 @@ class _Checker:
             return infos
         for obj_id in sorted(set(self.models_info) - set(infos)):
             if str(obj_id) not in content:  # present but malformed: already reported
-                self.add(src, f"['{obj_id}']", f"missing: object {obj_id} is in {self.models_info_src}; copy its "
-                         "entry, or re-download the models archive")
+                self.add(
+                    src,
+                    f"['{obj_id}']",
+                    f"missing: object {obj_id} is in {self.models_info_src}; copy its "
+                    "entry, or re-download the models archive",
+                )
         for obj_id in sorted(set(infos) - set(self.models_info)):
             self.add(src, f"['{obj_id}']", f"object {obj_id} is not in {self.models_info_src}")
         for obj_id in sorted(set(infos) & set(self.models_info)):
             d_eval, d = infos[obj_id].diameter_mm, self.models_info[obj_id].diameter_mm
             if abs(d_eval - d) > DIAMETER_TOL * d + 0.01:
-                self.add(src, f"['{obj_id}'].diameter", f"{d_eval:.6g} mm but {self.models_info_src} says {d:.6g} mm "
-                         "(the eval models are the same objects); `bopnp eval` uses this one: fix it")
+                self.add(
+                    src,
+                    f"['{obj_id}'].diameter",
+                    f"{d_eval:.6g} mm but {self.models_info_src} says {d:.6g} mm "
+                    "(the eval models are the same objects); `bopnp eval` uses this one: fix it",
+                )
         return infos
 
     def check_model(self, path: Path, info: ModelInfo, tol: float, eval_model: bool, info_src: str = "") -> None:
@@ -221,16 +235,26 @@ class _Checker:
             self.add(path, "vertex", "the mesh has no vertices")
             return
         lo, hi = v.min(0), v.max(0)
-        check_diameter(info.diameter_mm, hi - lo, info_src or self.models_info_src, f"['{info.obj_id}'].diameter",
-                       self.report.problems, what=f"vertices of {self.rel(path)}", tol=max(DIAMETER_TOL, tol))
+        check_diameter(
+            info.diameter_mm,
+            hi - lo,
+            info_src or self.models_info_src,
+            f"['{info.obj_id}'].diameter",
+            self.report.problems,
+            what=f"vertices of {self.rel(path)}",
+            tol=max(DIAMETER_TOL, tol),
+        )
         allowed = max(0.01, tol * info.diameter_mm)
         bad_min = np.abs(lo - info.min_mm).max()
         bad_size = np.abs((hi - lo) - info.size_mm).max()
         if max(bad_min, bad_size) > allowed:
-            self.add(path, "vertex",
-                     f"bounding box min {np.round(lo, 3).tolist()} size {np.round(hi - lo, 3).tolist()} mm disagrees with "
-                     f"models_info.json min {info.min_mm.tolist()} size {info.size_mm.tolist()} (tolerance {allowed:.3g} mm); "
-                     "is the model in mm and the entry for this object?")
+            self.add(
+                path,
+                "vertex",
+                f"bounding box min {np.round(lo, 3).tolist()} size {np.round(hi - lo, 3).tolist()} mm disagrees with "
+                f"models_info.json min {info.min_mm.tolist()} size {info.size_mm.tolist()} (tolerance {allowed:.3g} mm); "
+                "is the model in mm and the entry for this object?",
+            )
         if info.is_symmetric:  # both folders: prepare uses models/, eval models_eval/
             from scipy.spatial import cKDTree
 
@@ -244,9 +268,12 @@ class _Checker:
                 worst = max(worst, float(d.mean()))
             limit = self.opts.sym_tol * info.diameter_mm + spacing
             if worst > limit:
-                self.add(info_src or self.models_info_src, f"['{info.obj_id}'].symmetries",
-                         f"a declared symmetry does not map {self.rel(path)} onto itself: mean nearest-vertex distance "
-                         f"{worst:.2f} mm (limit {limit:.2f} mm = {self.opts.sym_tol:.0%} of the diameter + the mean vertex spacing {spacing:.2f} mm)")
+                self.add(
+                    info_src or self.models_info_src,
+                    f"['{info.obj_id}'].symmetries",
+                    f"a declared symmetry does not map {self.rel(path)} onto itself: mean nearest-vertex distance "
+                    f"{worst:.2f} mm (limit {limit:.2f} mm = {self.opts.sym_tol:.0%} of the diameter + the mean vertex spacing {spacing:.2f} mm)",
+                )
 
     # splits --------------------------------------------------------------------
     def check_split(self, ds: BopDataset) -> None:
@@ -269,19 +296,31 @@ class _Checker:
 
         content = self.json(sdir / "scene_camera.json", "per-image intrinsics")
         cams_ok = content is not None
-        cams: dict[int, ImageCamera] = {} if content is None else ann.parse_scene_camera(content, self.rel(sdir / "scene_camera.json"), problems, tol, bad)
+        cams: dict[int, ImageCamera] = (
+            {}
+            if content is None
+            else ann.parse_scene_camera(content, self.rel(sdir / "scene_camera.json"), problems, tol, bad)
+        )
         gts: dict[int, list[GtPose]] | None = None
         infos: dict[int, list[GtInfo]] | None = None
         if (sdir / "scene_gt.json").is_file():
             content = self.json(sdir / "scene_gt.json", "ground-truth poses")
-            gts = None if content is None else ann.parse_scene_gt(content, self.rel(sdir / "scene_gt.json"), problems, tol, bad)
+            gts = (
+                None
+                if content is None
+                else ann.parse_scene_gt(content, self.rel(sdir / "scene_gt.json"), problems, tol, bad)
+            )
         elif self.synth_hint:
             self.add(sdir / "scene_gt.json", "", f"missing; {self.synth_hint}")
         else:
             self.note(f"{self.rel(sdir)}: no scene_gt.json (test ground truth is private for some BOP datasets)")
         if (sdir / "scene_gt_info.json").is_file():
             content = self.json(sdir / "scene_gt_info.json", "visibility of the instances")
-            infos = None if content is None else ann.parse_scene_gt_info(content, self.rel(sdir / "scene_gt_info.json"), problems, bad)
+            infos = (
+                None
+                if content is None
+                else ann.parse_scene_gt_info(content, self.rel(sdir / "scene_gt_info.json"), problems, bad)
+            )
         elif gts:
             self.note(f"{self.rel(sdir)}: no scene_gt_info.json (compute it with `bopnp prepare`)")
         self.report.counts["images"] += len(cams)
@@ -294,22 +333,34 @@ class _Checker:
                 for im_id in sorted(set(gts) - set(cams) - bad):
                     self.add(gt_src, f"['{im_id}']", "image has ground truth but no entry in scene_camera.json")
                 for im_id in sorted(set(cams) - set(gts) - bad):
-                    self.add(gt_src, f"['{im_id}']", "missing: the image is in scene_camera.json but has no ground-truth list (use [] for an image without objects)")
+                    self.add(
+                        gt_src,
+                        f"['{im_id}']",
+                        "missing: the image is in scene_camera.json but has no ground-truth list (use [] for an image without objects)",
+                    )
             if self.models_info is not None:
                 for im_id, lst in gts.items():
                     for gt_id, g in enumerate(lst):
                         if g.obj_id not in self.models_info:
-                            self.add(gt_src, f"['{im_id}'][{gt_id}].obj_id", f"unknown object {g.obj_id} (models_info.json lists {sorted(self.models_info)})")
+                            self.add(
+                                gt_src,
+                                f"['{im_id}'][{gt_id}].obj_id",
+                                f"unknown object {g.obj_id} (models_info.json lists {sorted(self.models_info)})",
+                            )
             Rs = [g.R_m2c for lst in gts.values() for g in lst]
             worst = float(rotation_errors(np.stack(Rs))[0].max()) if Rs else 0.0
             if worst > 1e-3:
-                self.note(f"{gt_src}: annotated rotations deviate from orthonormal by up to {worst:.2g} (accepted below {tol:g})")
+                self.note(
+                    f"{gt_src}: annotated rotations deviate from orthonormal by up to {worst:.2g} (accepted below {tol:g})"
+                )
         if gts is not None and infos is not None:
             self.check_gt_info(gts, infos, self.rel(sdir / "scene_gt_info.json"), bad)
         if self.opts.images != "none":
             self.check_files(ds, scene_id, sdir, cams, gts or {}, infos or {})
 
-    def check_gt_info(self, gts: dict[int, list[GtPose]], infos: dict[int, list[GtInfo]], src: str, bad: set[int]) -> None:
+    def check_gt_info(
+        self, gts: dict[int, list[GtPose]], infos: dict[int, list[GtInfo]], src: str, bad: set[int]
+    ) -> None:
         for im_id in sorted((set(gts) | set(infos)) - bad):
             if im_id not in infos:
                 self.add(src, f"['{im_id}']", "missing: the image has ground truth but no visibility list")
@@ -318,19 +369,36 @@ class _Checker:
                 self.add(src, f"['{im_id}']", "image is not in scene_gt.json")
                 continue
             if len(infos[im_id]) != len(gts[im_id]):
-                self.add(src, f"['{im_id}']", f"{len(infos[im_id])} entries but scene_gt.json has {len(gts[im_id])} instances; they must match one to one")
+                self.add(
+                    src,
+                    f"['{im_id}']",
+                    f"{len(infos[im_id])} entries but scene_gt.json has {len(gts[im_id])} instances; they must match one to one",
+                )
             for gt_id, g in enumerate(infos[im_id]):
                 f = f"['{im_id}'][{gt_id}]"
                 if g.px_count_visib > g.px_count_all:
-                    self.add(src, f + ".px_count_visib", f"{g.px_count_visib} visible pixels exceed px_count_all {g.px_count_all}")
+                    self.add(
+                        src,
+                        f + ".px_count_visib",
+                        f"{g.px_count_visib} visible pixels exceed px_count_all {g.px_count_all}",
+                    )
                 if g.px_count_valid > g.px_count_all:
                     self.add(src, f + ".px_count_valid", f"{g.px_count_valid} exceeds px_count_all {g.px_count_all}")
                 expect = g.px_count_visib / g.px_count_all if g.px_count_all > 0 else 0.0
                 if abs(g.visib_fract - expect) > 1e-3:
-                    self.add(src, f + ".visib_fract", f"{g.visib_fract:.4f} but px_count_visib / px_count_all = {expect:.4f}")
+                    self.add(
+                        src, f + ".visib_fract", f"{g.visib_fract:.4f} but px_count_visib / px_count_all = {expect:.4f}"
+                    )
 
-    def check_files(self, ds: BopDataset, scene_id: int, sdir: Path, cams: dict[int, ImageCamera],
-                    gts: dict[int, list[GtPose]], infos: dict[int, list[GtInfo]]) -> None:
+    def check_files(
+        self,
+        ds: BopDataset,
+        scene_id: int,
+        sdir: Path,
+        cams: dict[int, ImageCamera],
+        gts: dict[int, list[GtPose]],
+        infos: dict[int, list[GtInfo]],
+    ) -> None:
         present_mode = self.opts.images == "present"
         modality = next((m for m in MODALITIES if (sdir / m).is_dir()), None)
         if modality is None:
@@ -372,7 +440,11 @@ class _Checker:
                     if expected is None:
                         expected, size_src = size, self.rel(img_path)
                     elif size != expected:
-                        self.add(img_path, "size", f"{size[0]}x{size[1]} but {size_src} says {expected[0]}x{expected[1]} (width x height)")
+                        self.add(
+                            img_path,
+                            "size",
+                            f"{size[0]}x{size[1]} but {size_src} says {expected[0]}x{expected[1]} (width x height)",
+                        )
             if has_depth:
                 dext = files["depth"].get(stem)
                 dpath = sdir / "depth" / f"{stem}{dext or '.png'}"
@@ -396,13 +468,31 @@ class _Checker:
                 im_infos = infos.get(im_id, [])
                 for gt_id in range(len(gts.get(im_id, []))):
                     info = im_infos[gt_id] if gt_id < len(im_infos) else None
-                    self.check_mask(sdir / mask_dir / f"{stem}_{gt_id:06d}.png", mask_dir, im_id, gt_id, info, expected or size, missing)
+                    self.check_mask(
+                        sdir / mask_dir / f"{stem}_{gt_id:06d}.png",
+                        mask_dir,
+                        im_id,
+                        gt_id,
+                        info,
+                        expected or size,
+                        missing,
+                    )
         if present_mode and missing:
-            self.note(f"{self.rel(sdir)}: skipped missing files (--images present): "
-                      + ", ".join(f"{n} of {len(cams)} {k}" for k, n in missing.items()))
+            self.note(
+                f"{self.rel(sdir)}: skipped missing files (--images present): "
+                + ", ".join(f"{n} of {len(cams)} {k}" for k, n in missing.items())
+            )
 
-    def check_mask(self, path: Path, mask_dir: str, im_id: int, gt_id: int, info: GtInfo | None,
-                   size: tuple[int, int] | None, missing: Counter) -> None:
+    def check_mask(
+        self,
+        path: Path,
+        mask_dir: str,
+        im_id: int,
+        gt_id: int,
+        info: GtInfo | None,
+        size: tuple[int, int] | None,
+        missing: Counter,
+    ) -> None:
         if not path.is_file():
             missing[mask_dir] += 1
             if self.opts.images != "present":
@@ -426,20 +516,32 @@ class _Checker:
         want_count = info.px_count_visib if visib else info.px_count_all
         want_box = info.bbox_visib if visib else info.bbox_obj
         h, w = mask.shape
-        inside = want_box[0] >= 0 and want_box[1] >= 0 and want_box[0] + want_box[2] < w and want_box[1] + want_box[3] < h
+        inside = (
+            want_box[0] >= 0 and want_box[1] >= 0 and want_box[0] + want_box[2] < w and want_box[1] + want_box[3] < h
+        )
         if visib or inside:  # the whole silhouette may extend beyond the image: compare only when it does not
             allowed = max(2, self.opts.mask_count_tol * want_count)
             if abs(count - want_count) > allowed:
-                self.add(path, "pixels", f"{count} mask pixels but {gi}.{'px_count_visib' if visib else 'px_count_all'} = {want_count}")
+                self.add(
+                    path,
+                    "pixels",
+                    f"{count} mask pixels but {gi}.{'px_count_visib' if visib else 'px_count_all'} = {want_count}",
+                )
             if np.abs(box - want_box).max() > self.opts.mask_bbox_tol_px:
-                self.add(path, "bbox", f"mask box {box.tolist()} but {gi}.{'bbox_visib' if visib else 'bbox_obj'} = {want_box.tolist()} (x, y, w, h)")
+                self.add(
+                    path,
+                    "bbox",
+                    f"mask box {box.tolist()} but {gi}.{'bbox_visib' if visib else 'bbox_obj'} = {want_box.tolist()} (x, y, w, h)",
+                )
         elif count > info.px_count_all:
             self.add(path, "pixels", f"{count} mask pixels exceed {gi}.px_count_all = {info.px_count_all}")
 
     def check_targets(self, ds: BopDataset) -> None:
         path = self.root / TARGETS_BOP19
         if not path.is_file():
-            self.note(f"{TARGETS_BOP19}: not present (it is in the base archive; needed by `bopnp predict` and `bopnp eval`)")
+            self.note(
+                f"{TARGETS_BOP19}: not present (it is in the base archive; needed by `bopnp predict` and `bopnp eval`)"
+            )
             return
         content = self.json(path, "BOP19 test targets")
         if content is None:
@@ -459,14 +561,22 @@ class _Checker:
             if t.im_id in bad:
                 continue
             if cams is not None and t.im_id not in cams:
-                self.add(TARGETS_BOP19, f + ".im_id", f"image {t.im_id} is not in scene {t.scene_id}'s scene_camera.json")
+                self.add(
+                    TARGETS_BOP19, f + ".im_id", f"image {t.im_id} is not in scene {t.scene_id}'s scene_camera.json"
+                )
             elif gts is not None and t.im_id in gts:
                 have = sum(g.obj_id == t.obj_id for g in gts[t.im_id])
                 if t.inst_count > have:
-                    self.add(TARGETS_BOP19, f + ".inst_count", f"{t.inst_count} instances of object {t.obj_id} in scene {t.scene_id} image {t.im_id}, but scene_gt.json has {have}")
+                    self.add(
+                        TARGETS_BOP19,
+                        f + ".inst_count",
+                        f"{t.inst_count} instances of object {t.obj_id} in scene {t.scene_id} image {t.im_id}, but scene_gt.json has {have}",
+                    )
 
 
-def check_dataset(root: str | os.PathLike, split: str | None = None, options: CheckOptions | None = None) -> CheckReport:
+def check_dataset(
+    root: str | os.PathLike, split: str | None = None, options: CheckOptions | None = None
+) -> CheckReport:
     """Check a BOP dataset folder and report every problem found.
 
     Args:
@@ -488,8 +598,10 @@ def check_dataset(root: str | os.PathLike, split: str | None = None, options: Ch
         shown = unfinished[:5] + ([f"... {len(unfinished) - 5} more"] if len(unfinished) > 5 else [])
         checker.add(SYNTH_MARKER, "", f"{checker.synth_hint}; unfinished: {'; '.join(shown)}")
     if opts.fast and opts.images != "none":
-        checker.note("--fast: rgb/gray and depth images were checked by their headers only, not decoded "
-                     "(truncated files and depth that is not single-channel 16-bit go unnoticed)")
+        checker.note(
+            "--fast: rgb/gray and depth images were checked by their headers only, not decoded "
+            "(truncated files and depth that is not single-channel 16-bit go unnoticed)"
+        )
     checker.check_camera(ds)
     checker.check_models(ds)
     if not opts.models_only:

@@ -27,7 +27,14 @@ from typing import TypeVar
 
 import numpy as np
 
-from bopnp.bop.annotations import load_camera, load_models_info, load_scene_camera, load_scene_gt, load_scene_gt_info, load_targets
+from bopnp.bop.annotations import (
+    load_camera,
+    load_models_info,
+    load_scene_camera,
+    load_scene_gt,
+    load_scene_gt_info,
+    load_targets,
+)
 from bopnp.bop.images import load_depth, load_image, load_mask
 from bopnp.bop.mesh import Mesh
 from bopnp.bop.ply import load_ply
@@ -101,8 +108,10 @@ class BopDataset:
         self.root = Path(root)
         self.name = self.root.name
         if self.root.exists() and not self.root.is_dir():
-            raise DatasetError(f"{self.root} is a file, not a dataset folder: give the name of a folder under "
-                               "--bop-path (or a folder's path) that holds camera.json, models/ and the splits")
+            raise DatasetError(
+                f"{self.root} is a file, not a dataset folder: give the name of a folder under "
+                "--bop-path (or a folder's path) that holds camera.json, models/ and the splits"
+            )
         if not self.root.is_dir():
             raise DatasetError(
                 f"{self.root} not found: put the BOP dataset '{self.name}' there "
@@ -129,7 +138,7 @@ class BopDataset:
         return f"BopDataset({str(self.root)!r}, split={self.split!r})"
 
     @classmethod
-    def from_bop_path(cls, bop_path: str | os.PathLike, name: str, split: str | None = None, **kwargs) -> "BopDataset":
+    def from_bop_path(cls, bop_path: str | os.PathLike, name: str, split: str | None = None, **kwargs) -> BopDataset:
         """The dataset ``name`` under the datasets folder ``bop_path`` (``--bop-path`` / ``$BOP_PATH``)."""
         return cls(Path(bop_path) / name, split, **kwargs)
 
@@ -150,7 +159,9 @@ class BopDataset:
     def split_path(self) -> Path:
         """The split folder. Raises DatasetError when no split was chosen."""
         if self.split is None:
-            raise DatasetError(f"{self.root}: no split chosen; pass split= (or --split) one of: {', '.join(self.splits()) or 'none present'}")
+            raise DatasetError(
+                f"{self.root}: no split chosen; pass split= (or --split) one of: {', '.join(self.splits()) or 'none present'}"
+            )
         return self.root / self.split
 
     def scene_ids(self) -> list[int]:
@@ -161,7 +172,9 @@ class BopDataset:
         """The scene folder; DatasetError when it does not exist."""
         path = self.split_path / f"{scene_id:06d}"
         if not path.is_dir():
-            raise DatasetError(f"{path} not found: scene {scene_id} is not in split '{self.split}' (scenes: {self.scene_ids()})")
+            raise DatasetError(
+                f"{path} not found: scene {scene_id} is not in split '{self.split}' (scenes: {self.scene_ids()})"
+            )
         return path
 
     @property
@@ -188,8 +201,10 @@ class BopDataset:
 
     def synth_resume_hint(self) -> str:
         """What to run to finish an interrupted ``bopnp synth`` of this dataset."""
-        return (f"the dataset was made by `bopnp synth` and is incomplete (the run was interrupted): finish it with "
-                f"`bopnp synth {self.name} --resume` and the options of the first run (see {SYNTH_MARKER})")
+        return (
+            f"the dataset was made by `bopnp synth` and is incomplete (the run was interrupted): finish it with "
+            f"`bopnp synth {self.name} --resume` and the options of the first run (see {SYNTH_MARKER})"
+        )
 
     # ------------------------------------------------------------------ models
 
@@ -272,8 +287,13 @@ class BopDataset:
 
     def scene_camera(self, scene_id: int) -> dict[int, ImageCamera]:
         """{im_id: ImageCamera} of a scene (read once per instance)."""
-        return self._scene_file(self._scene_camera, scene_id, "scene_camera.json", load_scene_camera,
-                                "the scene is incomplete; re-download the split archive")
+        return self._scene_file(
+            self._scene_camera,
+            scene_id,
+            "scene_camera.json",
+            load_scene_camera,
+            "the scene is incomplete; re-download the split archive",
+        )
 
     def has_gt(self, scene_id: int) -> bool:
         """Whether the scene has ``scene_gt.json``."""
@@ -281,8 +301,13 @@ class BopDataset:
 
     def scene_gt(self, scene_id: int) -> dict[int, list[GtPose]]:
         """{im_id: [GtPose per gt_id]} of a scene (read once per instance)."""
-        return self._scene_file(self._scene_gt, scene_id, "scene_gt.json", load_scene_gt,
-                                "this split has no ground truth here (BOP keeps some test annotations private); use a split with annotations")
+        return self._scene_file(
+            self._scene_gt,
+            scene_id,
+            "scene_gt.json",
+            load_scene_gt,
+            "this split has no ground truth here (BOP keeps some test annotations private); use a split with annotations",
+        )
 
     def has_gt_info(self, scene_id: int) -> bool:
         """Whether the scene has ``scene_gt_info.json``."""
@@ -290,8 +315,13 @@ class BopDataset:
 
     def scene_gt_info(self, scene_id: int) -> dict[int, list[GtInfo]]:
         """{im_id: [GtInfo per gt_id]} of a scene (read once per instance)."""
-        return self._scene_file(self._scene_gt_info, scene_id, "scene_gt_info.json", load_scene_gt_info,
-                                f"compute it with `bopnp prepare {self.name} --split {self.split}`")
+        return self._scene_file(
+            self._scene_gt_info,
+            scene_id,
+            "scene_gt_info.json",
+            load_scene_gt_info,
+            f"compute it with `bopnp prepare {self.name} --split {self.split}`",
+        )
 
     def image_ids(self, scene_id: int) -> list[int]:
         """Image ids of a scene (the keys of its scene_camera.json), sorted."""
@@ -326,13 +356,17 @@ class BopDataset:
         for m in MODALITIES:
             if (self.scene_path(scene_id) / m).is_dir():
                 return m
-        raise DatasetError(f"{self.scene_path(scene_id)}: no rgb/ or gray/ folder; {_download_hint(self.name, self.split or 'test')}")
+        raise DatasetError(
+            f"{self.scene_path(scene_id)}: no rgb/ or gray/ folder; {_download_hint(self.name, self.split or 'test')}"
+        )
 
     def image_path(self, scene_id: int, im_id: int) -> Path:
         """Path of an image (the suffix found on disk; ``.png`` when the file is missing)."""
         modality = self.modality(scene_id)
         ext = self.scene_files(scene_id, modality).get(f"{im_id:06d}", ".png")
-        return self.root / IMAGE_TPATH.format(split=self.split, scene_id=scene_id, modality=modality, im_id=im_id, ext=ext)
+        return self.root / IMAGE_TPATH.format(
+            split=self.split, scene_id=scene_id, modality=modality, im_id=im_id, ext=ext
+        )
 
     def depth_path(self, scene_id: int, im_id: int) -> Path:
         """Path of a depth image: the suffix found on disk (``.png``, or ``.tif`` as ITODD's), ``.png`` when
@@ -342,7 +376,9 @@ class BopDataset:
 
     def mask_path(self, scene_id: int, im_id: int, gt_id: int, visib: bool = True) -> Path:
         """Path of an instance mask: ``mask_visib/`` (visible part) or ``mask/`` (whole silhouette)."""
-        return self.root / MASK_TPATH.format(split=self.split, scene_id=scene_id, mask_dir="mask_visib" if visib else "mask", im_id=im_id, gt_id=gt_id)
+        return self.root / MASK_TPATH.format(
+            split=self.split, scene_id=scene_id, mask_dir="mask_visib" if visib else "mask", im_id=im_id, gt_id=gt_id
+        )
 
     def image(self, scene_id: int, im_id: int) -> np.ndarray:
         """(H, W, 3) uint8 RGB, or (H, W) for gray datasets; see :func:`bopnp.bop.images.load_image`."""
@@ -375,11 +411,21 @@ class BopDataset:
             infos = self.scene_gt_info(scene_id) if self.has_gt_info(scene_id) else {}
             for im_id in sorted(gts):
                 if im_id not in cams:
-                    raise DatasetError(f"{self.scene_path(scene_id)}: scene_gt.json has image {im_id} but scene_camera.json does not")
+                    raise DatasetError(
+                        f"{self.scene_path(scene_id)}: scene_gt.json has image {im_id} but scene_camera.json does not"
+                    )
                 im_info = infos.get(im_id)
                 for gt_id, g in enumerate(gts[im_id]):
-                    yield Instance(scene_id, im_id, gt_id, g.obj_id, g.R_m2c, g.t_m2c, cams[im_id].K,
-                                   None if im_info is None or gt_id >= len(im_info) else im_info[gt_id])
+                    yield Instance(
+                        scene_id,
+                        im_id,
+                        gt_id,
+                        g.obj_id,
+                        g.R_m2c,
+                        g.t_m2c,
+                        cams[im_id].K,
+                        None if im_info is None or gt_id >= len(im_info) else im_info[gt_id],
+                    )
 
     @property
     def targets_path(self) -> Path:
@@ -393,5 +439,7 @@ class BopDataset:
         """
         path = Path(path) if path is not None else self.targets_path
         if not path.is_file():
-            raise DatasetError(f"{path} not found: {_download_hint(self.name, 'base')} (it holds {TARGETS_BOP19}), or pass --targets")
+            raise DatasetError(
+                f"{path} not found: {_download_hint(self.name, 'base')} (it holds {TARGETS_BOP19}), or pass --targets"
+            )
         return load_targets(path)

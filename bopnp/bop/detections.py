@@ -46,7 +46,9 @@ class Detection:
             DatasetError: when the detection has no segmentation.
         """
         if self.rle is None:
-            raise DatasetError(f"detection of object {self.obj_id} in scene {self.scene_id} image {self.im_id} has no segmentation mask")
+            raise DatasetError(
+                f"detection of object {self.obj_id} in scene {self.scene_id} image {self.im_id} has no segmentation mask"
+            )
         return self.rle.decode()
 
 
@@ -85,10 +87,17 @@ def parse_detections(content: Any, source: str) -> tuple[list[Detection], list[s
                 problems.append(f"{field}.segmentation: {exc}")
         if len(problems) > n0:
             continue
-        out.append(Detection(
-            scene_id=int(d["scene_id"]), im_id=int(d["image_id"]), obj_id=int(d["category_id"]),
-            score=float(d["score"]), bbox_xywh=np.asarray(bbox, np.float64), rle=rle, time_s=float(t),
-        ))
+        out.append(
+            Detection(
+                scene_id=int(d["scene_id"]),
+                im_id=int(d["image_id"]),
+                obj_id=int(d["category_id"]),
+                score=float(d["score"]),
+                bbox_xywh=np.asarray(bbox, np.float64),
+                rle=rle,
+                time_s=float(t),
+            )
+        )
     return out, problems
 
 
@@ -105,7 +114,9 @@ def load_detections(path: str | os.PathLike) -> list[Detection]:
         raise ResultsFormatError(str(exc)) from None
     dets, problems = parse_detections(content, str(path))
     if problems:
-        raise ResultsFormatError(f"{path}: {len(problems)} problem(s) in the detections file; fix every listed entry", problems)
+        raise ResultsFormatError(
+            f"{path}: {len(problems)} problem(s) in the detections file; fix every listed entry", problems
+        )
     return dets
 
 
@@ -114,8 +125,11 @@ def detections_to_json(detections: Sequence[Detection], compressed_rle: bool = T
     out = []
     for d in detections:
         e = {
-            "scene_id": int(d.scene_id), "image_id": int(d.im_id), "category_id": int(d.obj_id),
-            "score": float(d.score), "bbox": [float(v) for v in np.asarray(d.bbox_xywh).reshape(4)],
+            "scene_id": int(d.scene_id),
+            "image_id": int(d.im_id),
+            "category_id": int(d.obj_id),
+            "score": float(d.score),
+            "bbox": [float(v) for v in np.asarray(d.bbox_xywh).reshape(4)],
             "time": float(d.time_s),
         }
         if d.rle is not None:

@@ -37,8 +37,8 @@ def incomplete_reason(data: bytes) -> str | None:
         while True:
             if pos + 8 > n:
                 return f"the PNG ends after {n} bytes without an IEND chunk: the file is truncated"
-            length = int.from_bytes(data[pos:pos + 4], "big")
-            kind = data[pos + 4:pos + 8]
+            length = int.from_bytes(data[pos : pos + 4], "big")
+            kind = data[pos + 4 : pos + 8]
             end = pos + 12 + length
             if end > n:
                 return f"the PNG ends inside chunk {kind.decode('latin-1')} (byte {n} of {end}): the file is truncated"
@@ -163,8 +163,10 @@ def load_depth(path: str | os.PathLike, depth_scale: float = 1.0) -> np.ndarray:
     path = Path(path)
     raw = _read(path, "a depth image")
     if raw.ndim != 2:
-        raise DatasetError(f"{path}: a depth image must have one channel, got shape {raw.shape}; is this an rgb "
-                           "image? BOP depth is a single-channel 16-bit png; re-download the split archive")
+        raise DatasetError(
+            f"{path}: a depth image must have one channel, got shape {raw.shape}; is this an rgb "
+            "image? BOP depth is a single-channel 16-bit png; re-download the split archive"
+        )
     allowed = (np.uint16, np.float32) if path.suffix.lower() in (".tif", ".tiff") else (np.uint16,)
     if raw.dtype not in allowed:
         kinds = " or ".join(np.dtype(d).name for d in allowed)

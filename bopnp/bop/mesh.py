@@ -43,7 +43,7 @@ class Mesh:
         lo, hi = self.bounds_mm
         return hi - lo
 
-    def with_vertex_uv(self) -> "Mesh":
+    def with_vertex_uv(self) -> Mesh:
         """This mesh with one uv per vertex: per-corner ``face_uv`` is turned into ``uv`` by splitting
         every vertex whose corners carry different texture coordinates (a vertex on a texture seam
         becomes one vertex per distinct uv). Positions, normals and colours are copied to the split

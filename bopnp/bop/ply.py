@@ -23,12 +23,23 @@ from bopnp.bop.mesh import Mesh
 from bopnp.bop.validate import brief
 from bopnp.errors import DatasetError
 
-
 _TYPES = {
-    "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1",
-    "short": "i2", "int16": "i2", "ushort": "u2", "uint16": "u2",
-    "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
-    "float": "f4", "float32": "f4", "double": "f8", "float64": "f8",
+    "char": "i1",
+    "int8": "i1",
+    "uchar": "u1",
+    "uint8": "u1",
+    "short": "i2",
+    "int16": "i2",
+    "ushort": "u2",
+    "uint16": "u2",
+    "int": "i4",
+    "int32": "i4",
+    "uint": "u4",
+    "uint32": "u4",
+    "float": "f4",
+    "float32": "f4",
+    "double": "f8",
+    "float64": "f8",
 }
 _UV_NAMES = (("texture_u", "texture_v"), ("s", "t"), ("u", "v"))
 
@@ -36,7 +47,7 @@ _UV_NAMES = (("texture_u", "texture_v"), ("s", "t"), ("u", "v"))
 @dataclass
 class _Property:
     name: str
-    dtype: str                      # numpy type code without byte order, e.g. "f4"
+    dtype: str  # numpy type code without byte order, e.g. "f4"
     count_dtype: str | None = None  # set for list properties: type of the length prefix
 
 
@@ -57,7 +68,9 @@ class _Header:
 
 def _parse_header(data: bytes, path: Path) -> _Header:
     def fail(why: str) -> DatasetError:
-        return DatasetError(f"{path}: not a readable PLY file: {why}; re-export it (e.g. with MeshLab) or re-download the models")
+        return DatasetError(
+            f"{path}: not a readable PLY file: {why}; re-export it (e.g. with MeshLab) or re-download the models"
+        )
 
     end = data.find(b"end_header")
     if not data.startswith(b"ply") or end < 0:
@@ -102,15 +115,17 @@ def _parse_header(data: bytes, path: Path) -> _Header:
 
 def _read_ascii(header: _Header, data: bytes, path: Path) -> dict[str, dict[str, np.ndarray | list]]:
     """Each element as {property: (N,) array, or (N, k) array / list of arrays for list properties}."""
-    text = data[header.data_offset:].decode("ascii", errors="replace")
+    text = data[header.data_offset :].decode("ascii", errors="replace")
     lines = [ln for ln in text.split("\n") if ln.strip()]
     out: dict[str, dict] = {}
     pos = 0
     for el in header.elements:
-        rows = lines[pos:pos + el.count]
+        rows = lines[pos : pos + el.count]
         pos += el.count
         if len(rows) < el.count:
-            raise DatasetError(f"{path}: element '{el.name}' declares {el.count} rows but the file ends after {len(rows)}; the file is truncated, re-download it")
+            raise DatasetError(
+                f"{path}: element '{el.name}' declares {el.count} rows but the file ends after {len(rows)}; the file is truncated, re-download it"
+            )
         out[el.name] = _split_rows([r.split() for r in rows], el, path)
     return out
 
@@ -123,7 +138,9 @@ def _split_rows(tokens: list[list[str]], el: _Element, path: Path) -> dict:
     widths = {len(t) for t in tokens}
     if not has_list:
         if widths and widths != {len(el.properties)}:
-            raise DatasetError(f"{path}: element '{el.name}' rows should have {len(el.properties)} values, found rows with {sorted(widths)}")
+            raise DatasetError(
+                f"{path}: element '{el.name}' rows should have {len(el.properties)} values, found rows with {sorted(widths)}"
+            )
         table = _as_table(tokens, el, path).reshape(len(tokens), len(el.properties))
         return {p.name: table[:, i].astype(p.dtype) for i, p in enumerate(el.properties)}
     if len(widths) == 1 and tokens:
@@ -135,7 +152,7 @@ def _split_rows(tokens: list[list[str]], el: _Element, path: Path) -> dict:
                 k = int(table[0, col])
                 if np.any(table[:, col] != k):
                     break
-                cols[p.name] = table[:, col + 1:col + 1 + k].astype(p.dtype)
+                cols[p.name] = table[:, col + 1 : col + 1 + k].astype(p.dtype)
                 col += 1 + k
             else:
                 cols[p.name] = table[:, col].astype(p.dtype)
@@ -151,7 +168,7 @@ def _split_rows(tokens: list[list[str]], el: _Element, path: Path) -> dict:
             for p in el.properties:
                 if p.count_dtype:
                     k = int(float(row[col]))
-                    cols[p.name].append(np.array(row[col + 1:col + 1 + k], dtype=np.float64).astype(p.dtype))
+                    cols[p.name].append(np.array(row[col + 1 : col + 1 + k], dtype=np.float64).astype(p.dtype))
                     col += 1 + k
                 else:
                     cols[p.name].append(float(row[col]))
@@ -204,12 +221,18 @@ def _read_binary(header: _Header, data: bytes, path: Path) -> dict[str, dict]:
             dt = np.dtype([(p.name, bo + p.dtype) for p in el.properties])
             need = dt.itemsize * el.count
             if off + need > len(data):
-                raise DatasetError(f"{path}: element '{el.name}' needs {need} bytes but the file ends early; it is truncated, re-download it")
+                raise DatasetError(
+                    f"{path}: element '{el.name}' needs {need} bytes but the file ends early; it is truncated, re-download it"
+                )
             arr = np.frombuffer(data, dtype=dt, count=el.count, offset=off)
             out[el.name] = {p.name: arr[p.name].astype(p.dtype) for p in el.properties}
             off += need
             continue
-        parsed = _binary_uniform(el, data, off, bo) if el.count else ({p.name: np.zeros((0, 3) if p.count_dtype else 0, p.dtype) for p in el.properties}, 0)
+        parsed = (
+            _binary_uniform(el, data, off, bo)
+            if el.count
+            else ({p.name: np.zeros((0, 3) if p.count_dtype else 0, p.dtype) for p in el.properties}, 0)
+        )
         if parsed is None:
             parsed = _binary_rows(el, data, off, bo, path)
         out[el.name], size = parsed
@@ -269,7 +292,9 @@ def _binary_rows(el: _Element, data: bytes, off: int, bo: str, path: Path):
                     pos += np.dtype(p.dtype).itemsize
     except (struct.error, ValueError):
         raise DatasetError(f"{path}: element '{el.name}' ends early; the file is truncated, re-download it") from None
-    return {p.name: (cols[p.name] if p.count_dtype else np.asarray(cols[p.name], p.dtype)) for p in el.properties}, pos - off
+    return {
+        p.name: (cols[p.name] if p.count_dtype else np.asarray(cols[p.name], p.dtype)) for p in el.properties
+    }, pos - off
 
 
 def _triangulate(lists, path: Path) -> np.ndarray:
@@ -320,7 +345,9 @@ def load_ply(path: str | os.PathLike, *, load_texture: bool = True) -> Mesh:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise DatasetError(f"{path} not found: check the dataset's models folder or re-download the models archive") from None
+        raise DatasetError(
+            f"{path} not found: check the dataset's models folder or re-download the models archive"
+        ) from None
     header = _parse_header(data, path)
     elems = _read_ascii(header, data, path) if header.fmt == "ascii" else _read_binary(header, data, path)
 
@@ -359,7 +386,9 @@ def load_ply(path: str | os.PathLike, *, load_texture: bool = True) -> Mesh:
         if key is not None:
             faces = _triangulate(face[key], path)
             if faces.size and (faces.min() < 0 or faces.max() >= n_vert):
-                raise DatasetError(f"{path}: face indices must lie in [0, {n_vert}) but span [{faces.min()}, {faces.max()}]; the file is corrupt")
+                raise DatasetError(
+                    f"{path}: face indices must lie in [0, {n_vert}) but span [{faces.min()}, {faces.max()}]; the file is corrupt"
+                )
             if "texcoord" in face:
                 face_uv = _corner_uv(face["texcoord"], face[key], path)
 
@@ -368,8 +397,14 @@ def load_ply(path: str | os.PathLike, *, load_texture: bool = True) -> Mesh:
         texture = _read_texture(path, header.texture_file)
 
     return Mesh(
-        vertices_mm=vertices, faces=faces, normals=normals, colors=colors, uv=uv,
-        texture=texture, texture_file=header.texture_file, face_uv=face_uv,
+        vertices_mm=vertices,
+        faces=faces,
+        normals=normals,
+        colors=colors,
+        uv=uv,
+        texture=texture,
+        texture_file=header.texture_file,
+        face_uv=face_uv,
     )
 
 
@@ -378,7 +413,9 @@ def _corner_uv(texcoord, indices, path: Path) -> np.ndarray:
     if isinstance(texcoord, np.ndarray) and isinstance(indices, np.ndarray):
         k = indices.shape[1]
         if texcoord.shape[1] != 2 * k:
-            raise DatasetError(f"{path}: faces have {k} corners but {texcoord.shape[1]} texcoord values (expected {2 * k})")
+            raise DatasetError(
+                f"{path}: faces have {k} corners but {texcoord.shape[1]} texcoord values (expected {2 * k})"
+            )
         tc = texcoord.reshape(len(texcoord), k, 2).astype(np.float32)
         tris = np.stack([tc[:, [0, i, i + 1]] for i in range(1, k - 1)], 1)
         return tris.reshape(-1, 3, 2)
@@ -467,7 +504,10 @@ def save_ply(path: str | os.PathLike, mesh: Mesh, *, binary: bool = False) -> No
             if face_uv is None:
                 np.savetxt(buf, ftab, fmt="%d")
             else:
-                lines = [" ".join(map(str, a)) + " 6 " + " ".join("%.9g" % x for x in b) for a, b in zip(ftab.tolist(), face_uv.tolist())]
+                lines = [
+                    " ".join(map(str, a)) + " 6 " + " ".join("%.9g" % x for x in b)
+                    for a, b in zip(ftab.tolist(), face_uv.tolist())
+                ]
                 buf.write(("\n".join(lines) + "\n").encode("ascii"))
     write_bytes_atomic(path, buf.getvalue())
 

@@ -39,7 +39,9 @@ def _int(tok: str) -> int | None:
     return int(tok) if re.fullmatch(r"\+?\d+", tok) else None
 
 
-def parse_results_lines(lines: Sequence[str], source: str, rot_tol: float = ROT_TOL) -> tuple[list[PoseEstimate], list[str]]:
+def parse_results_lines(
+    lines: Sequence[str], source: str, rot_tol: float = ROT_TOL
+) -> tuple[list[PoseEstimate], list[str]]:
     """Parse and validate the lines of a results CSV (header included).
 
     Returns:
@@ -99,7 +101,9 @@ def parse_results_lines(lines: Sequence[str], source: str, rot_tol: float = ROT_
             times.setdefault((ids[0], ids[1]), []).append((lineno, time_s))
         if len(problems) > n0:
             continue
-        pending.append((lineno, dict(scene_id=ids[0], im_id=ids[1], obj_id=ids[2], score=score, R_m2c=R, t_m2c=t, time_s=time_s)))
+        pending.append(
+            (lineno, dict(scene_id=ids[0], im_id=ids[1], obj_id=ids[2], score=score, R_m2c=R, t_m2c=t, time_s=time_s))
+        )
     if pending:
         Rs = np.asarray([row["R_m2c"] for _, row in pending], np.float64).reshape(-1, 3, 3)
         ortho, det = rotation_errors(Rs)
@@ -112,8 +116,11 @@ def parse_results_lines(lines: Sequence[str], source: str, rot_tol: float = ROT_
         values = [t for _, t in ts]
         if max(values) - min(values) > TIME_TOL_S:
             shown = ", ".join(f"line {ln}: {t:g}" for ln, t in ts[:6]) + (" ..." if len(ts) > 6 else "")
-            add(ts[0][0], f"time: scene {scene_id} image {im_id} has different times ({shown}); "
-                          "BOP needs one time per image: the total time for the image on every row")
+            add(
+                ts[0][0],
+                f"time: scene {scene_id} image {im_id} has different times ({shown}); "
+                "BOP needs one time per image: the total time for the image on every row",
+            )
     problems.sort(key=lambda p: p[0])  # in file order (stable: one line's problems keep their order)
     return rows, [msg for _, msg in problems]
 
@@ -140,7 +147,9 @@ def load_results_csv(path: str | os.PathLike, rot_tol: float = ROT_TOL) -> list[
         raise ResultsFormatError(f"{path}: not a UTF-8 text file; is this a BOP19 results CSV?") from None
     rows, problems = parse_results_lines(text.split("\n"), str(path), rot_tol)
     if problems:
-        raise ResultsFormatError(f"{path}: {len(problems)} problem(s) in the BOP19 results CSV; fix every listed line", problems)
+        raise ResultsFormatError(
+            f"{path}: {len(problems)} problem(s) in the BOP19 results CSV; fix every listed line", problems
+        )
     return rows
 
 
@@ -163,7 +172,9 @@ def save_results_csv(path: str | os.PathLike, estimates: Sequence[PoseEstimate],
     text = format_results_csv(estimates)
     _, problems = parse_results_lines(text.split("\n"), str(path), rot_tol)
     if problems:
-        raise ResultsFormatError(f"refusing to write {path}: {len(problems)} problem(s) (line N = estimate N - 1)", problems)
+        raise ResultsFormatError(
+            f"refusing to write {path}: {len(problems)} problem(s) (line N = estimate N - 1)", problems
+        )
     write_text_atomic(path, text)
 
 
@@ -196,7 +207,9 @@ def split_folder(name: ResultFileName) -> str:
     return name.split if split_type is None else f"{name.split}_{split_type}"
 
 
-_NAME_RE = re.compile(r"^(?P<method>[^_]+)_(?P<dataset>[^_\-]+)-(?P<split>[^_\-]+)(?:-(?P<split_type>[^_\-]+))?(?:_(?P<id>[^.]+))?$")
+_NAME_RE = re.compile(
+    r"^(?P<method>[^_]+)_(?P<dataset>[^_\-]+)-(?P<split>[^_\-]+)(?:-(?P<split_type>[^_\-]+))?(?:_(?P<id>[^.]+))?$"
+)
 
 
 def parse_result_filename(name: str | os.PathLike) -> ResultFileName:
@@ -220,7 +233,9 @@ def parse_result_filename(name: str | os.PathLike) -> ResultFileName:
             stem = stem[: -len(ext)]
             break
     else:
-        raise ResultsFormatError(f"result file name {base!r} must end in .csv (or .json for detections), e.g. 'mymethod_lmo-test.csv'")
+        raise ResultsFormatError(
+            f"result file name {base!r} must end in .csv (or .json for detections), e.g. 'mymethod_lmo-test.csv'"
+        )
     m = _NAME_RE.match(stem)
     if not m:
         raise ResultsFormatError(

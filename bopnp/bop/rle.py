@@ -38,7 +38,7 @@ class Rle:
     width: int
 
     @classmethod
-    def encode(cls, mask: np.ndarray) -> "Rle":
+    def encode(cls, mask: np.ndarray) -> Rle:
         """Encode an (H, W) mask (nonzero = set).
 
         >>> Rle.encode(np.array([[0, 1], [1, 1]])).counts.tolist()
@@ -66,7 +66,9 @@ class Rle:
         counts = np.asarray(self.counts, np.int64)
         total = int(counts.sum())
         if total != self.height * self.width or np.any(counts < 0):
-            raise RleError(f"run lengths add up to {total}, expected height * width = {self.height} * {self.width} = {self.height * self.width}")
+            raise RleError(
+                f"run lengths add up to {total}, expected height * width = {self.height} * {self.width} = {self.height * self.width}"
+            )
         values = (np.arange(len(counts)) % 2).astype(bool)
         flat = np.repeat(values, counts)
         return flat.reshape(self.width, self.height).T.copy()
@@ -94,7 +96,7 @@ class Rle:
         return {"counts": counts, "size": [int(self.height), int(self.width)]}
 
     @classmethod
-    def from_json(cls, obj: Any) -> "Rle":
+    def from_json(cls, obj: Any) -> Rle:
         """Parse ``{"size": [H, W], "counts": str or list}``.
 
         Raises:
@@ -103,7 +105,11 @@ class Rle:
         if not isinstance(obj, Mapping) or "counts" not in obj or "size" not in obj:
             raise RleError("expected an object with 'counts' and 'size'")
         size = obj["size"]
-        if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in size)):
+        if not (
+            isinstance(size, (list, tuple))
+            and len(size) == 2
+            and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in size)
+        ):
             raise RleError(f"size must be [height, width] (non-negative ints), got {size!r}")
         counts = obj["counts"]
         if isinstance(counts, bytes):

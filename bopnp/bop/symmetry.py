@@ -28,8 +28,13 @@ def _discrete(info: ModelInfo | Mapping[str, Any]) -> list[np.ndarray]:
 
 def _continuous(info: ModelInfo | Mapping[str, Any]) -> list[tuple[np.ndarray, np.ndarray]]:
     if isinstance(info, ModelInfo):
-        return [(np.asarray(s.axis, np.float64), np.asarray(s.offset_mm, np.float64)) for s in info.symmetries_continuous]
-    return [(np.asarray(s["axis"], np.float64), np.asarray(s.get("offset", [0, 0, 0]), np.float64)) for s in info.get("symmetries_continuous", [])]
+        return [
+            (np.asarray(s.axis, np.float64), np.asarray(s.offset_mm, np.float64)) for s in info.symmetries_continuous
+        ]
+    return [
+        (np.asarray(s["axis"], np.float64), np.asarray(s.get("offset", [0, 0, 0]), np.float64))
+        for s in info.get("symmetries_continuous", [])
+    ]
 
 
 def axis_angle_matrix(angle: float, axis: np.ndarray) -> np.ndarray:
@@ -113,7 +118,9 @@ def _perpendicular_unit(a: np.ndarray) -> np.ndarray:
     return u / np.linalg.norm(u)
 
 
-def canonicalize_pose(R_m2c: np.ndarray, t_m2c: np.ndarray, info: ModelInfo | Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def canonicalize_pose(
+    R_m2c: np.ndarray, t_m2c: np.ndarray, info: ModelInfo | Mapping[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
     """The canonical pose of an object with a continuous symmetry: the rotation about the symmetry axis,
     which does not change the object's appearance, is fixed so that all such views share one target.
 
@@ -163,7 +170,9 @@ def canonicalize_pose(R_m2c: np.ndarray, t_m2c: np.ndarray, info: ModelInfo | Ma
         return (R_out[0], t_out[0]) if single else (R_out, t_out)
     if len(cont) > 1:
         obj = getattr(info, "obj_id", "?")
-        raise DatasetError(f"object {obj}: canonicalize_pose handles one continuous symmetry axis, this object declares {len(cont)}")
+        raise DatasetError(
+            f"object {obj}: canonicalize_pose handles one continuous symmetry axis, this object declares {len(cont)}"
+        )
     axis, o = cont[0]
     a = axis / np.linalg.norm(axis)
     u = _perpendicular_unit(a)

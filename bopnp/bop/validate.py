@@ -42,11 +42,18 @@ def brief(v: Any, limit: int = BRIEF_CHARS) -> str:
     if len(text) <= limit:
         return text
     half = max(1, (limit - 5) // 2)
-    return f"{text[:half]}...{text[-half + 3:]} ({len(text)} characters)"
+    return f"{text[:half]}...{text[-half + 3 :]} ({len(text)} characters)"
 
 
-def check_diameter(diameter: float, sizes_mm: Any, source: str, field: str, problems: list[str],
-                   what: str = "the size_x/y/z entries", tol: float = DIAMETER_TOL) -> bool:
+def check_diameter(
+    diameter: float,
+    sizes_mm: Any,
+    source: str,
+    field: str,
+    problems: list[str],
+    what: str = "the size_x/y/z entries",
+    tol: float = DIAMETER_TOL,
+) -> bool:
     """Append a problem unless ``diameter`` (mm) fits the extent ``sizes_mm`` (3,) of the same model:
     ``max(sizes) <= diameter <= |sizes|`` within ``tol`` (relative) + 0.01 mm; return whether it fits.
 
@@ -58,12 +65,15 @@ def check_diameter(diameter: float, sizes_mm: Any, source: str, field: str, prob
     if (1 - tol) * lo - 0.01 <= diameter <= (1 + tol) * hi + 0.01:
         return True
     side = "below the longest side" if diameter < lo else "above the diagonal"
-    problems.append(problem(
-        source, field,
-        f"{diameter:.6g} mm is {side} of the model's bounding box ({what}: longest side {lo:.6g} mm, diagonal "
-        f"{hi:.6g} mm; a diameter lies between the two, tolerance {tol:.0%}); recompute it as the largest "
-        "distance between two vertices of the model, in mm",
-    ))
+    problems.append(
+        problem(
+            source,
+            field,
+            f"{diameter:.6g} mm is {side} of the model's bounding box ({what}: longest side {lo:.6g} mm, diagonal "
+            f"{hi:.6g} mm; a diameter lies between the two, tolerance {tol:.0%}); recompute it as the largest "
+            "distance between two vertices of the model, in mm",
+        )
+    )
     return False
 
 

@@ -12,7 +12,9 @@ from bopnp.cli.options import bop_path_option
 
 @click.command("check")
 @click.argument("name")
-@click.option("--split", default=None, help="Split folder to check (e.g. test, train_pbr, val); default: every split present.")
+@click.option(
+    "--split", default=None, help="Split folder to check (e.g. test, train_pbr, val); default: every split present."
+)
 @bop_path_option
 @click.option("--models-only", is_flag=True, help="Check only camera.json and the models (no split).")
 @click.option(
@@ -30,8 +32,9 @@ from bopnp.cli.options import bop_path_option
     "files and depth that is not 16-bit go unnoticed (the report says so).",
 )
 @click.option("--progress/--no-progress", default=None, help="Progress bar over images (default: on a terminal).")
-def check(name: str, split: str | None, bop_path: Path, models_only: bool, images: str, fast: bool,
-          progress: bool | None) -> None:
+def check(
+    name: str, split: str | None, bop_path: Path, models_only: bool, images: str, fast: bool, progress: bool | None
+) -> None:
     """Report every problem of the BOP dataset NAME (a folder under --bop-path, or a path).
 
     Checks camera.json, models_info.json against the models, every scene's scene_camera, scene_gt and
@@ -50,9 +53,8 @@ def check(name: str, split: str | None, bop_path: Path, models_only: bool, image
       bopnp check lmo --split test --fast            # headers only: sizes, not the pixels
     """
     from bopnp.bop.check import CheckOptions, check_dataset
-    from bopnp.errors import DatasetError
-
     from bopnp.cli.options import dataset_root
+    from bopnp.errors import DatasetError
 
     root = dataset_root(bop_path, name)
     options = CheckOptions(models_only=models_only, images=images, progress=progress, fast=fast)

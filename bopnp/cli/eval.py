@@ -13,30 +13,73 @@ from bopnp.cli.options import bop_path_option
 @click.command("eval")
 @click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @bop_path_option
-@click.option("--targets", default="test_targets_bop19.json", show_default=True,
-              help="Targets file: a name in the dataset folder, or a path.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Output folder [default: results/eval/<csv stem>; with several CSVs, one subfolder <csv stem> "
-                   "each]. Several CSVs of one file name (a/m_lmo-test.csv, b/m_lmo-test.csv) are refused: "
-                   "their outputs would share a folder.")
-@click.option("--overwrite", is_flag=True,
-              help="Replace a finished evaluation of another results file in the output folder (a re-run on the "
-                   "same file, or an unfinished evaluation, is always replaced).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="Device of the batched errors (auto: cuda when present).")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Processes rendering VSD [default: one per core, at most 4, on CPU; 1 with CUDA].")
-@click.option("--rot-tol", type=click.FloatRange(min=0, max=1, min_open=True, max_open=True), default=None,
-              help="Tolerance of the rotation check of the CSV: |R^T R - I| and |det R - 1| [default: 0.05, "
-                   "what BOP's own GT rotations need].")
+@click.option(
+    "--targets",
+    default="test_targets_bop19.json",
+    show_default=True,
+    help="Targets file: a name in the dataset folder, or a path.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output folder [default: results/eval/<csv stem>; with several CSVs, one subfolder <csv stem> "
+    "each]. Several CSVs of one file name (a/m_lmo-test.csv, b/m_lmo-test.csv) are refused: "
+    "their outputs would share a folder.",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace a finished evaluation of another results file in the output folder (a re-run on the "
+    "same file, or an unfinished evaluation, is always replaced).",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Device of the batched errors (auto: cuda when present).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes rendering VSD [default: one per core, at most 4, on CPU; 1 with CUDA].",
+)
+@click.option(
+    "--rot-tol",
+    type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
+    default=None,
+    help="Tolerance of the rotation check of the CSV: |R^T R - I| and |det R - 1| [default: 0.05, "
+    "what BOP's own GT rotations need].",
+)
 @click.option("--no-vsd", is_flag=True, help="Skip VSD (no rendering); AR is then n/a.")
 @click.option("--no-plots", is_flag=True, help="Do not write the PNG recall curves.")
 @click.option("--leaderboard", is_flag=True, help="After the evaluations, print one table ranking all CSVs by AR.")
-@click.option("--backend", type=click.Choice(["bopnp", "bop_toolkit"]), default="bopnp", show_default=True,
-              help="bop_toolkit: run the official eval_bop19_pose.py instead (needs bop_toolkit_lib installed).")
+@click.option(
+    "--backend",
+    type=click.Choice(["bopnp", "bop_toolkit"]),
+    default="bopnp",
+    show_default=True,
+    help="bop_toolkit: run the official eval_bop19_pose.py instead (needs bop_toolkit_lib installed).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def eval_cmd(results, bop_path, targets, out_dir, overwrite, device, workers, rot_tol, no_vsd, no_plots, leaderboard,
-             backend, quiet):
+def eval_cmd(
+    results,
+    bop_path,
+    targets,
+    out_dir,
+    overwrite,
+    device,
+    workers,
+    rot_tol,
+    no_vsd,
+    no_plots,
+    leaderboard,
+    backend,
+    quiet,
+):
     """Score BOP19 results CSVs (METHOD_DATASET-SPLIT.csv) as the BOP leaderboard does.
 
     Writes scores_bop19.json (bop_toolkit's keys, plus per-object recalls and ADD(-S)), errors.csv
@@ -72,9 +115,19 @@ def eval_cmd(results, bop_path, targets, out_dir, overwrite, device, workers, ro
                 from bopnp.eval.pipeline import EvalConfig, evaluate
 
                 extra = {} if rot_tol is None else {"rot_tol": rot_tol}
-                cfg = EvalConfig(results_csv=csv, bop_path=bop_path, targets=targets, out_dir=out, device=device,
-                                 vsd=not no_vsd, plots=not no_plots, progress=not quiet, workers=workers,
-                                 overwrite=overwrite, **extra)
+                cfg = EvalConfig(
+                    results_csv=csv,
+                    bop_path=bop_path,
+                    targets=targets,
+                    out_dir=out,
+                    device=device,
+                    vsd=not no_vsd,
+                    plots=not no_plots,
+                    progress=not quiet,
+                    workers=workers,
+                    overwrite=overwrite,
+                    **extra,
+                )
                 result = evaluate(cfg)
                 scores = result.scores
                 click.echo(result.table)
@@ -115,7 +168,10 @@ def _refuse_shared_output_folders(results, out_dir) -> None:
         what = f"{paths[0]} is given {len(paths)} times"
     else:
         what = f"{', '.join(map(str, paths))} share the name {paths[0].name}"
-    fix = ("pass it once" if same else
-           f"rename one (keeping METHOD_DATASET-SPLIT, e.g. {stem.split('_', 1)[0]}-v2_{stem.split('_', 1)[-1]}.csv), "
-           "or evaluate them one at a time with different --out folders")
+    fix = (
+        "pass it once"
+        if same
+        else f"rename one (keeping METHOD_DATASET-SPLIT, e.g. {stem.split('_', 1)[0]}-v2_{stem.split('_', 1)[-1]}.csv), "
+        "or evaluate them one at a time with different --out folders"
+    )
     raise click.BadParameter(f"{what}: their outputs would share {folder}; {fix}", param_hint="RESULTS")

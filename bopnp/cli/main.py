@@ -145,7 +145,9 @@ class LazyGroup(click.Group):
             click.secho(f"error: {os_error_message(exc)}", fg="red", err=True)
             sys.exit(OS_ERROR_EXIT)
         except KeyboardInterrupt:
-            click.secho("interrupted: finished work is kept; run the same command again to resume", fg="yellow", err=True)
+            click.secho(
+                "interrupted: finished work is kept; run the same command again to resume", fg="yellow", err=True
+            )
             sys.exit(130)
 
 

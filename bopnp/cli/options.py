@@ -25,8 +25,10 @@ def dataset_root(bop_path: Path, name: str) -> Path:
         click.BadParameter: NAME is empty.
     """
     if not name.strip():
-        raise click.BadParameter("give a dataset name (a folder under --bop-path, e.g. lmo) or a dataset "
-                                 "folder's path, not an empty string", param_hint="NAME")
+        raise click.BadParameter(
+            "give a dataset name (a folder under --bop-path, e.g. lmo) or a dataset folder's path, not an empty string",
+            param_hint="NAME",
+        )
     root = Path(bop_path) / name
     if not root.is_dir() and Path(name).is_dir():
         root = Path(name)

@@ -35,9 +35,19 @@ prepared are skipped: run the same command again to resume after an interruption
 )
 @click.argument("name")
 @bop_path_option
-@click.option("--split", default=None, help="Split folder to prepare. [default: train_pbr, else train, train_synt, train_primesense]")
+@click.option(
+    "--split",
+    default=None,
+    help="Split folder to prepare. [default: train_pbr, else train, train_synt, train_primesense]",
+)
 @click.option("--crop-size", type=int, default=128, show_default=True, help="Side of the crops, pixels.")
-@click.option("--enlarge", type=float, default=1.5, show_default=True, help="Crop side relative to the longer side of the instance box.")
+@click.option(
+    "--enlarge",
+    type=float,
+    default=1.5,
+    show_default=True,
+    help="Crop side relative to the longer side of the instance box.",
+)
 @click.option(
     "--box",
     "box_source",
@@ -46,14 +56,30 @@ prepared are skipped: run the same command again to resume after an interruption
     show_default=True,
     help="Instance box the crop is centred on: the whole silhouette or its visible part.",
 )
-@click.option("--min-visib-fract", type=float, default=0.1, show_default=True, help="Instances less visible than this get no crop.")
-@click.option("--objects", callback=_parse_objects, default=None, help="Comma-separated object ids. [default: all objects]")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Worker processes, one renderer each (~350 MB), capped by the scenes, cores and free memory. "
-                   "[default: one per CPU core, at most 8]")
-@click.option("--overwrite", is_flag=True, help="Delete this split's crop cache first (needed to change crop settings).")
+@click.option(
+    "--min-visib-fract",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="Instances less visible than this get no crop.",
+)
+@click.option(
+    "--objects", callback=_parse_objects, default=None, help="Comma-separated object ids. [default: all objects]"
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes, one renderer each (~350 MB), capped by the scenes, cores and free memory. "
+    "[default: one per CPU core, at most 8]",
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Delete this split's crop cache first (needed to change crop settings)."
+)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
-def prepare(name, bop_path, split, crop_size, enlarge, box_source, min_visib_fract, objects, workers, overwrite, progress):
+def prepare(
+    name, bop_path, split, crop_size, enlarge, box_source, min_visib_fract, objects, workers, overwrite, progress
+):
     """Compute scene_gt_info where missing and write Pix2Pose training crops of dataset NAME.
 
     For every instance visible enough: a square crop around its box (image, coordinate target

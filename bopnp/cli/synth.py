@@ -15,9 +15,27 @@ _DEMO_TRAIN, _DEMO_TEST = 300, 50
 @click.command("synth")
 @click.argument("name")
 @bop_path_option
-@click.option("--train-images", type=click.IntRange(min=0), default=_DEMO_TRAIN, show_default=True, help="Images of the train_pbr split.")
-@click.option("--test-images", type=click.IntRange(min=0), default=_DEMO_TEST, show_default=True, help="Images of the test split (with test_targets_bop19.json).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of everything random (same seed -> same files).")
+@click.option(
+    "--train-images",
+    type=click.IntRange(min=0),
+    default=_DEMO_TRAIN,
+    show_default=True,
+    help="Images of the train_pbr split.",
+)
+@click.option(
+    "--test-images",
+    type=click.IntRange(min=0),
+    default=_DEMO_TEST,
+    show_default=True,
+    help="Images of the test split (with test_targets_bop19.json).",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed of everything random (same seed -> same files).",
+)
 @click.option(
     "--models",
     "models_dir",
@@ -26,15 +44,31 @@ _DEMO_TRAIN, _DEMO_TEST = 300, 50
     help="A BOP models/ folder (ply + models_info.json) to render instead of the procedural objects.",
 )
 @click.option(
-    "--workers", type=click.IntRange(min=1), default=None,
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
     help="Rendering processes (~350 MB each), capped by the images, cores and free memory; the output does not "
-         "depend on it. [default: one per CPU core, at most 8]",
+    "depend on it. [default: one per CPU core, at most 8]",
 )
-@click.option("--images-per-scene", type=click.IntRange(1, 1000), default=1000, show_default=True, help="Images per scene folder.")
+@click.option(
+    "--images-per-scene", type=click.IntRange(1, 1000), default=1000, show_default=True, help="Images per scene folder."
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset made by `bopnp synth`.")
 @click.option("--resume", is_flag=True, help="Finish an interrupted dataset (same options); finished images are kept.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-def synth(name, bop_path, train_images, test_images, seed, models_dir, workers, images_per_scene, overwrite, resume, no_progress):
+def synth(
+    name,
+    bop_path,
+    train_images,
+    test_images,
+    seed,
+    models_dir,
+    workers,
+    images_per_scene,
+    overwrite,
+    resume,
+    no_progress,
+):
     """Write a synthetic BOP dataset to BOP_PATH/NAME.
 
     Without --models it renders six procedural objects (two asymmetric, three with discrete and one with

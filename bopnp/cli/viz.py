@@ -19,7 +19,9 @@ def _png_path(ctx, param, value: Path | None) -> Path | None:
     return value
 
 
-def choose_images(scenes: tuple[int, ...], ims: tuple[int, ...], split_scenes: list[int]) -> list[tuple[int, int]] | None:
+def choose_images(
+    scenes: tuple[int, ...], ims: tuple[int, ...], split_scenes: list[int]
+) -> list[tuple[int, int]] | None:
     """The (scene_id, im_id) pairs that ``--scene`` / ``--im`` name, or None when no image is named.
 
     ``--im`` with one ``--scene`` (or in a split of one scene): those images of that scene; with as
@@ -45,7 +47,14 @@ def choose_images(scenes: tuple[int, ...], ims: tuple[int, ...], split_scenes: l
     )
 
 
-def default_out(name: str, split: str, results: Path | None, crops: bool, images: list[tuple[int, int]] | None, scenes: tuple[int, ...]) -> Path:
+def default_out(
+    name: str,
+    split: str,
+    results: Path | None,
+    crops: bool,
+    images: list[tuple[int, int]] | None,
+    scenes: tuple[int, ...],
+) -> Path:
     """``results/viz/<name>`` derived from the inputs."""
     if crops:
         return VIZ_DIR / f"{name}_{split}_crops.png"
@@ -73,7 +82,9 @@ def _check_csv_dataset(csv: Path, name: str, split: str | None) -> str | None:
         )
     csv_split = split_folder(parsed)  # with bop_toolkit's default split type (tless-test -> test_primesense)
     if split is not None and split != csv_split:
-        raise ResultsFormatError(f"{csv.name} is named for split '{csv_split}', not '{split}': leave --split out or pass --split {csv_split}")
+        raise ResultsFormatError(
+            f"{csv.name} is named for split '{csv_split}', not '{split}': leave --split out or pass --split {csv_split}"
+        )
     return csv_split
 
 
@@ -87,7 +98,9 @@ def _crops_split(bop_path: Path, name: str, split: str | None) -> str:
     prepared = sorted(p.name for p in root.iterdir() if (p / "cache.json").is_file()) if root.is_dir() else []
     if not prepared:
         if not (Path(bop_path) / name).is_dir():
-            raise DatasetError(f"{Path(bop_path) / name} not found: create it with `bopnp synth {name}` or put a BOP dataset there, or pass --bop-path")
+            raise DatasetError(
+                f"{Path(bop_path) / name} not found: create it with `bopnp synth {name}` or put a BOP dataset there, or pass --bop-path"
+            )
         raise DatasetError(f"{root} holds no crops: run `bopnp prepare {name}` first")
     for preferred in ("train_pbr", "train"):
         if preferred in prepared:
@@ -109,18 +122,57 @@ The picture goes to results/viz/ unless --out says where; its path is printed.""
 )
 @click.argument("name")
 @bop_path_option
-@click.option("--split", default=None, help="Split folder. [default: the CSV's split with --results, the prepared split with --crops, else test]")
-@click.option("--images", "n_images", type=click.IntRange(1, 64), default=4, show_default=True,
-              help="Images to show, spread over the split (with --results: over the images that have estimates).")
-@click.option("--scene", "scenes", type=click.IntRange(min=0), multiple=True, help="Scene id (repeatable): only these scenes, or the scene of --im.")
-@click.option("--im", "ims", type=click.IntRange(min=0), multiple=True, help="Image id (repeatable): show exactly these images.")
-@click.option("--results", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="BOP19 results CSV whose estimates are drawn over the images they refer to.")
+@click.option(
+    "--split",
+    default=None,
+    help="Split folder. [default: the CSV's split with --results, the prepared split with --crops, else test]",
+)
+@click.option(
+    "--images",
+    "n_images",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Images to show, spread over the split (with --results: over the images that have estimates).",
+)
+@click.option(
+    "--scene",
+    "scenes",
+    type=click.IntRange(min=0),
+    multiple=True,
+    help="Scene id (repeatable): only these scenes, or the scene of --im.",
+)
+@click.option(
+    "--im", "ims", type=click.IntRange(min=0), multiple=True, help="Image id (repeatable): show exactly these images."
+)
+@click.option(
+    "--results",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="BOP19 results CSV whose estimates are drawn over the images they refer to.",
+)
 @click.option("--crops", is_flag=True, help="Draw the training crops of `bopnp prepare NAME` instead of images.")
-@click.option("--per-object", type=click.IntRange(1, 32), default=8, show_default=True, help="With --crops: crops shown per object.")
-@click.option("--tile-width", type=click.IntRange(160, 4096), default=640, show_default=True, help="Wider images are shrunk to this width, pixels.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), callback=_png_path, default=None,
-              help="Output PNG. [default: results/viz/<name from the inputs>.png]")
+@click.option(
+    "--per-object",
+    type=click.IntRange(1, 32),
+    default=8,
+    show_default=True,
+    help="With --crops: crops shown per object.",
+)
+@click.option(
+    "--tile-width",
+    type=click.IntRange(160, 4096),
+    default=640,
+    show_default=True,
+    help="Wider images are shrunk to this width, pixels.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    callback=_png_path,
+    default=None,
+    help="Output PNG. [default: results/viz/<name from the inputs>.png]",
+)
 def viz(name, bop_path, split, n_images, scenes, ims, results, crops, per_object, tile_width, out):
     """Draw GT poses (and estimates) of some images of dataset NAME, or its training crops, into a PNG.
 
@@ -160,7 +212,11 @@ def viz(name, bop_path, split, n_images, scenes, ims, results, crops, per_object
         for s, i in chosen:
             if i not in ds.scene_camera(s):
                 have = ds.image_ids(s)
-                raise DatasetError(f"{ds.scene_path(s) / 'scene_camera.json'} has no image {i} (images {have[0]}..{have[-1]}, {len(have)} in all)" if have else f"scene {s} has no images")
+                raise DatasetError(
+                    f"{ds.scene_path(s) / 'scene_camera.json'} has no image {i} (images {have[0]}..{have[-1]}, {len(have)} in all)"
+                    if have
+                    else f"scene {s} has no images"
+                )
     title = f"{name} / {split}" + (f"  -  {results.name}" if results is not None else "")
     picture = scene_overview(ds, split, chosen, estimates, title=title, tile_width=tile_width)
     path = save_png(out or default_out(name, split, results, False, None if not ims else chosen, scenes), picture)

@@ -41,9 +41,10 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -136,7 +137,9 @@ class ShardArrays:
         for name, dtype, ndim in (("rgb", np.uint8, 4), ("xyz", np.float16, 4), ("mask", np.uint8, 3)):
             a = getattr(self, name)
             if a.dtype != dtype or a.ndim != ndim or a.shape[0] != n:
-                raise ValueError(f"shard {name}: expected {n} crops of dtype {np.dtype(dtype)} and {ndim} dims, got {a.dtype} {a.shape}")
+                raise ValueError(
+                    f"shard {name}: expected {n} crops of dtype {np.dtype(dtype)} and {ndim} dims, got {a.dtype} {a.shape}"
+                )
 
 
 def write_shard(obj_dir: Path, scene_id: int, obj_id: int, arrays: ShardArrays) -> Path:
@@ -215,9 +218,13 @@ class Shard:
             try:
                 a = np.load(path, mmap_mode="r")
             except (OSError, ValueError) as exc:
-                raise DatasetError(f"{path} cannot be read ({exc}): rebuild the cache with `bopnp prepare ... --overwrite`") from None
+                raise DatasetError(
+                    f"{path} cannot be read ({exc}): rebuild the cache with `bopnp prepare ... --overwrite`"
+                ) from None
             if a.shape[0] != len(self.records):
-                raise DatasetError(f"{path} holds {a.shape[0]} crops but index.json lists {len(self.records)}: rebuild the cache with `bopnp prepare ... --overwrite`")
+                raise DatasetError(
+                    f"{path} holds {a.shape[0]} crops but index.json lists {len(self.records)}: rebuild the cache with `bopnp prepare ... --overwrite`"
+                )
             self._arrays[name] = a
         return self._arrays[name]
 
@@ -233,7 +240,9 @@ def read_shard(path: Path) -> Shard:
     index = read_json(path / "index.json", "shard index", fix=f"the shard is incomplete: {REBUILD_HINT}")
     _check_version(index, path / "index.json")
     if int(index.get("count", -1)) != len(index.get("crops", [])):
-        raise DatasetError(f"{path / 'index.json'}: count {index.get('count')} disagrees with {len(index.get('crops', []))} crops")
+        raise DatasetError(
+            f"{path / 'index.json'}: count {index.get('count')} disagrees with {len(index.get('crops', []))} crops"
+        )
     return Shard(path=path, obj_id=int(index["obj_id"]), scene_id=int(index["scene_id"]), records=index["crops"])
 
 
@@ -305,7 +314,11 @@ def read_cache_meta(cache_dir: Path) -> dict:
 def read_object_meta(cache_dir: Path, obj_id: int) -> dict:
     """``obj_XXXXXX/meta.json`` of one object, version-checked."""
     path = Path(cache_dir) / obj_dir_name(obj_id) / "meta.json"
-    meta = read_json(path, "object metadata", fix=f"object {obj_id} has no crops in this cache (run `bopnp prepare NAME --objects {obj_id}`)")
+    meta = read_json(
+        path,
+        "object metadata",
+        fix=f"object {obj_id} has no crops in this cache (run `bopnp prepare NAME --objects {obj_id}`)",
+    )
     _check_version(meta, path)
     return meta
 

@@ -11,8 +11,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -21,7 +21,13 @@ from torch.utils.data import Dataset
 
 from bopnp.data.augment import BoxJitter
 from bopnp.data.cache import (
-    CropIndex, Shard, list_shards, obj_dir_name, read_cache_meta, read_object_meta, unpack_masks,
+    CropIndex,
+    Shard,
+    list_shards,
+    obj_dir_name,
+    read_cache_meta,
+    read_object_meta,
+    unpack_masks,
 )
 from bopnp.data.crop_geometry import crop_K, warp_crop
 from bopnp.errors import ConfigError, DatasetError
@@ -166,7 +172,9 @@ def open_crop_datasets(cache_dir: str | Path, obj_ids: Sequence[int] | None = No
     ids = list(obj_ids) if obj_ids is not None else [int(o) for o in meta["objects"]]
     missing = [o for o in ids if int(o) not in {int(x) for x in meta["objects"]}]
     if missing:
-        raise DatasetError(f"{Path(cache_dir) / 'cache.json'}: objects {missing} were not prepared; run `bopnp prepare NAME --objects ...` with them")
+        raise DatasetError(
+            f"{Path(cache_dir) / 'cache.json'}: objects {missing} were not prepared; run `bopnp prepare NAME --objects ...` with them"
+        )
     return {int(o): CropDataset(cache_dir, int(o), **kwargs) for o in ids}
 
 

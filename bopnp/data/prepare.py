@@ -33,9 +33,10 @@ import os
 import shutil
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -99,7 +100,7 @@ class PrepareConfig:
     def dataset_dir(self) -> Path:
         return Path(self.bop_path) / self.name
 
-    def validate(self) -> "PrepareConfig":
+    def validate(self) -> PrepareConfig:
         """Raise :class:`ConfigError` saying how to fix the first bad value; returns self."""
         if not self.name or "/" in self.name or self.name in (".", ".."):
             raise ConfigError(f"dataset name {self.name!r} must be a plain folder name under --bop-path, e.g. 'demo'")
@@ -189,7 +190,9 @@ def resolve_split(dataset_dir: Path, split: str | None) -> str:
     present = sorted(p.name for p in dataset_dir.iterdir() if p.is_dir()) if dataset_dir.is_dir() else []
     if split is not None:
         if not (dataset_dir / split).is_dir():
-            raise DatasetError(f"{dataset_dir / split} not found: the dataset has the folders {present}; pass one of them with --split")
+            raise DatasetError(
+                f"{dataset_dir / split} not found: the dataset has the folders {present}; pass one of them with --split"
+            )
         return split
     for candidate in DEFAULT_SPLITS:
         if (dataset_dir / candidate).is_dir():
@@ -197,7 +200,9 @@ def resolve_split(dataset_dir: Path, split: str | None) -> str:
     trains = [p for p in present if p.startswith("train")]
     if len(trains) == 1:
         return trains[0]
-    raise DatasetError(f"{dataset_dir} has no training split ({', '.join(DEFAULT_SPLITS)}); its folders are {present}: pass --split")
+    raise DatasetError(
+        f"{dataset_dir} has no training split ({', '.join(DEFAULT_SPLITS)}); its folders are {present}: pass --split"
+    )
 
 
 def marker_path(cache_dir: Path, scene_id: int) -> Path:
@@ -226,7 +231,9 @@ def prepare(config: PrepareConfig, progress: bool = True) -> PrepareSummary:
     config.validate()
     ds_dir = config.dataset_dir
     if not ds_dir.is_dir():
-        raise DatasetError(f"{ds_dir} not found: create it with `bopnp synth {config.name}`, or put a BOP dataset there (see datasets/README.md), or pass --bop-path")
+        raise DatasetError(
+            f"{ds_dir} not found: create it with `bopnp synth {config.name}`, or put a BOP dataset there (see datasets/README.md), or pass --bop-path"
+        )
     split = resolve_split(ds_dir, config.split)
     dataset = BopDataset(ds_dir, split)
     split_dir = dataset.split_path
@@ -313,12 +320,18 @@ def validate_inputs(dataset, scene_ids: list[int], objects: list[int]) -> dict[i
             bad[scene_id] = str(exc)
             continue
         path = dataset.scene_path(scene_id) / "scene_gt.json"
-        unknown = [f"['{im_id}'][{gt_id}].obj_id: object {g.obj_id}" for im_id, lst in gts.items()
-                   for gt_id, g in enumerate(lst) if g.obj_id not in dataset.models_info]
+        unknown = [
+            f"['{im_id}'][{gt_id}].obj_id: object {g.obj_id}"
+            for im_id, lst in gts.items()
+            for gt_id, g in enumerate(lst)
+            if g.obj_id not in dataset.models_info
+        ]
         if unknown:
             more = f" ... ({len(unknown)} in all)" if len(unknown) > 5 else ""
-            bad[scene_id] = (f"{path}: {'; '.join(unknown[:5])}{more}: not in {dataset.models_info_path} "
-                             f"(objects: {dataset.obj_ids}); add the models and entries, or fix the obj_id")
+            bad[scene_id] = (
+                f"{path}: {'; '.join(unknown[:5])}{more}: not in {dataset.models_info_path} "
+                f"(objects: {dataset.obj_ids}); add the models and entries, or fix the obj_id"
+            )
     return bad
 
 
@@ -333,9 +346,14 @@ def _open_cache(cache_dir: Path, settings: dict, overwrite: bool) -> None:
         old = read_json(meta_path, "crop cache settings", fix="pass --overwrite to rebuild the cache")
         diffs = [f"{k}: {old.get(k)!r} there, {v!r} now" for k, v in settings.items() if old.get(k) != v]
         if (old.get("format"), old.get("version")) != (CACHE_FORMAT, CACHE_VERSION):
-            diffs.insert(0, f"format {old.get('format')!r} version {old.get('version')!r}, this bopnp writes version {CACHE_VERSION}")
+            diffs.insert(
+                0,
+                f"format {old.get('format')!r} version {old.get('version')!r}, this bopnp writes version {CACHE_VERSION}",
+            )
         if diffs:
-            raise ConfigError(f"{cache_dir} was prepared with other settings ({'; '.join(diffs)}): pass --overwrite to rebuild it")
+            raise ConfigError(
+                f"{cache_dir} was prepared with other settings ({'; '.join(diffs)}): pass --overwrite to rebuild it"
+            )
         removed = remove_stale_temporaries(cache_dir)
         if removed:
             log.info("removed %d unfinished shard(s) of an interrupted run", removed)
@@ -363,10 +381,14 @@ def _write_object_metas(cache_dir: Path, dataset, objects: list[int], crop_size:
             cache_dir,
             obj_id,
             {
-                "xyz_normalisation": {"centre_mm": np.asarray(centre_mm).tolist(), "half_extent_mm": np.asarray(half_extent_mm).tolist()},
+                "xyz_normalisation": {
+                    "centre_mm": np.asarray(centre_mm).tolist(),
+                    "half_extent_mm": np.asarray(half_extent_mm).tolist(),
+                },
                 "symmetry_pool": discrete_symmetry_pool(info).tolist(),
                 "continuous_symmetries": [
-                    {"axis": np.asarray(s.axis).tolist(), "offset": np.asarray(s.offset_mm).tolist()} for s in info.symmetries_continuous
+                    {"axis": np.asarray(s.axis).tolist(), "offset": np.asarray(s.offset_mm).tolist()}
+                    for s in info.symmetries_continuous
                 ],
                 "target_pose": "canonical" if info.symmetries_continuous else "annotated",
                 "diameter_mm": float(info.diameter_mm),
@@ -412,9 +434,17 @@ def _run_scenes(task: _TaskConfig, scene_ids: list[int], workers: int | None, ti
     import queue as queue_mod
 
     ticks = mp.get_context("spawn").Queue()  # a fresh GL context per worker; never fork a process holding one
-    for _, result in run_jobs(_worker_run_scene, scene_ids, workers, initializer=_init_worker, initargs=(task, ticks),
-                              worker_mb=RENDER_WORKER_MB, in_flight=1, poll=lambda: _drain(ticks, tick, queue_mod),
-                              broken_hint="Prepared scenes are kept: run the same command again to resume."):
+    for _, result in run_jobs(
+        _worker_run_scene,
+        scene_ids,
+        workers,
+        initializer=_init_worker,
+        initargs=(task, ticks),
+        worker_mb=RENDER_WORKER_MB,
+        in_flight=1,
+        poll=lambda: _drain(ticks, tick, queue_mod),
+        broken_hint="Prepared scenes are kept: run the same command again to resume.",
+    ):
         yield result
 
 
@@ -426,7 +456,7 @@ def _drain(ticks, tick, queue_mod) -> None:
             return
 
 
-_STATE: "_WorkerState | None" = None
+_STATE: _WorkerState | None = None
 
 
 def _init_worker(task: _TaskConfig, ticks) -> None:
@@ -488,13 +518,19 @@ class _WorkerState:
             gts = scene_gt[im_id]
             cam = scene_camera.get(im_id)
             if cam is None:
-                skipped.append(_skip_record(scene_id, im_id, info_path.with_name("scene_camera.json"), f"no entry for image {im_id}"))
+                skipped.append(
+                    _skip_record(
+                        scene_id, im_id, info_path.with_name("scene_camera.json"), f"no entry for image {im_id}"
+                    )
+                )
             else:
                 rendered_masks = None
                 if im_id in missing:
                     gt_info[im_id], rendered_masks = self._compute_gt_info(scene_id, im_id, gts, cam.K)
                 try:  # all of an image's crops, or none
-                    for obj_id, item in list(self._image_crops(scene_id, im_id, gts, gt_info[im_id], cam.K, rendered_masks)):
+                    for obj_id, item in list(
+                        self._image_crops(scene_id, im_id, gts, gt_info[im_id], cam.K, rendered_masks)
+                    ):
                         crops[obj_id].append(item)
                 except _Skip as exc:
                     skipped.append(_skip_record(scene_id, im_id, exc.file, exc.reason))
@@ -520,7 +556,13 @@ class _WorkerState:
             )
             write_shard(self.cache_dir / obj_dir_name(obj_id), scene_id, obj_id, arrays)
             counts[str(obj_id)] = len(items)
-        marker = {"scene_id": scene_id, "images": len(scene_gt), "crops": counts, "skipped": skipped, "gt_info_computed": len(missing)}
+        marker = {
+            "scene_id": scene_id,
+            "images": len(scene_gt),
+            "crops": counts,
+            "skipped": skipped,
+            "gt_info_computed": len(missing),
+        }
         write_json_atomic(marker_path(self.cache_dir, scene_id), marker)
         return {"scene_id": scene_id, "failed": None, "gt_info_written": written, "skipped": skipped, "crops": counts}
 
@@ -546,7 +588,14 @@ class _WorkerState:
         renderer = self.renderer(width, height, sorted({g.obj_id for g in gts}))
         depth_mm = self._sensor_depth(scene_id, im_id)
         if depth_mm is not None and depth_mm.shape != (height, width):
-            log.warning("depth image %d of scene %d is %s, the image %dx%d: using the rendered depth", im_id, scene_id, depth_mm.shape, width, height)
+            log.warning(
+                "depth image %d of scene %d is %s, the image %dx%d: using the rendered depth",
+                im_id,
+                scene_id,
+                depth_mm.shape,
+                width,
+                height,
+            )
             depth_mm = None
         infos, masks_full, masks_visib = compute_gt_info_and_masks(renderer, K, instances, depth_mm)
         return [_as_gt_info(e) for e in infos], (masks_full, masks_visib)
@@ -564,7 +613,15 @@ class _WorkerState:
         cam = self.dataset.camera
         return cam.width, cam.height
 
-    def _image_crops(self, scene_id: int, im_id: int, gts, infos, K: np.ndarray, rendered_masks: tuple[np.ndarray, np.ndarray] | None = None):
+    def _image_crops(
+        self,
+        scene_id: int,
+        im_id: int,
+        gts,
+        infos,
+        K: np.ndarray,
+        rendered_masks: tuple[np.ndarray, np.ndarray] | None = None,
+    ):
         """Yield ``(obj_id, (record, rgb, xyz, mask))`` for each selected instance of one image.
 
         Masks of the image: the split's ``mask_visib`` and ``mask`` pngs, else ``rendered_masks`` (full,
@@ -622,7 +679,11 @@ class _WorkerState:
             R_t, t_t = target_pose(ds.models_info[g.obj_id], g.R_m2c, g.t_m2c)
             inside = inside_image_mask((W, H), box, S)
             xyz, full = render_crop_target(crop_renderer, g.obj_id, Kc, R_t, t_t, inside)
-            visib = full.copy() if _unoccluded(inf) else visible_in_crop(full, visib_masks[gt_id], full_masks.get(gt_id), box, S)
+            visib = (
+                full.copy()
+                if _unoccluded(inf)
+                else visible_in_crop(full, visib_masks[gt_id], full_masks.get(gt_id), box, S)
+            )
             record = {
                 "scene_id": int(scene_id),
                 "im_id": int(im_id),
@@ -667,7 +728,9 @@ def _unoccluded(info) -> bool:
     return 0 < info.px_count_all <= info.px_count_visib
 
 
-def visible_in_crop(full_crop: np.ndarray, visib_image: np.ndarray, full_image: np.ndarray | None, box, S: int) -> np.ndarray:
+def visible_in_crop(
+    full_crop: np.ndarray, visib_image: np.ndarray, full_image: np.ndarray | None, box, S: int
+) -> np.ndarray:
     """The visible mask of a crop: its full mask minus what occludes the object in the image.
 
     The full mask is rendered at the crop's own pixel centres, the image's masks are resampled by the
@@ -718,5 +781,11 @@ class _Skip(Exception):
 
 
 __all__ = [
-    "DEFAULT_SPLITS", "PrepareConfig", "PrepareSummary", "marker_path", "prepare", "resolve_split", "validate_inputs",
+    "DEFAULT_SPLITS",
+    "PrepareConfig",
+    "PrepareSummary",
+    "marker_path",
+    "prepare",
+    "resolve_split",
+    "validate_inputs",
 ]

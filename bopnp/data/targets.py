@@ -27,7 +27,9 @@ def target_pose(info: ModelInfo, R_m2c: np.ndarray, t_m2c: np.ndarray) -> tuple[
     return canonicalize_pose(R_m2c, t_m2c, info)
 
 
-def render_crop_target(renderer, obj_id: int, K_crop: np.ndarray, R_m2c: np.ndarray, t_m2c: np.ndarray, inside: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def render_crop_target(
+    renderer, obj_id: int, K_crop: np.ndarray, R_m2c: np.ndarray, t_m2c: np.ndarray, inside: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Render one instance alone into a crop: its normalised coordinates and its full mask.
 
     Args:

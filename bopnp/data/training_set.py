@@ -135,8 +135,9 @@ class TrainingSet(Dataset):
             self.offsets.append(self.offsets[-1] + len(ds))
         p_max = max(len(ds.symmetry_pool) for ds in self.datasets)
         self.pools = [_pad_pool(ds.symmetry_pool, p_max) for ds in self.datasets]
-        self.norms = [tuple(torch.as_tensor(a, dtype=torch.float32) for a in ds.xyz_normalisation)
-                      for ds in self.datasets]
+        self.norms = [
+            tuple(torch.as_tensor(a, dtype=torch.float32) for a in ds.xyz_normalisation) for ds in self.datasets
+        ]
 
     def __len__(self) -> int:
         return self.offsets[-1]

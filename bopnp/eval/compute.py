@@ -19,14 +19,14 @@ from typing import TypeVar
 
 import numpy as np
 
+from bopnp import parallel
 from bopnp.bop.symmetry import symmetry_transforms
-from bopnp.metrics.pose_errors import centres_within_diameter, sphere_projections_overlap
+from bopnp.errors import BopnpError
 from bopnp.eval.inputs import EvalInputs
 from bopnp.eval.plan import Plan
 from bopnp.eval.scores import VSD_TAUS
 from bopnp.eval.vsd import vsd
-from bopnp.errors import BopnpError
-from bopnp import parallel
+from bopnp.metrics.pose_errors import centres_within_diameter, sphere_projections_overlap
 from bopnp.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,9 @@ def _vsd_images(job: _VsdJob, keys: list[int], renderer=None):
             log.warning("VSD skipped for scene %d image %d: %s", scene_id, im_id, exc)
             continue
         if depth.shape != (height, width):
-            missing[(scene_id, im_id)] = f"depth image is {depth.shape[1]}x{depth.shape[0]}, the dataset's images are {width}x{height}"
+            missing[(scene_id, im_id)] = (
+                f"depth image is {depth.shape[1]}x{depth.shape[0]}, the dataset's images are {width}x{height}"
+            )
             continue
         todo = pairs[job.overlap[pairs]]
         for p in pairs[~job.overlap[pairs]]:  # bop_toolkit's value when the projected spheres do not overlap
@@ -182,7 +184,9 @@ def _vsd_images(job: _VsdJob, keys: list[int], renderer=None):
         est_ids = sorted(set(plan.pair_est[todo].tolist()))
         gt_ids = sorted(set(plan.pair_gt[todo].tolist()))
         gts = inputs.scenes[scene_id].gt[im_id]
-        instances = [(inputs.estimates[i].obj_id, inputs.estimates[i].R_m2c, inputs.estimates[i].t_m2c) for i in est_ids]
+        instances = [
+            (inputs.estimates[i].obj_id, inputs.estimates[i].R_m2c, inputs.estimates[i].t_m2c) for i in est_ids
+        ]
         instances += [(gts[g].obj_id, gts[g].R_m2c, gts[g].t_m2c) for g in gt_ids]
         K_im = inputs.scenes[scene_id].camera[im_id].K
         crops = renderer.render(K_im, instances)
@@ -191,8 +195,17 @@ def _vsd_images(job: _VsdJob, keys: list[int], renderer=None):
         for p in todo:
             obj = int(plan.group_obj[plan.pair_group[p]])
             idx.append(int(p))
-            vals.append(vsd(depth, K_im, est_crop[int(plan.pair_est[p])], gt_crop[int(plan.pair_gt[p])], inputs.vsd_delta_mm, VSD_TAUS,
-                            inputs.models_info[obj].diameter_mm))
+            vals.append(
+                vsd(
+                    depth,
+                    K_im,
+                    est_crop[int(plan.pair_est[p])],
+                    gt_crop[int(plan.pair_gt[p])],
+                    inputs.vsd_delta_mm,
+                    VSD_TAUS,
+                    inputs.models_info[obj].diameter_mm,
+                )
+            )
     return idx, vals, missing, renderer
 
 
@@ -253,9 +266,17 @@ def vsd_errors(
                 inputs.mesh(int(obj_id))
         waited: list = []  # while_waiting's result, computed here while the workers render
         results = []
-        pool = parallel.run_jobs(_vsd_worker, chunks, workers, initializer=_worker_init, initargs=(job,), method=method,
-                                 worker_mb=parallel.RENDER_WORKER_MB, in_flight=8,
-                                 poll=lambda: waited or waited.append(while_waiting()))
+        pool = parallel.run_jobs(
+            _vsd_worker,
+            chunks,
+            workers,
+            initializer=_worker_init,
+            initargs=(job,),
+            method=method,
+            worker_mb=parallel.RENDER_WORKER_MB,
+            in_flight=8,
+            poll=lambda: waited or waited.append(while_waiting()),
+        )
         with progress_bar(total=len(keys), desc="VSD", unit="image", enabled=progress, leave=False) as bar:
             for _, res in pool:
                 results.append(res)
@@ -279,7 +300,12 @@ def vsd_errors(
 
 
 def compute_errors(
-    inputs: EvalInputs, plan: Plan, device: str = "auto", with_vsd: bool = True, progress: bool = True, workers: int | None = None
+    inputs: EvalInputs,
+    plan: Plan,
+    device: str = "auto",
+    with_vsd: bool = True,
+    progress: bool = True,
+    workers: int | None = None,
 ) -> PairErrors:
     """All errors of the plan's pairs.
 
@@ -294,6 +320,7 @@ def compute_errors(
     poses = _pair_poses(inputs, plan)
     on_cpu = device == "cpu" or (device == "auto" and not cuda_possible())
     dev = "cpu" if on_cpu else resolve_device(device)
+
     def geometric(single_thread: bool = False):
         if on_cpu or not single_thread:
             return geometric_errors(inputs, plan, poses, dev)
@@ -312,7 +339,12 @@ def compute_errors(
             n_images = len(set(zip(plan.group_scene.tolist(), plan.group_im.tolist())))
             workers = vsd_workers(n_images) if on_cpu or dev.type != "cuda" else 1
         v, avail, missing, (mssd, mspd, add_s) = vsd_errors(
-            inputs, plan, poses, while_waiting=lambda: geometric(single_thread=workers > 1), progress=progress, workers=workers,
+            inputs,
+            plan,
+            poses,
+            while_waiting=lambda: geometric(single_thread=workers > 1),
+            progress=progress,
+            workers=workers,
         )
     else:
         mssd, mspd, add_s = geometric()
@@ -322,4 +354,12 @@ def compute_errors(
     return PairErrors(mssd_mm=mssd, mspd_px=mspd, add_s_mm=add_s, vsd=v, vsd_available=avail, vsd_missing=missing)
 
 
-__all__ = ["PairErrors", "compute_errors", "cuda_possible", "geometric_errors", "vsd_errors", "resolve_device", "vsd_workers"]
+__all__ = [
+    "PairErrors",
+    "compute_errors",
+    "cuda_possible",
+    "geometric_errors",
+    "vsd_errors",
+    "resolve_device",
+    "vsd_workers",
+]

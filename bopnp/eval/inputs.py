@@ -126,8 +126,10 @@ def open_dataset(bop_path: Path, name: ResultFileName, notes: list[str]) -> BopD
         plain = BopDataset.from_bop_path(bop_path, folder, split, models="models")
         if not plain.models_info_path.is_file():
             raise DatasetError(f"{ds.models_info_path} not found: download the dataset's models archive into {ds.root}")
-        notes.append(f"{ds.models_info_path.parent} not found: errors use the meshes of "
-                     f"{plain.models_info_path.parent} (BOP scores use models_eval)")
+        notes.append(
+            f"{ds.models_info_path.parent} not found: errors use the meshes of "
+            f"{plain.models_info_path.parent} (BOP scores use models_eval)"
+        )
         ds = plain
     return ds
 
@@ -146,8 +148,10 @@ def _image_size(ds: BopDataset, targets: list[Target]) -> tuple[int, int]:
                 continue
         if path.is_file():
             return io.image_size(path)
-    raise DatasetError(f"cannot tell the image size of {ds.split_path}: {ds.camera_path} is missing and the target "
-                       "images have no depth or rgb file; download the dataset's base archive (it holds camera.json)")
+    raise DatasetError(
+        f"cannot tell the image size of {ds.split_path}: {ds.camera_path} is missing and the target "
+        "images have no depth or rgb file; download the dataset's base archive (it holds camera.json)"
+    )
 
 
 def resolve_targets_path(dataset_dir: Path, targets: str | Path) -> Path:
@@ -189,8 +193,9 @@ def load_inputs(
         gt_info = ds.scene_gt_info(scene_id) if ds.has_gt_info(scene_id) else None
         if gt_info is None:
             missing_gt_info.append(scene_id)
-        scenes[scene_id] = SceneData(gt=ds.scene_gt(scene_id), gt_info=gt_info, camera=ds.scene_camera(scene_id),
-                                     folder=ds.scene_path(scene_id))
+        scenes[scene_id] = SceneData(
+            gt=ds.scene_gt(scene_id), gt_info=gt_info, camera=ds.scene_camera(scene_id), folder=ds.scene_path(scene_id)
+        )
     if missing_gt_info:
         notes.append(f"scene_gt_info.json missing in scene(s) {_ids(missing_gt_info)}")
 
@@ -200,13 +205,19 @@ def load_inputs(
         if t.im_id not in scene.gt:
             problems.append(f"target scene {t.scene_id} image {t.im_id}: no entry in {scene.folder / 'scene_gt.json'}")
         elif t.im_id not in scene.camera:
-            problems.append(f"target scene {t.scene_id} image {t.im_id}: no entry in {scene.folder / 'scene_camera.json'}")
+            problems.append(
+                f"target scene {t.scene_id} image {t.im_id}: no entry in {scene.folder / 'scene_camera.json'}"
+            )
         if t.obj_id not in models_info:
-            problems.append(f"target scene {t.scene_id} image {t.im_id}: object {t.obj_id} "
-                            f"not in {ds.models_info_path}")
+            problems.append(
+                f"target scene {t.scene_id} image {t.im_id}: object {t.obj_id} not in {ds.models_info_path}"
+            )
     if problems:
-        raise DatasetError(f"{targets_path} does not fit the dataset's annotations; fix the targets file or pass the "
-                           "targets of this dataset with --targets", problems)
+        raise DatasetError(
+            f"{targets_path} does not fit the dataset's annotations; fix the targets file or pass the "
+            "targets of this dataset with --targets",
+            problems,
+        )
 
     return EvalInputs(
         name=name,
@@ -225,5 +236,12 @@ def _ids(ids) -> str:
     return ", ".join(map(str, ids[:10])) + (f" ... ({len(ids)} in all)" if len(ids) > 10 else "")
 
 
-__all__ = ["RESULTS_ROT_TOL", "EvalInputs", "SceneData", "load_inputs", "open_dataset", "resolve_targets_path",
-           "VSD_DELTA_MM"]
+__all__ = [
+    "RESULTS_ROT_TOL",
+    "EvalInputs",
+    "SceneData",
+    "load_inputs",
+    "open_dataset",
+    "resolve_targets_path",
+    "VSD_DELTA_MM",
+]

@@ -51,9 +51,7 @@ def greedy_match(errors: np.ndarray, thresholds: np.ndarray, gt_valid: np.ndarra
     return matched_est
 
 
-def match_groups(
-    errors: list[np.ndarray], thresholds: np.ndarray, gt_valid: list[np.ndarray]
-) -> list[np.ndarray]:
+def match_groups(errors: list[np.ndarray], thresholds: np.ndarray, gt_valid: list[np.ndarray]) -> list[np.ndarray]:
     """Match groups of any sizes (batched by size).
 
     Args:
@@ -70,7 +68,9 @@ def match_groups(
     by_shape: dict[tuple[int, int], list[int]] = defaultdict(list)
     for i, (err, valid) in enumerate(zip(errors, gt_valid)):
         if err.ndim != 3 or err.shape[0] != C or err.shape[2] != len(valid):
-            raise ValueError(f"group {i}: errors of shape {err.shape} do not fit {C} conditions and {len(valid)} GT instances")
+            raise ValueError(
+                f"group {i}: errors of shape {err.shape} do not fit {C} conditions and {len(valid)} GT instances"
+            )
         by_shape[err.shape[1:]].append(i)
     out: list[np.ndarray] = [np.empty(0)] * len(errors)
     for idx in by_shape.values():

@@ -86,7 +86,9 @@ class EvalConfig:
 
     @property
     def resolved_out_dir(self) -> Path:
-        return Path(self.out_dir) if self.out_dir is not None else Path("results") / "eval" / Path(self.results_csv).stem
+        return (
+            Path(self.out_dir) if self.out_dir is not None else Path("results") / "eval" / Path(self.results_csv).stem
+        )
 
 
 @dataclass
@@ -120,7 +122,9 @@ def _recalls(plan: Plan, pair_err: np.ndarray, thresholds: np.ndarray, groups: n
     per_group = plan.group_errors(pair_err)
     sel = np.arange(plan.n_groups) if groups is None else np.flatnonzero(groups)
     matched = match_groups([per_group[g] for g in sel], thresholds, [plan.group_valid[g] for g in sel])
-    return count_recalls(matched, [plan.group_valid[g] for g in sel], [int(plan.group_obj[g]) for g in sel], len(thresholds))
+    return count_recalls(
+        matched, [plan.group_valid[g] for g in sel], [int(plan.group_obj[g]) for g in sel], len(thresholds)
+    )
 
 
 def score_errors(inputs: EvalInputs, plan: Plan, errs: PairErrors) -> dict[str, Recalls]:
@@ -239,7 +243,9 @@ def evaluate(config: EvalConfig, write: bool = True) -> EvalResult:
     if replaced:
         inputs.notes.append(replaced)
     plan = make_plan(inputs, visibility=_render_visibility(inputs), notes=inputs.notes)
-    errs = compute_errors(inputs, plan, device=config.device, with_vsd=config.vsd, progress=config.progress, workers=config.workers)
+    errs = compute_errors(
+        inputs, plan, device=config.device, with_vsd=config.vsd, progress=config.progress, workers=config.workers
+    )
     recalls = score_errors(inputs, plan, errs)
     if errs.vsd_missing:
         inputs.notes.append(report.describe_missing_vsd(errs.vsd_missing, plan))
@@ -250,7 +256,9 @@ def evaluate(config: EvalConfig, write: bool = True) -> EvalResult:
     scores["results_sha256"] = digest
     table = report.format_report(scores)
     out_dir = config.resolved_out_dir
-    result = EvalResult(scores=scores, table=table, out_dir=out_dir, inputs=inputs, plan=plan, errors=errs, recalls=recalls)
+    result = EvalResult(
+        scores=scores, table=table, out_dir=out_dir, inputs=inputs, plan=plan, errors=errs, recalls=recalls
+    )
     if write:
         report.write_outputs(result, plots=config.plots)
     return result
@@ -277,4 +285,12 @@ def _render_visibility(inputs: EvalInputs):
     return visibility
 
 
-__all__ = ["EvalConfig", "EvalResult", "evaluate", "score_errors", "build_scores", "average_time_per_image", "MSPD_REFERENCE_WIDTH"]
+__all__ = [
+    "EvalConfig",
+    "EvalResult",
+    "evaluate",
+    "score_errors",
+    "build_scores",
+    "average_time_per_image",
+    "MSPD_REFERENCE_WIDTH",
+]

@@ -152,8 +152,12 @@ def make_plan(inputs: EvalInputs, visibility: VisibilityFn | None = None, notes:
     sizes = np.array([len(e) * len(g) for e, g in zip(g_est, g_gt)], dtype=np.int64)
     pair_start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     pair_group = np.repeat(np.arange(len(sizes)), sizes)
-    pair_est = np.concatenate([np.repeat(e, len(g)) for e, g in zip(g_est, g_gt)] or [np.zeros(0, np.int64)]).astype(np.int64)
-    pair_gt = np.concatenate([np.tile(g, len(e)) for e, g in zip(g_est, g_gt)] or [np.zeros(0, np.int64)]).astype(np.int64)
+    pair_est = np.concatenate([np.repeat(e, len(g)) for e, g in zip(g_est, g_gt)] or [np.zeros(0, np.int64)]).astype(
+        np.int64
+    )
+    pair_gt = np.concatenate([np.tile(g, len(e)) for e, g in zip(g_est, g_gt)] or [np.zeros(0, np.int64)]).astype(
+        np.int64
+    )
     return Plan(
         group_scene=np.array(g_scene, dtype=np.int64),
         group_im=np.array(g_im, dtype=np.int64),

@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from bopnp.bop.mesh import Mesh
-from bopnp.metrics.pose_errors import hull_points
 from bopnp.eval.vsd import DepthCrop
+from bopnp.metrics.pose_errors import hull_points
 
 #: added to bop_toolkit's principal point to get the K that bopnp's renderer needs for its samples
 PRINCIPAL_POINT_SHIFT_PX = -0.5
@@ -31,7 +31,9 @@ def bop_toolkit_sampling_K(K: np.ndarray) -> np.ndarray:
     return K2
 
 
-def projected_box(vertices_mm: np.ndarray, R: np.ndarray, t: np.ndarray, K: np.ndarray, width: int, height: int) -> tuple[int, int, int, int] | None:
+def projected_box(
+    vertices_mm: np.ndarray, R: np.ndarray, t: np.ndarray, K: np.ndarray, width: int, height: int
+) -> tuple[int, int, int, int] | None:
     """Pixel box (x0, y0, x1, y1), end exclusive and clipped to the image, holding every pixel whose
     bop_toolkit sample (i + 0.5, j + 0.5) can fall inside the projected mesh; None when it is outside
     the image. Vertices at or behind the camera make it the whole image.

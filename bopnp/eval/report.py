@@ -43,7 +43,11 @@ def _fmt(v, digits: int = 4) -> str:
 def describe_missing_vsd(missing: dict[tuple[int, int], str], plan: Plan) -> str:
     """One line: how many images and targets VSD could not be computed for, and why."""
     images = {(int(s), int(i)) for s, i in zip(plan.group_scene, plan.group_im)}
-    lost = sum(int(v.sum()) for v, s, i in zip(plan.group_valid, plan.group_scene, plan.group_im) if (int(s), int(i)) in missing)
+    lost = sum(
+        int(v.sum())
+        for v, s, i in zip(plan.group_valid, plan.group_scene, plan.group_im)
+        if (int(s), int(i)) in missing
+    )
     reasons: dict[str, int] = {}
     for why in missing.values():
         key = why.split(" (")[0]
@@ -59,7 +63,9 @@ def describe_missing_vsd(missing: dict[tuple[int, int], str], plan: Plan) -> str
 
 def format_report(scores: dict) -> str:
     """The table printed after an evaluation."""
-    title = f"{scores['method']} on {scores['dataset']}-{scores['split']}" + (f"-{scores['split_type']}" if scores.get("split_type") else "")
+    title = f"{scores['method']} on {scores['dataset']}-{scores['split']}" + (
+        f"-{scores['split_type']}" if scores.get("split_type") else ""
+    )
     lines = [
         f"BOP19 evaluation: {title}",
         f"  {scores['targets']} targets in {scores['images']} images; {scores['estimates']} estimates "
@@ -72,7 +78,9 @@ def format_report(scores: dict) -> str:
         f"  {'AR_MSPD':<24}{_fmt(scores['bop19_average_recall_mspd']):>8}",
     ]
     if scores["bop19_average_recall_vsd"] is None and scores.get("vsd_subset_average_recall") is not None:
-        lines.append(f"  {'AR_VSD (images w/ depth)':<24}{_fmt(scores['vsd_subset_average_recall']):>8}   ({scores['vsd_targets']} targets)")
+        lines.append(
+            f"  {'AR_VSD (images w/ depth)':<24}{_fmt(scores['vsd_subset_average_recall']):>8}   ({scores['vsd_targets']} targets)"
+        )
     lines += [
         f"  {'ADD(-S) < 0.1 d':<24}{_fmt(scores['add_s_recall']):>8}",
         f"  {'ADD(-S) AUC < 10 cm':<24}{_fmt(scores['add_s_auc']):>8}",
@@ -87,7 +95,10 @@ def format_report(scores: dict) -> str:
             f"  {obj:>6} {e['targets']:>8} {_fmt(vsd) + mark:>8} {_fmt(e['average_recall_mssd']):>8} "
             f"{_fmt(e['average_recall_mspd']):>8} {_fmt(e['add_s_recall']):>8} {_fmt(e['add_s_auc']):>8}"
         )
-    if any(e["average_recall_vsd"] is None and e.get("vsd_subset_average_recall") is not None for e in scores["per_object"].values()):
+    if any(
+        e["average_recall_vsd"] is None and e.get("vsd_subset_average_recall") is not None
+        for e in scores["per_object"].values()
+    ):
         lines.append("  * VSD over the images with depth only")
     if scores["notes"]:
         lines += ["", "Notes:"] + [f"  - {n}" for n in scores["notes"]]
@@ -107,7 +118,9 @@ def format_leaderboard(rows: Sequence[dict]) -> str:
         ar = r.get("bop19_average_recall")
         return (ar is None, -(ar or 0.0), -(r.get("bop19_average_recall_mssd") or 0.0))
 
-    lines = [f"{'#':>3}  {'method':<28}{'dataset':<14}{'AR':>7}{'AR_VSD':>8}{'AR_MSSD':>8}{'AR_MSPD':>8}{'ADD(-S)':>8}{'time/im':>9}"]
+    lines = [
+        f"{'#':>3}  {'method':<28}{'dataset':<14}{'AR':>7}{'AR_VSD':>8}{'AR_MSSD':>8}{'AR_MSPD':>8}{'ADD(-S)':>8}{'time/im':>9}"
+    ]
     for rank, r in enumerate(sorted(ok, key=key), start=1):
         ds = f"{r['dataset']}-{r['split']}" + (f"-{r['split_type']}" if r.get("split_type") else "")
         lines.append(
@@ -174,7 +187,13 @@ def write_plots(result, out_dir: Path) -> list[Path]:
         ("vsd", vsd_title, "threshold on VSD", VSD_THRESHOLDS, vsd_curve),
         ("mssd", "MSSD", "threshold (fraction of the diameter)", MSSD_THRESHOLDS, lambda r: r),
         ("mspd", "MSPD", "threshold (px at 640 px width)", MSPD_THRESHOLDS, lambda r: r),
-        ("add_s_auc", f"ADD(-S) (AUC {result.scores['add_s_auc']:.3f})", "threshold (mm)", add_auc_thresholds_mm(), lambda r: r),
+        (
+            "add_s_auc",
+            f"ADD(-S) (AUC {result.scores['add_s_auc']:.3f})",
+            "threshold (mm)",
+            add_auc_thresholds_mm(),
+            lambda r: r,
+        ),
     ]
     fig, axes = plt.subplots(2, 2, figsize=(11, 8), dpi=90)
     for ax, (key, title, xlabel, x, reduce) in zip(axes.flat, specs):
@@ -253,8 +272,9 @@ def check_out_dir(out_dir: str | os.PathLike, results_digest_: str, overwrite: b
             f"{out_dir} holds a finished evaluation of another results file ({old_csv}); pass --overwrite to "
             "replace it, or choose another output folder with --out"
         )
-    ours = [p.name for p in out_dir.iterdir()
-            if p.name in OUTPUT_FILES + STALE_FILES or p.name.startswith(STAGING_PREFIX)]
+    ours = [
+        p.name for p in out_dir.iterdir() if p.name in OUTPUT_FILES + STALE_FILES or p.name.startswith(STAGING_PREFIX)
+    ]
     if ours:
         for p in out_dir.glob(f"{STAGING_PREFIX}*"):
             shutil.rmtree(p, ignore_errors=True)
@@ -304,5 +324,17 @@ def write_outputs(result, plots: bool = True) -> None:
         shutil.rmtree(stage, ignore_errors=True)
 
 
-__all__ = ["check_out_dir", "results_digest", "OUTPUT_FILES",
-           "PLOT_FILE", "format_report", "format_leaderboard", "write_outputs", "errors_csv", "describe_missing_vsd", "SCORES_FILE", "ERRORS_FILE", "REPORT_FILE"]
+__all__ = [
+    "check_out_dir",
+    "results_digest",
+    "OUTPUT_FILES",
+    "PLOT_FILE",
+    "format_report",
+    "format_leaderboard",
+    "write_outputs",
+    "errors_csv",
+    "describe_missing_vsd",
+    "SCORES_FILE",
+    "ERRORS_FILE",
+    "REPORT_FILE",
+]

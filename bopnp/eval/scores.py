@@ -65,7 +65,9 @@ class Recalls:
         return {o: float(np.mean(self.object_recall(o))) for o in sorted(self.obj_targets)}
 
 
-def count_recalls(matched: list[np.ndarray], gt_valid: list[np.ndarray], group_obj_ids: list[int], n_conditions: int) -> Recalls:
+def count_recalls(
+    matched: list[np.ndarray], gt_valid: list[np.ndarray], group_obj_ids: list[int], n_conditions: int
+) -> Recalls:
     """Count matched targets per condition, overall and per object.
 
     Args:

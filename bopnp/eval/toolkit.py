@@ -45,17 +45,27 @@ def find_toolkit(python: str | None = None) -> Path:
     try:
         proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120)
     except FileNotFoundError:
-        raise ConfigError(f"BOP_TOOLKIT_PYTHON={python} does not exist; point it to the python of the environment with bop_toolkit") from None
+        raise ConfigError(
+            f"BOP_TOOLKIT_PYTHON={python} does not exist; point it to the python of the environment with bop_toolkit"
+        ) from None
     if proc.returncode != 0:
         raise ConfigError(f"bop_toolkit_lib is not importable by {python}; {INSTALL_HINT}")
     scripts = Path(proc.stdout.strip()).parent / "scripts"
     if not (scripts / "eval_bop19_pose.py").is_file():
-        raise ConfigError(f"bop_toolkit_lib is installed but {scripts / 'eval_bop19_pose.py'} is missing (not installed from a clone); {INSTALL_HINT}")
+        raise ConfigError(
+            f"bop_toolkit_lib is installed but {scripts / 'eval_bop19_pose.py'} is missing (not installed from a clone); {INSTALL_HINT}"
+        )
     return scripts
 
 
-def run_bop_toolkit(results_csv: Path, bop_path: Path, targets: str = "test_targets_bop19.json", out_dir: Path | None = None,
-                    num_workers: int = 1, renderer: str = "vispy") -> dict:
+def run_bop_toolkit(
+    results_csv: Path,
+    bop_path: Path,
+    targets: str = "test_targets_bop19.json",
+    out_dir: Path | None = None,
+    num_workers: int = 1,
+    renderer: str = "vispy",
+) -> dict:
     """Evaluate ``results_csv`` with bop_toolkit's ``eval_bop19_pose.py``.
 
     Args:
@@ -80,9 +90,13 @@ def run_bop_toolkit(results_csv: Path, bop_path: Path, targets: str = "test_targ
     name = parse_result_filename(results_csv)
     dataset_dir = Path(bop_path).resolve() / DATASET_FOLDER.get(name.dataset, name.dataset)
     if Path(targets).name != str(targets):
-        raise ConfigError(f"bop_toolkit reads the targets from the dataset folder: pass a file name in {dataset_dir}, not the path {targets}")
+        raise ConfigError(
+            f"bop_toolkit reads the targets from the dataset folder: pass a file name in {dataset_dir}, not the path {targets}"
+        )
     split_dir = dataset_dir / split_folder(name)
-    missing_info = sorted(str(p.parent.name) for p in split_dir.glob("*/scene_gt.json") if not (p.parent / "scene_gt_info.json").is_file())
+    missing_info = sorted(
+        str(p.parent.name) for p in split_dir.glob("*/scene_gt.json") if not (p.parent / "scene_gt_info.json").is_file()
+    )
     if missing_info:
         raise DatasetError(
             f"bop_toolkit needs scene_gt_info.json in every scene of {split_dir} (missing in {', '.join(missing_info[:5])}); "
@@ -101,9 +115,22 @@ def run_bop_toolkit(results_csv: Path, bop_path: Path, targets: str = "test_targ
     env.setdefault("PYOPENGL_PLATFORM", "egl")
     # eval_bop19_pose.py starts its helper scripts with the `python` found on PATH
     env["PATH"] = str(Path(python).parent) + os.pathsep + env.get("PATH", "")
-    cmd = [python, str(scripts / "eval_bop19_pose.py"), "--renderer_type", renderer, "--results_path", str(results_csv.parent),
-           "--eval_path", str(out), "--result_filenames", results_csv.name, "--num_workers", str(num_workers),
-           "--targets_filename", str(targets)]
+    cmd = [
+        python,
+        str(scripts / "eval_bop19_pose.py"),
+        "--renderer_type",
+        renderer,
+        "--results_path",
+        str(results_csv.parent),
+        "--eval_path",
+        str(out),
+        "--result_filenames",
+        results_csv.name,
+        "--num_workers",
+        str(num_workers),
+        "--targets_filename",
+        str(targets),
+    ]
     log_path = out / f"{result_name}.log"
     with open(log_path, "w") as log:
         code = subprocess.run(cmd, cwd=scripts.parent, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
@@ -111,8 +138,16 @@ def run_bop_toolkit(results_csv: Path, bop_path: Path, targets: str = "test_targ
     if code != 0 or not scores_path.is_file():
         raise BopnpError(f"bop_toolkit's eval_bop19_pose.py failed (exit {code}); see {log_path}")
     scores = json.loads(scores_path.read_text())
-    scores.update({"method": name.method, "dataset": name.dataset, "split": name.split, "split_type": name.split_type,
-                   "backend": "bop_toolkit", "eval_dir": str(out / result_name)})
+    scores.update(
+        {
+            "method": name.method,
+            "dataset": name.dataset,
+            "split": name.split,
+            "split_type": name.split_type,
+            "backend": "bop_toolkit",
+            "eval_dir": str(out / result_name),
+        }
+    )
     return scores
 
 

@@ -127,7 +127,9 @@ def _sym_gt_poses(R_gt: Tensor, t_gt: Tensor, sym_R: Tensor, sym_t: Tensor) -> t
     return R, t
 
 
-def mssd(R_est: Tensor, t_est: Tensor, R_gt: Tensor, t_gt: Tensor, pts_mm: Tensor, sym_R: Tensor, sym_t: Tensor) -> Tensor:
+def mssd(
+    R_est: Tensor, t_est: Tensor, R_gt: Tensor, t_gt: Tensor, pts_mm: Tensor, sym_R: Tensor, sym_t: Tensor
+) -> Tensor:
     """Maximum Symmetry-aware Surface Distance.
 
     Args:

@@ -55,8 +55,11 @@ class E2EConfig:
 
 def box_corners(centre_mm: Tensor, half_extent_mm: Tensor) -> Tensor:
     """(B, 8, 3) corners of each item's normalisation box, mm, from (B, 3) centres and half extents."""
-    signs = torch.tensor([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)],
-                         dtype=centre_mm.dtype, device=centre_mm.device)
+    signs = torch.tensor(
+        [[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)],
+        dtype=centre_mm.dtype,
+        device=centre_mm.device,
+    )
     return centre_mm[:, None] + signs[None] * half_extent_mm[:, None]
 
 
@@ -86,8 +89,9 @@ def pose_from_prediction(
     """
     S = xyz.shape[-1]
     box = batch["box_xyxy"].to(xyz.dtype)
-    x2d, x3d, w = crop_correspondences(xyz, err, box, batch["centre_mm"], batch["half_extent_mm"],
-                                       max_err=config.max_err, min_coord=config.min_coord)
+    x2d, x3d, w = crop_correspondences(
+        xyz, err, box, batch["centre_mm"], batch["half_extent_mm"], max_err=config.max_err, min_coord=config.min_coord
+    )
     K = uncrop_intrinsics(batch["K"].to(xyz.dtype), box, S)
     enough = (w > 0).sum(1) >= config.min_points
     res = solve_pnp(x2d, x3d, K, w * enough[:, None], ransac=ransac)
@@ -109,8 +113,9 @@ def e2e_projection_loss(
     res = pose_from_prediction(xyz, err, batch, config)
     box = batch["box_xyxy"].to(xyz.dtype)
     K = uncrop_intrinsics(batch["K"].to(xyz.dtype), box, xyz.shape[-1])
-    R_gt, t_gt = symmetric_gt_pose(batch["R_m2c_target"].to(xyz.dtype), batch["t_m2c_target"].to(xyz.dtype),
-                                   batch["pool"], best)
+    R_gt, t_gt = symmetric_gt_pose(
+        batch["R_m2c_target"].to(xyz.dtype), batch["t_m2c_target"].to(xyz.dtype), batch["pool"], best
+    )
     pts = box_corners(batch["centre_mm"].to(xyz.dtype), batch["half_extent_mm"].to(xyz.dtype))
     x2d_gt = project_points(transform_points(R_gt, t_gt, pts), K)
     per_item = projection_loss(res.R, res.t, pts, x2d_gt, K, reduction="none")

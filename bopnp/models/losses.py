@@ -104,8 +104,9 @@ def symmetric_coord_loss(
     check_shape(centre_mm, "B 3", "centre_mm", dims)
     check_shape(half_extent_mm, "B 3", "half_extent_mm", dims)
     mask = mask_full.bool()
-    targets = transform_targets(xyz_gt, mask, pool.to(xyz_gt.dtype), centre_mm.to(xyz_gt.dtype),
-                                half_extent_mm.to(xyz_gt.dtype))
+    targets = transform_targets(
+        xyz_gt, mask, pool.to(xyz_gt.dtype), centre_mm.to(xyz_gt.dtype), half_extent_mm.to(xyz_gt.dtype)
+    )
     err = (xyz_pred[:, None] - targets).abs().sum(2)  # (B, P, H, W)
     weight = 1.0 + (beta - 1.0) * mask[:, None].to(err.dtype)
     per_member = (weight * err).mean((-2, -1))  # (B, P)

@@ -177,7 +177,9 @@ class CoordUNet(nn.Module):
         return torch.tanh(out[:, :3]), torch.sigmoid(out[:, 3:])
 
 
-def build_coord_unet(*, num_objects: int = 1, width: int = 32, crop_size: int = 128, bottleneck: int = 256) -> CoordUNet:
+def build_coord_unet(
+    *, num_objects: int = 1, width: int = 32, crop_size: int = 128, bottleneck: int = 256
+) -> CoordUNet:
     """The coordinate network (see :class:`CoordUNet` for the input/output contract)."""
     return CoordUNet(UNetConfig(num_objects=num_objects, width=width, crop_size=crop_size, bottleneck=bottleneck))
 

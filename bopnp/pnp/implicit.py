@@ -100,7 +100,12 @@ class ImplicitPnP(torch.autograd.Function):
             grads.x.transpose(1, 2) if ctx.needs_input_grad[1] else None,
             gK,
             grads.w if ctx.needs_input_grad[3] else None,
-            None, None, None, None, None, None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
         )
 
 

@@ -165,9 +165,7 @@ def _product_maps(dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Ten
     return k, l, G
 
 
-def _refine_betas(
-    beta: Tensor, L: Tensor, rho: Tensor, iters: int, maps: tuple[Tensor, Tensor, Tensor]
-) -> Tensor:
+def _refine_betas(beta: Tensor, L: Tensor, rho: Tensor, iters: int, maps: tuple[Tensor, Tensor, Tensor]) -> Tensor:
     """Gauss-Newton on the distance constraints ``L b(beta) = rho``.
 
     Args:

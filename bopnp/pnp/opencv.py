@@ -17,8 +17,14 @@ from bopnp.pnp.ransac import RansacConfig
 from bopnp.pnp.result import PnPResult
 
 
-def opencv_pose(x2d: np.ndarray, x3d: np.ndarray, K: np.ndarray, *, ransac: RansacConfig | None = None,
-                init: np.ndarray | None = None) -> tuple[bool, np.ndarray, np.ndarray, np.ndarray]:
+def opencv_pose(
+    x2d: np.ndarray,
+    x3d: np.ndarray,
+    K: np.ndarray,
+    *,
+    ransac: RansacConfig | None = None,
+    init: np.ndarray | None = None,
+) -> tuple[bool, np.ndarray, np.ndarray, np.ndarray]:
     """One item through OpenCV.
 
     Args:
@@ -40,8 +46,18 @@ def opencv_pose(x2d: np.ndarray, x3d: np.ndarray, K: np.ndarray, *, ransac: Rans
             ok, rvec, tvec = cv2.solvePnP(x3d, x2d, K, None, rvec, tvec, guess, cv2.SOLVEPNP_ITERATIVE)
         else:
             ok, rvec, tvec, idx = cv2.solvePnPRansac(
-                x3d, x2d, K, None, rvec, tvec, guess, int(ransac.iterations), float(ransac.threshold_px), 0.99,
-                None, cv2.SOLVEPNP_ITERATIVE,
+                x3d,
+                x2d,
+                K,
+                None,
+                rvec,
+                tvec,
+                guess,
+                int(ransac.iterations),
+                float(ransac.threshold_px),
+                0.99,
+                None,
+                cv2.SOLVEPNP_ITERATIVE,
             )
             inliers = np.zeros(n, dtype=bool)
             if idx is not None:
@@ -52,8 +68,15 @@ def opencv_pose(x2d: np.ndarray, x3d: np.ndarray, K: np.ndarray, *, ransac: Rans
     return bool(ok), R, np.asarray(tvec, np.float64).reshape(3), inliers
 
 
-def solve_pnp_opencv(x2d: Tensor, x3d: Tensor, K: Tensor, weights: Tensor | None = None, *,
-                     ransac: RansacConfig | None = None, init: Tensor | None = None):
+def solve_pnp_opencv(
+    x2d: Tensor,
+    x3d: Tensor,
+    K: Tensor,
+    weights: Tensor | None = None,
+    *,
+    ransac: RansacConfig | None = None,
+    init: Tensor | None = None,
+):
     """Same inputs and result type as :func:`bopnp.pnp.solve_pnp`, computed item by item with OpenCV.
 
     Args:
@@ -72,10 +95,17 @@ def solve_pnp_opencv(x2d: Tensor, x3d: Tensor, K: Tensor, weights: Tensor | None
         use = (w_np[b] > 0) & np.isfinite(u_np[b]).all(-1) & np.isfinite(x_np[b]).all(-1) & np.isfinite(w_np[b])
         if use.sum() < 4 or not np.isfinite(K_np[b]).all():
             continue
-        ok, R, t, inliers = opencv_pose(u_np[b, use], x_np[b, use], K_np[b], ransac=ransac,
-                                        init=None if init_np is None else init_np[b])
+        ok, R, t, inliers = opencv_pose(
+            u_np[b, use], x_np[b, use], K_np[b], ransac=ransac, init=None if init_np is None else init_np[b]
+        )
         X = x_np[b, use] @ R.T + t
-        ok = ok and np.isfinite(R).all() and np.isfinite(t).all() and bool((X[inliers, 2] > 0).all()) and inliers.sum() >= 4
+        ok = (
+            ok
+            and np.isfinite(R).all()
+            and np.isfinite(t).all()
+            and bool((X[inliers, 2] > 0).all())
+            and inliers.sum() >= 4
+        )
         if ok:
             Rs[b], ts[b], valid[b] = R, t, True
             inl[b, np.flatnonzero(use)[inliers]] = True
@@ -84,12 +114,26 @@ def solve_pnp_opencv(x2d: Tensor, x3d: Tensor, K: Tensor, weights: Tensor | None
     valid_t = torch.from_numpy(valid).to(dev)
     inl_t = torch.from_numpy(inl).to(dev)
     w_in = torch.where(inl_t, torch.nan_to_num(w.detach()).clamp_min(0), torch.zeros((), dtype=dt, device=dev))
-    pt = obj.point_terms(R_t, t_t, torch.nan_to_num(x3d.detach()).transpose(1, 2), K[:, :2, :2].detach(),
-                         K[:, :2, 2].detach(), torch.nan_to_num(x2d.detach()).transpose(1, 2), w_in)
+    pt = obj.point_terms(
+        R_t,
+        t_t,
+        torch.nan_to_num(x3d.detach()).transpose(1, 2),
+        K[:, :2, :2].detach(),
+        K[:, :2, 2].detach(),
+        torch.nan_to_num(x2d.detach()).transpose(1, 2),
+        w_in,
+    )
     cost = torch.where(valid_t, obj.cost(pt), torch.zeros((), dtype=dt, device=dev))
     pose = torch.cat([matrix_to_axis_angle(R_t), t_t], -1)
-    return PnPResult(R=R_t, t=t_t, pose=pose, valid=valid_t, inliers=inl_t, cost=cost,
-                     iterations=torch.zeros(B, dtype=torch.long, device=dev))
+    return PnPResult(
+        R=R_t,
+        t=t_t,
+        pose=pose,
+        valid=valid_t,
+        inliers=inl_t,
+        cost=cost,
+        iterations=torch.zeros(B, dtype=torch.long, device=dev),
+    )
 
 
 __all__ = ["solve_pnp_opencv", "opencv_pose"]

@@ -76,7 +76,9 @@ def cubic_real_roots(c3: Tensor, c2: Tensor, c1: Tensor, c0: Tensor) -> tuple[Te
     for _ in range(2):
         f = ((g + p2.unsqueeze(-1)) * g + p1.unsqueeze(-1)) * g + p0.unsqueeze(-1)
         df = (3 * g + 2 * p2.unsqueeze(-1)) * g + p1.unsqueeze(-1)
-        g = g - torch.where(df.abs() > tiny, f / torch.where(df.abs() > tiny, df, torch.ones_like(df)), torch.zeros_like(f))
+        g = g - torch.where(
+            df.abs() > tiny, f / torch.where(df.abs() > tiny, df, torch.ones_like(df)), torch.zeros_like(f)
+        )
     ok = torch.stack([torch.ones_like(three), three, three], -1) & (c3.abs() > tiny).unsqueeze(-1)
     return g, ok & torch.isfinite(g)
 
@@ -124,9 +126,12 @@ def p3p(y: Tensor, x: Tensor, refine_iters: int = 3) -> tuple[Tensor, Tensor, Te
     # the product of its two nonzero eigenvalues (sum of principal 2x2 minors) most negative, relative to its size
     D0s = D1.unsqueeze(1) + roots[..., None, None] * D2.unsqueeze(1)  # (M, 3, 3, 3)
     minors = (
-        D0s[..., 0, 0] * D0s[..., 1, 1] - D0s[..., 0, 1] ** 2
-        + D0s[..., 0, 0] * D0s[..., 2, 2] - D0s[..., 0, 2] ** 2
-        + D0s[..., 1, 1] * D0s[..., 2, 2] - D0s[..., 1, 2] ** 2
+        D0s[..., 0, 0] * D0s[..., 1, 1]
+        - D0s[..., 0, 1] ** 2
+        + D0s[..., 0, 0] * D0s[..., 2, 2]
+        - D0s[..., 0, 2] ** 2
+        + D0s[..., 1, 1] * D0s[..., 2, 2]
+        - D0s[..., 1, 2] ** 2
     ) / (D0s * D0s).sum((-1, -2)).clamp_min(torch.finfo(dt).tiny)
     minors = torch.where(rok, minors, torch.full_like(minors, float("inf")))
     best = minors.argmin(-1)
@@ -154,8 +159,13 @@ def p3p(y: Tensor, x: Tensor, refine_iters: int = 3) -> tuple[Tensor, Tensor, Te
             k2 = a23 / (lam.unsqueeze(-2) @ M23 @ lam.unsqueeze(-1)).squeeze(-1).squeeze(-1)
             lam = lam * k2.clamp_min(0).sqrt().unsqueeze(-1)
             for _ in range(refine_iters):
-                F = torch.stack([(lam.unsqueeze(-2) @ Mi @ lam.unsqueeze(-1)).squeeze(-1).squeeze(-1) - ai
-                                 for Mi, ai in ((M12, a12), (M13, a13), (M23, a23))], -1)
+                F = torch.stack(
+                    [
+                        (lam.unsqueeze(-2) @ Mi @ lam.unsqueeze(-1)).squeeze(-1).squeeze(-1) - ai
+                        for Mi, ai in ((M12, a12), (M13, a13), (M23, a23))
+                    ],
+                    -1,
+                )
                 J = 2 * torch.stack([(Mi @ lam.unsqueeze(-1)).squeeze(-1) for Mi in (M12, M13, M23)], -2)
                 step, info = torch.linalg.solve_ex(J, F.unsqueeze(-1))
                 good = (info == 0) & torch.isfinite(step).all((-1, -2))

@@ -25,7 +25,6 @@ from bopnp.pnp import objective as obj
 from bopnp.pnp.init import initial_pose_any_frame, normalised_coords
 from bopnp.pnp.p3p import p3p
 
-
 #: bytes one hypothesis costs while the minimal problems are solved, all at once (measured peak on a CPU in float32:
 #: about 3.2 KB for P3P and 9 to 10.5 KB for EPnP on 5 to 12 points; scoring is chunked by ``max_chunk_elems``)
 HYPOTHESIS_BYTES = {"p3p": 4096, "epnp": 12288}
@@ -77,8 +76,10 @@ class RansacConfig:
         """Raise :class:`ConfigError` naming the bad field, its allowed range and how to fix it."""
         thr = self.threshold_px
         if isinstance(thr, bool) or not isinstance(thr, numbers.Real) or not math.isfinite(thr) or thr <= 0:
-            raise ConfigError(f"RansacConfig.threshold_px must be a finite number of pixels > 0 (typically 2 to 10: a "
-                              f"few times the pixel noise), got {thr!r}")
+            raise ConfigError(
+                f"RansacConfig.threshold_px must be a finite number of pixels > 0 (typically 2 to 10: a "
+                f"few times the pixel noise), got {thr!r}"
+            )
         ints = (
             ("iterations", 1, MAX_ITERATIONS, "minimal sets drawn per item; 100 suits 50% outliers"),
             ("sample_size", 4, MAX_SAMPLE_SIZE, "points per set of solver='epnp'; smaller sets are likelier clean"),
@@ -96,15 +97,18 @@ class RansacConfig:
         if self.solver not in ("p3p", "epnp"):
             raise ConfigError(f"RansacConfig.solver must be 'p3p' or 'epnp', got {self.solver!r}")
         if self.seed is not None and not _is_int(self.seed):
-            raise ConfigError(f"RansacConfig.seed must be an integer or None (torch's global generator), "
-                              f"got {self.seed!r}")
+            raise ConfigError(
+                f"RansacConfig.seed must be an integer or None (torch's global generator), got {self.seed!r}"
+            )
 
     def memory_bytes(self, B: int) -> int:
         """Estimated peak memory (bytes) of the batched minimal solves for ``B`` items."""
         return int(B) * int(self.iterations) * HYPOTHESIS_BYTES[self.solver]
 
 
-def sample_distinct(n: Tensor, H: int, s: int, generator: torch.Generator | None = None, n_max: int | None = None) -> Tensor:
+def sample_distinct(
+    n: Tensor, H: int, s: int, generator: torch.Generator | None = None, n_max: int | None = None
+) -> Tensor:
     """``H`` uniformly random subsets of ``s`` distinct indices in ``[0, n_b)`` for every item ``b``.
 
     Args:
@@ -135,7 +139,9 @@ def sample_distinct(n: Tensor, H: int, s: int, generator: torch.Generator | None
     return torch.minimum(chosen, (n - 1).clamp_min(0)[:, None, None])
 
 
-def inlier_mask(R: Tensor, t: Tensor, x: Tensor, A: Tensor, c: Tensor, u: Tensor, w: Tensor, threshold_px: float) -> Tensor:
+def inlier_mask(
+    R: Tensor, t: Tensor, x: Tensor, A: Tensor, c: Tensor, u: Tensor, w: Tensor, threshold_px: float
+) -> Tensor:
     """(B, N) bool: used points (w > 0) in front of the camera that reproject within ``threshold_px`` under (R, t).
 
     Args:
@@ -196,8 +202,16 @@ def ransac_hypothesis(
     if 0 < k < N and keep < Rh.shape[1]:
         # Preemptive scoring: rank every hypothesis on k random usable points, fully score only the best `keep`.
         sub = order.gather(1, sample_distinct(n_used, 1, k, gen, n_max=N).view(B, k)).unsqueeze(1)
-        key = _score(Rh, th, x.gather(2, sub.expand(-1, 3, -1)), A, c, u.gather(2, sub.expand(-1, 2, -1)),
-                     used.gather(1, sub.squeeze(1)), cfg)
+        key = _score(
+            Rh,
+            th,
+            x.gather(2, sub.expand(-1, 3, -1)),
+            A,
+            c,
+            u.gather(2, sub.expand(-1, 2, -1)),
+            used.gather(1, sub.squeeze(1)),
+            cfg,
+        )
         top = torch.where(ok, key, torch.full_like(key, -2.0)).topk(keep, dim=-1).indices  # (B, keep)
         Rh = Rh.gather(1, top[:, :, None, None].expand(-1, -1, 3, 3))
         th = th.gather(1, top[:, :, None].expand(-1, -1, 3))

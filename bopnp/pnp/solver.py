@@ -30,8 +30,10 @@ from bopnp.pnp.result import PnPResult
 def _check_inputs(x2d, x3d, K, weights, init):
     for name, v in (("x2d", x2d), ("x3d", x3d), ("K", K), ("weights", weights), ("init", init)):
         if v is not None and not isinstance(v, torch.Tensor):
-            raise ShapeError(f"{name}: expected a torch.Tensor, got {type(v).__module__}.{type(v).__name__}; "
-                             f"convert it with torch.as_tensor({name})")
+            raise ShapeError(
+                f"{name}: expected a torch.Tensor, got {type(v).__module__}.{type(v).__name__}; "
+                f"convert it with torch.as_tensor({name})"
+            )
     dims: dict[str, int] = {}
     check_shape(x2d, "B N 2", "x2d", dims)
     B, N = dims["B"], dims["N"]
@@ -80,16 +82,23 @@ LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 def _check_solver_args(max_iters, tol, ransac) -> None:
     if isinstance(max_iters, bool) or not isinstance(max_iters, numbers.Integral) or not 1 <= max_iters <= MAX_ITERS:
-        raise ConfigError(f"max_iters must be an integer in [1, {MAX_ITERS}] (Levenberg-Marquardt iterations per "
-                          f"refinement round; the default 30 suits almost every problem), got {max_iters!r}")
-    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not math.isfinite(tol)
-                            or tol <= 0):
-        raise ConfigError(f"tol must be a finite number > 0 (step tolerance: radians, and relative for t) or None for "
-                          f"the default (1e-11 in float64, 1e-6 in float32), got {tol!r}")
+        raise ConfigError(
+            f"max_iters must be an integer in [1, {MAX_ITERS}] (Levenberg-Marquardt iterations per "
+            f"refinement round; the default 30 suits almost every problem), got {max_iters!r}"
+        )
+    if tol is not None and (
+        isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not math.isfinite(tol) or tol <= 0
+    ):
+        raise ConfigError(
+            f"tol must be a finite number > 0 (step tolerance: radians, and relative for t) or None for "
+            f"the default (1e-11 in float64, 1e-6 in float32), got {tol!r}"
+        )
     if ransac is not None:
         if not isinstance(ransac, RansacConfig):
-            raise ConfigError(f"ransac must be a RansacConfig or None, got {type(ransac).__name__}; "
-                              f"build one with RansacConfig(threshold_px=..., iterations=...)")
+            raise ConfigError(
+                f"ransac must be a RansacConfig or None, got {type(ransac).__name__}; "
+                f"build one with RansacConfig(threshold_px=..., iterations=...)"
+            )
         ransac.validate()  # a frozen dataclass can still be changed with object.__setattr__
 
 
@@ -104,8 +113,15 @@ def _all_invalid(x2d: Tensor, x3d: Tensor, K: Tensor, w: Tensor) -> PnPResult:
     valid = torch.zeros(B, dtype=torch.bool, device=dev)
     s = torch.ones(B, 6, dtype=dt, device=dev)
     R_out, t_out, aa_out = ImplicitPnP.apply(x2d, x3d, K, w, R, zeros3, zeros3, L, s, valid)
-    return PnPResult(R=R_out, t=t_out, pose=torch.cat([aa_out, t_out], -1), valid=valid, inliers=w > 0,
-                     cost=torch.zeros(B, dtype=dt, device=dev), iterations=torch.zeros(B, dtype=torch.long, device=dev))
+    return PnPResult(
+        R=R_out,
+        t=t_out,
+        pose=torch.cat([aa_out, t_out], -1),
+        valid=valid,
+        inliers=w > 0,
+        cost=torch.zeros(B, dtype=dt, device=dev),
+        iterations=torch.zeros(B, dtype=torch.long, device=dev),
+    )
 
 
 def _closed_form_init(x, u, A, c, w, pca64, max_iters, tol):
@@ -127,8 +143,17 @@ def _closed_form_init(x, u, A, c, w, pca64, max_iters, tol):
     Rc, tc, _ = initial_pose(*args, pca=pca64, all_candidates=True)
     C = Rc.shape[1]
     rep = lambda z: z.unsqueeze(1).expand(B, C, *z.shape[1:]).reshape(B * C, *z.shape[1:])  # noqa: E731
-    lm = levenberg_marquardt(Rc.reshape(B * C, 3, 3).to(dt), tc.reshape(B * C, 3).to(dt), rep(x), rep(A), rep(c),
-                             rep(u), rep(w), max_iters=max_iters, tol=tol)
+    lm = levenberg_marquardt(
+        Rc.reshape(B * C, 3, 3).to(dt),
+        tc.reshape(B * C, 3).to(dt),
+        rep(x),
+        rep(A),
+        rep(c),
+        rep(u),
+        rep(w),
+        max_iters=max_iters,
+        tol=tol,
+    )
     err2, z = obj.sq_errors(lm.R.view(B, C, 3, 3), lm.t.view(B, C, 3), x, A, c, u)
     used = (w > 0).unsqueeze(1)
     cost = torch.where(used, err2 * w.unsqueeze(1), torch.zeros_like(err2)).sum(-1)
@@ -165,18 +190,35 @@ def _retry_stuck(R, tau, iterations, x, u, A, c, w, pca64, retry, max_iters, tol
     if x.shape[-1] > INIT_POINTS:
         xs64, us64, ws64 = (v.to(f64) for v in spread_subset(xs, us, ws, INIT_POINTS))
         mean, evals, evecs = weighted_pca(xs64, ws64)
-        Rc, tc, _ = initial_pose(xs64 - mean.unsqueeze(-1), us64, As.to(f64), cs.to(f64), ws64, pca=(evals, evecs),
-                                 all_candidates=True)
+        Rc, tc, _ = initial_pose(
+            xs64 - mean.unsqueeze(-1), us64, As.to(f64), cs.to(f64), ws64, pca=(evals, evecs), all_candidates=True
+        )
         tc = tc - (Rc @ mean[:, None, :, None]).squeeze(-1)
     else:
-        Rc, tc, _ = initial_pose(xs.to(f64), us.to(f64), As.to(f64), cs.to(f64), ws.to(f64),
-                                 pca=(pca64[0][idx], pca64[1][idx]), all_candidates=True)
+        Rc, tc, _ = initial_pose(
+            xs.to(f64),
+            us.to(f64),
+            As.to(f64),
+            cs.to(f64),
+            ws.to(f64),
+            pca=(pca64[0][idx], pca64[1][idx]),
+            all_candidates=True,
+        )
     R_start = torch.cat([Rc.to(dt), R[idx].unsqueeze(1)], 1)  # (b, C, 3, 3): the candidates, and where it stopped
     t_start = torch.cat([tc.to(dt), tau[idx].unsqueeze(1)], 1)
     C = R_start.shape[1]
     rep = lambda z: z.unsqueeze(1).expand(b, C, *z.shape[1:]).reshape(b * C, *z.shape[1:])  # noqa: E731
-    lm = levenberg_marquardt(R_start.reshape(b * C, 3, 3), t_start.reshape(b * C, 3), rep(xs), rep(As), rep(cs),
-                             rep(us), rep(ws), max_iters=max_iters, tol=tol)
+    lm = levenberg_marquardt(
+        R_start.reshape(b * C, 3, 3),
+        t_start.reshape(b * C, 3),
+        rep(xs),
+        rep(As),
+        rep(cs),
+        rep(us),
+        rep(ws),
+        max_iters=max_iters,
+        tol=tol,
+    )
     pt = obj.point_terms(lm.R, lm.t, rep(xs), rep(As), rep(cs), rep(us), rep(ws))
     _, _, rc = hessian_factor(obj.true_hessian(pt, rep(As)))
     cost = obj.cost(pt)
@@ -253,11 +295,27 @@ def solve_pnp(
     if x2d.dtype in LOW_PRECISION:
         # computed in float32; the casts are differentiable, so the gradients come back in the input's dtype
         up = lambda v: None if v is None else v.float()  # noqa: E731
-        res = solve_pnp(up(x2d), up(x3d), up(K), up(weights), ransac=ransac, init=up(init), max_iters=max_iters,
-                        tol=tol, backend=backend)
+        res = solve_pnp(
+            up(x2d),
+            up(x3d),
+            up(K),
+            up(weights),
+            ransac=ransac,
+            init=up(init),
+            max_iters=max_iters,
+            tol=tol,
+            backend=backend,
+        )
         dt = x2d.dtype
-        return PnPResult(R=res.R.to(dt), t=res.t.to(dt), pose=res.pose.to(dt), valid=res.valid, inliers=res.inliers,
-                         cost=res.cost, iterations=res.iterations)
+        return PnPResult(
+            R=res.R.to(dt),
+            t=res.t.to(dt),
+            pose=res.pose.to(dt),
+            valid=res.valid,
+            inliers=res.inliers,
+            cost=res.cost,
+            iterations=res.iterations,
+        )
     if backend == "opencv":
         from bopnp.pnp.opencv import solve_pnp_opencv
 
@@ -326,8 +384,9 @@ def solve_pnp(
             # one host read: does any item need a second chance (see _retry_stuck; none on a typical batch)?
             retry = eligible & ((iterations >= max_iters) | ~(rcond > 10 * eps))
             if bool(retry.any()):
-                R, tau, iterations = _retry_stuck(R, tau, iterations, xc, u_d, A_d, c_d, w_in, (evals64, evecs64),
-                                                  retry, max_iters, tol)
+                R, tau, iterations = _retry_stuck(
+                    R, tau, iterations, xc, u_d, A_d, c_d, w_in, (evals64, evecs64), retry, max_iters, tol
+                )
                 pt = obj.point_terms(R, tau, xc, A_d, c_d, u_d, w_in)
                 L, s, rcond = hessian_factor(obj.true_hessian(pt, A_d))
         cost = obj.cost(pt)

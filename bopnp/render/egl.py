@@ -24,8 +24,8 @@ import importlib
 import importlib.util
 import os
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Collection
 
 from bopnp.errors import RenderError
 
@@ -145,9 +145,13 @@ def _egl_function(name: str, restype, *argtypes):
 
 def _list_devices() -> list[tuple[ctypes.c_void_p, str, int | None]]:
     """(handle, extension string, CUDA ordinal or None) of every EGL device, [] without the extension."""
-    query_devices = _egl_function("eglQueryDevicesEXT", ctypes.c_uint, ctypes.c_int, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int))
+    query_devices = _egl_function(
+        "eglQueryDevicesEXT", ctypes.c_uint, ctypes.c_int, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int)
+    )
     query_string = _egl_function("eglQueryDeviceStringEXT", ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int)
-    query_attrib = _egl_function("eglQueryDeviceAttribEXT", ctypes.c_uint, ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ctypes.c_ssize_t))
+    query_attrib = _egl_function(
+        "eglQueryDeviceAttribEXT", ctypes.c_uint, ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ctypes.c_ssize_t)
+    )
     if query_devices is None:
         return []
     count = ctypes.c_int(0)
@@ -173,7 +177,9 @@ def _list_devices() -> list[tuple[ctypes.c_void_p, str, int | None]]:
 def _platform_display(handle: ctypes.c_void_p):
     from OpenGL import EGL as egl
 
-    get_display = _egl_function("eglGetPlatformDisplayEXT", egl.EGLDisplay, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+    get_display = _egl_function(
+        "eglGetPlatformDisplayEXT", egl.EGLDisplay, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p
+    )
     if get_display is None:
         return None
     display = get_display(_EGL_PLATFORM_DEVICE_EXT, handle, None)
@@ -188,7 +194,9 @@ def _choose_display(device: int | None, avoid: Collection[str] = ()):
     devices = _list_devices()
     if device is not None:
         if device < 0 or device >= len(devices):
-            raise RenderError(f"EGL device {device} requested but {len(devices)} EGL device(s) are listed; choose 0..{len(devices) - 1} or None.")
+            raise RenderError(
+                f"EGL device {device} requested but {len(devices)} EGL device(s) are listed; choose 0..{len(devices) - 1} or None."
+            )
         order = [device]
     else:
         want = int(os.environ.get("BOPNP_EGL_CUDA_DEVICE", "0"))
@@ -236,8 +244,8 @@ def create_context(device: int | None = None, *, avoid_displays: Collection[str]
         raise RenderError(f"could not load EGL/OpenGL ({exc}). {INSTALL_HINT}") from exc
     _check_pyopengl_platform()
     try:
-        from OpenGL import EGL as egl
         import OpenGL.GL as gl
+        from OpenGL import EGL as egl
     except Exception as exc:
         raise RenderError(f"could not load EGL/OpenGL ({exc}). {INSTALL_HINT}") from exc
 
@@ -250,23 +258,35 @@ def create_context(device: int | None = None, *, avoid_displays: Collection[str]
             raise RenderError(f"eglInitialize failed on the {description}. {INSTALL_HINT}")
         config = egl.EGLConfig()
         n_configs = egl.EGLint()
-        config_attribs = (egl.EGLint * 5)(egl.EGL_SURFACE_TYPE, egl.EGL_PBUFFER_BIT, egl.EGL_RENDERABLE_TYPE, egl.EGL_OPENGL_BIT, egl.EGL_NONE)
-        if not egl.eglChooseConfig(display, config_attribs, ctypes.pointer(config), 1, ctypes.pointer(n_configs)) or n_configs.value < 1:
+        config_attribs = (egl.EGLint * 5)(
+            egl.EGL_SURFACE_TYPE, egl.EGL_PBUFFER_BIT, egl.EGL_RENDERABLE_TYPE, egl.EGL_OPENGL_BIT, egl.EGL_NONE
+        )
+        if (
+            not egl.eglChooseConfig(display, config_attribs, ctypes.pointer(config), 1, ctypes.pointer(n_configs))
+            or n_configs.value < 1
+        ):
             raise RenderError(f"no EGL config with desktop OpenGL on the {description}. {INSTALL_HINT}")
         if not egl.eglBindAPI(egl.EGL_OPENGL_API):
             raise RenderError(f"eglBindAPI(EGL_OPENGL_API) failed on the {description}. {INSTALL_HINT}")
         context = egl.EGL_NO_CONTEXT
         for version in ((4, 5), (4, 1), (3, 3)):
             attribs = (egl.EGLint * 7)(
-                egl.EGL_CONTEXT_MAJOR_VERSION, version[0], egl.EGL_CONTEXT_MINOR_VERSION, version[1],
-                egl.EGL_CONTEXT_OPENGL_PROFILE_MASK, egl.EGL_CONTEXT_OPENGL_CORE_PROFILE_BIT, egl.EGL_NONE,
+                egl.EGL_CONTEXT_MAJOR_VERSION,
+                version[0],
+                egl.EGL_CONTEXT_MINOR_VERSION,
+                version[1],
+                egl.EGL_CONTEXT_OPENGL_PROFILE_MASK,
+                egl.EGL_CONTEXT_OPENGL_CORE_PROFILE_BIT,
+                egl.EGL_NONE,
             )
             context = egl.eglCreateContext(display, config, egl.EGL_NO_CONTEXT, attribs)
             if context:
                 break
         if not context:
             raise RenderError(f"could not create an OpenGL >= 3.3 core context on the {description}. {INSTALL_HINT}")
-        ctx = EglContext(display=display, context=context, device_name=description, owner_pid=os.getpid(), display_key=key)
+        ctx = EglContext(
+            display=display, context=context, device_name=description, owner_pid=os.getpid(), display_key=key
+        )
         ctx.make_current()
         ctx.gl_renderer = gl.glGetString(gl.GL_RENDERER).decode("ascii", "replace")
     except RenderError:

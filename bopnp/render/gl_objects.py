@@ -21,16 +21,16 @@ DEFAULT_GREY = 0.7
 class GpuModel:
     """A mesh uploaded as one interleaved vertex buffer (position, normal, colour, uv) + index buffer."""
 
-    mesh: Mesh                  # the mesh as given to add_model
+    mesh: Mesh  # the mesh as given to add_model
     vao: int
     vbo: int
     ebo: int
     n_indices: int
     texture: int | None
-    centre_mm: np.ndarray       # (3,) bounding-box centre
+    centre_mm: np.ndarray  # (3,) bounding-box centre
     half_extent_mm: np.ndarray  # (3,) bounding-box half size (>= 1e-6)
-    radius_mm: float            # radius of a sphere about centre_mm holding every vertex
-    cull: int | None            # GL face to cull (closed meshes), None to draw both sides
+    radius_mm: float  # radius of a sphere about centre_mm holding every vertex
+    cull: int | None  # GL face to cull (closed meshes), None to draw both sides
 
 
 def upload_model(obj_id: int, mesh: Mesh, cull_back_faces: bool | None) -> GpuModel:
@@ -44,10 +44,21 @@ def upload_model(obj_id: int, mesh: Mesh, cull_back_faces: bool | None) -> GpuMo
         mesh = mesh.with_vertex_uv()  # per-corner texture coordinates -> one uv per (split) vertex
     vertices = np.asarray(mesh.vertices_mm, dtype=np.float32)
     faces = np.asarray(mesh.faces)
-    if vertices.ndim != 2 or vertices.shape[1] != 3 or len(vertices) == 0 or faces.ndim != 2 or faces.shape[1] != 3 or len(faces) == 0:
-        raise ShapeError(f"mesh of object {obj_id}: expected vertices (V, 3) and faces (F, 3), got {vertices.shape} and {faces.shape}")
+    if (
+        vertices.ndim != 2
+        or vertices.shape[1] != 3
+        or len(vertices) == 0
+        or faces.ndim != 2
+        or faces.shape[1] != 3
+        or len(faces) == 0
+    ):
+        raise ShapeError(
+            f"mesh of object {obj_id}: expected vertices (V, 3) and faces (F, 3), got {vertices.shape} and {faces.shape}"
+        )
     if faces.min() < 0 or faces.max() >= len(vertices):
-        raise ShapeError(f"mesh of object {obj_id}: face indices must lie in [0, {len(vertices) - 1}], got [{faces.min()}, {faces.max()}]")
+        raise ShapeError(
+            f"mesh of object {obj_id}: face indices must lie in [0, {len(vertices) - 1}], got [{faces.min()}, {faces.max()}]"
+        )
     normals = mesh.normals
     if normals is None or np.asarray(normals).shape != vertices.shape:
         normals = vertex_normals(vertices.astype(np.float64), faces)
@@ -58,7 +69,9 @@ def upload_model(obj_id: int, mesh: Mesh, cull_back_faces: bool | None) -> GpuMo
         colors = np.asarray(colors, dtype=np.float32) / 255.0
     has_texture = mesh.texture is not None and mesh.uv is not None and np.asarray(mesh.uv).shape == (len(vertices), 2)
     uv = np.asarray(mesh.uv, dtype=np.float32) if has_texture else np.zeros((len(vertices), 2), np.float32)
-    interleaved = np.ascontiguousarray(np.hstack([vertices, np.asarray(normals, np.float32), colors, uv]), dtype=np.float32)
+    interleaved = np.ascontiguousarray(
+        np.hstack([vertices, np.asarray(normals, np.float32), colors, uv]), dtype=np.float32
+    )
     indices = np.ascontiguousarray(faces, dtype=np.uint32)
 
     lo, hi = vertices.min(0).astype(np.float64), vertices.max(0).astype(np.float64)
@@ -123,7 +136,9 @@ def upload_texture(image: np.ndarray, obj_id: int) -> int:
     rows = np.ascontiguousarray(np.flipud(image[..., :3]).astype(np.uint8))
     tex = int(gl.glGenTextures(1))
     gl.glBindTexture(gl.GL_TEXTURE_2D, tex)
-    gl.glTexImage2D(gl.GL_TEXTURE_2D, 0, gl.GL_RGB8, rows.shape[1], rows.shape[0], 0, gl.GL_RGB, gl.GL_UNSIGNED_BYTE, rows)
+    gl.glTexImage2D(
+        gl.GL_TEXTURE_2D, 0, gl.GL_RGB8, rows.shape[1], rows.shape[0], 0, gl.GL_RGB, gl.GL_UNSIGNED_BYTE, rows
+    )
     gl.glGenerateMipmap(gl.GL_TEXTURE_2D)
     gl.glTexParameteri(gl.GL_TEXTURE_2D, gl.GL_TEXTURE_MIN_FILTER, gl.GL_LINEAR_MIPMAP_LINEAR)
     gl.glTexParameteri(gl.GL_TEXTURE_2D, gl.GL_TEXTURE_MAG_FILTER, gl.GL_LINEAR)
@@ -146,7 +161,9 @@ def _check_complete(what: str) -> None:
     status = gl.glCheckFramebufferStatus(gl.GL_FRAMEBUFFER)
     gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, 0)
     if status != gl.GL_FRAMEBUFFER_COMPLETE:
-        raise RenderError(f"{what} framebuffer incomplete (status 0x{int(status):x}); the OpenGL driver lacks a needed format")
+        raise RenderError(
+            f"{what} framebuffer incomplete (status 0x{int(status):x}); the OpenGL driver lacks a needed format"
+        )
 
 
 def make_framebuffer(width: int, height: int, color_formats: list[int], depth: bool) -> tuple[int, list[int]]:

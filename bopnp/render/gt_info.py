@@ -20,7 +20,8 @@ with bop_toolkit's definitions (``scripts/calc_gt_info.py``, ``scripts/calc_gt_m
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -43,7 +44,9 @@ def bbox_xywh(mask: np.ndarray, offset_xy: tuple[int, int] = (0, 0)) -> list[int
 def _check_inputs(renderer, K, depth_mm, im_size):
     W, H = renderer.width, renderer.height
     if im_size is not None and (int(im_size[0]), int(im_size[1])) != (W, H):
-        raise ConfigError(f"im_size {tuple(im_size)} (width, height) differs from the renderer's {W}x{H}; use get_renderer(width, height)")
+        raise ConfigError(
+            f"im_size {tuple(im_size)} (width, height) differs from the renderer's {W}x{H}; use get_renderer(width, height)"
+        )
     K = np.asarray(K, np.float64)
     if K.shape != (3, 3):
         raise ShapeError(f"K: expected shape (3, 3), got {K.shape}")
@@ -61,7 +64,9 @@ def _may_leave_image(renderer, K: np.ndarray, instance, width: int, height: int)
     return box is None or bool(box[0] <= -1 or box[1] <= -1 or box[2] >= width or box[3] >= height)
 
 
-def _visible_masks(renderer, K: np.ndarray, instances: Sequence, depth_mm: np.ndarray | None, delta_mm: float, visib_mode: str):
+def _visible_masks(
+    renderer, K: np.ndarray, instances: Sequence, depth_mm: np.ndarray | None, delta_mm: float, visib_mode: str
+):
     """(full masks (N, H, W) bool, visible masks (N, H, W) bool, px_count_valid of each instance), N >= 1,
     for checked inputs. Distances are computed only on the box around each instance's rendered pixels
     (the visible mask and px_count_valid are 0 outside it), with the full image's numbers."""
@@ -87,7 +92,9 @@ def _visible_masks(renderer, K: np.ndarray, instances: Sequence, depth_mm: np.nd
     return fulls, visibs, px_valid
 
 
-def _gt_info_and_masks(renderer, K, instances, depth_mm, delta_mm, visib_mode) -> tuple[list[dict], np.ndarray, np.ndarray]:
+def _gt_info_and_masks(
+    renderer, K, instances, depth_mm, delta_mm, visib_mode
+) -> tuple[list[dict], np.ndarray, np.ndarray]:
     """:func:`compute_gt_info_and_masks` for checked inputs."""
     from bopnp.render.renderer import get_renderer
 
@@ -187,6 +194,8 @@ def compute_masks(
     ``calc_gt_masks``); arguments as :func:`compute_gt_info_and_masks`, without the 3x canvas renders."""
     K, depth_mm = _check_inputs(renderer, K, depth_mm, None)
     if len(instances) == 0:
-        return np.zeros((0, renderer.height, renderer.width), bool), np.zeros((0, renderer.height, renderer.width), bool)
+        return np.zeros((0, renderer.height, renderer.width), bool), np.zeros(
+            (0, renderer.height, renderer.width), bool
+        )
     fulls, visibs, _ = _visible_masks(renderer, K, instances, depth_mm, delta_mm, visib_mode)
     return fulls, visibs

@@ -34,7 +34,7 @@ class Lighting:
     specular: float = 0.0
     shininess: float = 32.0
 
-    def validate(self) -> "Lighting":
+    def validate(self) -> Lighting:
         """Return self, or raise ConfigError naming the bad field."""
         for name in ("ambient", "directional", "point", "specular"):
             value = getattr(self, name)
@@ -61,7 +61,7 @@ class Lighting:
         specular: tuple[float, float] = (0.0, 0.4),
         max_angle_deg: float = 60.0,
         point_offset_mm: tuple[float, float, float] = (500.0, 500.0, 300.0),
-    ) -> "Lighting":
+    ) -> Lighting:
         """Random lighting for synthetic training images (reproducible with a seed).
 
         Args:

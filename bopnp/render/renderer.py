@@ -41,8 +41,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -62,6 +63,7 @@ _BITS_PER_PASS = 128
 _MAX_LAYERS = 16
 #: the 8 corners of a box as signs of its half extent about its centre
 _BOX_CORNER_SIGNS = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], np.float64)
+
 
 class Placement(NamedTuple):
     """One instance to render: an added model at a pose. A plain ``(obj_id, R_m2c, t_m2c)`` tuple does as well.
@@ -153,7 +155,7 @@ _context_lock = threading.Lock()
 _registry_lock = threading.Lock()
 _context: EglContext | None = None
 _programs: dict[str, glo.Program] = {}
-_renderers: dict[tuple[int, int], "Renderer"] = {}
+_renderers: dict[tuple[int, int], Renderer] = {}
 _forked_displays: set[str] = set()  # displays that an ancestor process initialised before forking
 
 
@@ -173,8 +175,14 @@ def _program(name: str) -> glo.Program:
     if name not in _programs:
         sources = {
             "visible": (shaders.VISIBLE_VS, shaders.VISIBLE_FS),
-            "visible_rgb": (shaders.with_defines(shaders.VISIBLE_VS, "WITH_RGB"), shaders.with_defines(shaders.VISIBLE_FS, "WITH_RGB")),
-            "visible_bits": (shaders.VISIBLE_VS, shaders.with_defines(shaders.VISIBLE_FS, "WITH_BITS", version="430 core")),
+            "visible_rgb": (
+                shaders.with_defines(shaders.VISIBLE_VS, "WITH_RGB"),
+                shaders.with_defines(shaders.VISIBLE_FS, "WITH_RGB"),
+            ),
+            "visible_bits": (
+                shaders.VISIBLE_VS,
+                shaders.with_defines(shaders.VISIBLE_FS, "WITH_BITS", version="430 core"),
+            ),
             "visible_rgb_bits": (
                 shaders.with_defines(shaders.VISIBLE_VS, "WITH_RGB"),
                 shaders.with_defines(shaders.VISIBLE_FS, "WITH_RGB", "WITH_BITS", version="430 core"),
@@ -186,7 +194,7 @@ def _program(name: str) -> glo.Program:
     return _programs[name]
 
 
-def get_renderer(width: int, height: int, *, device: int | None = None) -> "Renderer":
+def get_renderer(width: int, height: int, *, device: int | None = None) -> Renderer:
     """The renderer of this process for images of ``width`` x ``height`` pixels (created on first use).
 
     Args:
@@ -233,7 +241,9 @@ class Renderer:
             #: full masks in the depth-tested pass through image atomics (OpenGL >= 4.4), else a second pass
             self.single_pass = version >= (4, 4) and os.environ.get("BOPNP_RENDER_TWO_PASS", "") in ("", "0")
             self._bits_textures: dict[int, int] = {}
-            for name in ("visible", "visible_rgb", "full", "depth") + (("visible_bits", "visible_rgb_bits") if self.single_pass else ()):
+            for name in ("visible", "visible_rgb", "full", "depth") + (
+                ("visible_bits", "visible_rgb_bits") if self.single_pass else ()
+            ):
                 _program(name)
             gl.glPixelStorei(gl.GL_PACK_ALIGNMENT, 1)
             gl.glPixelStorei(gl.GL_UNPACK_ALIGNMENT, 1)
@@ -333,9 +343,11 @@ class Renderer:
             try:
                 # instances that no other one can occlude need no full-mask rendering (full == visible)
                 occludable = self._occludable(K, obj_ids, poses, near) if full_masks and proj is not None else []
-                in_pass = occludable[: _BITS_PER_PASS] if self.single_pass else []
-                xyz_mm, index, depth_mm, xyz_norm, colour, bits = self._draw_visible(obj_ids, poses, proj, lighting, in_pass)
-                rest = occludable[len(in_pass):]
+                in_pass = occludable[:_BITS_PER_PASS] if self.single_pass else []
+                xyz_mm, index, depth_mm, xyz_norm, colour, bits = self._draw_visible(
+                    obj_ids, poses, proj, lighting, in_pass
+                )
+                rest = occludable[len(in_pass) :]
                 if rest:
                     more = self._draw_full([obj_ids[i] for i in rest], [poses[i] for i in rest], proj)
                     bits = more if bits is None else np.concatenate([bits, more])
@@ -411,7 +423,7 @@ class Renderer:
                         gl.glUniformMatrix4fv(loc_mv, 1, gl.GL_TRUE, poses[i].astype(np.float32))
                         glo.draw_model(model)
                     glo.read_array_texture(texture, gl.GL_RED, gl.GL_FLOAT, buffer)
-                    out[start:start + len(chunk)] = buffer[: len(chunk)]
+                    out[start : start + len(chunk)] = buffer[: len(chunk)]
                 gl.glBindVertexArray(0)
                 gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, 0)
             except gl.GLError as exc:
@@ -434,7 +446,9 @@ class Renderer:
         try:
             return self._models[int(obj_id)]
         except KeyError:
-            raise RenderError(f"object {obj_id} has not been added to the renderer; call add_model({obj_id}, mesh) first") from None
+            raise RenderError(
+                f"object {obj_id} has not been added to the renderer; call add_model({obj_id}, mesh) first"
+            ) from None
 
     def _parse_instances(self, instances) -> tuple[list[int], list[np.ndarray]]:
         """obj ids and (4, 4) float64 model-to-camera transforms."""
@@ -443,7 +457,9 @@ class Renderer:
             try:
                 obj_id, R, t = item
             except (TypeError, ValueError):
-                raise ShapeError(f"instances[{i}]: expected a tuple (obj_id, R_m2c (3, 3), t_m2c (3,)), got {type(item).__name__}") from None
+                raise ShapeError(
+                    f"instances[{i}]: expected a tuple (obj_id, R_m2c (3, 3), t_m2c (3,)), got {type(item).__name__}"
+                ) from None
             self._model(obj_id)
             R, t = _numpy(R), _numpy(t)
             if R.shape != (3, 3):
@@ -534,7 +550,12 @@ class Renderer:
         depth_mm = np.empty((H, W), np.float32)
         xyz_norm = np.empty((H, W, 3), np.float32)
         for k, (fmt, dtype, out) in enumerate(
-            [(gl.GL_RGB, gl.GL_FLOAT, xyz_mm), (gl.GL_RED_INTEGER, gl.GL_INT, index), (gl.GL_RED, gl.GL_FLOAT, depth_mm), (gl.GL_RGB, gl.GL_FLOAT, xyz_norm)]
+            [
+                (gl.GL_RGB, gl.GL_FLOAT, xyz_mm),
+                (gl.GL_RED_INTEGER, gl.GL_INT, index),
+                (gl.GL_RED, gl.GL_FLOAT, depth_mm),
+                (gl.GL_RGB, gl.GL_FLOAT, xyz_norm),
+            ]
         ):
             gl.glReadBuffer(gl.GL_COLOR_ATTACHMENT0 + k)
             glo.read_pixels(W, H, fmt, dtype, out)
@@ -574,8 +595,10 @@ class Renderer:
                 return list(range(n))
             rects[i] = box + [-1, -1, 1, 1]
         overlap = (
-            (rects[:, None, 0] <= rects[None, :, 2]) & (rects[None, :, 0] <= rects[:, None, 2])
-            & (rects[:, None, 1] <= rects[None, :, 3]) & (rects[None, :, 1] <= rects[:, None, 3])
+            (rects[:, None, 0] <= rects[None, :, 2])
+            & (rects[None, :, 0] <= rects[:, None, 2])
+            & (rects[:, None, 1] <= rects[None, :, 3])
+            & (rects[None, :, 1] <= rects[:, None, 3])
         )
         np.fill_diagonal(overlap, False)
         return [int(i) for i in np.flatnonzero(overlap.any(axis=1))]
@@ -612,7 +635,7 @@ class Renderer:
                 glo.read_pixels(W, H, gl.GL_RED_INTEGER, gl.GL_UNSIGNED_INT, words[start // 32])
             else:
                 glo.read_pixels(W, H, gl.GL_RGBA_INTEGER, gl.GL_UNSIGNED_INT, readback)
-                words[start // 32:start // 32 + used] = readback[..., :used].transpose(2, 0, 1)
+                words[start // 32 : start // 32 + used] = readback[..., :used].transpose(2, 0, 1)
         gl.glDisable(gl.GL_COLOR_LOGIC_OP)
         gl.glBindVertexArray(0)
         gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, 0)

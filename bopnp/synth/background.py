@@ -85,7 +85,9 @@ def _shapes(rng, height, width):
         if kind == 0:
             cv2.circle(img, (cx, cy), size, color, thick, lineType=cv2.LINE_AA)
         elif kind == 1:
-            cv2.rectangle(img, (cx - size, cy - size // 2), (cx + size, cy + size // 2), color, thick, lineType=cv2.LINE_AA)
+            cv2.rectangle(
+                img, (cx - size, cy - size // 2), (cx + size, cy + size // 2), color, thick, lineType=cv2.LINE_AA
+            )
         elif kind == 2:
             pts = (np.array([cx, cy]) + rng.normal(0, size, (int(rng.integers(3, 7)), 2))).astype(np.int32)
             if thick < 0:

@@ -119,16 +119,27 @@ class SynthConfig:
         fx, fy, cx, cy = self.intrinsics
         return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
 
-    def validate(self) -> "SynthConfig":
+    def validate(self) -> SynthConfig:
         """Return self, or raise :class:`ConfigError` naming the option and how to fix it."""
         bad: list[str] = []
-        if not self.name or self.name in (".", "..") or any(c in self.name for c in "/\\") or self.name.strip() != self.name:
+        if (
+            not self.name
+            or self.name in (".", "..")
+            or any(c in self.name for c in "/\\")
+            or self.name.strip() != self.name
+        ):
             bad.append(f"name {self.name!r}: use a plain folder name such as 'demo' (no slashes or surrounding spaces)")
         for opt, value in (("train_images", self.train_images), ("test_images", self.test_images)):
             if not isinstance(value, int) or value < 0:
                 bad.append(f"{opt} = {value!r}: use a whole number >= 0 (--{opt.replace('_', '-')})")
-        if isinstance(self.train_images, int) and isinstance(self.test_images, int) and self.train_images + self.test_images == 0:
-            bad.append("train_images and test_images are both 0: ask for some images (--train-images N / --test-images M)")
+        if (
+            isinstance(self.train_images, int)
+            and isinstance(self.test_images, int)
+            and self.train_images + self.test_images == 0
+        ):
+            bad.append(
+                "train_images and test_images are both 0: ask for some images (--train-images N / --test-images M)"
+            )
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             bad.append(f"seed = {self.seed!r}: use a whole number in [0, 2^63) (--seed)")
         if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
@@ -137,16 +148,26 @@ class SynthConfig:
             bad.append(f"mode = {self.mode!r}: use 'new', 'overwrite' or 'resume'")
         if not isinstance(self.images_per_scene, int) or not 1 <= self.images_per_scene <= 1000:
             bad.append(f"images_per_scene = {self.images_per_scene!r}: BOP scenes hold 1 to 1000 images")
-        if not (isinstance(self.width, int) and isinstance(self.height, int) and 16 <= self.width <= 8192 and 16 <= self.height <= 8192):
+        if not (
+            isinstance(self.width, int)
+            and isinstance(self.height, int)
+            and 16 <= self.width <= 8192
+            and 16 <= self.height <= 8192
+        ):
             bad.append(f"image size {self.width}x{self.height}: use 16 to 8192 pixels per side")
         fx, fy, cx, cy = self.intrinsics
         if not (fx > 0 and fy > 0 and all(math.isfinite(v) for v in self.intrinsics)):
             bad.append(f"intrinsics {self.intrinsics}: fx and fy must be positive, all finite (pixels)")
-        for opt, (lo, hi), least in (("objects_per_image", self.objects_per_image, 1), ("distractors_per_image", self.distractors_per_image, 0)):
+        for opt, (lo, hi), least in (
+            ("objects_per_image", self.objects_per_image, 1),
+            ("distractors_per_image", self.distractors_per_image, 0),
+        ):
             if not (isinstance(lo, int) and isinstance(hi, int) and least <= lo <= hi):
                 bad.append(f"{opt} = {(lo, hi)}: use (min, max) whole numbers with {least} <= min <= max")
         if self.distractors_per_image[1] > 0 and self.num_distractor_meshes < 1:
-            bad.append("num_distractor_meshes must be >= 1 when distractors are asked for (or set distractors_per_image=(0, 0))")
+            bad.append(
+                "num_distractor_meshes must be >= 1 when distractors are asked for (or set distractors_per_image=(0, 0))"
+            )
         near, far = self.depth_range_mm
         if not (0 < near <= far and math.isfinite(far)):
             bad.append(f"depth_range_mm = {self.depth_range_mm}: use 0 < near <= far (mm)")
@@ -164,11 +185,15 @@ class SynthConfig:
         if self.models_dir is not None:
             md = Path(self.models_dir)
             if not (md / "models_info.json").is_file():
-                bad.append(f"models_dir {md}: no models_info.json there; pass a BOP models/ folder (e.g. datasets/lmo/models)")
+                bad.append(
+                    f"models_dir {md}: no models_info.json there; pass a BOP models/ folder (e.g. datasets/lmo/models)"
+                )
             else:
                 try:
                     md.resolve().relative_to(self.dataset_dir.resolve())
-                    bad.append(f"models_dir {md} lies inside the output {self.dataset_dir}: choose another dataset name")
+                    bad.append(
+                        f"models_dir {md} lies inside the output {self.dataset_dir}: choose another dataset name"
+                    )
                 except ValueError:
                     pass
         if bad:
@@ -252,7 +277,10 @@ def make_object_set(config: SynthConfig) -> ObjectSet:
     if config.models_dir is None:
         objs = dict(enumerate(dataset_objects(), start=1))
         meshes = {obj_id: obj.mesh for obj_id, obj in objs.items()}
-        infos = {obj_id: model_info(obj_id, obj.mesh, obj.symmetries_discrete, obj.symmetries_continuous) for obj_id, obj in objs.items()}
+        infos = {
+            obj_id: model_info(obj_id, obj.mesh, obj.symmetries_discrete, obj.symmetries_continuous)
+            for obj_id, obj in objs.items()
+        }
         return ObjectSet(meshes, infos, distractors)
     from bopnp.bop.io import load_models_info
     from bopnp.synth.models import load_model_meshes
@@ -312,7 +340,9 @@ class ImageMaker:
         cluster = None
         if rng.uniform() < cfg.cluster_prob:  # a cluttered pile: more occlusion
             cluster = (rng.uniform(0.25, 0.75) * cfg.width, rng.uniform(0.25, 0.75) * cfg.height, 0.12 * cfg.width)
-        gts = sample_layout(rng, cfg.K, size, [(i, self.objects.radii_mm[i]) for i in chosen], cfg.depth_range_mm, cluster_px=cluster)
+        gts = sample_layout(
+            rng, cfg.K, size, [(i, self.objects.radii_mm[i]) for i in chosen], cfg.depth_range_mm, cluster_px=cluster
+        )
         dis: list = []
         if self.objects.distractors:
             dlo, dhi = cfg.distractors_per_image
@@ -321,8 +351,14 @@ class ImageMaker:
             radii = self.objects.distractor_radii_mm
             near, far = cfg.depth_range_mm
             dis = sample_layout(
-                rng, cfg.K, size, [(DISTRACTOR_ID_BASE + int(p), radii[int(p)]) for p in pool], (0.8 * near, far),
-                placed=gts, radii_placed_mm=[self.objects.radii_mm[g.obj_id] for g in gts], cluster_px=cluster,
+                rng,
+                cfg.K,
+                size,
+                [(DISTRACTOR_ID_BASE + int(p), radii[int(p)]) for p in pool],
+                (0.8 * near, far),
+                placed=gts,
+                radii_placed_mm=[self.objects.radii_mm[g.obj_id] for g in gts],
+                cluster_px=cluster,
             )
         return gts, dis
 
@@ -352,7 +388,7 @@ class ImageMaker:
             infos, masks_full, masks_visib = compute_gt_info_and_masks(self.renderer, K, gt_instances, out.depth_mm)
             visible = [info["visib_fract"] >= cfg.min_visib_fract for info in infos]
             # a test image must hold at least one target; a training image only needs an annotated object
-            if (any(visible) if split == "test" else len(gts) > 0):
+            if any(visible) if split == "test" else len(gts) > 0:
                 break
         background = random_background(rng, cfg.height, cfg.width)
         fg = out.instance_map >= 0
@@ -419,7 +455,9 @@ def _prepare_output(config: SynthConfig) -> None:
     if not out.is_dir():
         raise ConfigError(f"{out} exists and is not a folder: choose another dataset name or --bop-path")
     if config.mode == "new":
-        raise ConfigError(f"{out} already exists: pass --resume to finish it, --overwrite to replace it, or choose another name")
+        raise ConfigError(
+            f"{out} already exists: pass --resume to finish it, --overwrite to replace it, or choose another name"
+        )
     if not marker.is_file():
         raise ConfigError(
             f"{out} exists but was not made by `bopnp synth` (no {CONFIG_FILE}): it is left untouched; "
@@ -434,10 +472,15 @@ def _prepare_output(config: SynthConfig) -> None:
     except (OSError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{marker} is unreadable ({exc}): pass --overwrite to start again") from None
     new = json.loads(json.dumps(config.fingerprint()))
-    diffs = [f"{k}: {old.get(k)!r} before, {new.get(k)!r} now" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    diffs = [
+        f"{k}: {old.get(k)!r} before, {new.get(k)!r} now"
+        for k in sorted(set(old) | set(new))
+        if old.get(k) != new.get(k)
+    ]
     if diffs:
         raise ConfigError(
-            f"cannot resume {out}: it was made with other options:\n" + "\n".join(f"  - {d}" for d in diffs)
+            f"cannot resume {out}: it was made with other options:\n"
+            + "\n".join(f"  - {d}" for d in diffs)
             + "\nrun again with the original options, or pass --overwrite to start again"
         )
 
@@ -459,7 +502,10 @@ def _write_models(config: SynthConfig, objects: ObjectSet) -> None:
             for f in sorted(folder.iterdir()):
                 if f.is_file():
                     write_bytes_atomic(out / sub / f.name, f.read_bytes())
-    save_camera(out / "camera.json", Camera(K=config.K, width=config.width, height=config.height, depth_scale=config.depth_scale))
+    save_camera(
+        out / "camera.json",
+        Camera(K=config.K, width=config.width, height=config.height, depth_scale=config.depth_scale),
+    )
 
 
 def _scene_done(scene_dir: Path, im_ids: Sequence[int]) -> bool:
@@ -525,9 +571,9 @@ def synthesize(config: SynthConfig) -> SynthSummary:
         DatasetError: a given model is missing or unusable (raised before any output is created or replaced).
         RenderError: the renderer could not start.
     """
-    from bopnp.bop.io import write_text_atomic
-
     import multiprocessing as mp
+
+    from bopnp.bop.io import write_text_atomic
 
     start = time.perf_counter()
     if getattr(mp.current_process(), "_inheriting", False):
@@ -605,7 +651,8 @@ def synthesize(config: SynthConfig) -> SynthSummary:
 def _run_pool(config: SynthConfig, jobs, workers: int, done, bar) -> None:
     """Render ``jobs`` in ``workers`` spawned processes (one renderer each)."""
     hint = "Finished images are kept: fix the cause and run again with --resume (or use --workers 1)"
-    for job, (_, record) in run_jobs(_work, jobs, workers, initializer=_init_worker, initargs=(config,),
-                                     worker_mb=RENDER_WORKER_MB, broken_hint=hint):
+    for job, (_, record) in run_jobs(
+        _work, jobs, workers, initializer=_init_worker, initargs=(config,), worker_mb=RENDER_WORKER_MB, broken_hint=hint
+    ):
         done(job, record)
         bar.update()

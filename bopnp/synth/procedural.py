@@ -264,7 +264,9 @@ def _mug() -> ProceduralObject:
 
     def color(v, n):
         theta = np.arctan2(v[:, 1], v[:, 0])
-        label = np.exp(-(((theta - 2.2 + np.pi) % (2 * np.pi) - np.pi) / 0.6) ** 2) * np.exp(-((v[:, 2] - 5) / 22) ** 2)
+        label = np.exp(-((((theta - 2.2 + np.pi) % (2 * np.pi) - np.pi) / 0.6) ** 2)) * np.exp(
+            -(((v[:, 2] - 5) / 22) ** 2)
+        )
         base = _mix(_wave(v[:, 2], 30.0), (0.85, 0.85, 0.8), (0.55, 0.75, 0.95))
         c = _mix(label, (0, 0, 0), (0.95, 0.35, 0.1)) + base * (1 - label[:, None])
         handle = np.clip((v[:, 0] - r + 2) / 4, 0, 1)  # 1 on the handle, 0 on the body
@@ -361,7 +363,9 @@ def _bottle() -> ProceduralObject:
         cap = np.clip((f["z"] - 50) / 6, 0, 1)
         return _mix(cap, c, (0.95, 0.8, 0.1)) * (0.85 + 0.15 * np.abs(f["nz"]))[:, None]
 
-    return ProceduralObject("bottle", assemble(parts, color), symmetries_continuous=({"axis": [0.0, 0.0, 1.0], "offset": [0.0, 0.0, 0.0]},))
+    return ProceduralObject(
+        "bottle", assemble(parts, color), symmetries_continuous=({"axis": [0.0, 0.0, 1.0], "offset": [0.0, 0.0, 0.0]},)
+    )
 
 
 def dataset_objects() -> list[ProceduralObject]:
@@ -401,7 +405,13 @@ def random_distractor(rng: np.random.Generator) -> Mesh:
         parts = [revolution_part(profile, int(rng.integers(5, 40)), step_mm=step)]
     else:
         radii = rng.uniform(20, 70, 3)
-        parts = [revolution_part([(0.0, -1.0), *[(math.sin(a), -math.cos(a)) for a in np.linspace(0.2, np.pi - 0.2, 8)], (0.0, 1.0)], 24, step_mm=0.1)]
+        parts = [
+            revolution_part(
+                [(0.0, -1.0), *[(math.sin(a), -math.cos(a)) for a in np.linspace(0.2, np.pi - 0.2, 8)], (0.0, 1.0)],
+                24,
+                step_mm=0.1,
+            )
+        ]
         parts[0].vertices = parts[0].vertices * radii
         parts[0].normals = _unit(parts[0].normals / radii)
 
@@ -454,6 +464,7 @@ def model_info(obj_id: int, mesh: Mesh, symmetries_discrete=(), symmetries_conti
         size_mm=hi - lo,
         symmetries_discrete=np.asarray(symmetries_discrete, np.float64).reshape(-1, 4, 4),
         symmetries_continuous=tuple(
-            ContinuousSymmetry(np.asarray(s["axis"], np.float64), np.asarray(s["offset"], np.float64)) for s in symmetries_continuous
+            ContinuousSymmetry(np.asarray(s["axis"], np.float64), np.asarray(s["offset"], np.float64))
+            for s in symmetries_continuous
         ),
     )

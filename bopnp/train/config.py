@@ -89,8 +89,10 @@ class PoseTrainConfig:
         need(self.steps >= 1, f"steps must be at least 1, got {self.steps}")
         need(self.batch_size >= 2, f"batch_size must be at least 2 (batch norm needs two crops), got {self.batch_size}")
         need(math.isfinite(self.lr) and self.lr > 0, f"lr must be a positive number (e.g. 1e-3), got {self.lr}")
-        need(self.width >= 1 and self.bottleneck >= 0, f"width must be >= 1 and bottleneck >= 0, got {self.width}, "
-             f"{self.bottleneck}")
+        need(
+            self.width >= 1 and self.bottleneck >= 0,
+            f"width must be >= 1 and bottleneck >= 0, got {self.width}, {self.bottleneck}",
+        )
         need(0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}")
         for name in ("val_every", "ckpt_every", "log_every", "workers", "val_crops"):
             need(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
@@ -98,7 +100,9 @@ class PoseTrainConfig:
         need(self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.e2e_steps is not None:
             need(self.e2e, "e2e_steps needs e2e (pass --e2e)")
-            need(0 < self.e2e_steps <= self.steps, f"e2e_steps must be in [1, steps={self.steps}], got {self.e2e_steps}")
+            need(
+                0 < self.e2e_steps <= self.steps, f"e2e_steps must be in [1, steps={self.steps}], got {self.e2e_steps}"
+            )
         need(not self.objects or min(self.objects) >= 1, f"objects must be positive ids, got {self.objects}")
         self.loss.validate()
         self.e2e_loss.validate()

@@ -93,5 +93,13 @@ def cleanup(info: DistInfo) -> None:
         dist.destroy_process_group()
 
 
-__all__ = ["DistInfo", "all_mean", "all_true", "average_buffers", "barrier", "broadcast_object", "cleanup",
-           "init_distributed"]
+__all__ = [
+    "DistInfo",
+    "all_mean",
+    "all_true",
+    "average_buffers",
+    "barrier",
+    "broadcast_object",
+    "cleanup",
+    "init_distributed",
+]

@@ -57,12 +57,16 @@ class RunSummary:
     best_score: float = float("nan")
 
     def format(self) -> str:
-        lines = [f"run: {self.run_dir} ({self.steps} steps" + (f", resumed at step {self.resumed_from})" if
-                                                                self.resumed_from else ")")]
+        lines = [
+            f"run: {self.run_dir} ({self.steps} steps"
+            + (f", resumed at step {self.resumed_from})" if self.resumed_from else ")")
+        ]
         if self.validations:
             v = self.validations[-1]
-            lines.append(f"last validation (step {v['step']}): ADD(-S) {v['add_s']:.3f}  MSSD {v['mssd']:.3f}  "
-                         f"MSPD {v['mspd']:.3f}  AR(MSSD,MSPD) {v['ar']:.3f}  poses found {v['valid']:.2f}")
+            lines.append(
+                f"last validation (step {v['step']}): ADD(-S) {v['add_s']:.3f}  MSSD {v['mssd']:.3f}  "
+                f"MSPD {v['mspd']:.3f}  AR(MSSD,MSPD) {v['ar']:.3f}  poses found {v['valid']:.2f}"
+            )
             lines.append(f"best: step {self.best_step}, AR {self.best_score:.3f} -> {self.run_dir / 'best.pt'}")
         return "\n".join(lines)
 
@@ -80,7 +84,7 @@ def split_scenes(scene_ids: list[int], val_fraction: float) -> tuple[list[int], 
     """(training scenes, validation scenes): the last ``ceil(fraction * n)`` scenes are held out (none if one)."""
     scene_ids = sorted(scene_ids)
     n_val = min(math.ceil(val_fraction * len(scene_ids)), len(scene_ids) - 1) if val_fraction > 0 else 0
-    return scene_ids[: len(scene_ids) - n_val], scene_ids[len(scene_ids) - n_val:]
+    return scene_ids[: len(scene_ids) - n_val], scene_ids[len(scene_ids) - n_val :]
 
 
 def _prepare_run_dir(config: PoseTrainConfig, resume: bool, overwrite: bool, info: DistInfo) -> Path:
@@ -89,8 +93,10 @@ def _prepare_run_dir(config: PoseTrainConfig, resume: bool, overwrite: bool, inf
     if resume and overwrite:
         raise ConfigError("pass either --resume or --overwrite, not both")
     if has_run and not (resume or overwrite):
-        raise ConfigError(f"{run} already holds a training run: pass --resume to continue it, --overwrite to start "
-                          "over, or --out for another folder")
+        raise ConfigError(
+            f"{run} already holds a training run: pass --resume to continue it, --overwrite to start "
+            "over, or --out for another folder"
+        )
     if resume and not (run / "last.pt").is_file():
         raise CheckpointError(f"{run / 'last.pt'} not found: nothing to resume; start the run without --resume")
     if info.is_main:
@@ -107,15 +113,18 @@ def _check_resumable(saved: dict, config: PoseTrainConfig, path: Path) -> None:
     now = config.to_dict()
     diff = sorted(k for k in now if k not in free and json.dumps(now[k]) != json.dumps(saved.get(k)))
     if diff:
-        raise CheckpointError(f"{path}: the run was started with other settings ({', '.join(diff)}); resume with "
-                              "the same settings, or start a new run with --out or --overwrite")
+        raise CheckpointError(
+            f"{path}: the run was started with other settings ({', '.join(diff)}); resume with "
+            "the same settings, or start a new run with --out or --overwrite"
+        )
 
 
 class PoseTrainer:
     """One pose-network run (see the module docstring); :meth:`run` trains it."""
 
-    def __init__(self, config: PoseTrainConfig, *, resume: bool = False, overwrite: bool = False,
-                 progress: bool | None = None):
+    def __init__(
+        self, config: PoseTrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool | None = None
+    ):
         self.config = config.validate()
         self.device = resolve_device(config.device)
         self.info = init_distributed(self.device)
@@ -129,17 +138,27 @@ class PoseTrainer:
         cfg = self.config
         cache_dir = cache_dir_for(cfg.bop_path, cfg.name, cfg.split)
         if not (cache_dir / "cache.json").is_file():
-            raise ConfigError(f"{cache_dir / 'cache.json'} not found: run `bopnp prepare {cfg.name} --split "
-                              f"{cfg.split}` first")
+            raise ConfigError(
+                f"{cache_dir / 'cache.json'} not found: run `bopnp prepare {cfg.name} --split {cfg.split}` first"
+            )
         meta = read_cache_meta(cache_dir)
         self.crop_size = int(meta["crop_size"])
         objects = list(cfg.objects) if cfg.objects else [int(o) for o in meta["objects"]]
-        scenes = sorted({int(p.name) for o in objects for p in (cache_dir / f"obj_{o:06d}").iterdir()
-                         if p.is_dir() and p.name.isdigit()} if objects else set())
+        scenes = sorted(
+            {
+                int(p.name)
+                for o in objects
+                for p in (cache_dir / f"obj_{o:06d}").iterdir()
+                if p.is_dir() and p.name.isdigit()
+            }
+            if objects
+            else set()
+        )
         train_scenes, val_scenes = split_scenes(scenes, cfg.val_fraction)
         kwargs = {"min_visib_fract": cfg.min_visib_fract}
-        self.train_set = TrainingSet(open_crop_datasets(cache_dir, objects, scene_ids=train_scenes, **kwargs),
-                                     cfg.augment)
+        self.train_set = TrainingSet(
+            open_crop_datasets(cache_dir, objects, scene_ids=train_scenes, **kwargs), cfg.augment
+        )
         self.val_set = None
         if val_scenes:
             val = TrainingSet(open_crop_datasets(cache_dir, objects, scene_ids=val_scenes, **kwargs), None)
@@ -148,18 +167,23 @@ class PoseTrainer:
         self.obj_ids = self.train_set.obj_ids
         per_rank = -(-len(self.train_set) // self.info.world_size)
         if per_rank < cfg.batch_size:
-            raise ConfigError(f"batch size {cfg.batch_size} is larger than the {per_rank} training crops of a process: "
-                              "lower --batch-size or prepare more crops")
+            raise ConfigError(
+                f"batch size {cfg.batch_size} is larger than the {per_rank} training crops of a process: "
+                "lower --batch-size or prepare more crops"
+            )
         torch.manual_seed(cfg.seed)
-        net = build_coord_unet(num_objects=len(self.obj_ids), width=cfg.width, crop_size=self.crop_size,
-                               bottleneck=cfg.bottleneck).to(self.device)
+        net = build_coord_unet(
+            num_objects=len(self.obj_ids), width=cfg.width, crop_size=self.crop_size, bottleneck=cfg.bottleneck
+        ).to(self.device)
         if cfg.init:
             state = load_checkpoint(cfg.init)
             try:
                 net.load_state_dict(state["model"])
             except RuntimeError as exc:
-                raise CheckpointError(f"{cfg.init}: its network does not fit this run ({str(exc)[:300]}); use the "
-                                      "same --width, crop size and objects it was trained with") from None
+                raise CheckpointError(
+                    f"{cfg.init}: its network does not fit this run ({str(exc)[:300]}); use the "
+                    "same --width, crop size and objects it was trained with"
+                ) from None
         self.net = net
         self.model = net
         if self.info.distributed:
@@ -184,9 +208,14 @@ class PoseTrainer:
     # -- checkpoints -------------------------------------------------------------------------------
     def _checkpoint(self) -> dict:
         return {
-            "model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "state": self.state.to_dict(), "rng": rng_state(),
-            "config": self.config.to_dict(), "obj_ids": list(self.obj_ids), "crop_size": self.crop_size,
+            "model": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "state": self.state.to_dict(),
+            "rng": rng_state(),
+            "config": self.config.to_dict(),
+            "obj_ids": list(self.obj_ids),
+            "crop_size": self.crop_size,
             "revision": code_revision(),
         }
 
@@ -214,8 +243,16 @@ class PoseTrainer:
         xyz, err = model(batch["image"], batch["obj_index"])
         xyz, err = xyz.float(), err.float()
         cfg = self.config
-        out = transformer_loss(xyz, err, batch["xyz"], batch["mask_full"], batch["pool"], batch["centre_mm"],
-                               batch["half_extent_mm"], cfg.loss)
+        out = transformer_loss(
+            xyz,
+            err,
+            batch["xyz"],
+            batch["mask_full"],
+            batch["pool"],
+            batch["centre_mm"],
+            batch["half_extent_mm"],
+            cfg.loss,
+        )
         best = out.pop("best")
         if step >= cfg.e2e_start:
             proj, _, valid = e2e_projection_loss(xyz, err, batch, best, cfg.e2e_loss)
@@ -229,8 +266,15 @@ class PoseTrainer:
         xyz, err = model(batch["image"], batch["obj_index"])
         res = pose_from_prediction(xyz.float(), err.float(), batch, self.config.e2e_loss, ransac=VAL_RANSAC)
         K = uncrop_intrinsics(batch["K"].float(), batch["box_xyxy"].float(), xyz.shape[-1])
-        return {"R": res.R, "t": res.t, "valid": res.valid, "K": K, "R_gt": batch["R_m2c"], "t_gt": batch["t_m2c"],
-                "obj_id": batch["obj_id"]}
+        return {
+            "R": res.R,
+            "t": res.t,
+            "valid": res.valid,
+            "K": K,
+            "R_gt": batch["R_m2c"],
+            "t_gt": batch["t_m2c"],
+            "obj_id": batch["obj_id"],
+        }
 
     def validate(self) -> dict | None:
         if self.val_set is None or not self.info.is_main:
@@ -243,8 +287,17 @@ class PoseTrainer:
         loader = DataLoader(self.val_set, batch_size=cfg.batch_size, num_workers=0)
         pred = evaluate(self.net, loader, self.predict_fn, device=self.device, autocast_dtype=self.autocast)
         d = lambda k: pred[k].double().numpy()  # noqa: E731
-        scores = pose_scores(d("R"), d("t"), d("R_gt"), d("t_gt"), d("K"), pred["obj_id"].numpy(),
-                             pred["valid"].numpy().astype(bool), self._models, self._width)
+        scores = pose_scores(
+            d("R"),
+            d("t"),
+            d("R_gt"),
+            d("t_gt"),
+            d("K"),
+            pred["obj_id"].numpy(),
+            pred["valid"].numpy().astype(bool),
+            self._models,
+            self._width,
+        )
         return {"step": self.state.step, **scores}
 
     # -- the loop ----------------------------------------------------------------------------------
@@ -257,10 +310,12 @@ class PoseTrainer:
         elif info.is_main:
             write_text_atomic(self.run_dir / "config.json", json.dumps(cfg.to_dict(), indent=1) + "\n")
             self._save_augmented_grid()
-        summary = RunSummary(self.run_dir, cfg.steps, resumed_from, best_step=self.state.best_step,
-                             best_score=self.state.best_score)
-        bar = progress_bar(total=cfg.steps, desc="train pose", unit="step",
-                           enabled=self.progress if info.is_main else False)
+        summary = RunSummary(
+            self.run_dir, cfg.steps, resumed_from, best_step=self.state.best_step, best_score=self.state.best_score
+        )
+        bar = progress_bar(
+            total=cfg.steps, desc="train pose", unit="step", enabled=self.progress if info.is_main else False
+        )
         bar.update(self.state.step)
         window: list[float] = []
         crops_s = [0.0]
@@ -281,20 +336,38 @@ class PoseTrainer:
         try:
             while self.state.step < cfg.steps:
                 self.sampler.set_epoch(self.state.epoch, self.state.epoch_pos)
-                loader = DataLoader(self.train_set, batch_size=cfg.batch_size, sampler=self.sampler,
-                                    num_workers=cfg.workers, drop_last=True, persistent_workers=False,
-                                    multiprocessing_context="spawn" if cfg.workers else None)
-                train_one_epoch(self.model, self.optimizer, self.scheduler, loader, self.step_fn, self.state,
-                                device=self.device, end_step=cfg.steps, autocast_dtype=self.autocast, on_step=on_step,
-                                all_agree=lambda ok: all_true(ok, info))
+                loader = DataLoader(
+                    self.train_set,
+                    batch_size=cfg.batch_size,
+                    sampler=self.sampler,
+                    num_workers=cfg.workers,
+                    drop_last=True,
+                    persistent_workers=False,
+                    multiprocessing_context="spawn" if cfg.workers else None,
+                )
+                train_one_epoch(
+                    self.model,
+                    self.optimizer,
+                    self.scheduler,
+                    loader,
+                    self.step_fn,
+                    self.state,
+                    device=self.device,
+                    end_step=cfg.steps,
+                    autocast_dtype=self.autocast,
+                    on_step=on_step,
+                    all_agree=lambda ok: all_true(ok, info),
+                )
             self._validate_and_keep(summary)
         except NonFiniteLoss as exc:
             bar.close()
             if info.is_main:
                 save_checkpoint(self.run_dir / "nonfinite.pt", {**self._checkpoint(), "batch": exc.batch})
-            raise TrainingError(f"{exc}. The weights before this step and the batch are in "
-                                f"{self.run_dir / 'nonfinite.pt'}; lower --lr or check these crops, then --resume "
-                                f"from {self.run_dir / 'last.pt'}") from None
+            raise TrainingError(
+                f"{exc}. The weights before this step and the batch are in "
+                f"{self.run_dir / 'nonfinite.pt'}; lower --lr or check these crops, then --resume "
+                f"from {self.run_dir / 'last.pt'}"
+            ) from None
         finally:
             bar.close()
             if self._writer:
@@ -328,8 +401,11 @@ class PoseTrainer:
                 if isinstance(v, float | int) and not isinstance(v, bool) and k != "step":
                     writer.add_scalar(f"{tag}/{k}", v, record["step"])
         if record.get("validation"):
-            log.info("step %d validation: %s", record["step"],
-                     ", ".join(f"{k} {v:.3f}" for k, v in record.items() if isinstance(v, float)))
+            log.info(
+                "step %d validation: %s",
+                record["step"],
+                ", ".join(f"{k} {v:.3f}" for k, v in record.items() if isinstance(v, float)),
+            )
 
     def _tensorboard(self):
         if self._writer is None:
@@ -349,8 +425,14 @@ class PoseTrainer:
         save_image(torch.stack(images), self.run_dir / "augmented.png", nrow=8, padding=2)
 
 
-def train_pose(config: PoseTrainConfig, *, resume: bool = False, overwrite: bool = False,
-               progress: bool | None = None, on_ready: Callable[[PoseTrainer], None] | None = None) -> RunSummary:
+def train_pose(
+    config: PoseTrainConfig,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool | None = None,
+    on_ready: Callable[[PoseTrainer], None] | None = None,
+) -> RunSummary:
     """Train (or resume) a pose-network run; see :class:`PoseTrainer`."""
     trainer = PoseTrainer(config, resume=resume, overwrite=overwrite, progress=progress)
     if on_ready is not None:

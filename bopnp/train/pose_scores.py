@@ -38,8 +38,14 @@ def load_object_models(dataset: BopDataset, obj_ids, max_points: int = 2000) -> 
         pts = np.asarray(dataset.mesh(obj_id, eval=use_eval).vertices_mm, dtype=np.float64)
         if len(pts) > max_points:
             pts = pts[np.linspace(0, len(pts) - 1, max_points).round().astype(int)]
-        out[int(obj_id)] = ObjectModel(int(obj_id), pts, hull_points(pts), float(info.diameter_mm),
-                                       symmetry_transforms(info), bool(info.is_symmetric))
+        out[int(obj_id)] = ObjectModel(
+            int(obj_id),
+            pts,
+            hull_points(pts),
+            float(info.diameter_mm),
+            symmetry_transforms(info),
+            bool(info.is_symmetric),
+        )
     return out
 
 

@@ -78,7 +78,9 @@ def xyz_to_rgb(xyz_norm: np.ndarray, mask: np.ndarray | None = None, background:
     if mask is not None:
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != xyz.shape[:-1]:
-            raise ShapeError(f"mask: expected shape {xyz.shape[:-1]} (that of xyz_norm without its last axis), got {mask.shape}")
+            raise ShapeError(
+                f"mask: expected shape {xyz.shape[:-1]} (that of xyz_norm without its last axis), got {mask.shape}"
+            )
         valid &= mask
     rgb = np.floor((np.clip(np.nan_to_num(xyz), -1.0, 1.0) + 1.0) * 127.5 + 0.5).astype(np.uint8)
     rgb[~valid] = np.asarray(background, np.uint8)
@@ -154,7 +156,8 @@ def colorbar(
     Returns:
         (height, W, 3) uint8 RGB on a light background; W fits the widest tick label.
     """
-    from bopnp.viz.text import draw_text, text_size as measure
+    from bopnp.viz.text import draw_text
+    from bopnp.viz.text import text_size as measure
 
     if height < 4 * text_size:
         raise ConfigError(f"colorbar: height {height} too small for text of {text_size} px; use >= {4 * text_size}")

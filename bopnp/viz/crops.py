@@ -28,7 +28,9 @@ MASK_OFF = (20, 20, 20)
 OUTSIDE = (70, 70, 110)
 
 
-def crop_panels(rgb: np.ndarray, xyz: np.ndarray, mask_full: np.ndarray, mask_visib: np.ndarray, inside: np.ndarray | None = None) -> np.ndarray:
+def crop_panels(
+    rgb: np.ndarray, xyz: np.ndarray, mask_full: np.ndarray, mask_visib: np.ndarray, inside: np.ndarray | None = None
+) -> np.ndarray:
     """The 2 x 2 block of one crop (see the module docstring).
 
     Args:
@@ -60,7 +62,9 @@ def _spread(n: int, k: int) -> list[int]:
     return [int(i) for i in np.unique(np.rint(np.linspace(0, n - 1, k)).astype(int))]
 
 
-def crops_preview(cache_dir: str | os.PathLike, per_object: int = 8, panel: int = 128, text_size: int = 14) -> np.ndarray:
+def crops_preview(
+    cache_dir: str | os.PathLike, per_object: int = 8, panel: int = 128, text_size: int = 14
+) -> np.ndarray:
     """Picture of a crop cache: one row per object, ``per_object`` crops each (see the module docstring).
 
     Args:
@@ -85,9 +89,16 @@ def crops_preview(cache_dir: str | os.PathLike, per_object: int = 8, panel: int 
     meta = read_cache_meta(cache_dir)
     datasets = {int(o): CropIndex(list_shards(cache_dir, int(o))) for o in meta["objects"]}
     if not any(len(d) for d in datasets.values()):
-        raise DatasetError(f"{cache_dir}: the cache holds no crop yet; run `bopnp prepare {meta.get('dataset', 'NAME')}` to (finish) preparing it")
-    label_w = max(max(text_box_size(f"obj {o}", text_size + 4)[0], text_box_size(f"{len(d)} crops", text_size)[0])
-                  for o, d in datasets.items()) + 16
+        raise DatasetError(
+            f"{cache_dir}: the cache holds no crop yet; run `bopnp prepare {meta.get('dataset', 'NAME')}` to (finish) preparing it"
+        )
+    label_w = (
+        max(
+            max(text_box_size(f"obj {o}", text_size + 4)[0], text_box_size(f"{len(d)} crops", text_size)[0])
+            for o, d in datasets.items()
+        )
+        + 16
+    )
     cap_h = text_box_size("Ag", text_size, pad=2)[1]
     block = 2 * panel + 2
     rows = []
@@ -98,7 +109,14 @@ def crops_preview(cache_dir: str | os.PathLike, per_object: int = 8, panel: int 
         row = draw_text(row, f"obj {obj_id}", (8, 6), size=text_size + 4, color=INK, bg=None, pad=2)
         row = draw_text(row, f"{len(ds)} crops", (8, 6 + cap_h + 8), size=text_size, color=(90, 90, 90), bg=None, pad=2)
         if not picks:
-            row = draw_text(row, "no crops (no instance visible enough)", (label_w, 6 + block // 2), size=text_size, color=(150, 40, 40), bg=None)
+            row = draw_text(
+                row,
+                "no crops (no instance visible enough)",
+                (label_w, 6 + block // 2),
+                size=text_size,
+                color=(150, 40, 40),
+                bg=None,
+            )
         for k, index in enumerate(picks):
             raw = ds.raw(index)
             rec = ds.record(index)
@@ -107,7 +125,9 @@ def crops_preview(cache_dir: str | os.PathLike, per_object: int = 8, panel: int 
                 blk = resize_to_width(blk, block, nearest=blk.shape[1] < block)[:block, :block]
             x = label_w + k * (block + 10)
             row[6 : 6 + blk.shape[0], x : x + blk.shape[1]] = blk
-            cap = f"{int(rec['scene_id'])}/{int(rec['im_id'])}/{int(rec['gt_id'])}  visib {float(rec['visib_fract']):.2f}"
+            cap = (
+                f"{int(rec['scene_id'])}/{int(rec['im_id'])}/{int(rec['gt_id'])}  visib {float(rec['visib_fract']):.2f}"
+            )
             row = draw_text(row, cap, (x, 6 + block + 2), size=text_size, color=INK, bg=None, pad=2)
         rows.append(row)
     S = int(meta.get("crop_size", panel))

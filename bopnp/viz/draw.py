@@ -66,7 +66,9 @@ def mask_boundary(mask: np.ndarray, thickness: int = 1) -> np.ndarray:
     if thickness < 1:
         raise ShapeError(f"thickness must be >= 1 pixel, got {thickness}")
     cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
-    inner = cv2.erode(mask.astype(np.uint8), cross, iterations=int(thickness), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    inner = cv2.erode(
+        mask.astype(np.uint8), cross, iterations=int(thickness), borderType=cv2.BORDER_CONSTANT, borderValue=0
+    )
     return mask & ~inner.astype(bool)
 
 
@@ -162,7 +164,9 @@ def project(K: np.ndarray, x3d_c: np.ndarray) -> np.ndarray:
     return uvw[:, :2]
 
 
-def project_box(K: np.ndarray, R_m2c: np.ndarray, t_m2c: np.ndarray, min_mm: np.ndarray, size_mm: np.ndarray) -> np.ndarray:
+def project_box(
+    K: np.ndarray, R_m2c: np.ndarray, t_m2c: np.ndarray, min_mm: np.ndarray, size_mm: np.ndarray
+) -> np.ndarray:
     """Pixels of the 8 corners of :func:`box3d_corners` in the pose (R_m2c, t_m2c).
 
     Args:
@@ -175,7 +179,11 @@ def project_box(K: np.ndarray, R_m2c: np.ndarray, t_m2c: np.ndarray, min_mm: np.
 
 
 def projected_extent(
-    K: np.ndarray, R_m2c: np.ndarray, t_m2c: np.ndarray, min_mm: np.ndarray | None = None, size_mm: np.ndarray | None = None
+    K: np.ndarray,
+    R_m2c: np.ndarray,
+    t_m2c: np.ndarray,
+    min_mm: np.ndarray | None = None,
+    size_mm: np.ndarray | None = None,
 ) -> tuple[float, float, float, float] | None:
     """Where a pose's label goes: ``(u_min, v_min, u_max, v_max)`` of the projected corners of the
     model's 3D box (of the model origin without a box), over those in front of the near plane; None
@@ -305,5 +313,7 @@ def draw_pose(
     extent = projected_extent(K, R, t, min_mm, size_mm) if label else None
     if extent is not None:
         xy = (extent[0], extent[1] - 2)
-        out = draw_text(out, label, xy, size=label_size, color=text_color_on(color), bg=color, bg_alpha=0.85, anchor="lb")
+        out = draw_text(
+            out, label, xy, size=label_size, color=text_color_on(color), bg=color, bg_alpha=0.85, anchor="lb"
+        )
     return out

@@ -9,8 +9,8 @@ resizing, and an atomic PNG writer.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -119,7 +119,9 @@ def legend_band(
         out[y + 5 : y + 3 + sw, x + 1 : x + sw - 1] = np.asarray(color, np.uint8)
         out = draw_text(out, text, (x + sw + 6, y), size=size, color=INK, bg=None, pad=2, inside=False)
     for k, note in enumerate(notes):
-        out = draw_text(out, note, (pad, y_notes + k * (small_h + 1)), size=small, color=(80, 80, 80), bg=None, pad=2, inside=False)
+        out = draw_text(
+            out, note, (pad, y_notes + k * (small_h + 1)), size=small, color=(80, 80, 80), bg=None, pad=2, inside=False
+        )
     return out
 
 
@@ -149,13 +151,17 @@ def stack(images: Sequence[np.ndarray], bg: RGB = PAPER) -> np.ndarray:
     return np.concatenate(parts, axis=0)
 
 
-def with_legend(picture: np.ndarray, title: str, entries: Sequence[tuple[RGB, str]] = (), notes: Sequence[str] = (), size: int = 18) -> np.ndarray:
+def with_legend(
+    picture: np.ndarray, title: str, entries: Sequence[tuple[RGB, str]] = (), notes: Sequence[str] = (), size: int = 18
+) -> np.ndarray:
     """``picture`` under a :func:`legend_band` of its width."""
     picture = _check([picture])[0]
     return stack([legend_band(picture.shape[1], title, entries, notes, size), picture])
 
 
-def with_colorbar(picture: np.ndarray, vmin: float, vmax: float, label: str = "", cmap: str = "turbo", bg: RGB = PAPER) -> np.ndarray:
+def with_colorbar(
+    picture: np.ndarray, vmin: float, vmax: float, label: str = "", cmap: str = "turbo", bg: RGB = PAPER
+) -> np.ndarray:
     """``picture`` (e.g. from :func:`bopnp.viz.colors.error_to_rgb`) with a :func:`~bopnp.viz.colors.colorbar`
     of its height on the right."""
     from bopnp.viz.colors import colorbar
@@ -163,7 +169,9 @@ def with_colorbar(picture: np.ndarray, vmin: float, vmax: float, label: str = ""
     picture = _check([picture])[0]
     bar = colorbar(max(picture.shape[0], 80), vmin, vmax, label, cmap)
     if bar.shape[0] > picture.shape[0]:
-        picture = np.concatenate([picture, np.full((bar.shape[0] - picture.shape[0],) + picture.shape[1:], bg, np.uint8)])
+        picture = np.concatenate(
+            [picture, np.full((bar.shape[0] - picture.shape[0],) + picture.shape[1:], bg, np.uint8)]
+        )
     gap = np.full((picture.shape[0], 6, 3), bg, np.uint8)
     return np.concatenate([picture, gap, bar], axis=1)
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -109,7 +109,9 @@ def annotate_image(
     gt_masks = list(gt_masks) if gt_masks is not None else [None] * len(gt)
     est_masks = list(est_masks) if est_masks is not None else [None] * len(estimates)
     if len(gt_masks) != len(gt) or len(est_masks) != len(estimates):
-        raise ConfigError(f"annotate_image: {len(gt_masks)} masks for {len(gt)} GT, {len(est_masks)} for {len(estimates)} estimates")
+        raise ConfigError(
+            f"annotate_image: {len(gt_masks)} masks for {len(gt)} GT, {len(est_masks)} for {len(estimates)} estimates"
+        )
     gt_colors = [gt_color or object_color(p.obj_id) for p in gt]
     labels: list[tuple[str, tuple[float, float], str, RGB]] = []
     # GT: fills and contours, then boxes
@@ -119,7 +121,9 @@ def annotate_image(
     for p, m, c in zip(gt, gt_masks, gt_colors):
         info = models_info.get(p.obj_id)
         if info is not None:
-            out = draw_pose(out, K, p.R_m2c, p.t_m2c, min_mm=info.min_mm, size_mm=info.size_mm, color=c, thickness=max(1, line - 1))
+            out = draw_pose(
+                out, K, p.R_m2c, p.t_m2c, min_mm=info.min_mm, size_mm=info.size_mm, color=c, thickness=max(1, line - 1)
+            )
         if m is not None and m.any():
             ys, xs = np.nonzero(m)
             xy = (float(xs.min()), float(ys.min()) - 1)
@@ -134,7 +138,16 @@ def annotate_image(
     for p, m in zip(estimates, est_masks):
         info = models_info.get(p.obj_id)
         if info is not None:
-            out = draw_pose(out, K, p.R_m2c, p.t_m2c, min_mm=info.min_mm, size_mm=info.size_mm, color=est_color, thickness=max(1, line - 1))
+            out = draw_pose(
+                out,
+                K,
+                p.R_m2c,
+                p.t_m2c,
+                min_mm=info.min_mm,
+                size_mm=info.size_mm,
+                color=est_color,
+                thickness=max(1, line - 1),
+            )
         if m is not None and m.any():
             ys, xs = np.nonzero(m)
             xy = (float(xs.max()), float(ys.max()) + 1)
@@ -162,7 +175,15 @@ def _line(image: np.ndarray, p, q, color: RGB) -> np.ndarray:
 
     out = image.copy()
     s = 16
-    cv2.line(out, (int(p[0] * s), int(p[1] * s)), (int(q[0] * s), int(q[1] * s)), tuple(int(v) for v in color), 1, cv2.LINE_AA, 4)
+    cv2.line(
+        out,
+        (int(p[0] * s), int(p[1] * s)),
+        (int(q[0] * s), int(q[1] * s)),
+        tuple(int(v) for v in color),
+        1,
+        cv2.LINE_AA,
+        4,
+    )
     return out
 
 
@@ -211,7 +232,9 @@ def pick_images(
     else:
         candidates = present
     if not candidates:
-        raise DatasetError(f"{dataset.split_path}: no images found in scenes {scenes} (rgb/ or gray/ with scene_camera.json entries): is the split unpacked?")
+        raise DatasetError(
+            f"{dataset.split_path}: no images found in scenes {scenes} (rgb/ or gray/ with scene_camera.json entries): is the split unpacked?"
+        )
     if n >= len(candidates):
         return list(candidates)
     idx = np.unique(np.rint(np.linspace(0, len(candidates) - 1, n)).astype(int))
@@ -255,7 +278,9 @@ def _renderer(ds: BopDataset, width: int, height: int, obj_ids):
     return r
 
 
-def _render_masks(ds: BopDataset, K: np.ndarray, size: tuple[int, int], poses: Sequence[Pose], together: bool) -> list[np.ndarray]:
+def _render_masks(
+    ds: BopDataset, K: np.ndarray, size: tuple[int, int], poses: Sequence[Pose], together: bool
+) -> list[np.ndarray]:
     """Masks of ``poses`` rendered at ``size`` (W, H): visible masks of the scene when ``together``,
     else each silhouette alone."""
     if not poses:
@@ -292,7 +317,9 @@ def _image_tile(
         gt = [Pose(g.obj_id, g.R_m2c, g.t_m2c) for g in ds.scene_gt(scene_id).get(im_id, [])]
     unknown = sorted({p.obj_id for p in gt} - set(infos))
     if unknown:
-        raise DatasetError(f"{ds.scene_path(scene_id) / 'scene_gt.json'}: image {im_id} has objects {unknown} that {ds.models_info_path} does not list")
+        raise DatasetError(
+            f"{ds.scene_path(scene_id) / 'scene_gt.json'}: image {im_id} has objects {unknown} that {ds.models_info_path} does not list"
+        )
     gt_masks: list[np.ndarray | None] = [None] * len(gt)
     if gt:
         paths = [ds.mask_path(scene_id, im_id, k) for k in range(len(gt))]
@@ -373,7 +400,11 @@ def scene_overview(
                 f"the estimates name objects {unknown} that {ds.models_info_path} does not list "
                 f"(objects: {ds.obj_ids}): is the CSV for another dataset?"
             )
-    chosen = pick_images(ds, images, results) if isinstance(images, (int, np.integer)) else [(int(s), int(i)) for s, i in images]
+    chosen = (
+        pick_images(ds, images, results)
+        if isinstance(images, (int, np.integer))
+        else [(int(s), int(i)) for s, i in images]
+    )
     if not chosen:
         raise ConfigError("scene_overview: no images given")
     per_image: dict[tuple[int, int], list[Pose]] = defaultdict(list)
@@ -394,9 +425,13 @@ def scene_overview(
         lines.append("ground truth: fill + contour = visible mask, lines = 3D bounding box (models_info.json)")
     else:
         entries = [(GT_COLOR, "ground truth"), (EST_COLOR, "estimate (label: obj id: score)")]
-        lines.append("ground truth: fill + contour = visible mask;  estimate: contour = silhouette of the model alone;  lines = 3D bounding box")
+        lines.append(
+            "ground truth: fill + contour = visible mask;  estimate: contour = silhouette of the model alone;  lines = 3D bounding box"
+        )
     if notes.render_failed:
-        lines.append(f"the renderer could not start ({notes.render_failed}): masks missing where the split has no mask_visib/")
+        lines.append(
+            f"the renderer could not start ({notes.render_failed}): masks missing where the split has no mask_visib/"
+        )
     return with_legend(picture, title or f"{ds.name} / {ds.split}", entries, lines)
 
 

@@ -5,17 +5,32 @@ import math
 
 import numpy as np
 import pytest
+from bop_helpers import same, snapshot
 
 from bopnp.bop import annotations as ann
 from bopnp.bop.io import (
-    Camera, ContinuousSymmetry, GtInfo, GtPose, ImageCamera, ModelInfo, Target,
-    load_camera, load_models_info, load_scene_camera, load_scene_gt, load_scene_gt_info, load_targets,
-    save_camera, save_models_info, save_scene_camera, save_scene_gt, save_scene_gt_info, save_targets,
+    Camera,
+    ContinuousSymmetry,
+    GtInfo,
+    GtPose,
+    ImageCamera,
+    ModelInfo,
+    Target,
+    load_camera,
+    load_models_info,
+    load_scene_camera,
+    load_scene_gt,
+    load_scene_gt_info,
+    load_targets,
+    save_camera,
+    save_models_info,
+    save_scene_camera,
+    save_scene_gt,
+    save_scene_gt_info,
+    save_targets,
 )
 from bopnp.bop.symmetry import axis_angle_matrix
 from bopnp.errors import DatasetError
-
-from bop_helpers import same, snapshot
 
 
 def _rot(k: int) -> np.ndarray:
@@ -28,28 +43,63 @@ def _models_info():
     flip[:3, 3] = [0.25, -0.5, 1e-7]
     return {
         1: ModelInfo(1, 102.099, np.array([-37.9343, -38.7996, -45.8845]), np.array([75.8686, 77.5992, 91.769])),
-        10: ModelInfo(10, 164.628, np.array([-75.0, -53.5, -34.6]), np.array([150.2, 107.1, 69.2]), symmetries_discrete=flip[None]),
-        27: ModelInfo(27, 80.0, np.zeros(3) - 40, np.full(3, 80.0),
-                      symmetries_continuous=(ContinuousSymmetry(np.array([0.0, 0.0, 1.0]), np.array([0.0, 0.0, 2.5])),),
-                      extra={"note": "kept"}),
+        10: ModelInfo(
+            10, 164.628, np.array([-75.0, -53.5, -34.6]), np.array([150.2, 107.1, 69.2]), symmetries_discrete=flip[None]
+        ),
+        27: ModelInfo(
+            27,
+            80.0,
+            np.zeros(3) - 40,
+            np.full(3, 80.0),
+            symmetries_continuous=(ContinuousSymmetry(np.array([0.0, 0.0, 1.0]), np.array([0.0, 0.0, 2.5])),),
+            extra={"note": "kept"},
+        ),
     }
 
 
 def _cases():
     return {
         "models_info": (save_models_info, load_models_info, _models_info()),
-        "camera": (save_camera, load_camera, Camera(np.array([[572.4114, 0, 325.2611], [0, 573.57043, 242.04899], [0, 0, 1.0]]), 640, 480, 1.0)),
-        "scene_camera": (save_scene_camera, load_scene_camera, {
-            0: ImageCamera(np.array([[500.0, 0, 320], [0, 501, 240], [0, 0, 1]]), 0.1, _rot(0), np.array([1.5, -2.0, 700.0]), {"view_level": 2}),
-            7: ImageCamera(np.array([[572.4114, 0, 325.2611], [0, 573.57043, 242.04899], [0, 0, 1.0]]), 1.0),
-        }),
-        "scene_gt": (save_scene_gt, load_scene_gt, {
-            3: [GtPose(1, _rot(1), np.array([161.68945982, -113.74032768, 1112.83112737])), GtPose(5, _rot(2), np.array([1e-3, 0, 964.5]))],
-            12: [],
-        }),
-        "scene_gt_info": (save_scene_gt_info, load_scene_gt_info, {
-            3: [GtInfo(np.array([1, 2, 30, 40]), np.array([5, 6, 20, 30]), 1200, 1100, 600, 0.5), GtInfo(np.array([-1] * 4), np.array([-1] * 4), 0, 0, 0, 0.0)],
-        }),
+        "camera": (
+            save_camera,
+            load_camera,
+            Camera(np.array([[572.4114, 0, 325.2611], [0, 573.57043, 242.04899], [0, 0, 1.0]]), 640, 480, 1.0),
+        ),
+        "scene_camera": (
+            save_scene_camera,
+            load_scene_camera,
+            {
+                0: ImageCamera(
+                    np.array([[500.0, 0, 320], [0, 501, 240], [0, 0, 1]]),
+                    0.1,
+                    _rot(0),
+                    np.array([1.5, -2.0, 700.0]),
+                    {"view_level": 2},
+                ),
+                7: ImageCamera(np.array([[572.4114, 0, 325.2611], [0, 573.57043, 242.04899], [0, 0, 1.0]]), 1.0),
+            },
+        ),
+        "scene_gt": (
+            save_scene_gt,
+            load_scene_gt,
+            {
+                3: [
+                    GtPose(1, _rot(1), np.array([161.68945982, -113.74032768, 1112.83112737])),
+                    GtPose(5, _rot(2), np.array([1e-3, 0, 964.5])),
+                ],
+                12: [],
+            },
+        ),
+        "scene_gt_info": (
+            save_scene_gt_info,
+            load_scene_gt_info,
+            {
+                3: [
+                    GtInfo(np.array([1, 2, 30, 40]), np.array([5, 6, 20, 30]), 1200, 1100, 600, 0.5),
+                    GtInfo(np.array([-1] * 4), np.array([-1] * 4), 0, 0, 0, 0.0),
+                ],
+            },
+        ),
         "targets": (save_targets, load_targets, [Target(2, 3, 1, 1), Target(2, 3, 5, 2), Target(2, 894, 12, 1)]),
     }
 
@@ -75,18 +125,31 @@ def test_files_use_the_bop_field_names_and_layout(tmp_path):
     assert raw["3"][0]["cam_R_m2c"] == _rot(1).reshape(-1).tolist()  # row-major
     save_camera(tmp_path / "camera.json", _cases()["camera"][2])
     assert json.loads((tmp_path / "camera.json").read_text()) == {
-        "cx": 325.2611, "cy": 242.04899, "fx": 572.4114, "fy": 573.57043, "height": 480, "width": 640, "depth_scale": 1.0}
+        "cx": 325.2611,
+        "cy": 242.04899,
+        "fx": 572.4114,
+        "fy": 573.57043,
+        "height": 480,
+        "width": 640,
+        "depth_scale": 1.0,
+    }
     save_models_info(tmp_path / "mi.json", _models_info())
     raw = json.loads((tmp_path / "mi.json").read_text())
     assert set(raw["1"]) == {"diameter", "min_x", "min_y", "min_z", "size_x", "size_y", "size_z"}
-    assert len(raw["10"]["symmetries_discrete"][0]) == 16 and raw["27"]["symmetries_continuous"][0]["offset"] == [0, 0, 2.5]
+    assert len(raw["10"]["symmetries_discrete"][0]) == 16 and raw["27"]["symmetries_continuous"][0]["offset"] == [
+        0,
+        0,
+        2.5,
+    ]
 
 
 def test_scene_gt_reports_every_problem_with_file_and_field(tmp_path):
     good = _rot(0).reshape(-1).tolist()
     content = {
-        "0": [{"obj_id": 1, "cam_R_m2c": good, "cam_t_m2c": [0, 0, 500]},
-              {"obj_id": 2, "cam_R_m2c": (2 * _rot(1)).reshape(-1).tolist(), "cam_t_m2c": [0, 0, 500]}],
+        "0": [
+            {"obj_id": 1, "cam_R_m2c": good, "cam_t_m2c": [0, 0, 500]},
+            {"obj_id": 2, "cam_R_m2c": (2 * _rot(1)).reshape(-1).tolist(), "cam_t_m2c": [0, 0, 500]},
+        ],
         "1": [{"obj_id": "x", "cam_R_m2c": good, "cam_t_m2c": [0, 0]}],
         "2": [{"cam_R_m2c": good, "cam_t_m2c": [0, 0, float("nan")]}],
         "im": [],
@@ -98,9 +161,15 @@ def test_scene_gt_reports_every_problem_with_file_and_field(tmp_path):
     problems = info.value.problems
     src = str(tmp_path / "scene_gt.json")
     assert all(p.startswith(src + ": ") for p in problems)
-    want = ["['0'][1].cam_R_m2c: not a rotation", "['1'][0].obj_id: must be a non-negative integer",
-            "['1'][0].cam_t_m2c: expected a list of 3 numbers", "['2'][0].obj_id: missing",
-            "['2'][0].cam_t_m2c: entries [2] are not finite", "['im']: key is not a non-negative integer", "['3']: expected a list"]
+    want = [
+        "['0'][1].cam_R_m2c: not a rotation",
+        "['1'][0].obj_id: must be a non-negative integer",
+        "['1'][0].cam_t_m2c: expected a list of 3 numbers",
+        "['2'][0].obj_id: missing",
+        "['2'][0].cam_t_m2c: entries [2] are not finite",
+        "['im']: key is not a non-negative integer",
+        "['3']: expected a list",
+    ]
     for w in want:
         assert sum(w in p for p in problems) == 1, (w, problems)
     assert len(problems) == len(want)
@@ -108,7 +177,9 @@ def test_scene_gt_reports_every_problem_with_file_and_field(tmp_path):
 
 def test_rotation_tolerance_is_a_parameter(tmp_path):
     R = _rot(0) + 0.01  # off by about 1e-2, like some official annotations
-    (tmp_path / "g.json").write_text(json.dumps({"0": [{"obj_id": 1, "cam_R_m2c": R.reshape(-1).tolist(), "cam_t_m2c": [0, 0, 1]}]}))
+    (tmp_path / "g.json").write_text(
+        json.dumps({"0": [{"obj_id": 1, "cam_R_m2c": R.reshape(-1).tolist(), "cam_t_m2c": [0, 0, 1]}]})
+    )
     assert load_scene_gt(tmp_path / "g.json")[0][0].obj_id == 1  # default dataset tolerance 0.05
     with pytest.raises(DatasetError, match=r"must be < 0.001"):
         load_scene_gt(tmp_path / "g.json", rot_tol=1e-3)
@@ -123,7 +194,9 @@ def test_invalid_json_and_missing_file_messages(tmp_path):
 
 
 def test_read_json_fix_hint(tmp_path):
-    with pytest.raises(DatasetError, match=r"x.json not found \(settings\): check the path, or download the file from the BOP website$"):
+    with pytest.raises(
+        DatasetError, match=r"x.json not found \(settings\): check the path, or download the file from the BOP website$"
+    ):
         ann.read_json(tmp_path / "x.json", "settings")
     with pytest.raises(DatasetError, match=r"x.json not found: run `bopnp prepare NAME` first$"):
         ann.read_json(tmp_path / "x.json", fix="run `bopnp prepare NAME` first")
@@ -147,26 +220,49 @@ def test_camera_field_errors(tmp_path, content, field):
 
 
 def test_models_info_and_targets_errors(tmp_path):
-    (tmp_path / "mi.json").write_text(json.dumps({
-        "1": {"diameter": 0, "min_x": 0, "min_y": 0, "min_z": 0, "size_x": 1, "size_y": 1, "size_z": 1},
-        "2": {"diameter": 5, "min_x": 0, "min_y": 0, "min_z": 0, "size_x": 1, "size_y": 1, "size_z": 1,
-              "symmetries_discrete": [[2, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]],
-              "symmetries_continuous": [{"axis": [0, 0, 0], "offset": [0, 0, 0]}]},
-    }))
+    (tmp_path / "mi.json").write_text(
+        json.dumps(
+            {
+                "1": {"diameter": 0, "min_x": 0, "min_y": 0, "min_z": 0, "size_x": 1, "size_y": 1, "size_z": 1},
+                "2": {
+                    "diameter": 5,
+                    "min_x": 0,
+                    "min_y": 0,
+                    "min_z": 0,
+                    "size_x": 1,
+                    "size_y": 1,
+                    "size_z": 1,
+                    "symmetries_discrete": [[2, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]],
+                    "symmetries_continuous": [{"axis": [0, 0, 0], "offset": [0, 0, 0]}],
+                },
+            }
+        )
+    )
     with pytest.raises(DatasetError) as info:
         load_models_info(tmp_path / "mi.json")
     text = "\n".join(info.value.problems)
     assert "['1'].diameter: must be a positive number" in text
     assert "['2'].symmetries_discrete[0] (rotation part): not a rotation" in text
     assert "['2'].symmetries_continuous[0].axis: must be a nonzero vector" in text
-    (tmp_path / "t.json").write_text(json.dumps([{"scene_id": 1, "im_id": 0, "obj_id": 1, "inst_count": 0},
-                                                 {"scene_id": 1, "im_id": 0, "obj_id": 2, "inst_count": 1},
-                                                 {"scene_id": 1, "im_id": 0, "obj_id": 2, "inst_count": 1}]))
+    (tmp_path / "t.json").write_text(
+        json.dumps(
+            [
+                {"scene_id": 1, "im_id": 0, "obj_id": 1, "inst_count": 0},
+                {"scene_id": 1, "im_id": 0, "obj_id": 2, "inst_count": 1},
+                {"scene_id": 1, "im_id": 0, "obj_id": 2, "inst_count": 1},
+            ]
+        )
+    )
     with pytest.raises(DatasetError) as info:
         load_targets(tmp_path / "t.json")
     assert len(info.value.problems) == 2
-    assert "[0].inst_count: must be a positive integer" in info.value.problems[0] and "duplicate target" in info.value.problems[1]
-    assert "t.json: [2]: duplicate target scene 1 image 0 object 2 (also entry 1)" in info.value.problems[1]  # file indices
+    assert (
+        "[0].inst_count: must be a positive integer" in info.value.problems[0]
+        and "duplicate target" in info.value.problems[1]
+    )
+    assert (
+        "t.json: [2]: duplicate target scene 1 image 0 object 2 (also entry 1)" in info.value.problems[1]
+    )  # file indices
     indices: list[int] = []
     targets = ann.parse_targets(json.loads((tmp_path / "t.json").read_text()), "t.json", [], indices)
     assert len(targets) == 2 and indices == [1, 2]
@@ -174,7 +270,9 @@ def test_models_info_and_targets_errors(tmp_path):
 
 def test_parse_collects_problems_without_raising():
     problems: list[str] = []
-    out = ann.parse_scene_gt({"0": [{"obj_id": 1, "cam_R_m2c": [1] * 9, "cam_t_m2c": [0, 0, 1]}], "1": []}, "x.json", problems)
+    out = ann.parse_scene_gt(
+        {"0": [{"obj_id": 1, "cam_R_m2c": [1] * 9, "cam_t_m2c": [0, 0, 1]}], "1": []}, "x.json", problems
+    )
     assert list(out) == [1] and len(problems) == 1 and problems[0].startswith("x.json: ['0'][0].cam_R_m2c")
 
 
@@ -211,16 +309,24 @@ def test_deep_json_and_huge_numbers_are_dataset_errors(tmp_path):
 
 
 def _info_json(**entry):
-    base = {"diameter": 75.0, "min_x": -30.0, "min_y": -20.0, "min_z": -15.0,
-            "size_x": 60.0, "size_y": 40.0, "size_z": 30.0}
+    base = {
+        "diameter": 75.0,
+        "min_x": -30.0,
+        "min_y": -20.0,
+        "min_z": -15.0,
+        "size_x": 60.0,
+        "size_y": 40.0,
+        "size_z": 30.0,
+    }
     return {"1": {**base, **entry}}
 
 
 _DIAG = math.sqrt(60**2 + 40**2 + 30**2)  # 78.1 mm: the box 60 x 40 x 30 of _info_json
 
 
-@pytest.mark.parametrize("diameter, ok", [(75.0, True), (60.0, True), (_DIAG, True),
-                                          (59.0, False), (1.0, False), (_DIAG * 1.02, False)])
+@pytest.mark.parametrize(
+    "diameter, ok", [(75.0, True), (60.0, True), (_DIAG, True), (59.0, False), (1.0, False), (_DIAG * 1.02, False)]
+)
 def test_diameter_must_lie_between_longest_side_and_diagonal(diameter, ok):
     problems: list[str] = []
     infos = ann.parse_models_info(_info_json(diameter=diameter), "models_info.json", problems)

@@ -62,7 +62,10 @@ def test_slightly_off_rotations_are_a_note(tiny_root):
     path.write_text(json.dumps(gt))
     report = check_dataset(tiny_root, "test", QUIET)
     assert report.ok, report.problems
-    assert "test/000001/scene_gt.json: annotated rotations deviate from orthonormal by up to 0.01 (accepted below 0.05)" in report.notes
+    assert (
+        "test/000001/scene_gt.json: annotated rotations deviate from orthonormal by up to 0.01 (accepted below 0.05)"
+        in report.notes
+    )
 
 
 def test_unreadable_files_are_problems_without_the_path_twice(tiny_root):
@@ -86,7 +89,9 @@ def test_missing_images_are_problems_unless_asked_otherwise(tiny_root, mode):
     (tiny_root / "test" / "000001" / "rgb" / "000001.png").unlink()
     (tiny_root / "test" / "000001" / "mask_visib" / "000000_000001.png").unlink()
     assert {p.split(": ")[0] for p in check_dataset(tiny_root, "test", QUIET).problems} == {
-        "test/000001/rgb/000001.png", "test/000001/mask_visib/000000_000001.png"}
+        "test/000001/rgb/000001.png",
+        "test/000001/mask_visib/000000_000001.png",
+    }
     report = check_dataset(tiny_root, "test", CheckOptions(images=mode, progress=False))
     assert report.ok
     if mode == "present":
@@ -146,5 +151,7 @@ def test_lmo_partial_download(lmo_dir):
     assert all(": missing image" in p or ": missing depth image" in p for p in full.problems)
     present = check_dataset(lmo_dir, "test", CheckOptions(images="present", progress=False))
     assert present.ok, present.problems
-    assert present.counts["image files"] == 2 and present.counts["instances"] == 1517 and present.counts["targets"] == 1445
+    assert (
+        present.counts["image files"] == 2 and present.counts["instances"] == 1517 and present.counts["targets"] == 1445
+    )
     assert check_dataset(lmo_dir, None, CheckOptions(models_only=True, progress=False)).ok

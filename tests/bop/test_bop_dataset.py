@@ -40,7 +40,9 @@ def test_images_depth_masks(tiny_root, tiny):
     img = ds.image(1, 0)
     assert img.shape == (tiny.H, tiny.W, 3) and img.dtype == np.uint8
     depth = ds.depth(1, 0)
-    assert depth.dtype == np.float32 and 500 - 0.05 <= depth.min() and depth.max() <= 900 + 0.05  # mm, via depth_scale 0.1
+    assert (
+        depth.dtype == np.float32 and 500 - 0.05 <= depth.min() and depth.max() <= 900 + 0.05
+    )  # mm, via depth_scale 0.1
     m = ds.mask(1, 0, 0)
     assert m.dtype == bool and m.sum() == ds.scene_gt_info(1)[0][0].px_count_visib
     assert ds.mask(1, 0, 0, visib=False).sum() == ds.scene_gt_info(1)[0][0].px_count_all
@@ -77,14 +79,18 @@ def test_errors_name_the_path_and_the_fix(tmp_path, tiny_root):
         BopDataset(tiny_root, "val")
     ds = BopDataset(tiny_root, "test")
     (tiny_root / "test_targets_bop19.json").unlink()
-    with pytest.raises(DatasetError, match=r"test_targets_bop19.json not found: download tiny_base.zip .* or pass --targets"):
+    with pytest.raises(
+        DatasetError, match=r"test_targets_bop19.json not found: download tiny_base.zip .* or pass --targets"
+    ):
         ds.targets()
     with pytest.raises(DatasetError, match="object 7 is not in"):
         ds.mesh(7)
     with pytest.raises(DatasetError, match="scene 5 is not in split 'test'"):
         ds.scene_gt(5)
     (tiny_root / "test" / "000001" / "scene_gt_info.json").unlink()
-    with pytest.raises(DatasetError, match="scene_gt_info.json not found: compute it with `bopnp prepare tiny --split test`"):
+    with pytest.raises(
+        DatasetError, match="scene_gt_info.json not found: compute it with `bopnp prepare tiny --split test`"
+    ):
         ds.scene_gt_info(1)
     assert all(i.gt_info is None for i in ds.instances())
     assert ds.scene_gt(1) is ds.scene_gt(1)  # read once
@@ -93,7 +99,9 @@ def test_errors_name_the_path_and_the_fix(tmp_path, tiny_root):
         (tiny_root / "test" / "000001" / name).unlink()
     with pytest.raises(DatasetError, match="scene_gt.json not found: this split has no ground truth here"):
         fresh.scene_gt(1)
-    with pytest.raises(DatasetError, match="scene_camera.json not found: the scene is incomplete; re-download the split archive"):
+    with pytest.raises(
+        DatasetError, match="scene_camera.json not found: the scene is incomplete; re-download the split archive"
+    ):
         fresh.scene_camera(1)
 
 

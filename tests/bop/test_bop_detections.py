@@ -4,11 +4,10 @@ import json
 
 import numpy as np
 import pytest
+from bop_helpers import same, snapshot
 
 from bopnp.bop.io import Detection, Rle, load_detections, save_detections
 from bopnp.errors import DatasetError, ResultsFormatError
-
-from bop_helpers import same, snapshot
 
 
 def _dets():
@@ -16,9 +15,18 @@ def _dets():
     out = []
     for i in range(4):
         m = np.zeros((48, 64), bool)
-        m[5 + i: 20 + i, 10: 30 + i] = True
-        out.append(Detection(scene_id=2, im_id=3, obj_id=1 + i, score=float(rng.random()),
-                             bbox_xywh=np.array([10.0, 5 + i, 20 + i, 15]), rle=Rle.encode(m), time_s=0.12))
+        m[5 + i : 20 + i, 10 : 30 + i] = True
+        out.append(
+            Detection(
+                scene_id=2,
+                im_id=3,
+                obj_id=1 + i,
+                score=float(rng.random()),
+                bbox_xywh=np.array([10.0, 5 + i, 20 + i, 15]),
+                rle=Rle.encode(m),
+                time_s=0.12,
+            )
+        )
     out.append(Detection(2, 4, 9, 0.5, np.array([1.5, 2.5, 3.0, 4.0])))  # box only
     return out
 

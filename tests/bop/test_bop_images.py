@@ -2,14 +2,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from bop_helpers import snapshot
 
 from bopnp.bop.io import (
-    image_size, load_depth, load_image, load_mask, load_scene_camera, load_scene_gt, mask_bbox_xywh,
-    save_depth, save_image, save_mask,
+    image_size,
+    load_depth,
+    load_image,
+    load_mask,
+    load_scene_camera,
+    load_scene_gt,
+    mask_bbox_xywh,
+    save_depth,
+    save_image,
+    save_mask,
 )
 from bopnp.errors import DatasetError, ShapeError
-
-from bop_helpers import snapshot
 
 
 def test_rgb_png_round_trip_is_exact_and_rgb_ordered(tmp_path):
@@ -49,7 +56,14 @@ def test_depth_round_trip_in_mm_with_depth_scale(tmp_path):
     np.testing.assert_allclose(back, depth_mm, atol=0.05 + 1e-3)
 
 
-@pytest.mark.parametrize("depth, match", [(np.full((2, 2), 7000.0), "exceeds 16 bits"), (np.full((2, 2), -1.0), ">= 0 mm"), (np.full((2, 2), np.nan), "finite")])
+@pytest.mark.parametrize(
+    "depth, match",
+    [
+        (np.full((2, 2), 7000.0), "exceeds 16 bits"),
+        (np.full((2, 2), -1.0), ">= 0 mm"),
+        (np.full((2, 2), np.nan), "finite"),
+    ],
+)
 def test_depth_that_does_not_fit_is_refused(tmp_path, depth, match):
     with pytest.raises(DatasetError, match=match):
         save_depth(tmp_path / "d.png", depth, depth_scale=0.1)

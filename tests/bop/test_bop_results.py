@@ -4,13 +4,12 @@ import csv
 
 import numpy as np
 import pytest
+from bop_helpers import same, snapshot
 
 from bopnp.bop.io import PoseEstimate, load_results_csv, parse_result_filename, save_results_csv
 from bopnp.bop.results import HEADER, split_folder
 from bopnp.bop.symmetry import axis_angle_matrix
 from bopnp.errors import ResultsFormatError
-
-from bop_helpers import same, snapshot
 
 
 def _estimates(n=6):
@@ -18,8 +17,17 @@ def _estimates(n=6):
     out = []
     for i in range(n):
         R = axis_angle_matrix(rng.uniform(0, np.pi), rng.normal(size=3))
-        out.append(PoseEstimate(scene_id=2, im_id=3 + i // 3, obj_id=1 + i, score=float(rng.random()), R_m2c=R,
-                                t_m2c=rng.normal(0, 100, 3) + [0, 0, 900], time_s=0.25 + i // 3))
+        out.append(
+            PoseEstimate(
+                scene_id=2,
+                im_id=3 + i // 3,
+                obj_id=1 + i,
+                score=float(rng.random()),
+                R_m2c=R,
+                t_m2c=rng.normal(0, 100, 3) + [0, 0, 900],
+                time_s=0.25 + i // 3,
+            )
+        )
     return out
 
 
@@ -66,24 +74,31 @@ def test_time_minus_one_is_allowed(tmp_path):
 def test_every_problem_is_reported_with_its_line(tmp_path):
     I = "1 0 0 0 1 0 0 0 1"
     lines = [
-        "scene_id,im_id,obj_id,score,R,t",                          # 1 bad header
-        f"1,1,1,0.9,{I},0 0 500,0.5",                               # 2 ok
-        f"1,1,2,0.9,{I},0 0 500",                                    # 3 six fields
-        "1,1,3,0.9,2 0 0 0 1 0 0 0 1,0 0 500,0.5",                  # 4 not orthonormal
-        "1,1,4,0.9,1 0 0 0 1 0 0 0,0 0 500,0.5",                    # 5 eight numbers
-        f"1,1,5,high,{I},0 0 500,0.5",                               # 6 score not numeric
-        f"1,1,6,0.9,{I},0 0 500,inf",                                # 7 time not finite
-        f"1,1,7,0.9,{I},0 0 500,0.9",                                # 8 other time for image (1, 1)
-        f"1,x,8,0.9,{I},0 0 nan,0.5",                                # 9 bad im_id and t
-        f"2,1,1,0.9,{I},0 0 500,-2",                                 # 10 negative time other than -1
+        "scene_id,im_id,obj_id,score,R,t",  # 1 bad header
+        f"1,1,1,0.9,{I},0 0 500,0.5",  # 2 ok
+        f"1,1,2,0.9,{I},0 0 500",  # 3 six fields
+        "1,1,3,0.9,2 0 0 0 1 0 0 0 1,0 0 500,0.5",  # 4 not orthonormal
+        "1,1,4,0.9,1 0 0 0 1 0 0 0,0 0 500,0.5",  # 5 eight numbers
+        f"1,1,5,high,{I},0 0 500,0.5",  # 6 score not numeric
+        f"1,1,6,0.9,{I},0 0 500,inf",  # 7 time not finite
+        f"1,1,7,0.9,{I},0 0 500,0.9",  # 8 other time for image (1, 1)
+        f"1,x,8,0.9,{I},0 0 nan,0.5",  # 9 bad im_id and t
+        f"2,1,1,0.9,{I},0 0 500,-2",  # 10 negative time other than -1
     ]
     (tmp_path / "r.csv").write_text("\n".join(lines) + "\n")
     with pytest.raises(ResultsFormatError) as info:
         load_results_csv(tmp_path / "r.csv")
     problems = info.value.problems
     expected = {
-        "line 1: header": 1, "line 3: expected 7": 1, "line 4: R: not a rotation": 1, "line 5: R: expected 9": 1,
-        "line 6: score": 1, "line 7: time": 1, "line 9: im_id": 1, "line 9: t:": 1, "line 10: time": 1,
+        "line 1: header": 1,
+        "line 3: expected 7": 1,
+        "line 4: R: not a rotation": 1,
+        "line 5: R: expected 9": 1,
+        "line 6: score": 1,
+        "line 7: time": 1,
+        "line 9: im_id": 1,
+        "line 9: t:": 1,
+        "line 10: time": 1,
         "line 2: time: scene 1 image 1 has different times": 1,
     }
     for key, n in expected.items():
@@ -127,7 +142,10 @@ def test_writer_refuses_invalid_estimates_and_writes_nothing(tmp_path):
     [
         ("pix2pose-bpnp_lmo-test.csv", ("pix2pose-bpnp", "lmo", "test", None)),
         ("results/m_tless-test-primesense.csv", ("m", "tless", "test", "primesense")),
-        ("unittest-minVisib0_lmo-test_16ab01bd-f020-4194-9750-d42fc7f875d2.csv", ("unittest-minVisib0", "lmo", "test", None)),
+        (
+            "unittest-minVisib0_lmo-test_16ab01bd-f020-4194-9750-d42fc7f875d2.csv",
+            ("unittest-minVisib0", "lmo", "test", None),
+        ),
         ("cnos_ycbv-test.json", ("cnos", "ycbv", "test", None)),
     ],
 )
@@ -135,7 +153,9 @@ def test_parse_result_filename(name, parts):
     assert tuple(parse_result_filename(name)) == parts
 
 
-@pytest.mark.parametrize("name", ["my_method_lmo-test.csv", "method_lmo.csv", "method-lmo-test.csv", "m_lmo-test.txt", "_lmo-test.csv"])
+@pytest.mark.parametrize(
+    "name", ["my_method_lmo-test.csv", "method_lmo.csv", "method-lmo-test.csv", "m_lmo-test.txt", "_lmo-test.csv"]
+)
 def test_parse_result_filename_errors(name):
     with pytest.raises(ResultsFormatError, match="mymethod_lmo-test.csv"):
         parse_result_filename(name)
@@ -143,8 +163,13 @@ def test_parse_result_filename_errors(name):
 
 @pytest.mark.parametrize(
     "name, folder",
-    [("m_lmo-test.csv", "test"), ("m_tless-test.csv", "test_primesense"), ("m_hbs-val.csv", "val_primesense"),
-     ("m_tless-test-kinect.csv", "test_kinect"), ("m_lmo-train-pbr.csv", "train_pbr")],
+    [
+        ("m_lmo-test.csv", "test"),
+        ("m_tless-test.csv", "test_primesense"),
+        ("m_hbs-val.csv", "val_primesense"),
+        ("m_tless-test-kinect.csv", "test_kinect"),
+        ("m_lmo-train-pbr.csv", "train_pbr"),
+    ],
 )
 def test_split_folder(name, folder):
     assert split_folder(parse_result_filename(name)) == folder

@@ -4,12 +4,11 @@ import json
 
 import numpy as np
 import pytest
+from bop_helpers import FIXTURES
 
 from bopnp.bop.io import ContinuousSymmetry, ModelInfo, load_models_info, load_ply
 from bopnp.bop.symmetry import axis_angle_matrix, canonicalize_pose, discrete_symmetry_pool, symmetry_transforms
 from bopnp.errors import DatasetError, ShapeError
-
-from bop_helpers import FIXTURES
 
 # transforms computed by bop_toolkit's misc.get_symmetry_transformations (see the file's "generator")
 GOLDEN = json.loads((FIXTURES / "symmetry_bop_toolkit.json").read_text())
@@ -25,13 +24,20 @@ def test_symmetry_transforms_match_bop_toolkit(case):
 
 def test_model_info_and_raw_dict_agree_and_identity_first():
     case = GOLDEN["cases"][3]["info"]
-    info = ModelInfo(0, 80.0, np.zeros(3), np.ones(3),
-                     symmetries_discrete=np.array(case["symmetries_discrete"], float).reshape(-1, 4, 4),
-                     symmetries_continuous=(ContinuousSymmetry(np.array([1.0, 1, 0]), np.array([5.0, -3, 2])),))
+    info = ModelInfo(
+        0,
+        80.0,
+        np.zeros(3),
+        np.ones(3),
+        symmetries_discrete=np.array(case["symmetries_discrete"], float).reshape(-1, 4, 4),
+        symmetries_continuous=(ContinuousSymmetry(np.array([1.0, 1, 0]), np.array([5.0, -3, 2])),),
+    )
     np.testing.assert_array_equal(symmetry_transforms(info, 0.2), symmetry_transforms(case, 0.2))
     T = symmetry_transforms(info, 0.2)
     np.testing.assert_array_equal(T[0], np.eye(4))
-    assert len(symmetry_transforms({"symmetries_continuous": [{"axis": [0, 0, 1], "offset": [0, 0, 0]}]})) == 315  # ceil(pi / 0.01)
+    assert (
+        len(symmetry_transforms({"symmetries_continuous": [{"axis": [0, 0, 1], "offset": [0, 0, 0]}]})) == 315
+    )  # ceil(pi / 0.01)
     assert np.allclose(T[:, :3, :3] @ T[:, :3, :3].transpose(0, 2, 1), np.eye(3))
 
 
@@ -136,7 +142,9 @@ def test_canonical_pose_on_a_symmetric_mesh_moves_no_vertex_off_the_surface(tiny
 
     offset = np.array([2.0, -1.0, 5.0])
     mesh = tiny.revolution_mesh([10, 12, 12, 8], [-15, -5, 5, 15], segments=720, offset=offset)
-    info = ModelInfo(2, 40.0, np.zeros(3), np.ones(3), symmetries_continuous=(ContinuousSymmetry(np.array([0, 0, 1.0]), offset),))
+    info = ModelInfo(
+        2, 40.0, np.zeros(3), np.ones(3), symmetries_continuous=(ContinuousSymmetry(np.array([0, 0, 1.0]), offset),)
+    )
     v = mesh.vertices_mm.astype(np.float64)
     R, t = _random_poses(np.random.default_rng(4), 5)
     R1, t1 = canonicalize_pose(R, t, info)
@@ -177,6 +185,8 @@ def test_no_continuous_symmetry_returns_copies_and_two_axes_are_refused():
     np.testing.assert_array_equal(t1, t)
     R1[0, 0, 0] = 5.0
     assert R[0, 0, 0] != 5.0  # a copy, not the caller's array
-    two = {"symmetries_continuous": [{"axis": [0, 0, 1], "offset": [0, 0, 0]}, {"axis": [1, 0, 0], "offset": [0, 0, 0]}]}
+    two = {
+        "symmetries_continuous": [{"axis": [0, 0, 1], "offset": [0, 0, 0]}, {"axis": [1, 0, 0], "offset": [0, 0, 0]}]
+    }
     with pytest.raises(DatasetError, match="one continuous symmetry axis"):
         canonicalize_pose(R, t, two)

@@ -31,7 +31,11 @@ def test_a_crop_has_the_bits_of_the_full_image():
     # the meshgrid formula of bop_toolkit's depth_im_to_dist_im_fast, bit for bit
     xs, ys = np.meshgrid(np.arange(64), np.arange(48))
     pre_x, pre_y = (xs - K[0, 2]) / K[0, 0], (ys - K[1, 2]) / K[1, 1]
-    np.testing.assert_array_equal(full, np.sqrt((pre_x * depth) ** 2 + (pre_y * depth) ** 2 + depth.astype(np.float64) ** 2))
+    np.testing.assert_array_equal(
+        full, np.sqrt((pre_x * depth) ** 2 + (pre_y * depth) ** 2 + depth.astype(np.float64) ** 2)
+    )
     np.testing.assert_array_equal(distance_image(depth[5:19, 20:47], K, 20, 5), full[5:19, 20:47])
     scene = distance_image(np.where(depth > 0, depth - 10, 0).astype(np.float32), K)
-    np.testing.assert_array_equal(visible_mask(scene[5:19, 20:47], full[5:19, 20:47]), visible_mask(scene, full)[5:19, 20:47])
+    np.testing.assert_array_equal(
+        visible_mask(scene[5:19, 20:47], full[5:19, 20:47]), visible_mask(scene, full)[5:19, 20:47]
+    )

@@ -2,13 +2,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from bop_helpers import same, snapshot
 
 from bopnp.bop.io import load_models_info
 from bopnp.bop.mesh import Mesh
 from bopnp.bop.ply import load_ply, save_ply
 from bopnp.errors import DatasetError
-
-from bop_helpers import same, snapshot
 
 
 def _full_mesh(rng) -> Mesh:
@@ -16,10 +15,14 @@ def _full_mesh(rng) -> Mesh:
     f = rng.integers(0, 30, (40, 3)).astype(np.int64)
     n = rng.normal(size=(30, 3)).astype(np.float32)
     return Mesh(
-        vertices_mm=v, faces=f, normals=n / np.linalg.norm(n, axis=1, keepdims=True),
-        colors=rng.integers(0, 256, (30, 3)).astype(np.uint8), uv=rng.random((30, 2)).astype(np.float32),
+        vertices_mm=v,
+        faces=f,
+        normals=n / np.linalg.norm(n, axis=1, keepdims=True),
+        colors=rng.integers(0, 256, (30, 3)).astype(np.uint8),
+        uv=rng.random((30, 2)).astype(np.float32),
         face_uv=rng.random((40, 3, 2)).astype(np.float32),
-        texture=rng.integers(0, 256, (8, 16, 3)).astype(np.uint8), texture_file="tex.png",
+        texture=rng.integers(0, 256, (8, 16, 3)).astype(np.uint8),
+        texture_file="tex.png",
     )
 
 
@@ -44,7 +47,13 @@ def test_round_trip_minimal_and_no_leftover_temp_files(tmp_path):
     mesh = Mesh(vertices_mm=np.eye(3, dtype=np.float32), faces=np.array([[0, 1, 2]]))
     save_ply(tmp_path / "m.ply", mesh)
     back = load_ply(tmp_path / "m.ply")
-    assert back.normals is None and back.colors is None and back.uv is None and back.face_uv is None and back.texture is None
+    assert (
+        back.normals is None
+        and back.colors is None
+        and back.uv is None
+        and back.face_uv is None
+        and back.texture is None
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.ply"]
 
 
@@ -91,9 +100,9 @@ end_header
 def test_binary_big_endian_and_variable_polygons(tmp_path):
     v = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [2, 0, 0]], ">f4")
     header = (
-        "ply\nformat binary_big_endian 1.0\nelement vertex 5\nproperty float x\nproperty float y\nproperty float z\n"
-        "element face 2\nproperty list uchar int vertex_indices\nend_header\n"
-    ).encode()
+        b"ply\nformat binary_big_endian 1.0\nelement vertex 5\nproperty float x\nproperty float y\nproperty float z\n"
+        b"element face 2\nproperty list uchar int vertex_indices\nend_header\n"
+    )
     faces = bytes([3]) + np.array([0, 1, 4], ">i4").tobytes() + bytes([4]) + np.array([0, 1, 2, 3], ">i4").tobytes()
     (tmp_path / "b.ply").write_bytes(header + v.tobytes() + faces)
     m = load_ply(tmp_path / "b.ply")
@@ -104,9 +113,15 @@ def test_binary_big_endian_and_variable_polygons(tmp_path):
 @pytest.mark.parametrize(
     "body, match",
     [
-        ("ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\nend_header\n0 0 0\n", "truncated"),
-        ("ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\n"
-         "element face 1\nproperty list uchar int vertex_indices\nend_header\n0 0 0\n1 0 0\n0 1 0\n3 0 1 7\n", r"face indices must lie in \[0, 3\)"),
+        (
+            "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\nend_header\n0 0 0\n",
+            "truncated",
+        ),
+        (
+            "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\n"
+            "element face 1\nproperty list uchar int vertex_indices\nend_header\n0 0 0\n1 0 0\n0 1 0\n3 0 1 7\n",
+            r"face indices must lie in \[0, 3\)",
+        ),
         ("ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\nproperty float y\nend_header\n0 0\n", "x, y, z"),
         ("solid stl\nendsolid\n", "not a readable PLY"),
         ("ply\nformat ascii 1.0\nelement vertex 1\nproperty quaternion x\nend_header\n", "cannot parse property"),

@@ -4,11 +4,10 @@ import json
 
 import numpy as np
 import pytest
+from bop_helpers import FIXTURES
 
 from bopnp.bop.rle import Rle, RleError, decode_counts_string, encode_counts_string
 from bopnp.errors import ShapeError
-
-from bop_helpers import FIXTURES
 
 # masks and their encodings produced by pycocotools (see the file's "generator" field)
 GOLDEN = json.loads((FIXTURES / "rle_pycocotools.json").read_text())

@@ -33,7 +33,7 @@ def test_broken_dataset_lists_every_problem_and_exits_2(tmp_path, tiny):
     result = _run(["broken", "--bop-path", str(tmp_path), "--split", "test"])
     assert result.exit_code == 2
     assert isinstance(result.exception, SystemExit)  # no other exception escaped
-    lines = [ln[len("problem: "):] for ln in result.output.splitlines() if ln.startswith("problem: ")]
+    lines = [ln[len("problem: ") :] for ln in result.output.splitlines() if ln.startswith("problem: ")]
     for want in expected:
         assert sum(ln.startswith(want) for ln in lines) == 1, (want, result.output)
     assert len(lines) == len(expected)
@@ -44,16 +44,23 @@ def test_broken_dataset_in_a_subprocess_has_no_traceback(tmp_path, tiny):
     root = tiny.make_dataset(tmp_path / "broken", scenes=2)
     expected = tiny.break_dataset(root)
     env = {**os.environ, "BOP_PATH": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-m", "bopnp.cli.main", "check", "broken", "--images", "all"],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bopnp.cli.main", "check", "broken", "--images", "all"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr + proc.stdout
     assert sum(ln.startswith("problem: ") for ln in proc.stdout.splitlines()) == len(expected)
 
 
 def test_missing_dataset_is_an_error_without_traceback(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "bopnp.cli.main", "check", "nope", "--bop-path", str(tmp_path)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bopnp.cli.main", "check", "nope", "--bop-path", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "nope not found" in proc.stderr and "--bop-path" in proc.stderr
 

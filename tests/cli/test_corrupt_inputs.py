@@ -61,8 +61,9 @@ class Copy:
 
     def eval(self):
         out = self.tmp / "eval_out"
-        result = self.invoke("eval", str(self.csv), "--bop-path", str(self.bop), "--out", str(out),
-                             "--device", "cpu", "-q")
+        result = self.invoke(
+            "eval", str(self.csv), "--bop-path", str(self.bop), "--out", str(out), "--device", "cpu", "-q"
+        )
         scores = json.loads((out / "scores_bop19.json").read_text()) if result.exit_code == 0 else None
         return result, scores
 
@@ -126,7 +127,8 @@ MODELS_INFO_DEFECTS = {
     "garbage": lambda text, info: "\x00\x07 not json at all",
     "object missing": lambda text, info: json.dumps({k: v for k, v in info.items() if k != "1"}),
     "diameter missing": lambda text, info: json.dumps(
-        {**info, "1": {k: v for k, v in info["1"].items() if k != "diameter"}}),
+        {**info, "1": {k: v for k, v in info["1"].items() if k != "diameter"}}
+    ),
     "negative diameter": lambda text, info: json.dumps({**info, "1": {**info["1"], "diameter": -5.0}}),
     "NaN diameter": lambda text, info: json.dumps({**info, "1": {**info["1"], "diameter": math.nan}}),
     "1 mm diameter": lambda text, info: json.dumps({**info, "1": {**info["1"], "diameter": 1.0}}),
@@ -259,8 +261,12 @@ def test_pose_at_or_behind_the_camera_is_checked_and_fails_its_scene_in_prepare(
     gt = ds.json(f"{PBR_SCENE}/scene_gt.json")
     gt["1"][0]["cam_t_m2c"] = t_mm
     ds.put_json(f"{PBR_SCENE}/scene_gt.json", gt)
-    assert_reported(ds.check("--split", "train_pbr", "--images", "none"), f"{PBR_SCENE}/scene_gt.json",
-                    "['1'][0].cam_t_m2c", "behind the camera")
+    assert_reported(
+        ds.check("--split", "train_pbr", "--images", "none"),
+        f"{PBR_SCENE}/scene_gt.json",
+        "['1'][0].cam_t_m2c",
+        "behind the camera",
+    )
     assert_scene_failed(ds, ds.prepare(), 0, "scene_gt.json", "['1'][0].cam_t_m2c")
 
 

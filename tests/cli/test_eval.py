@@ -14,7 +14,9 @@ from bopnp.cli.main import cli
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "eval"
 CSV = FIXTURE / "results" / "fixture-a_tudl-test.csv"
-EXPECTED = json.loads((FIXTURE / "expected_bop_toolkit.json").read_text(), parse_constant=lambda c: {"Infinity": math.inf}[c])
+EXPECTED = json.loads(
+    (FIXTURE / "expected_bop_toolkit.json").read_text(), parse_constant=lambda c: {"Infinity": math.inf}[c]
+)
 HEADER = "scene_id,im_id,obj_id,score,R,t,time"
 R_ID = "1 0 0 0 1 0 0 0 1"
 
@@ -113,12 +115,22 @@ def test_leaderboard_ranks_several_csvs(tmp_path):
     shutil.copy(CSV, res / "good_tudl-test.csv")
     lines = CSV.read_text().splitlines()
     _write(res / "half_tudl-test.csv", lines[: len(lines) // 2])
-    result = run(res / "good_tudl-test.csv", res / "half_tudl-test.csv", "--bop-path", FIXTURE / "bop", "--out", tmp_path / "ev",
-                 "--leaderboard", "--no-plots", "--device", "cpu")
+    result = run(
+        res / "good_tudl-test.csv",
+        res / "half_tudl-test.csv",
+        "--bop-path",
+        FIXTURE / "bop",
+        "--out",
+        tmp_path / "ev",
+        "--leaderboard",
+        "--no-plots",
+        "--device",
+        "cpu",
+    )
     assert result.exit_code == 0, result.output
     header = "  #  method"
     assert header in result.output
-    board = result.output[result.output.rindex(header):]
+    board = result.output[result.output.rindex(header) :]
     assert board.index("good") < board.index("half")
     assert (tmp_path / "ev" / "good_tudl-test" / "scores_bop19.json").is_file()
     assert (tmp_path / "ev" / "half_tudl-test" / "scores_bop19.json").is_file()
@@ -126,8 +138,11 @@ def test_leaderboard_ranks_several_csvs(tmp_path):
 
 def test_bop_toolkit_backend_without_toolkit_names_the_install(tmp_path):
     env = {"BOP_TOOLKIT_PYTHON": sys.executable}  # this environment has no bop_toolkit_lib
-    result = CliRunner().invoke(cli, ["eval", str(CSV), "--bop-path", str(FIXTURE / "bop"), "--backend", "bop_toolkit",
-                                      "--out", str(tmp_path)], env=env)
+    result = CliRunner().invoke(
+        cli,
+        ["eval", str(CSV), "--bop-path", str(FIXTURE / "bop"), "--backend", "bop_toolkit", "--out", str(tmp_path)],
+        env=env,
+    )
     assert result.exit_code == 2
     assert "git clone https://github.com/thodan/bop_toolkit" in result.output and "Traceback" not in result.output
 

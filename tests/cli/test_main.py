@@ -36,7 +36,9 @@ def test_unknown_command_is_a_usage_error():
 def test_every_command_has_help_with_an_example(name):
     result = CliRunner().invoke(cli, [name, "--help"])
     assert result.exit_code == 0, result.output
-    examples = [line for line in result.output.splitlines() if f"bopnp {name} " in line and not line.startswith("Usage:")]
+    examples = [
+        line for line in result.output.splitlines() if f"bopnp {name} " in line and not line.startswith("Usage:")
+    ]
     assert examples, f"'bopnp {name} --help' shows no example"
 
 
@@ -58,8 +60,14 @@ def test_python_dash_m_bopnp_runs_the_cli_from_a_checkout(tmp_path):
 
     repo = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(repo)}
-    out = subprocess.run([sys.executable, "-m", "bopnp", "check", "--help"], capture_output=True, text=True,
-                         env=env, cwd=tmp_path, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "bopnp", "check", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=True,
+    ).stdout
     assert out.startswith("Usage: bopnp check")
 
 
@@ -85,8 +93,16 @@ def _group_with(monkeypatch, fn):
     return main.cli
 
 
-@pytest.mark.parametrize("code, hint", [("ENOSPC", "disk is full"), ("EROFS", "read-only"), ("EACCES", "permission"),
-                                        ("EDQUOT", "quota"), ("EIO", "input/output")])
+@pytest.mark.parametrize(
+    "code, hint",
+    [
+        ("ENOSPC", "disk is full"),
+        ("EROFS", "read-only"),
+        ("EACCES", "permission"),
+        ("EDQUOT", "quota"),
+        ("EIO", "input/output"),
+    ],
+)
 def test_os_errors_of_any_command_name_the_path_and_the_fix(monkeypatch, tmp_path, code, hint):
     import errno
     import os
@@ -119,8 +135,10 @@ def _many_problems(n):
     from bopnp.errors import ResultsFormatError
 
     def fail():
-        raise ResultsFormatError("r.csv: problems in the BOP19 results CSV; fix every listed line",
-                                 [f"line {i + 2}: score: bad" for i in range(n)])
+        raise ResultsFormatError(
+            "r.csv: problems in the BOP19 results CSV; fix every listed line",
+            [f"line {i + 2}: score: bad" for i in range(n)],
+        )
 
     return fail
 
@@ -154,7 +172,9 @@ def test_a_long_problem_list_shows_the_first_ones_and_writes_all_to_a_file(monke
 def test_a_short_problem_list_is_printed_whole(monkeypatch, tmp_path):
     from bopnp.cli.main import SHOWN_PROBLEMS
 
-    result = CliRunner().invoke(_group_with(monkeypatch, _many_problems(SHOWN_PROBLEMS)), ["boom", "--out", str(tmp_path)])
+    result = CliRunner().invoke(
+        _group_with(monkeypatch, _many_problems(SHOWN_PROBLEMS)), ["boom", "--out", str(tmp_path)]
+    )
     assert result.exit_code == 2
     assert len([line for line in result.output.splitlines() if line.startswith("  - line ")]) == SHOWN_PROBLEMS
     assert "full list" not in result.output and not any(tmp_path.iterdir())

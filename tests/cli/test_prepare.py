@@ -28,13 +28,31 @@ def test_prepare_runs_and_resumes(tiny_bop):
     assert again.exit_code == 0 and "2 already done" in again.output
     other = runner.invoke(cli, ["prepare", name, "--bop-path", str(bop), "--crop-size", "64", "--no-progress"])
     assert other.exit_code == 2 and "--overwrite" in other.output and "Traceback" not in other.output
-    rebuilt = runner.invoke(cli, ["prepare", name, "--bop-path", str(bop), "--crop-size", "64", "--overwrite", "--objects", "2", "--workers", "1", "--no-progress"])
+    rebuilt = runner.invoke(
+        cli,
+        [
+            "prepare",
+            name,
+            "--bop-path",
+            str(bop),
+            "--crop-size",
+            "64",
+            "--overwrite",
+            "--objects",
+            "2",
+            "--workers",
+            "1",
+            "--no-progress",
+        ],
+    )
     assert rebuilt.exit_code == 0 and "crops per object: 2:" in rebuilt.output
 
 
 def test_bop_path_from_the_environment(tiny_bop):
     bop, name = tiny_bop
-    result = CliRunner().invoke(cli, ["prepare", name, "--objects", "1", "--workers", "1", "--no-progress"], env={"BOP_PATH": str(bop)})
+    result = CliRunner().invoke(
+        cli, ["prepare", name, "--objects", "1", "--workers", "1", "--no-progress"], env={"BOP_PATH": str(bop)}
+    )
     assert result.exit_code == 0, result.output
 
 

@@ -72,7 +72,8 @@ def test_error_exit_without_traceback_in_a_real_process(tmp_path):
     (tmp_path / "taken" / "file.txt").write_text("keep me")
     proc = subprocess.run(
         [sys.executable, "-m", "bopnp.cli.main", "synth", "taken", "--bop-path", str(tmp_path), "--overwrite"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 2
     assert "not made by `bopnp synth`" in proc.stderr and "Traceback" not in proc.stderr

@@ -7,8 +7,26 @@ from bopnp.train.checkpoint import load_checkpoint
 
 
 def _args(bop, name, out, *more):
-    return ["train", name, "--bop-path", str(bop), "--stage", "pose", "--batch-size", "4", "--width", "4",
-            "--workers", "0", "--val-every", "0", "--out", str(out), "--no-progress", *more]
+    return [
+        "train",
+        name,
+        "--bop-path",
+        str(bop),
+        "--stage",
+        "pose",
+        "--batch-size",
+        "4",
+        "--width",
+        "4",
+        "--workers",
+        "0",
+        "--val-every",
+        "0",
+        "--out",
+        str(out),
+        "--no-progress",
+        *more,
+    ]
 
 
 def test_train_runs_refuses_a_second_run_and_resumes(tiny_train_dataset, tmp_path):

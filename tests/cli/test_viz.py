@@ -136,7 +136,9 @@ def test_csv_split_folder_has_the_default_split_type():
 def test_prepare_writes_a_preview_and_viz_draws_the_crops(writable, tmp_path):
     bop_path, name = writable
     runner = CliRunner()
-    result = runner.invoke(cli, ["prepare", name, "--bop-path", str(bop_path), "--workers", "1", "--crop-size", "64", "--no-progress"])
+    result = runner.invoke(
+        cli, ["prepare", name, "--bop-path", str(bop_path), "--workers", "1", "--crop-size", "64", "--no-progress"]
+    )
     assert result.exit_code == 0, result.output
     preview = bop_path / name / "crops" / "train_pbr" / "preview.png"
     assert f"preview: {preview}" in result.output and preview.is_file()

@@ -6,8 +6,8 @@ import torch
 
 from bopnp.data.augment import BoxJitter, color_augment
 from bopnp.data.cache import ShardArrays, pack_masks, write_cache_meta, write_object_meta, write_shard
-from bopnp.data.crop_geometry import crop_K, inside_image_mask, square_box, warp_crop
 from bopnp.data.crop_dataset import CropDataset
+from bopnp.data.crop_geometry import crop_K, inside_image_mask, square_box, warp_crop
 from bopnp.errors import ConfigError
 from bopnp.geometry import project_points, transform_points
 
@@ -41,7 +41,14 @@ def plane_cache(tmp_path):
         records=[rec],
     )
     write_cache_meta(tmp_path, {"crop_size": S, "objects": [1]})
-    write_object_meta(tmp_path, 1, {"xyz_normalisation": {"centre_mm": [0, 0, 0], "half_extent_mm": [HALF_MM] * 3}, "symmetry_pool": [np.eye(4).tolist()]})
+    write_object_meta(
+        tmp_path,
+        1,
+        {
+            "xyz_normalisation": {"centre_mm": [0, 0, 0], "half_extent_mm": [HALF_MM] * 3},
+            "symmetry_pool": [np.eye(4).tolist()],
+        },
+    )
     write_shard(tmp_path / "obj_000001", 0, 1, arrays)
     return tmp_path
 

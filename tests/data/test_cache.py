@@ -65,7 +65,14 @@ def cache(tmp_path):
     rng = np.random.default_rng(1)
     write_cache_meta(tmp_path, {"crop_size": S, "enlarge": 1.5, "objects": [3], "split": "train_pbr"})
     pool = np.stack([np.eye(4), np.diag([-1.0, -1.0, 1.0, 1.0])])
-    write_object_meta(tmp_path, 3, {"xyz_normalisation": {"centre_mm": [1.0, 2.0, 3.0], "half_extent_mm": [10.0, 20.0, 30.0]}, "symmetry_pool": pool.tolist()})
+    write_object_meta(
+        tmp_path,
+        3,
+        {
+            "xyz_normalisation": {"centre_mm": [1.0, 2.0, 3.0], "half_extent_mm": [10.0, 20.0, 30.0]},
+            "symmetry_pool": pool.tolist(),
+        },
+    )
     shards = {}
     for scene_id, n in ((0, 5), (2, 4)):
         arrays, masks = random_shard(rng, n, scene_id)
@@ -92,7 +99,12 @@ def test_round_trip_returns_identical_values(cache):
             np.testing.assert_array_equal(item["mask_inside"].numpy(), inside[i])
             for key in ("K", "R_m2c", "t_m2c", "R_m2c_target", "t_m2c_target", "box_xyxy"):
                 np.testing.assert_allclose(item[key].numpy(), np.asarray(rec[key], np.float32), err_msg=key)
-            assert (int(item["scene_id"]), int(item["im_id"]), int(item["gt_id"]), int(item["obj_id"])) == (scene_id, rec["im_id"], rec["gt_id"], 3)
+            assert (int(item["scene_id"]), int(item["im_id"]), int(item["gt_id"]), int(item["obj_id"])) == (
+                scene_id,
+                rec["im_id"],
+                rec["gt_id"],
+                3,
+            )
             k += 1
     centre, half = ds.xyz_normalisation
     np.testing.assert_array_equal(centre, [1, 2, 3])

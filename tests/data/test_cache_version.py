@@ -17,12 +17,28 @@ def _cache(tmp_path, normalisation: dict):
     write_cache_meta(tmp_path, {"crop_size": S, "enlarge": 1.5, "objects": [3], "split": "train_pbr"})
     write_object_meta(tmp_path, 3, {"xyz_normalisation": normalisation, "symmetry_pool": [np.eye(4).tolist()]})
     ones = np.ones((1, S, S), bool)
-    record = {"scene_id": 0, "im_id": 0, "gt_id": 0, "obj_id": 3, "box_xyxy": [0, 0, S, S], "bbox_obj": [0, 0, S, S],
-              "bbox_visib": [0, 0, S, S], "px_count_visib": S * S, "visib_fract": 1.0, "K": np.eye(3).tolist(),
-              "R_m2c": np.eye(3).tolist(), "t_m2c": [0, 0, 500], "R_m2c_target": np.eye(3).tolist(),
-              "t_m2c_target": [0, 0, 500]}
-    arrays = ShardArrays(rgb=np.zeros((1, S, S, 3), np.uint8), xyz=np.zeros((1, S, S, 3), np.float16),
-                         mask=pack_masks(ones, ones, ones), records=[record])
+    record = {
+        "scene_id": 0,
+        "im_id": 0,
+        "gt_id": 0,
+        "obj_id": 3,
+        "box_xyxy": [0, 0, S, S],
+        "bbox_obj": [0, 0, S, S],
+        "bbox_visib": [0, 0, S, S],
+        "px_count_visib": S * S,
+        "visib_fract": 1.0,
+        "K": np.eye(3).tolist(),
+        "R_m2c": np.eye(3).tolist(),
+        "t_m2c": [0, 0, 500],
+        "R_m2c_target": np.eye(3).tolist(),
+        "t_m2c_target": [0, 0, 500],
+    }
+    arrays = ShardArrays(
+        rgb=np.zeros((1, S, S, 3), np.uint8),
+        xyz=np.zeros((1, S, S, 3), np.float16),
+        mask=pack_masks(ones, ones, ones),
+        records=[record],
+    )
     write_shard(tmp_path / "obj_000003", 0, 3, arrays)
     return tmp_path
 

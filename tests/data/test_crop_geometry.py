@@ -44,7 +44,9 @@ def test_crop_K_projects_model_points_onto_their_crop_pixels(bbox_xywh, out_size
     Kc = crop_K(K, box, out_size)
     # the reference: project every crop pixel's model point with the crop's K
     pts = torch.as_tensor(crop_xyz.reshape(-1, 3), dtype=torch.float64)
-    uv = project_points(transform_points(torch.as_tensor(R_m2c), torch.as_tensor(t_m2c), pts), torch.as_tensor(Kc)).numpy()
+    uv = project_points(
+        transform_points(torch.as_tensor(R_m2c), torch.as_tensor(t_m2c), pts), torch.as_tensor(Kc)
+    ).numpy()
     jj, ii = np.meshgrid(np.arange(out_size), np.arange(out_size))
     err = np.linalg.norm(uv.reshape(out_size, out_size, 2) - np.stack([jj, ii], -1), axis=-1)
     # exact where all four bilinear neighbours are inside the image (away from the padding)
@@ -62,7 +64,9 @@ def test_nearest_sampling_is_within_half_a_source_pixel():
     crop_xyz = warp_crop(xyz, box, out, nearest=True)
     Kc = crop_K(K, box, out)
     pts = torch.as_tensor(crop_xyz.reshape(-1, 3), dtype=torch.float64)
-    uv = project_points(transform_points(torch.as_tensor(R_m2c), torch.as_tensor(t_m2c), pts), torch.as_tensor(Kc)).numpy()
+    uv = project_points(
+        transform_points(torch.as_tensor(R_m2c), torch.as_tensor(t_m2c), pts), torch.as_tensor(Kc)
+    ).numpy()
     jj, ii = np.meshgrid(np.arange(out), np.arange(out))
     d = np.abs(uv.reshape(out, out, 2) - np.stack([jj, ii], -1))
     scale = out / (box[2] - box[0])

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from tiny_bop import H, K, W, make_meshes, model_info, rotation
 
 from bopnp.bop import io
 from bopnp.data.cache import list_shards
@@ -16,8 +17,6 @@ from bopnp.data.crop_dataset import CropDataset
 from bopnp.data.prepare import PrepareConfig, marker_path, prepare, resolve_split
 from bopnp.errors import ConfigError, DatasetError
 from bopnp.geometry import project_points, transform_points
-
-from tiny_bop import H, K, W, make_meshes, model_info, rotation
 
 
 def run(bop_path, name, **kwargs):
@@ -84,7 +83,12 @@ def check_crops_consistent(cache_dir: Path, obj_id: int, max_err_px: float = 0.7
         f64 = lambda key: torch.tensor(rec[key], dtype=torch.float64)  # noqa: E731
         uv = project_points(transform_points(f64("R_m2c_target"), f64("t_m2c_target"), pts), f64("K"))
         err = (uv - pix[full]).norm(dim=-1)
-        assert err.median() < 0.1 and err.max() < max_err_px, (rec["scene_id"], rec["im_id"], rec["gt_id"], float(err.max()))
+        assert err.median() < 0.1 and err.max() < max_err_px, (
+            rec["scene_id"],
+            rec["im_id"],
+            rec["gt_id"],
+            float(err.max()),
+        )
     return len(ds), len(unoccluded), occluded_checked
 
 
@@ -251,7 +255,14 @@ def test_objects_settings_and_overwrite(tiny_bop):
 
 @pytest.mark.parametrize(
     "field, value, match",
-    [("crop_size", 4, "crop-size"), ("enlarge", 0.5, "enlarge"), ("min_visib_fract", 1.5, "min-visib-fract"), ("workers", 0, "workers"), ("objects", (), "objects"), ("name", "a/b", "name")],
+    [
+        ("crop_size", 4, "crop-size"),
+        ("enlarge", 0.5, "enlarge"),
+        ("min_visib_fract", 1.5, "min-visib-fract"),
+        ("workers", 0, "workers"),
+        ("objects", (), "objects"),
+        ("name", "a/b", "name"),
+    ],
 )
 def test_config_validation_says_how_to_fix(field, value, match):
     kwargs = {"bop_path": Path("x"), "name": "demo", field: value}
@@ -353,13 +364,13 @@ def test_visible_crop_mask_is_the_full_crop_minus_the_occlusion():
     # a disc of radius 21.3 px in a 120x100 image; an occluder in front of its left part (u < 52)
     H_im, W_im, cx, cy, R, edge_u = 100, 120, 60.4, 47.7, 21.3, 52
     v, u = np.mgrid[0:H_im, 0:W_im]
-    full_image = (u - cx) ** 2 + (v - cy) ** 2 <= R ** 2
+    full_image = (u - cx) ** 2 + (v - cy) ** 2 <= R**2
     visib_image = full_image & (u >= edge_u)
     box, S = np.array([30.2, 17.9, 91.1, 78.8]), 128  # upsampled 2.1x, as small objects are
     # the full mask rendered at the crop's own pixel centres
     b, a = np.mgrid[0:S, 0:S]
     x, y = box[0] + a * (box[2] - box[0]) / S, box[1] + b * (box[3] - box[1]) / S
-    full_crop = (x - cx) ** 2 + (y - cy) ** 2 <= R ** 2
+    full_crop = (x - cx) ** 2 + (y - cy) ** 2 <= R**2
 
     visib = visible_in_crop(full_crop, visib_image, full_image, box, S)
     assert not (visib & ~full_crop).any()

@@ -36,8 +36,10 @@ def test_augmentation_is_a_function_of_the_seed(cache):
 
 def test_background_replaces_only_pixels_outside_the_visible_mask(cache):
     plain = TrainingSet(open_crop_datasets(cache))
-    aug = TrainingSet(open_crop_datasets(cache), AugmentConfig(background_p=1.0, occluder_p=0.0, color=False,
-                                                               box_shift=0.0, box_scale=(1.0, 1.0)))
+    aug = TrainingSet(
+        open_crop_datasets(cache),
+        AugmentConfig(background_p=1.0, occluder_p=0.0, color=False, box_shift=0.0, box_scale=(1.0, 1.0)),
+    )
     for seed in range(4):
         a, p = aug[(2, seed)], plain[2]
         visib = p["mask_visib"]

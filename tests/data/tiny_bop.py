@@ -46,7 +46,9 @@ def model_info(obj_id, mesh):
     v = mesh.vertices_mm.astype(np.float64)
     d = np.sqrt(((v[:, None] - v[None]) ** 2).sum(-1)).max()
     cont = (ContinuousSymmetry(axis=np.array([0.0, 0.0, 1.0]), offset_mm=np.zeros(3)),) if obj_id == 2 else ()
-    return ModelInfo(obj_id=obj_id, diameter_mm=float(d), min_mm=v.min(0), size_mm=np.ptp(v, 0), symmetries_continuous=cont)
+    return ModelInfo(
+        obj_id=obj_id, diameter_mm=float(d), min_mm=v.min(0), size_mm=np.ptp(v, 0), symmetries_continuous=cont
+    )
 
 
 def scene_poses(rng, n_images):

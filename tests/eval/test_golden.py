@@ -13,13 +13,19 @@ from bopnp.eval.scores import MSPD_THRESHOLDS, MSSD_THRESHOLDS, VSD_TAUS, VSD_TH
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "eval"
 CSV = FIXTURE / "results" / "fixture-a_tudl-test.csv"
-EXPECTED = json.loads((FIXTURE / "expected_bop_toolkit.json").read_text(), parse_constant=lambda c: {"Infinity": math.inf}[c])
+EXPECTED = json.loads(
+    (FIXTURE / "expected_bop_toolkit.json").read_text(), parse_constant=lambda c: {"Infinity": math.inf}[c]
+)
 
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
     try:
-        return evaluate(EvalConfig(CSV, bop_path=FIXTURE / "bop", out_dir=tmp_path_factory.mktemp("golden"), device="cpu", progress=False))
+        return evaluate(
+            EvalConfig(
+                CSV, bop_path=FIXTURE / "bop", out_dir=tmp_path_factory.mktemp("golden"), device="cpu", progress=False
+            )
+        )
     except Exception as exc:  # the renderer may be unavailable on a machine without EGL
         from bopnp.errors import RenderError
 
@@ -71,7 +77,9 @@ def _our_pairs(result):
     for p in range(plan.n_pairs):
         g = plan.pair_group[p]
         est = int(plan.pair_est[p])
-        out[(int(plan.group_scene[g]), int(plan.group_im[g]), int(plan.group_obj[g]), rank[est], int(plan.pair_gt[p]))] = p
+        out[
+            (int(plan.group_scene[g]), int(plan.group_im[g]), int(plan.group_obj[g]), rank[est], int(plan.pair_gt[p]))
+        ] = p
     return out
 
 
@@ -144,9 +152,10 @@ def test_without_scene_gt_info_the_valid_instances_come_from_renders(tmp_path):
 
 
 def test_without_renders_the_first_instances_are_taken(tmp_path):
+    import shutil
+
     from bopnp.eval.inputs import load_inputs
     from bopnp.eval.plan import make_plan
-    import shutil
 
     bop = tmp_path / "bop"
     shutil.copytree(FIXTURE / "bop", bop)

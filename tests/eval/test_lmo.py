@@ -33,7 +33,9 @@ def _evaluate(tmp_path: Path, lmo_dir: Path, ests, name="gt_lmo-test.csv", vsd=T
         (bop / "lmo").symlink_to(lmo_dir)
     csv = tmp_path / name
     csv.write_text(format_results_csv(ests))
-    return evaluate(EvalConfig(csv, bop_path=bop, out_dir=tmp_path / "out", device="cpu", vsd=vsd, plots=False, progress=False))
+    return evaluate(
+        EvalConfig(csv, bop_path=bop, out_dir=tmp_path / "out", device="cpu", vsd=vsd, plots=False, progress=False)
+    )
 
 
 @pytest.mark.slow

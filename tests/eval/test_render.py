@@ -8,8 +8,8 @@ import pytest
 
 from bopnp.bop import io
 from bopnp.bop.mesh import Mesh
-from bopnp.metrics.pose_errors import hull_points
 from bopnp.eval.render import VsdRenderer, bop_toolkit_sampling_K, projected_box
+from bopnp.metrics.pose_errors import hull_points
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "eval" / "bop" / "tudl" / "models_eval"
 K = np.array([[500.0, 0.0, 320.0], [0.0, 500.0, 240.0], [0.0, 0.0, 1.0]])
@@ -66,9 +66,13 @@ def test_crop_boxes_hold_every_rendered_pixel():
         q = rng.normal(size=4)
         q /= np.linalg.norm(q)
         w, x, y, zq = q
-        R = np.array([[1 - 2 * (y * y + zq * zq), 2 * (x * y - zq * w), 2 * (x * zq + y * w)],
-                      [2 * (x * y + zq * w), 1 - 2 * (x * x + zq * zq), 2 * (y * zq - x * w)],
-                      [2 * (x * zq - y * w), 2 * (y * zq + x * w), 1 - 2 * (x * x + y * y)]])
+        R = np.array(
+            [
+                [1 - 2 * (y * y + zq * zq), 2 * (x * y - zq * w), 2 * (x * zq + y * w)],
+                [2 * (x * y + zq * w), 1 - 2 * (x * x + zq * zq), 2 * (y * zq - x * w)],
+                [2 * (x * zq - y * w), 2 * (y * zq + x * w), 1 - 2 * (x * x + y * y)],
+            ]
+        )
         t = np.array([rng.uniform(-350, 350), rng.uniform(-250, 250), rng.uniform(400, 1200)])  # some partly outside
         full_r.add_model(o, meshes[o])
         full = full_r.render_depths(bop_toolkit_sampling_K(K), [(o, R, t)])[0]

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from bopnp.eval.scores import MSPD_THRESHOLDS, MSSD_THRESHOLDS, VSD_TAUS, auc, count_recalls, add_auc_thresholds_mm
+from bopnp.eval.scores import MSPD_THRESHOLDS, MSSD_THRESHOLDS, VSD_TAUS, add_auc_thresholds_mm, auc, count_recalls
 
 
 def test_thresholds_are_bop19s():

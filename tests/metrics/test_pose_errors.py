@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from bopnp.errors import ShapeError
-from bopnp.metrics.pose_errors import adi, add, centres_within_diameter, mspd, mssd, sphere_projections_overlap
+from bopnp.metrics.pose_errors import add, adi, centres_within_diameter, mspd, mssd, sphere_projections_overlap
 
 K_LMO = np.array([[572.4114, 0.0, 325.2611], [0.0, 573.57043, 242.04899], [0.0, 0.0, 1.0]])
 
@@ -255,4 +255,6 @@ def test_mssd_over_hull_points_equals_mssd_over_all_points():
     R_g, t_g = _random_poses(rng, 30)
     sym_R = np.stack([np.eye(3), _rot([0, 0, 1], math.pi)])
     sym_t = np.array([[0.0, 0, 0], [3.0, -2.0, 0]])
-    np.testing.assert_array_equal(mssd(R_e, t_e, R_g, t_g, hull, sym_R, sym_t), mssd(R_e, t_e, R_g, t_g, pts, sym_R, sym_t))
+    np.testing.assert_array_equal(
+        mssd(R_e, t_e, R_g, t_g, hull, sym_R, sym_t), mssd(R_e, t_e, R_g, t_g, pts, sym_R, sym_t)
+    )

@@ -33,8 +33,10 @@ def _plane_scene(S=16):
 def test_exact_coordinates_give_the_exact_pose():
     S = 16
     K, R, t, box, X_mm = _plane_scene(S)
-    centre, half = torch.tensor([[0.0, 0.0, 0.0]], dtype=torch.float64), torch.tensor([[60.0, 60.0, 10.0]],
-                                                                                      dtype=torch.float64)
+    centre, half = (
+        torch.tensor([[0.0, 0.0, 0.0]], dtype=torch.float64),
+        torch.tensor([[60.0, 60.0, 10.0]], dtype=torch.float64),
+    )
     xyz = ((X_mm - centre) / half).T.reshape(1, 3, S, S)
     err = torch.zeros(1, 1, S, S, dtype=torch.float64)
     x2d, x3d, w = crop_correspondences(xyz, err, box, centre, half)

@@ -25,8 +25,9 @@ def test_symmetric_gt_pose_maps_transformed_targets_to_the_same_pixels():
     x = torch.randn(1, 50, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 30
     x_moved = x @ T[:3, :3].T + T[:3, 3]
     R_p, t_p = symmetric_gt_pose(R[None], t[None], pool, torch.tensor([1]))
-    torch.testing.assert_close(project_points(transform_points(R_p, t_p, x_moved), K),
-                               project_points(transform_points(R[None], t[None], x), K))
+    torch.testing.assert_close(
+        project_points(transform_points(R_p, t_p, x_moved), K), project_points(transform_points(R[None], t[None], x), K)
+    )
 
 
 def _batch(S=32):
@@ -36,8 +37,12 @@ def _batch(S=32):
     box = torch.tensor([270.0, 190.0, 370.0, 290.0])
     centre, half = torch.zeros(3), torch.full((3,), 60.0)
     return {
-        "K": crop_intrinsics(K_img, box, S)[None], "box_xyxy": box[None], "centre_mm": centre[None],
-        "half_extent_mm": half[None], "R_m2c_target": R[None], "t_m2c_target": t[None],
+        "K": crop_intrinsics(K_img, box, S)[None],
+        "box_xyxy": box[None],
+        "centre_mm": centre[None],
+        "half_extent_mm": half[None],
+        "R_m2c_target": R[None],
+        "t_m2c_target": t[None],
         "pool": torch.eye(4)[None, None],
     }, K_img
 
@@ -79,8 +84,17 @@ def test_projection_loss_alone_reaches_the_first_convolution():
     image = torch.rand(2, 3, S, S)
     xyz, err = net(image, torch.zeros(2, dtype=torch.long))
     # a network at initialisation predicts near 0; push it onto an object so PnP has points
-    xyz = xyz + 0.5 * transform_targets(torch.ones(2, 3, S, S) * 0.3, torch.ones(2, S, S, dtype=torch.bool),
-                                        batch["pool"], batch["centre_mm"], batch["half_extent_mm"])[:, 0]
+    xyz = (
+        xyz
+        + 0.5
+        * transform_targets(
+            torch.ones(2, 3, S, S) * 0.3,
+            torch.ones(2, S, S, dtype=torch.bool),
+            batch["pool"],
+            batch["centre_mm"],
+            batch["half_extent_mm"],
+        )[:, 0]
+    )
     loss, _, valid = e2e_projection_loss(xyz, err, batch, torch.zeros(2, dtype=torch.long), E2EConfig(cap_px=1e6))
     assert bool(valid.any())
     loss.backward()

@@ -50,9 +50,13 @@ def test_symmetry_minimum_picks_the_member_that_explains_the_prediction():
     gen = torch.Generator().manual_seed(0)
     mask = torch.rand(2, H, W, generator=gen) > 0.3
     gt = torch.where(mask[:, None], torch.rand(2, 3, H, W, generator=gen, dtype=torch.float64) - 0.5, 0.0)
-    centre, half = torch.tensor([[1.0, -2.0, 0.5]] * 2, dtype=torch.float64), torch.tensor([[10.0, 10.0, 4.0]] * 2,
-                                                                                          dtype=torch.float64)
-    pool = torch.stack([torch.eye(4, dtype=torch.float64), _rot_z(90), _rot_z(180), _rot_z(270)])[None].repeat(2, 1, 1, 1)
+    centre, half = (
+        torch.tensor([[1.0, -2.0, 0.5]] * 2, dtype=torch.float64),
+        torch.tensor([[10.0, 10.0, 4.0]] * 2, dtype=torch.float64),
+    )
+    pool = torch.stack([torch.eye(4, dtype=torch.float64), _rot_z(90), _rot_z(180), _rot_z(270)])[None].repeat(
+        2, 1, 1, 1
+    )
     noise = 0.01 * torch.randn(2, 3, H, W, generator=gen, dtype=torch.float64)
     # the prediction is the target seen under member 2 (item 0) and member 3 (item 1), plus the same noise
     moved = transform_targets(gt, mask, pool, centre, half)
@@ -69,8 +73,10 @@ def test_transform_targets_round_trips_through_millimetres():
     mask = torch.ones(1, 1, 1, dtype=torch.bool)
     T = _rot_z(90)
     T[:3, 3] = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
-    centre, half = torch.tensor([[2.0, 0.0, 0.0]], dtype=torch.float64), torch.tensor([[4.0, 2.0, 2.0]],
-                                                                                     dtype=torch.float64)
+    centre, half = (
+        torch.tensor([[2.0, 0.0, 0.0]], dtype=torch.float64),
+        torch.tensor([[4.0, 2.0, 2.0]], dtype=torch.float64),
+    )
     out = transform_targets(gt, mask, T[None, None], centre, half)
     x_mm = torch.tensor([4.0, 1.0, 1.0], dtype=torch.float64)  # centre + 0.5 * half
     y_mm = T[:3, :3] @ x_mm + T[:3, 3]  # (0, 4, 1) + (1, 0, 0)
@@ -96,7 +102,9 @@ def test_transformer_loss_weights_its_parts():
     err = torch.rand(2, 1, H, W, generator=gen, dtype=torch.float64)
     mask = torch.rand(2, H, W, generator=gen) > 0.5
     pool = torch.eye(4, dtype=torch.float64)[None, None].repeat(2, 1, 1, 1)
-    out = transformer_loss(pred, err, gt, mask, pool, *_unit_norm(2), CoordLossConfig(beta=2, lambda_3d=7, lambda_err=5))
+    out = transformer_loss(
+        pred, err, gt, mask, pool, *_unit_norm(2), CoordLossConfig(beta=2, lambda_3d=7, lambda_err=5)
+    )
     torch.testing.assert_close(out["loss"], 7 * out["l3d"] + 5 * out["lerr"])
     l3d, _, _ = symmetric_coord_loss(pred, gt, mask, pool, *_unit_norm(2), beta=2)
     torch.testing.assert_close(out["l3d"], l3d.mean())

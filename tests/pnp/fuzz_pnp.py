@@ -49,8 +49,9 @@ def reprojection_cost(R, t, p) -> tuple[float, float]:
 
 def opencv_cost(p) -> float | None:
     """Reprojection cost of ``cv2.solvePnP``'s pose, or None where it fails or puts a point behind the camera."""
-    ok, rvec, tvec = cv2.solvePnP(p["x3d"][0].numpy(), p["x2d"][0].numpy(), p["K"][0].numpy(), None,
-                                  flags=cv2.SOLVEPNP_ITERATIVE)
+    ok, rvec, tvec = cv2.solvePnP(
+        p["x3d"][0].numpy(), p["x2d"][0].numpy(), p["K"][0].numpy(), None, flags=cv2.SOLVEPNP_ITERATIVE
+    )
     if not ok:
         return None
     R = torch.from_numpy(cv2.Rodrigues(rvec)[0])[None]
@@ -76,8 +77,11 @@ def main(argv: list[str] | None = None) -> int:
         cost = float(res.cost[0])
         if not bool(res.valid[0]) or cost > cost_cv * (1 + 1e-6) + 1e-9:
             misses += 1
-            print(f"seed {seed}: N {p['x2d'].shape[1]}, radius {p['radius_mm']:.1f} mm, valid {bool(res.valid[0])}, "
-                  f"cost {cost:.6g} px^2 (OpenCV {cost_cv:.6g}), {int(res.iterations[0])} iterations", flush=True)
+            print(
+                f"seed {seed}: N {p['x2d'].shape[1]}, radius {p['radius_mm']:.1f} mm, valid {bool(res.valid[0])}, "
+                f"cost {cost:.6g} px^2 (OpenCV {cost_cv:.6g}), {int(res.iterations[0])} iterations",
+                flush=True,
+            )
     print(f"{misses} misses of {args.problems} problems")
     return int(misses > 0)
 

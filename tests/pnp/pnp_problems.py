@@ -9,8 +9,7 @@ from bopnp.geometry import project_points, random_rotation, transform_points
 K_LM = [[572.4114, 0.0, 325.2611], [0.0, 573.57043, 242.04899], [0.0, 0.0, 1.0]]
 
 
-def make_problem(B=4, N=30, *, noise_px=0.0, planar=False, dtype=torch.float64, seed=0, radius_mm=60.0,
-                 depth_mm=700.0):
+def make_problem(B=4, N=30, *, noise_px=0.0, planar=False, dtype=torch.float64, seed=0, radius_mm=60.0, depth_mm=700.0):
     """Random model points, poses and their projections (plus Gaussian pixel noise).
 
     Returns:

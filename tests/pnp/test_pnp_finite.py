@@ -10,7 +10,11 @@ from bopnp.pnp.finite import all_finite
 def test_all_finite_equals_isfinite_all_per_item(dtype):
     gen = torch.Generator().manual_seed(0)
     B = 400
-    a, b, c = torch.randn(B, dtype=dtype, generator=gen), torch.randn(B, 6, dtype=dtype, generator=gen), torch.randn(B, 6, 6, dtype=dtype, generator=gen)
+    a, b, c = (
+        torch.randn(B, dtype=dtype, generator=gen),
+        torch.randn(B, 6, dtype=dtype, generator=gen),
+        torch.randn(B, 6, 6, dtype=dtype, generator=gen),
+    )
     for t in (a, b.view(-1), c.view(-1)):  # sprinkle every kind of non-finite value, some items get several
         idx = torch.randint(0, t.numel(), (60,), generator=gen)
         t[idx] = torch.tensor([float("inf"), float("-inf"), float("nan")], dtype=dtype).repeat(20)

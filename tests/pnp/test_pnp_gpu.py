@@ -30,7 +30,7 @@ def test_cuda_matches_cpu_forward_and_backward(dtype):
         ww = w.to(dev, dtype).clone().requires_grad_(True)
         res = solve_pnp(x2d, q["x3d"], q["K"], ww)
         assert res.R.device.type == dev and res.R.dtype == dtype
-        (res.pose ** 2).sum().backward()
+        (res.pose**2).sum().backward()
         out[dev] = (res, x2d.grad, ww.grad)
     (rc, gc, wc), (rg, gg, wg) = out["cpu"], out["cuda"]
     tol = 1e-9 if dtype == torch.float64 else 1e-3

@@ -6,8 +6,8 @@ import pytest
 import torch
 from pnp_problems import make_problem
 
-from bopnp.pnp import projection_loss, solve_pnp
 from bopnp.pnp import objective as obj
+from bopnp.pnp import projection_loss, solve_pnp
 from bopnp.pnp import solver as solver_mod
 
 

@@ -37,7 +37,9 @@ def test_p3p_finds_the_true_pose_among_its_solutions():
     assert ((t_best - t).norm(dim=-1) < 1e-6 * t.norm(dim=-1)).all()
     # every returned solution puts the three points exactly on their rays, in front of the camera
     Xs = torch.einsum("mkij,mpj->mkpi", Rs, x) + ts[:, :, None]
-    on_ray = torch.linalg.cross(Xs, X.unsqueeze(1).expand_as(Xs)).norm(dim=-1) / (Xs.norm(dim=-1) * X.norm(dim=-1).unsqueeze(1))
+    on_ray = torch.linalg.cross(Xs, X.unsqueeze(1).expand_as(Xs)).norm(dim=-1) / (
+        Xs.norm(dim=-1) * X.norm(dim=-1).unsqueeze(1)
+    )
     assert (on_ray[ok] < 1e-9).all() and (Xs[..., 2][ok] > 0).all()
 
 

@@ -27,14 +27,21 @@ def _imports() -> dict[str, list[tuple[str, str]]]:
 
 
 def test_no_module_imports_a_private_name_of_another():
-    private = [f"{mod} imports {name} from {src}" for mod, edges in _imports().items() for src, name in edges
-               if name.startswith("_")]
+    private = [
+        f"{mod} imports {name} from {src}"
+        for mod, edges in _imports().items()
+        for src, name in edges
+        if name.startswith("_")
+    ]
     assert not private
 
 
 def test_no_import_cycles():
-    graph = {mod: {src for src, _ in edges if (PKG / f"{src}.py").exists() and src != "__init__"}
-             for mod, edges in _imports().items() if mod != "__init__"}
+    graph = {
+        mod: {src for src, _ in edges if (PKG / f"{src}.py").exists() and src != "__init__"}
+        for mod, edges in _imports().items()
+        if mod != "__init__"
+    }
     state: dict[str, int] = {}  # 1: on the current path, 2: done
 
     def visit(mod: str, path: list[str]) -> None:

@@ -58,7 +58,7 @@ def test_ransac_float32_and_opencv_reference_agree():
 
 def test_gradients_flow_only_to_inliers():
     p, _ = with_outliers(B=2, N=60, frac=0.3, seed=3)
-    x2d = (p["x2d"] + 0.5 * torch.randn(p["x2d"].shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
+    x2d = p["x2d"] + 0.5 * torch.randn(p["x2d"].shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     x2d.requires_grad_(True)
     w = torch.ones(2, 60, dtype=torch.float64, requires_grad=True)
     res = solve_pnp(x2d, p["x3d"], p["K"], w, ransac=RansacConfig(threshold_px=4.0))
@@ -93,15 +93,27 @@ def test_ransac_seed_makes_it_reproducible():
 
 @pytest.mark.parametrize(
     "kwargs, field",
-    [({"threshold_px": 0}, "threshold_px"), ({"iterations": 0}, "iterations"), ({"sample_size": 3}, "sample_size"),
-     ({"refine_rounds": 0}, "refine_rounds"), ({"threshold_px": -1.0}, "threshold_px"),
-     ({"threshold_px": float("nan")}, "threshold_px"), ({"threshold_px": float("inf")}, "threshold_px"),
-     ({"threshold_px": "5"}, "threshold_px"),
-     ({"iterations": 10**9}, r"iterations must be an integer in \[1, 100000\]"),
-     ({"iterations": 2.5}, "iterations"), ({"iterations": True}, "iterations"), ({"sample_size": 1000}, "sample_size"),
-     ({"refine_rounds": 10**6}, "refine_rounds"), ({"prescore_points": -1}, "prescore_points"),
-     ({"prescore_keep": 0}, "prescore_keep"), ({"max_chunk_elems": 0}, "max_chunk_elems"),
-     ({"max_memory_bytes": float("nan")}, "max_memory_bytes"), ({"seed": 1.5}, "seed"), ({"solver": "dlt"}, "solver")],
+    [
+        ({"threshold_px": 0}, "threshold_px"),
+        ({"iterations": 0}, "iterations"),
+        ({"sample_size": 3}, "sample_size"),
+        ({"refine_rounds": 0}, "refine_rounds"),
+        ({"threshold_px": -1.0}, "threshold_px"),
+        ({"threshold_px": float("nan")}, "threshold_px"),
+        ({"threshold_px": float("inf")}, "threshold_px"),
+        ({"threshold_px": "5"}, "threshold_px"),
+        ({"iterations": 10**9}, r"iterations must be an integer in \[1, 100000\]"),
+        ({"iterations": 2.5}, "iterations"),
+        ({"iterations": True}, "iterations"),
+        ({"sample_size": 1000}, "sample_size"),
+        ({"refine_rounds": 10**6}, "refine_rounds"),
+        ({"prescore_points": -1}, "prescore_points"),
+        ({"prescore_keep": 0}, "prescore_keep"),
+        ({"max_chunk_elems": 0}, "max_chunk_elems"),
+        ({"max_memory_bytes": float("nan")}, "max_memory_bytes"),
+        ({"seed": 1.5}, "seed"),
+        ({"solver": "dlt"}, "solver"),
+    ],
 )
 def test_config_validation(kwargs, field):
     with pytest.raises(ConfigError, match=field):

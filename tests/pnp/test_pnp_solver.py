@@ -22,7 +22,9 @@ def _cv_pose(x2d, x3d, K):
 
 
 def _cost(R, t, p):
-    pt = obj.point_terms(R, t, p["x3d"].mT, p["K"][:, :2, :2], p["K"][:, :2, 2], p["x2d"].mT, torch.ones_like(p["x2d"][..., 0]))
+    pt = obj.point_terms(
+        R, t, p["x3d"].mT, p["K"][:, :2, :2], p["K"][:, :2, 2], p["x2d"].mT, torch.ones_like(p["x2d"][..., 0])
+    )
     return obj.cost(pt)
 
 
@@ -207,7 +209,9 @@ def test_shape_and_dtype_errors():
         solve_pnp(p["x2d"], p["x3d"], p["K"], init=torch.zeros(2, 3, dtype=torch.float64))
     with pytest.raises(ShapeError, match="dtype"):
         solve_pnp(p["x2d"], p["x3d"].float(), p["K"])
-    with pytest.raises(ShapeError, match=r"K: expected a torch.Tensor, got numpy.ndarray; convert it with torch.as_tensor\(K\)"):
+    with pytest.raises(
+        ShapeError, match=r"K: expected a torch.Tensor, got numpy.ndarray; convert it with torch.as_tensor\(K\)"
+    ):
         solve_pnp(p["x2d"], p["x3d"], p["K"][0].numpy())
     with pytest.raises(ConfigError, match="backend"):
         solve_pnp(p["x2d"], p["x3d"], p["K"], backend="cuda")
@@ -283,9 +287,16 @@ def test_half_precision_with_ransac_and_opencv_backend():
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"tol": -1.0}, "tol"), ({"tol": float("nan")}, "tol"), ({"tol": float("inf")}, "tol"), ({"tol": 0}, "tol"),
-     ({"max_iters": 10**9}, "max_iters"), ({"max_iters": 2.5}, "max_iters"), ({"max_iters": True}, "max_iters"),
-     ({"ransac": {"threshold_px": 5}}, "RansacConfig")],
+    [
+        ({"tol": -1.0}, "tol"),
+        ({"tol": float("nan")}, "tol"),
+        ({"tol": float("inf")}, "tol"),
+        ({"tol": 0}, "tol"),
+        ({"max_iters": 10**9}, "max_iters"),
+        ({"max_iters": 2.5}, "max_iters"),
+        ({"max_iters": True}, "max_iters"),
+        ({"ransac": {"threshold_px": 5}}, "RansacConfig"),
+    ],
 )
 def test_solver_arguments_are_validated(kwargs, match):
     p = make_problem(B=1, N=10, seed=19)

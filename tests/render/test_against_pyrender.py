@@ -15,8 +15,8 @@ from scipy import ndimage
 
 from bopnp.bop.mesh import Mesh
 from bopnp.render import get_renderer
-from bopnp.synth.procedural import dataset_objects
 from bopnp.render.pyrender_compat import import_pyrender, intrinsics_camera
+from bopnp.synth.procedural import dataset_objects
 
 W, H = 320, 240
 K = np.array([[300.0, 0.0, 157.3], [0.0, 290.0, 118.6], [0.0, 0.0, 1.0]])
@@ -52,7 +52,7 @@ def rasterise_silhouette(mesh: Mesh, R_m2c: np.ndarray, t_m2c_mm: np.ndarray) ->
     for a, b, c in uv[mesh.faces]:
         lo = np.clip(np.ceil(np.minimum(np.minimum(a, b), c)), 0, [W - 1, H - 1]).astype(int)
         hi = np.clip(np.floor(np.maximum(np.maximum(a, b), c)), 0, [W - 1, H - 1]).astype(int)
-        v, u = np.mgrid[lo[1]:hi[1] + 1, lo[0]:hi[0] + 1]
+        v, u = np.mgrid[lo[1] : hi[1] + 1, lo[0] : hi[0] + 1]
 
         def side(p, q):
             return (q[0] - p[0]) * (v - p[1]) - (q[1] - p[1]) * (u - p[0])
@@ -68,10 +68,13 @@ def _pyrender_depths(meshes, instances) -> tuple[np.ndarray, np.ndarray]:
     import trimesh
 
     pyrender = import_pyrender()
-    gl_meshes = {o: pyrender.Mesh.from_trimesh(trimesh.Trimesh(m.vertices_mm, m.faces, process=False), smooth=False)
-                 for o, m in meshes.items()}
+    gl_meshes = {
+        o: pyrender.Mesh.from_trimesh(trimesh.Trimesh(m.vertices_mm, m.faces, process=False), smooth=False)
+        for o, m in meshes.items()
+    }
     renderer = pyrender.OffscreenRenderer(W, H)
     try:
+
         def render(subset):
             s = pyrender.Scene()
             for obj_id, R, t in subset:

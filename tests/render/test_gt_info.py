@@ -36,7 +36,7 @@ def card_pixels(half, t):
 
 def rect_mask(u0, u1, v0, v1) -> np.ndarray:
     m = np.zeros((H, W), bool)
-    m[max(v0, 0):min(v1, H - 1) + 1, max(u0, 0):min(u1, W - 1) + 1] = True
+    m[max(v0, 0) : min(v1, H - 1) + 1, max(u0, 0) : min(u1, W - 1) + 1] = True
     return m
 
 
@@ -83,7 +83,11 @@ def test_occluded_pair_and_the_delta_tolerance(renderer):
     np.testing.assert_array_equal(visibs[1], near_full)
     assert infos[0]["px_count_visib"] == far_full.sum() - near_full.sum()
     assert infos[0]["px_count_all"] == far_full.sum() == infos[0]["px_count_valid"]
-    assert infos[0]["bbox_visib"] == infos[0]["bbox_obj"] == [far_px[0], far_px[2], far_px[1] - far_px[0], far_px[3] - far_px[2]]
+    assert (
+        infos[0]["bbox_visib"]
+        == infos[0]["bbox_obj"]
+        == [far_px[0], far_px[2], far_px[1] - far_px[0], far_px[3] - far_px[2]]
+    )
 
     # 10 mm in front is within bop_toolkit's 15 mm tolerance: the far card counts as fully visible
     close = [(21, np.eye(3), far_t), (22, np.eye(3), np.array([0.0, 0.0, 290.0]))]

@@ -21,10 +21,14 @@ K = np.array([[410.0, 0.0, 151.37], [0.0, 380.0, 126.96], [0.0, 0.0, 1.0]])
 def box_mesh(half: tuple[float, float, float], colour=None) -> Mesh:
     """Axis-aligned box centred at the origin: 6 faces of 4 own vertices (flat normals), outward
     counter-clockwise triangles."""
-    corners = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], np.float32) * np.float32(half)
+    corners = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], np.float32) * np.float32(
+        half
+    )
     quads = [[0, 1, 3, 2], [4, 6, 7, 5], [0, 4, 5, 1], [2, 3, 7, 6], [0, 2, 6, 4], [1, 5, 7, 3]]
     v = corners[np.array(quads).ravel()]
-    faces = np.array([[4 * q, 4 * q + 1, 4 * q + 2] for q in range(6)] + [[4 * q, 4 * q + 2, 4 * q + 3] for q in range(6)], np.int64)
+    faces = np.array(
+        [[4 * q, 4 * q + 1, 4 * q + 2] for q in range(6)] + [[4 * q, 4 * q + 2, 4 * q + 3] for q in range(6)], np.int64
+    )
     colors = None if colour is None else np.tile(np.asarray(colour, np.uint8), (len(v), 1))
     return Mesh(vertices_mm=v, faces=faces, colors=colors)
 
@@ -102,7 +106,9 @@ def test_box_off_axis_silhouette_is_hull_of_projected_corners(renderer):
     u, v = pixel_grid(H, W)
     pts = np.stack([u.ravel(), v.ravel()], 1)
     # signed distance of every pixel centre to the hull polygon (positive inside)
-    dist = np.array([cv2.pointPolygonTest(hull.astype(np.float32), (float(a), float(b)), True) for a, b in pts]).reshape(H, W)
+    dist = np.array(
+        [cv2.pointPolygonTest(hull.astype(np.float32), (float(a), float(b)), True) for a, b in pts]
+    ).reshape(H, W)
     sure = np.abs(dist) > 0.01
     np.testing.assert_array_equal(out.mask_full[0][sure], (dist > 0)[sure])
 
@@ -275,7 +281,9 @@ def test_full_mask_of_isolated_instance_equals_its_silhouette(renderer):
 
 
 def test_render_depths_matches_single_renders(renderer):
-    instances = [(2, rotation([0.1 * i, 0.3, -0.2 * i]), np.array([8.0 * i - 20, 3.0, 280.0 + 9 * i])) for i in range(5)]
+    instances = [
+        (2, rotation([0.1 * i, 0.3, -0.2 * i]), np.array([8.0 * i - 20, 3.0, 280.0 + 9 * i])) for i in range(5)
+    ]
     depths = renderer.render_depths(K, instances)
     for i, inst in enumerate(instances):
         single = renderer.render(K, [inst]).depth_mm
@@ -296,7 +304,9 @@ def test_empty_scene_and_objects_behind_camera(renderer):
 
 
 def test_rgb_vertex_colours_with_ambient_only(renderer):
-    out = renderer.render(K, [(1, np.eye(3), np.array([0.0, 0.0, 300.0]))], rgb=True, lighting=Lighting(ambient=1.0, directional=0.0))
+    out = renderer.render(
+        K, [(1, np.eye(3), np.array([0.0, 0.0, 300.0]))], rgb=True, lighting=Lighting(ambient=1.0, directional=0.0)
+    )
     fg = out.mask_visib[0]
     np.testing.assert_array_equal(out.rgb[fg], np.tile([200, 40, 10], (fg.sum(), 1)))
     assert np.all(out.rgb[~fg] == 0)
@@ -307,8 +317,12 @@ def test_rgb_vertex_colours_with_ambient_only(renderer):
 def test_rgb_directional_light_follows_lambert(renderer):
     # front face normal is -z (towards the camera); light travelling along +z hits it head-on
     R, t = np.eye(3), np.array([0.0, 0.0, 300.0])
-    head_on = renderer.render(K, [(3, R, t)], rgb=True, lighting=Lighting(ambient=0.0, directional=1.0, direction_c=(0, 0, 1)))
-    slanted = renderer.render(K, [(3, R, t)], rgb=True, lighting=Lighting(ambient=0.0, directional=1.0, direction_c=(0, 1, 1)))
+    head_on = renderer.render(
+        K, [(3, R, t)], rgb=True, lighting=Lighting(ambient=0.0, directional=1.0, direction_c=(0, 0, 1))
+    )
+    slanted = renderer.render(
+        K, [(3, R, t)], rgb=True, lighting=Lighting(ambient=0.0, directional=1.0, direction_c=(0, 1, 1))
+    )
     centre = (int(round(K[1, 2])), int(round(K[0, 2])))
     grey = 0.7 * 255
     assert abs(int(head_on.rgb[centre][0]) - grey) <= 1
@@ -327,7 +341,9 @@ def test_texture_uses_bottom_left_uv_origin():
     mesh = Mesh(vertices_mm=verts, faces=np.array([[0, 1, 2], [0, 2, 3]]), uv=uv, texture=texture)
     r.add_model(7, mesh)
     Ks = np.array([[100.0, 0, 31.5], [0, 100.0, 31.5], [0, 0, 1]])
-    out = r.render(Ks, [(7, np.eye(3), np.array([0.0, 0.0, 50.0]))], rgb=True, lighting=Lighting(ambient=1.0, directional=0.0))
+    out = r.render(
+        Ks, [(7, np.eye(3), np.array([0.0, 0.0, 50.0]))], rgb=True, lighting=Lighting(ambient=1.0, directional=0.0)
+    )
     assert out.rgb[20, 32].tolist() == [255, 0, 0]
     assert out.rgb[44, 32].tolist() == [0, 255, 0]
 
@@ -498,5 +514,9 @@ def test_placements_and_plain_tuples_render_alike_and_the_aabb_box_holds_the_sil
     assert len(u) > 100
     box = renderer.projected_aabb_box_px(K, 2, R, t, min_z_mm=1.0)
     # conservative: every silhouette pixel centre lies inside the projected bounding-box corners (tolerance 1e-6 px)
-    assert box[0] - 1e-6 <= u.min() and box[1] - 1e-6 <= v.min() and u.max() <= box[2] + 1e-6 and v.max() <= box[3] + 1e-6
-    assert renderer.projected_aabb_box_px(K, 2, R, np.array([0.0, 0.0, 20.0]), min_z_mm=1.0) is None  # behind the camera
+    assert (
+        box[0] - 1e-6 <= u.min() and box[1] - 1e-6 <= v.min() and u.max() <= box[2] + 1e-6 and v.max() <= box[3] + 1e-6
+    )
+    assert (
+        renderer.projected_aabb_box_px(K, 2, R, np.array([0.0, 0.0, 20.0]), min_z_mm=1.0) is None
+    )  # behind the camera

@@ -26,8 +26,8 @@ from bopnp.bop.io import (
     save_ply,
 )
 from bopnp.errors import ConfigError
-from bopnp.synth.procedural import dataset_objects
 from bopnp.synth.generator import CONFIG_FILE, ImageMaker, SynthConfig, split_layout, synthesize
+from bopnp.synth.procedural import dataset_objects
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +45,17 @@ W, H = DEFAULT.width, DEFAULT.height
 
 def tree_digest(root: Path) -> dict[str, str]:
     """relative path -> sha1 of every file under root."""
-    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def tiny(tmp_path: Path, name: str = "t", **kw) -> SynthConfig:
-    opts = dict(name=name, bop_path=tmp_path, train_images=3, test_images=2, images_per_scene=2, workers=1, progress=False)
+    opts = dict(
+        name=name, bop_path=tmp_path, train_images=3, test_images=2, images_per_scene=2, workers=1, progress=False
+    )
     opts.update(kw)
     return SynthConfig(**opts)
 
@@ -62,10 +68,18 @@ def scenes(root: Path, split: str) -> list[Path]:
 def test_layout_and_counts(synth_dataset, tiny_opts):
     bop_path, name = synth_dataset
     root = bop_path / name
-    for f in ("camera.json", "models/models_info.json", "models_eval/models_info.json", "test_targets_bop19.json", CONFIG_FILE):
+    for f in (
+        "camera.json",
+        "models/models_info.json",
+        "models_eval/models_info.json",
+        "test_targets_bop19.json",
+        CONFIG_FILE,
+    ):
         assert (root / f).is_file(), f
-    layout = {"train_pbr": split_layout(tiny_opts["train_images"], tiny_opts["images_per_scene"]),
-              "test": split_layout(tiny_opts["test_images"], tiny_opts["images_per_scene"])}
+    layout = {
+        "train_pbr": split_layout(tiny_opts["train_images"], tiny_opts["images_per_scene"]),
+        "test": split_layout(tiny_opts["test_images"], tiny_opts["images_per_scene"]),
+    }
     assert len(layout["train_pbr"]) >= 2  # the fixture exercises several scenes
     assert split_layout(5, 2) == {0: [0, 1], 1: [0, 1], 2: [0]}
     for split, expected in layout.items():
@@ -158,7 +172,10 @@ def test_poses_project_onto_the_masks(synth_dataset):
     """Independent of the renderer: the model vertices projected with scene_gt and K fall on the full mask."""
     bop_path, name = synth_dataset
     root = bop_path / name
-    meshes = {i: load_ply(root / "models" / f"obj_{i:06d}.ply") for i in load_models_info(root / "models" / "models_info.json")}
+    meshes = {
+        i: load_ply(root / "models" / f"obj_{i:06d}.ply")
+        for i in load_models_info(root / "models" / "models_info.json")
+    }
     for _, scene_dir, im_id, gt_id, pose, _, cam in _each_instance(root):
         x_c = meshes[pose.obj_id].vertices_mm.astype(np.float64) @ pose.R_m2c.T + pose.t_m2c
         assert (x_c[:, 2] > 0).all()
@@ -228,7 +245,11 @@ def test_same_seed_same_bytes_and_other_seed_other_images(tmp_path, synth_datase
     cfg = SynthConfig(name="again", bop_path=tmp_path, workers=1, progress=False, **tiny_opts)
     synthesize(cfg)
     assert tree_digest(tmp_path / "again") == tree_digest(bop_path / name)
-    synthesize(SynthConfig(name="other", bop_path=tmp_path, workers=1, progress=False, **{**tiny_opts, "seed": tiny_opts["seed"] + 1}))
+    synthesize(
+        SynthConfig(
+            name="other", bop_path=tmp_path, workers=1, progress=False, **{**tiny_opts, "seed": tiny_opts["seed"] + 1}
+        )
+    )
     a = load_image(tmp_path / "again" / "test" / "000000" / "rgb" / "000000.png")
     b = load_image(tmp_path / "other" / "test" / "000000" / "rgb" / "000000.png")
     assert np.abs(a.astype(int) - b).mean() > 10
@@ -412,7 +433,9 @@ def test_given_models_are_copied_and_rendered(tmp_path):
 def test_real_lmo_models_render(tmp_path, lmo_dir):
     synthesize(tiny(tmp_path, "lmo_synth", models_dir=lmo_dir / "models", train_images=2, test_images=0))
     root = tmp_path / "lmo_synth"
-    assert (root / "models_eval" / "obj_000001.ply").read_bytes() == (lmo_dir / "models_eval" / "obj_000001.ply").read_bytes()
+    assert (root / "models_eval" / "obj_000001.ply").read_bytes() == (
+        lmo_dir / "models_eval" / "obj_000001.ply"
+    ).read_bytes()
     infos = load_models_info(root / "models" / "models_info.json")
     assert len(infos[10].symmetries_discrete) == 1  # eggbox keeps its symmetry
     ids = set()

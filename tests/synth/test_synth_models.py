@@ -30,9 +30,20 @@ def _models_dir(root: Path, bad_ply: str | None = None, bad_id: int = 12) -> Pat
 
 def _ascii_ply(vertices: list[str], faces: list[str]) -> str:
     return "\n".join(
-        ["ply", "format ascii 1.0", f"element vertex {len(vertices)}", "property float x", "property float y",
-         "property float z", f"element face {len(faces)}", "property list uchar int vertex_indices", "end_header",
-         *vertices, *faces, ""]
+        [
+            "ply",
+            "format ascii 1.0",
+            f"element vertex {len(vertices)}",
+            "property float x",
+            "property float y",
+            "property float z",
+            f"element face {len(faces)}",
+            "property list uchar int vertex_indices",
+            "end_header",
+            *vertices,
+            *faces,
+            "",
+        ]
     )
 
 
@@ -40,8 +51,16 @@ NAN_VERTEX = _ascii_ply(["0 0 0", "10 0 0", "0 nan 0"], ["3 0 1 2"])
 
 
 def _config(tmp_path: Path, models_dir: Path, **kw) -> SynthConfig:
-    opts = dict(name="given", bop_path=tmp_path, train_images=2, test_images=1, workers=1, progress=False,
-                models_dir=models_dir, distractors_per_image=(0, 0))
+    opts = dict(
+        name="given",
+        bop_path=tmp_path,
+        train_images=2,
+        test_images=1,
+        workers=1,
+        progress=False,
+        models_dir=models_dir,
+        distractors_per_image=(0, 0),
+    )
     return SynthConfig(**{**opts, **kw})
 
 

@@ -67,13 +67,20 @@ def candidate_rotations() -> list[np.ndarray]:
             if np.linalg.det(R) > 0:
                 cands.append(R)
     cands += [axis_angle_matrix(k * np.pi / 3, (0, 0, 1)) for k in (1, 2, 4, 5)]
-    cands += [axis_angle_matrix(0.3, (0, 0, 1)), axis_angle_matrix(0.05, (1, 0, 0)), axis_angle_matrix(2 * np.pi / 3, (1, 1, 1))]
+    cands += [
+        axis_angle_matrix(0.3, (0, 0, 1)),
+        axis_angle_matrix(0.05, (1, 0, 0)),
+        axis_angle_matrix(2 * np.pi / 3, (1, 1, 1)),
+    ]
     return [rigid(R) for R in cands if not np.allclose(R, np.eye(3))]
 
 
 def test_at_least_five_objects_with_each_kind_of_symmetry():
     assert len(OBJECTS) >= 5
-    kinds = {("discrete" if o.symmetries_discrete else "") + ("continuous" if o.symmetries_continuous else "") for o in OBJECTS}
+    kinds = {
+        ("discrete" if o.symmetries_discrete else "") + ("continuous" if o.symmetries_continuous else "")
+        for o in OBJECTS
+    }
     assert {"", "discrete", "continuous"} <= kinds
 
 
@@ -119,7 +126,9 @@ def test_no_undeclared_symmetry_among_candidate_rotations(obj):
         expected = about_axis or any(np.allclose(T, D, atol=1e-9) for D in declared)
         if about_axis:
             continue  # checked by the continuous-symmetry test (vertex grids are only symmetric at their own step)
-        assert is_symmetry(obj.mesh, T) == expected, f"{obj.name}: candidate\n{np.round(R, 3)}\nexpected symmetric={expected}"
+        assert is_symmetry(obj.mesh, T) == expected, (
+            f"{obj.name}: candidate\n{np.round(R, 3)}\nexpected symmetric={expected}"
+        )
 
 
 def test_the_check_rejects_wrong_symmetries():

@@ -69,7 +69,9 @@ def test_layout_is_a_function_of_the_generator_state():
 
 
 def test_layout_drops_objects_that_cannot_fit_and_checks_K():
-    crowded = sample_layout(np.random.default_rng(0), K, SIZE, [(i, 400.0) for i in range(10)], (600.0, 600.0), max_tries=5)
+    crowded = sample_layout(
+        np.random.default_rng(0), K, SIZE, [(i, 400.0) for i in range(10)], (600.0, 600.0), max_tries=5
+    )
     assert 1 <= len(crowded) < 10
     with pytest.raises(ShapeError):
         sample_layout(np.random.default_rng(0), np.eye(4), SIZE, [(1, 10.0)], (500.0, 600.0))

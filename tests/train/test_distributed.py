@@ -18,7 +18,8 @@ REPO = Path(__file__).resolve().parents[2]
 def test_two_cpu_processes_end_with_identical_weights(tiny_train_dataset, tmp_path):
     bop, name = tiny_train_dataset
     script = tmp_path / "ddp_run.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import os, torch
         from bopnp.train.config import PoseTrainConfig
         from bopnp.train.pose import PoseTrainer
@@ -28,10 +29,20 @@ def test_two_cpu_processes_end_with_identical_weights(tiny_train_dataset, tmp_pa
         rank = trainer.info.rank
         trainer.run()
         torch.save(trainer.net.state_dict(), {str(tmp_path)!r} + f"/rank{{rank}}.pt")
-    """))
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-                           str(script)], env=env, capture_output=True, text=True, timeout=300)
+    """)
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "OMP_NUM_THREADS": "1",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     a, b = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     for k in a:

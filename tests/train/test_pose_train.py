@@ -12,8 +12,20 @@ from bopnp.train.pose import PoseTrainer, split_scenes, train_pose
 
 
 def _config(bop, name, out, **kw):
-    base = dict(bop_path=str(bop), name=name, steps=6, batch_size=4, width=4, bottleneck=0, workers=0,
-                out=str(out), ckpt_every=2, log_every=1, val_every=0, val_crops=4)
+    base = dict(
+        bop_path=str(bop),
+        name=name,
+        steps=6,
+        batch_size=4,
+        width=4,
+        bottleneck=0,
+        workers=0,
+        out=str(out),
+        ckpt_every=2,
+        log_every=1,
+        val_every=0,
+        val_crops=4,
+    )
     return PoseTrainConfig(**{**base, **kw})
 
 
@@ -106,8 +118,15 @@ def test_split_scenes_holds_out_the_last_ones():
     assert split_scenes([1, 2], 0.0) == ([1, 2], [])
 
 
-@pytest.mark.parametrize("kw, match", [({"batch_size": 1}, "batch_size"), ({"e2e_steps": 3}, "--e2e"),
-                                       ({"e2e": True, "e2e_steps": 99}, "e2e_steps"), ({"lr": float("nan")}, "lr")])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"batch_size": 1}, "batch_size"),
+        ({"e2e_steps": 3}, "--e2e"),
+        ({"e2e": True, "e2e_steps": 99}, "e2e_steps"),
+        ({"lr": float("nan")}, "lr"),
+    ],
+)
 def test_config_errors_say_how_to_fix(kw, match, tmp_path):
     with pytest.raises(ConfigError, match=match):
         _config(tmp_path, "x", tmp_path / "o", **kw).validate()

@@ -19,7 +19,14 @@ from bopnp.viz.colors import (
 class TestXyzToRgb:
     def test_corners_of_the_cube(self):
         xyz = np.array([[-1, -1, -1], [1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1], [0, 0, 0]], np.float32)
-        assert xyz_to_rgb(xyz).tolist() == [[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255], [128, 128, 128]]
+        assert xyz_to_rgb(xyz).tolist() == [
+            [0, 0, 0],
+            [255, 255, 255],
+            [255, 0, 0],
+            [0, 255, 0],
+            [0, 0, 255],
+            [128, 128, 128],
+        ]
 
     def test_linear_in_between_and_clipped_outside(self):
         x = np.linspace(-1, 1, 101)

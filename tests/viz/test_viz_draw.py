@@ -48,7 +48,9 @@ class TestMasks:
 
     def test_thick_boundary_is_a_band_of_l1_distance(self):
         m = blob(3, (90, 120), 6.0)
-        dist = cv2.distanceTransform(np.pad(m, 1).astype(np.uint8), cv2.DIST_L1, 3)[1:-1, 1:-1]  # outside the image is outside
+        dist = cv2.distanceTransform(np.pad(m, 1).astype(np.uint8), cv2.DIST_L1, 3)[
+            1:-1, 1:-1
+        ]  # outside the image is outside
         for t in (1, 2, 4):
             np.testing.assert_array_equal(mask_boundary(m, t), m & (dist <= t))
 
@@ -118,7 +120,9 @@ class TestPose:
     def test_corners_project_as_geometry_does(self, seed):
         R, t = random_pose(seed)
         ours = project_box(K, R, t, self.MIN, self.SIZE)
-        x_c = transform_points(torch.from_numpy(R), torch.from_numpy(t), torch.from_numpy(box3d_corners(self.MIN, self.SIZE)))
+        x_c = transform_points(
+            torch.from_numpy(R), torch.from_numpy(t), torch.from_numpy(box3d_corners(self.MIN, self.SIZE))
+        )
         ref = project_points(x_c, torch.from_numpy(K)).numpy()
         np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-9)
 
@@ -163,13 +167,17 @@ class TestPose:
 
     def test_box_behind_the_camera_draws_nothing(self):
         img = np.zeros((H, W, 3), np.uint8)
-        out = draw_pose(img, K, np.eye(3), np.array([0.0, 0.0, -300.0]), min_mm=self.MIN, size_mm=self.SIZE, label="obj 1")
+        out = draw_pose(
+            img, K, np.eye(3), np.array([0.0, 0.0, -300.0]), min_mm=self.MIN, size_mm=self.SIZE, label="obj 1"
+        )
         assert not out.any()
 
     def test_box_through_the_near_plane_is_cut(self):
         img = np.zeros((H, W, 3), np.uint8)
         size = np.array([80.0, 60.0, 400.0])  # from 120 mm behind the camera to 280 mm in front
-        out = draw_pose(img, K, np.eye(3), np.array([0.0, 0.0, -100.0]), min_mm=self.MIN, size_mm=size, color=(0, 255, 0))
+        out = draw_pose(
+            img, K, np.eye(3), np.array([0.0, 0.0, -100.0]), min_mm=self.MIN, size_mm=size, color=(0, 255, 0)
+        )
         far = project_box(K, np.eye(3), np.array([0.0, 0.0, -100.0]), self.MIN, size)[[1, 3, 5, 7]]  # z = 280 mm
         for u, v in far:
             x, y = int(round(u)), int(round(v))
@@ -184,7 +192,9 @@ class TestPose:
 
     def test_label_is_written_above_the_box(self):
         R, t = np.eye(3), np.array([0.0, 0.0, 600.0])
-        with_label = draw_pose(np.zeros((H, W, 3), np.uint8), K, R, t, min_mm=self.MIN, size_mm=self.SIZE, label="obj 5")
+        with_label = draw_pose(
+            np.zeros((H, W, 3), np.uint8), K, R, t, min_mm=self.MIN, size_mm=self.SIZE, label="obj 5"
+        )
         without = draw_pose(np.zeros((H, W, 3), np.uint8), K, R, t, min_mm=self.MIN, size_mm=self.SIZE)
         ys, _ = np.nonzero(np.any(with_label != without, axis=2))
         top = project_box(K, R, t, self.MIN, self.SIZE)[:, 1].min()

@@ -9,7 +9,17 @@ from bopnp.bop.records import PoseEstimate
 from bopnp.errors import DatasetError, ResultsFormatError
 from bopnp.viz.colors import EST_COLOR, GT_COLOR, object_color
 from bopnp.viz.draw import mask_boundary
-from bopnp.viz.scene import Pose, _image_tile, _Notes, _render_masks, _renderer, _scaled, annotate_image, pick_images, scene_overview
+from bopnp.viz.scene import (
+    Pose,
+    _image_tile,
+    _Notes,
+    _render_masks,
+    _renderer,
+    _scaled,
+    annotate_image,
+    pick_images,
+    scene_overview,
+)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +77,8 @@ class TestSynth:
         rendered = _render_masks(synth, Ks, (320, 240), gt, together=True)
         for k, m in enumerate(rendered):
             visib, full = (
-                cv2.resize(synth.mask(s, i, k, visib=v).astype(np.float32), (320, 240), interpolation=cv2.INTER_AREA) >= 0.5
+                cv2.resize(synth.mask(s, i, k, visib=v).astype(np.float32), (320, 240), interpolation=cv2.INTER_AREA)
+                >= 0.5
                 for v in (True, False)
             )
             if visib.sum() > 30:

@@ -193,7 +193,8 @@ def main() -> None:
     ap.add_argument(
         "--bop-toolkit-python",
         default=os.environ.get("BOP_TOOLKIT_PYTHON"),
-        help="python of an environment where bop_toolkit (a clone, pip install -e) is importable; omit to time bopnp only",
+        help="python of an environment where bop_toolkit (a clone, pip install -e) is importable; "
+        "omit to time bopnp only",
     )
     ap.add_argument("--bop-toolkit-workers", type=int, default=1, help="bop_toolkit's --num_workers")
     ap.add_argument("--repeat", type=int, default=3, help="runs of bopnp (the fastest counts; bop_toolkit runs once)")
@@ -213,7 +214,8 @@ def main() -> None:
     n = write_estimates(args.lmo, csv, args.seed)
     print(f"estimates: {n} rows (perturbed GT poses for the 1445 targets + low-scored wrong poses) in {csv}")
     print(
-        f"cpu threads: {torch.get_num_threads()}, cuda: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'not available'}"
+        f"cpu threads: {torch.get_num_threads()}, "
+        f"cuda: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'not available'}"
     )
     print("(times are wall-clock of each command, start-up included; the machine may be shared)\n")
 

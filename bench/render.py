@@ -159,7 +159,7 @@ def main() -> None:
         rows.insert(0, ("naive: pyrender per instance + numpy", base_rate, t / len(base)))
         # the two agree: visible masks and depth on the baseline's images
         agree, depth_err = [], []
-        for (K, inst), (depth, inst_map, _, masks_full, _) in zip(base, base_outputs):
+        for (K, inst), (depth, _inst_map, _, masks_full, _) in zip(base, base_outputs):
             out = r.render(K, inst)
             agree.append(np.mean(out.mask_full == masks_full))
             both = (out.depth_mm > 0) & (depth > 0)

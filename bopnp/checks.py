@@ -42,6 +42,7 @@ def check_shape(x: Any, spec: str, name: str = "input", dims: dict[str, int] | N
         bound = dims.setdefault(token, int(size))
         if bound != size:
             raise ShapeError(
-                f"{name}: dimension {token} is {size} here but {bound} elsewhere (expected ({spec}), got {tuple(shape)})"
+                f"{name}: dimension {token} is {size} here but {bound} elsewhere (expected ({spec}), got "
+                f"{tuple(shape)})"
             )
     return dims

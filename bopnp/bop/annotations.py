@@ -65,7 +65,8 @@ def read_json(path: str | os.PathLike, what: str = "", fix: str | None = None) -
         raise DatasetError(f"{path}: not UTF-8 text ({exc}); the file is corrupt, {fix or 're-download it'}") from None
     except json.JSONDecodeError as exc:
         raise DatasetError(
-            f"{path}: invalid json at line {exc.lineno}, column {exc.colno}: {exc.msg}; {fix or 'fix the file or re-download it'}"
+            f"{path}: invalid json at line {exc.lineno}, column {exc.colno}: {exc.msg}; "
+            f"{fix or 'fix the file or re-download it'}"
         ) from None
     except RecursionError:
         raise DatasetError(
@@ -368,7 +369,8 @@ def save_camera(path: str | os.PathLike, camera: Camera) -> None:
     K = np.asarray(camera.K, np.float64)
     if abs(K[0, 1]) > 0 or np.any(K[2] != [0, 0, 1]) or np.any(K[1, :1] != 0):
         raise DatasetError(
-            f"cannot write {path}: camera.json holds fx, fy, cx, cy only but K has skew or is not upper-triangular: {K.tolist()}"
+            f"cannot write {path}: camera.json holds fx, fy, cx, cy only but K has skew or is not upper-triangular: "
+            f"{K.tolist()}"
         )
     out: dict[str, Any] = {
         "cx": float(K[0, 2]),
@@ -685,7 +687,8 @@ def parse_targets(content: Any, source: str, problems: list[str], indices: list[
                 problem(
                     source,
                     field,
-                    f"duplicate target scene {t.scene_id} image {t.im_id} object {t.obj_id} (also entry {seen[key]}); merge them into one inst_count",
+                    f"duplicate target scene {t.scene_id} image {t.im_id} object {t.obj_id} (also entry "
+                    f"{seen[key]}); merge them into one inst_count",
                 )
             )
         seen.setdefault(key, i)

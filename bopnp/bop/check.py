@@ -252,8 +252,8 @@ class _Checker:
                 path,
                 "vertex",
                 f"bounding box min {np.round(lo, 3).tolist()} size {np.round(hi - lo, 3).tolist()} mm disagrees with "
-                f"models_info.json min {info.min_mm.tolist()} size {info.size_mm.tolist()} (tolerance {allowed:.3g} mm); "
-                "is the model in mm and the entry for this object?",
+                f"models_info.json min {info.min_mm.tolist()} size {info.size_mm.tolist()} "
+                f"(tolerance {allowed:.3g} mm); is the model in mm and the entry for this object?",
             )
         if info.is_symmetric:  # both folders: prepare uses models/, eval models_eval/
             from scipy.spatial import cKDTree
@@ -272,7 +272,8 @@ class _Checker:
                     info_src or self.models_info_src,
                     f"['{info.obj_id}'].symmetries",
                     f"a declared symmetry does not map {self.rel(path)} onto itself: mean nearest-vertex distance "
-                    f"{worst:.2f} mm (limit {limit:.2f} mm = {self.opts.sym_tol:.0%} of the diameter + the mean vertex spacing {spacing:.2f} mm)",
+                    f"{worst:.2f} mm (limit {limit:.2f} mm = {self.opts.sym_tol:.0%} of the diameter + the mean "
+                    f"vertex spacing {spacing:.2f} mm)",
                 )
 
     # splits --------------------------------------------------------------------
@@ -336,7 +337,8 @@ class _Checker:
                     self.add(
                         gt_src,
                         f"['{im_id}']",
-                        "missing: the image is in scene_camera.json but has no ground-truth list (use [] for an image without objects)",
+                        "missing: the image is in scene_camera.json but has no ground-truth list (use [] for an "
+                        "image without objects)",
                     )
             if self.models_info is not None:
                 for im_id, lst in gts.items():
@@ -351,7 +353,8 @@ class _Checker:
             worst = float(rotation_errors(np.stack(Rs))[0].max()) if Rs else 0.0
             if worst > 1e-3:
                 self.note(
-                    f"{gt_src}: annotated rotations deviate from orthonormal by up to {worst:.2g} (accepted below {tol:g})"
+                    f"{gt_src}: annotated rotations deviate from orthonormal by up to {worst:.2g} (accepted below "
+                    f"{tol:g})"
                 )
         if gts is not None and infos is not None:
             self.check_gt_info(gts, infos, self.rel(sdir / "scene_gt_info.json"), bad)
@@ -372,7 +375,8 @@ class _Checker:
                 self.add(
                     src,
                     f"['{im_id}']",
-                    f"{len(infos[im_id])} entries but scene_gt.json has {len(gts[im_id])} instances; they must match one to one",
+                    f"{len(infos[im_id])} entries but scene_gt.json has {len(gts[im_id])} instances; they must match "
+                    "one to one",
                 )
             for gt_id, g in enumerate(infos[im_id]):
                 f = f"['{im_id}'][{gt_id}]"
@@ -531,7 +535,8 @@ class _Checker:
                 self.add(
                     path,
                     "bbox",
-                    f"mask box {box.tolist()} but {gi}.{'bbox_visib' if visib else 'bbox_obj'} = {want_box.tolist()} (x, y, w, h)",
+                    f"mask box {box.tolist()} but {gi}.{'bbox_visib' if visib else 'bbox_obj'} = {want_box.tolist()} "
+                    "(x, y, w, h)",
                 )
         elif count > info.px_count_all:
             self.add(path, "pixels", f"{count} mask pixels exceed {gi}.px_count_all = {info.px_count_all}")
@@ -570,7 +575,8 @@ class _Checker:
                     self.add(
                         TARGETS_BOP19,
                         f + ".inst_count",
-                        f"{t.inst_count} instances of object {t.obj_id} in scene {t.scene_id} image {t.im_id}, but scene_gt.json has {have}",
+                        f"{t.inst_count} instances of object {t.obj_id} in scene {t.scene_id} image {t.im_id}, but "
+                        f"scene_gt.json has {have}",
                     )
 
 

@@ -84,7 +84,10 @@ class Instance:
 
 
 def _download_hint(name: str, what: str) -> str:
-    return f"download {name}_{what}.zip from the BOP website (bop.felk.cvut.cz/datasets) and unzip it into the dataset folder"
+    return (
+        f"download {name}_{what}.zip from the BOP website (bop.felk.cvut.cz/datasets) "
+        "and unzip it into the dataset folder"
+    )
 
 
 class BopDataset:
@@ -160,7 +163,8 @@ class BopDataset:
         """The split folder. Raises DatasetError when no split was chosen."""
         if self.split is None:
             raise DatasetError(
-                f"{self.root}: no split chosen; pass split= (or --split) one of: {', '.join(self.splits()) or 'none present'}"
+                f"{self.root}: no split chosen; pass split= (or --split) one of: "
+                f"{', '.join(self.splits()) or 'none present'}"
             )
         return self.root / self.split
 
@@ -306,7 +310,8 @@ class BopDataset:
             scene_id,
             "scene_gt.json",
             load_scene_gt,
-            "this split has no ground truth here (BOP keeps some test annotations private); use a split with annotations",
+            "this split has no ground truth here (BOP keeps some test annotations private); use a split with "
+            "annotations",
         )
 
     def has_gt_info(self, scene_id: int) -> bool:

@@ -47,7 +47,8 @@ class Detection:
         """
         if self.rle is None:
             raise DatasetError(
-                f"detection of object {self.obj_id} in scene {self.scene_id} image {self.im_id} has no segmentation mask"
+                f"detection of object {self.obj_id} in scene {self.scene_id} image {self.im_id} has no segmentation "
+                "mask"
             )
         return self.rle.decode()
 

@@ -124,7 +124,8 @@ def _read_ascii(header: _Header, data: bytes, path: Path) -> dict[str, dict[str,
         pos += el.count
         if len(rows) < el.count:
             raise DatasetError(
-                f"{path}: element '{el.name}' declares {el.count} rows but the file ends after {len(rows)}; the file is truncated, re-download it"
+                f"{path}: element '{el.name}' declares {el.count} rows but the file ends after {len(rows)}; the file "
+                "is truncated, re-download it"
             )
         out[el.name] = _split_rows([r.split() for r in rows], el, path)
     return out
@@ -139,7 +140,8 @@ def _split_rows(tokens: list[list[str]], el: _Element, path: Path) -> dict:
     if not has_list:
         if widths and widths != {len(el.properties)}:
             raise DatasetError(
-                f"{path}: element '{el.name}' rows should have {len(el.properties)} values, found rows with {sorted(widths)}"
+                f"{path}: element '{el.name}' rows should have {len(el.properties)} values, found rows with "
+                f"{sorted(widths)}"
             )
         table = _as_table(tokens, el, path).reshape(len(tokens), len(el.properties))
         return {p.name: table[:, i].astype(p.dtype) for i, p in enumerate(el.properties)}
@@ -222,7 +224,8 @@ def _read_binary(header: _Header, data: bytes, path: Path) -> dict[str, dict]:
             need = dt.itemsize * el.count
             if off + need > len(data):
                 raise DatasetError(
-                    f"{path}: element '{el.name}' needs {need} bytes but the file ends early; it is truncated, re-download it"
+                    f"{path}: element '{el.name}' needs {need} bytes but the file ends early; it is truncated, "
+                    "re-download it"
                 )
             arr = np.frombuffer(data, dtype=dt, count=el.count, offset=off)
             out[el.name] = {p.name: arr[p.name].astype(p.dtype) for p in el.properties}
@@ -387,7 +390,8 @@ def load_ply(path: str | os.PathLike, *, load_texture: bool = True) -> Mesh:
             faces = _triangulate(face[key], path)
             if faces.size and (faces.min() < 0 or faces.max() >= n_vert):
                 raise DatasetError(
-                    f"{path}: face indices must lie in [0, {n_vert}) but span [{faces.min()}, {faces.max()}]; the file is corrupt"
+                    f"{path}: face indices must lie in [0, {n_vert}) but span [{faces.min()}, {faces.max()}]; the "
+                    "file is corrupt"
                 )
             if "texcoord" in face:
                 face_uv = _corner_uv(face["texcoord"], face[key], path)
@@ -505,7 +509,7 @@ def save_ply(path: str | os.PathLike, mesh: Mesh, *, binary: bool = False) -> No
                 np.savetxt(buf, ftab, fmt="%d")
             else:
                 lines = [
-                    " ".join(map(str, a)) + " 6 " + " ".join("%.9g" % x for x in b)
+                    " ".join(map(str, a)) + " 6 " + " ".join(f"{x:.9g}" for x in b)
                     for a, b in zip(ftab.tolist(), face_uv.tolist())
                 ]
                 buf.write(("\n".join(lines) + "\n").encode("ascii"))

@@ -67,7 +67,8 @@ class Rle:
         total = int(counts.sum())
         if total != self.height * self.width or np.any(counts < 0):
             raise RleError(
-                f"run lengths add up to {total}, expected height * width = {self.height} * {self.width} = {self.height * self.width}"
+                f"run lengths add up to {total}, expected height * width = {self.height} * {self.width} = "
+                f"{self.height * self.width}"
             )
         values = (np.arange(len(counts)) % 2).astype(bool)
         flat = np.repeat(values, counts)

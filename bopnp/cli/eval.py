@@ -171,7 +171,8 @@ def _refuse_shared_output_folders(results, out_dir) -> None:
     fix = (
         "pass it once"
         if same
-        else f"rename one (keeping METHOD_DATASET-SPLIT, e.g. {stem.split('_', 1)[0]}-v2_{stem.split('_', 1)[-1]}.csv), "
+        else "rename one (keeping METHOD_DATASET-SPLIT, e.g. "
+        f"{stem.split('_', 1)[0]}-v2_{stem.split('_', 1)[-1]}.csv), "
         "or evaluate them one at a time with different --out folders"
     )
     raise click.BadParameter(f"{what}: their outputs would share {folder}; {fix}", param_hint="RESULTS")

@@ -23,7 +23,8 @@ def _parse_objects(ctx, param, value: str | None) -> tuple[int, ...] | None:
 
 
 def _relaunch_with_torchrun(nproc: int) -> None:
-    """Run this same command under torchrun with ``nproc`` processes (``--nproc`` dropped), then exit with its status."""
+    """Run this same command under torchrun with ``nproc`` processes (``--nproc`` dropped), then exit with
+    its status."""
     import subprocess
 
     args, skip = [], False

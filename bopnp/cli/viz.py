@@ -38,7 +38,8 @@ def choose_images(
         return [(split_scenes[0], i) for i in ims]
     if not scenes:
         raise click.BadParameter(
-            f"the split has {len(split_scenes)} scenes: say which with --scene (e.g. --scene {split_scenes[0]} --im {ims[0]})",
+            f"the split has {len(split_scenes)} scenes: say which with --scene (e.g. --scene {split_scenes[0]} --im "
+            f"{ims[0]})",
             param_hint="--im",
         )
     raise click.BadParameter(
@@ -99,7 +100,8 @@ def _crops_split(bop_path: Path, name: str, split: str | None) -> str:
     if not prepared:
         if not (Path(bop_path) / name).is_dir():
             raise DatasetError(
-                f"{Path(bop_path) / name} not found: create it with `bopnp synth {name}` or put a BOP dataset there, or pass --bop-path"
+                f"{Path(bop_path) / name} not found: create it with `bopnp synth {name}` or put a BOP dataset there, "
+                "or pass --bop-path"
             )
         raise DatasetError(f"{root} holds no crops: run `bopnp prepare {name}` first")
     for preferred in ("train_pbr", "train"):
@@ -213,7 +215,8 @@ def viz(name, bop_path, split, n_images, scenes, ims, results, crops, per_object
             if i not in ds.scene_camera(s):
                 have = ds.image_ids(s)
                 raise DatasetError(
-                    f"{ds.scene_path(s) / 'scene_camera.json'} has no image {i} (images {have[0]}..{have[-1]}, {len(have)} in all)"
+                    f"{ds.scene_path(s) / 'scene_camera.json'} has no image {i} (images {have[0]}..{have[-1]}, "
+                    f"{len(have)} in all)"
                     if have
                     else f"scene {s} has no images"
                 )

@@ -109,7 +109,9 @@ def unpack_masks(bits):
     (a numpy array or a torch tensor; the masks are of the same kind).
 
     Example:
-        >>> full, visib, inside = unpack_masks(pack_masks(np.array([True, True]), np.array([False, True]), np.array([True, False])))
+        >>> full, visib, inside = unpack_masks(
+        ...     pack_masks(np.array([True, True]), np.array([False, True]), np.array([True, False]))
+        ... )
         >>> full.tolist(), visib.tolist(), inside.tolist()
         ([True, True], [False, True], [True, False])
     """
@@ -138,7 +140,8 @@ class ShardArrays:
             a = getattr(self, name)
             if a.dtype != dtype or a.ndim != ndim or a.shape[0] != n:
                 raise ValueError(
-                    f"shard {name}: expected {n} crops of dtype {np.dtype(dtype)} and {ndim} dims, got {a.dtype} {a.shape}"
+                    f"shard {name}: expected {n} crops of dtype {np.dtype(dtype)} and {ndim} dims, got {a.dtype} "
+                    f"{a.shape}"
                 )
 
 
@@ -223,7 +226,8 @@ class Shard:
                 ) from None
             if a.shape[0] != len(self.records):
                 raise DatasetError(
-                    f"{path} holds {a.shape[0]} crops but index.json lists {len(self.records)}: rebuild the cache with `bopnp prepare ... --overwrite`"
+                    f"{path} holds {a.shape[0]} crops but index.json lists {len(self.records)}: rebuild the cache "
+                    "with `bopnp prepare ... --overwrite`"
                 )
             self._arrays[name] = a
         return self._arrays[name]

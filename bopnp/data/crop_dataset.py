@@ -173,7 +173,8 @@ def open_crop_datasets(cache_dir: str | Path, obj_ids: Sequence[int] | None = No
     missing = [o for o in ids if int(o) not in {int(x) for x in meta["objects"]}]
     if missing:
         raise DatasetError(
-            f"{Path(cache_dir) / 'cache.json'}: objects {missing} were not prepared; run `bopnp prepare NAME --objects ...` with them"
+            f"{Path(cache_dir) / 'cache.json'}: objects {missing} were not prepared; run `bopnp prepare NAME "
+            "--objects ...` with them"
         )
     return {int(o): CropDataset(cache_dir, int(o), **kwargs) for o in ids}
 

@@ -12,9 +12,10 @@ For every scene of the split (``train_pbr`` by default):
    bilinearly. The visible mask is the crop's full mask minus the instance's occlusion in the image
    (``mask`` and not ``mask_visib``: the split's pngs, else computed from renders as bop_toolkit's
    ``calc_gt_masks`` does, against the split's depth image where present), resampled by the nearest
-   neighbour (:func:`visible_in_crop`); an unoccluded instance's visible mask is its full mask. The coordinate target and the full mask are rendered directly at crop resolution
-   with the crop's ``K`` (so they are exact, never interpolated) for the instance alone, in its annotated
-   pose or, for an object with a continuous symmetry, in the canonical pose of
+   neighbour (:func:`visible_in_crop`); an unoccluded instance's visible mask is its full mask. The
+   coordinate target and the full mask are rendered directly at crop resolution with the crop's ``K``
+   (so they are exact, never interpolated) for the instance alone, in its annotated pose or, for an
+   object with a continuous symmetry, in the canonical pose of
    :func:`bopnp.bop.symmetry.canonicalize_pose`, so that symmetric views share one target. Target and full
    mask are zeroed outside the image, as the image is.
 3. the crops of each object are written as one shard per scene into the cache
@@ -232,7 +233,8 @@ def prepare(config: PrepareConfig, progress: bool = True) -> PrepareSummary:
     ds_dir = config.dataset_dir
     if not ds_dir.is_dir():
         raise DatasetError(
-            f"{ds_dir} not found: create it with `bopnp synth {config.name}`, or put a BOP dataset there (see datasets/README.md), or pass --bop-path"
+            f"{ds_dir} not found: create it with `bopnp synth {config.name}`, or put a BOP dataset there (see "
+            "datasets/README.md), or pass --bop-path"
         )
     split = resolve_split(ds_dir, config.split)
     dataset = BopDataset(ds_dir, split)
@@ -348,7 +350,8 @@ def _open_cache(cache_dir: Path, settings: dict, overwrite: bool) -> None:
         if (old.get("format"), old.get("version")) != (CACHE_FORMAT, CACHE_VERSION):
             diffs.insert(
                 0,
-                f"format {old.get('format')!r} version {old.get('version')!r}, this bopnp writes version {CACHE_VERSION}",
+                f"format {old.get('format')!r} version {old.get('version')!r}, this bopnp writes version "
+                f"{CACHE_VERSION}",
             )
         if diffs:
             raise ConfigError(
@@ -625,7 +628,8 @@ class _WorkerState:
         """Yield ``(obj_id, (record, rgb, xyz, mask))`` for each selected instance of one image.
 
         Masks of the image: the split's ``mask_visib`` and ``mask`` pngs, else ``rendered_masks`` (full,
-        visible; each (N, H, W)), else computed here with bop_toolkit's definitions (:func:`bopnp.render.gt_info.compute_masks`).
+        visible; each (N, H, W)), else computed here with bop_toolkit's definitions
+        (:func:`bopnp.render.gt_info.compute_masks`).
 
         Raises:
             _Skip: the image or one of its masks is missing or corrupt (the image is skipped).
@@ -650,7 +654,7 @@ class _WorkerState:
         full_masks: dict[int, np.ndarray] = {}
         # an unoccluded instance's visible crop is its full crop: it needs no mask of the image
         occluded = [(gt_id, g, inf) for gt_id, g, inf in chosen if not _unoccluded(inf)]
-        for gt_id, g, inf in occluded:
+        for gt_id, _g, _inf in occluded:
             for visib, masks in ((True, visib_masks), (False, full_masks)):
                 mpath = ds.mask_path(scene_id, im_id, gt_id, visib=visib)
                 if mpath.is_file():

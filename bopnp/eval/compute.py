@@ -4,9 +4,9 @@ MSSD, MSPD and ADD(-S) run batched per object in float64 (numpy on CPU, torch on
 image with depth, rendering each needed instance once, in worker processes on CPU while this
 process computes the other errors (forked, so that they share the inputs without pickling them;
 spawned instead once this process has initialised CUDA, which a forked child cannot use).
-bop_toolkit's shortcuts are kept because they change numbers: MSSD (and ADD / ADI, as bop_toolkit's 'ad' error) is infinite when the two centres are a
-diameter or more apart, and VSD is 1 when the projected bounding spheres do not overlap (no
-rendering then).
+bop_toolkit's shortcuts are kept because they change numbers: MSSD (and ADD / ADI, as bop_toolkit's
+'ad' error) is infinite when the two centres are a diameter or more apart, and VSD is 1 when the
+projected bounding spheres do not overlap (no rendering then).
 """
 
 from __future__ import annotations

@@ -141,7 +141,8 @@ def make_plan(inputs: EvalInputs, visibility: VisibilityFn | None = None, notes:
         if fallback_images:
             notes.append(
                 f"{fallback_images} image(s) hold more instances of a target object than inst_count and have no "
-                "scene_gt_info: the valid instances are the most visible ones by visible fractions estimated from renders"
+                "scene_gt_info: the valid instances are the most visible ones by visible fractions estimated from "
+                "renders"
             )
         if guessed_images:
             notes.append(

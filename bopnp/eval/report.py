@@ -79,7 +79,8 @@ def format_report(scores: dict) -> str:
     ]
     if scores["bop19_average_recall_vsd"] is None and scores.get("vsd_subset_average_recall") is not None:
         lines.append(
-            f"  {'AR_VSD (images w/ depth)':<24}{_fmt(scores['vsd_subset_average_recall']):>8}   ({scores['vsd_targets']} targets)"
+            f"  {'AR_VSD (images w/ depth)':<24}{_fmt(scores['vsd_subset_average_recall']):>8}   "
+            f"({scores['vsd_targets']} targets)"
         )
     lines += [
         f"  {'ADD(-S) < 0.1 d':<24}{_fmt(scores['add_s_recall']):>8}",
@@ -119,7 +120,8 @@ def format_leaderboard(rows: Sequence[dict]) -> str:
         return (ar is None, -(ar or 0.0), -(r.get("bop19_average_recall_mssd") or 0.0))
 
     lines = [
-        f"{'#':>3}  {'method':<28}{'dataset':<14}{'AR':>7}{'AR_VSD':>8}{'AR_MSSD':>8}{'AR_MSPD':>8}{'ADD(-S)':>8}{'time/im':>9}"
+        f"{'#':>3}  {'method':<28}{'dataset':<14}{'AR':>7}{'AR_VSD':>8}"
+        f"{'AR_MSSD':>8}{'AR_MSPD':>8}{'ADD(-S)':>8}{'time/im':>9}"
     ]
     for rank, r in enumerate(sorted(ok, key=key), start=1):
         ds = f"{r['dataset']}-{r['split']}" + (f"-{r['split_type']}" if r.get("split_type") else "")

@@ -53,7 +53,8 @@ def find_toolkit(python: str | None = None) -> Path:
     scripts = Path(proc.stdout.strip()).parent / "scripts"
     if not (scripts / "eval_bop19_pose.py").is_file():
         raise ConfigError(
-            f"bop_toolkit_lib is installed but {scripts / 'eval_bop19_pose.py'} is missing (not installed from a clone); {INSTALL_HINT}"
+            f"bop_toolkit_lib is installed but {scripts / 'eval_bop19_pose.py'} is missing (not installed from a "
+            f"clone); {INSTALL_HINT}"
         )
     return scripts
 
@@ -91,7 +92,8 @@ def run_bop_toolkit(
     dataset_dir = Path(bop_path).resolve() / DATASET_FOLDER.get(name.dataset, name.dataset)
     if Path(targets).name != str(targets):
         raise ConfigError(
-            f"bop_toolkit reads the targets from the dataset folder: pass a file name in {dataset_dir}, not the path {targets}"
+            f"bop_toolkit reads the targets from the dataset folder: pass a file name in {dataset_dir}, not the path "
+            f"{targets}"
         )
     split_dir = dataset_dir / split_folder(name)
     missing_info = sorted(
@@ -99,7 +101,8 @@ def run_bop_toolkit(
     )
     if missing_info:
         raise DatasetError(
-            f"bop_toolkit needs scene_gt_info.json in every scene of {split_dir} (missing in {', '.join(missing_info[:5])}); "
+            f"bop_toolkit needs scene_gt_info.json in every scene of {split_dir} (missing in "
+            f"{', '.join(missing_info[:5])}); "
             "compute it with `bopnp prepare` or evaluate with the default backend"
         )
     out = Path(out_dir) if out_dir is not None else Path("results") / "eval" / results_csv.stem / "bop_toolkit"

@@ -54,8 +54,9 @@ def _ridge_solve(M: Tensor, b: Tensor, rel: float = 1e-10) -> Tensor:
 
 
 def _normal_matrix(a: Tensor, v: Tensor, w: Tensor) -> Tensor:
-    """``M^T W M`` for the DLT-style rows ``[a_j, 0, -v1 a_j]_j`` and ``[0, a_j, -v2 a_j]_j`` of every point, built
-    from the (B, k, k, 4) moments ``sum_i w_i a_ij a_ik (1, v1, v2, v1^2 + v2^2)`` (one batched product over the points).
+    """``M^T W M`` for the DLT-style rows ``[a_j, 0, -v1 a_j]_j`` and ``[0, a_j, -v2 a_j]_j`` of every
+    point, built from the (B, k, k, 4) moments ``sum_i w_i a_ij a_ik (1, v1, v2, v1^2 + v2^2)`` (one
+    batched product over the points).
 
     Args:
         a: (B, k, N) per-point coefficients. v: (B, 2, N) image coordinates. w: (B, N).

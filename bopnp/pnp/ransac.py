@@ -224,7 +224,8 @@ def ransac_hypothesis(
 
 
 def _score(R: Tensor, t: Tensor, x: Tensor, A: Tensor, c: Tensor, u: Tensor, used: Tensor, cfg: RansacConfig) -> Tensor:
-    """(B, H) ranking key of each hypothesis: inlier count, ties broken by the smaller truncated error; -1 if not finite.
+    """(B, H) ranking key of each hypothesis: inlier count, ties broken by the smaller truncated error;
+    -1 if not finite.
 
     Args:
         R: (B, H, 3, 3). t: (B, H, 3). x: (B, 3, N). A: (B, 2, 2). c: (B, 2). u: (B, 2, N). used: (B, N) bool.

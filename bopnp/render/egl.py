@@ -195,7 +195,8 @@ def _choose_display(device: int | None, avoid: Collection[str] = ()):
     if device is not None:
         if device < 0 or device >= len(devices):
             raise RenderError(
-                f"EGL device {device} requested but {len(devices)} EGL device(s) are listed; choose 0..{len(devices) - 1} or None."
+                f"EGL device {device} requested but {len(devices)} EGL device(s) are listed; choose "
+                f"0..{len(devices) - 1} or None."
             )
         order = [device]
     else:

@@ -53,11 +53,13 @@ def upload_model(obj_id: int, mesh: Mesh, cull_back_faces: bool | None) -> GpuMo
         or len(faces) == 0
     ):
         raise ShapeError(
-            f"mesh of object {obj_id}: expected vertices (V, 3) and faces (F, 3), got {vertices.shape} and {faces.shape}"
+            f"mesh of object {obj_id}: expected vertices (V, 3) and faces (F, 3), got {vertices.shape} and "
+            f"{faces.shape}"
         )
     if faces.min() < 0 or faces.max() >= len(vertices):
         raise ShapeError(
-            f"mesh of object {obj_id}: face indices must lie in [0, {len(vertices) - 1}], got [{faces.min()}, {faces.max()}]"
+            f"mesh of object {obj_id}: face indices must lie in [0, {len(vertices) - 1}], got [{faces.min()}, "
+            f"{faces.max()}]"
         )
     normals = mesh.normals
     if normals is None or np.asarray(normals).shape != vertices.shape:

@@ -45,7 +45,8 @@ def _check_inputs(renderer, K, depth_mm, im_size):
     W, H = renderer.width, renderer.height
     if im_size is not None and (int(im_size[0]), int(im_size[1])) != (W, H):
         raise ConfigError(
-            f"im_size {tuple(im_size)} (width, height) differs from the renderer's {W}x{H}; use get_renderer(width, height)"
+            f"im_size {tuple(im_size)} (width, height) differs from the renderer's {W}x{H}; "
+            "use get_renderer(width, height)"
         )
     K = np.asarray(K, np.float64)
     if K.shape != (3, 3):

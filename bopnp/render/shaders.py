@@ -98,7 +98,8 @@ void main() {
 }
 """
 
-# Pass "full": no depth test; ORs the instance's bit into a 128-bit mask per pixel (instances 32k .. 32k+31 in component k).
+# Pass "full": no depth test; ORs the instance's bit into a 128-bit mask per pixel
+# (instances 32k .. 32k+31 in component k).
 FULL_VS = """#version 330 core
 layout(location = 0) in vec3 a_pos_m;
 uniform mat4 u_mvp;

@@ -166,7 +166,8 @@ class SynthConfig:
                 bad.append(f"{opt} = {(lo, hi)}: use (min, max) whole numbers with {least} <= min <= max")
         if self.distractors_per_image[1] > 0 and self.num_distractor_meshes < 1:
             bad.append(
-                "num_distractor_meshes must be >= 1 when distractors are asked for (or set distractors_per_image=(0, 0))"
+                "num_distractor_meshes must be >= 1 when distractors are asked for "
+                "(or set distractors_per_image=(0, 0))"
             )
         near, far = self.depth_range_mm
         if not (0 < near <= far and math.isfinite(far)):

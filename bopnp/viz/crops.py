@@ -90,7 +90,8 @@ def crops_preview(
     datasets = {int(o): CropIndex(list_shards(cache_dir, int(o))) for o in meta["objects"]}
     if not any(len(d) for d in datasets.values()):
         raise DatasetError(
-            f"{cache_dir}: the cache holds no crop yet; run `bopnp prepare {meta.get('dataset', 'NAME')}` to (finish) preparing it"
+            f"{cache_dir}: the cache holds no crop yet; run `bopnp prepare {meta.get('dataset', 'NAME')}` to "
+            "(finish) preparing it"
         )
     label_w = (
         max(
@@ -131,7 +132,10 @@ def crops_preview(
             row = draw_text(row, cap, (x, 6 + block + 2), size=text_size, color=INK, bg=None, pad=2)
         rows.append(row)
     S = int(meta.get("crop_size", panel))
-    title = f"crops of {meta.get('dataset', '?')} / {meta.get('split', '?')}: {S} px, {meta.get('box_source', 'bbox_obj')} x {meta.get('enlarge', '?')}"
+    title = (
+        f"crops of {meta.get('dataset', '?')} / {meta.get('split', '?')}: {S} px, "
+        f"{meta.get('box_source', 'bbox_obj')} x {meta.get('enlarge', '?')}"
+    )
     entries = [(MASK_ON, "object / visible"), (MASK_OCCLUDED, "occluded"), (OUTSIDE, "outside the image")]
     notes = [
         "each crop: image | coordinate target (x, y, z in [-1, 1] -> R, G, B)  /  full mask | visible mask;"

@@ -115,7 +115,7 @@ def annotate_image(
     gt_colors = [gt_color or object_color(p.obj_id) for p in gt]
     labels: list[tuple[str, tuple[float, float], str, RGB]] = []
     # GT: fills and contours, then boxes
-    for p, m, c in zip(gt, gt_masks, gt_colors):
+    for _p, m, c in zip(gt, gt_masks, gt_colors):
         if m is not None:
             out = overlay_mask(out, m, c, alpha=0.3, thickness=line, halo=(0, 0, 0))
     for p, m, c in zip(gt, gt_masks, gt_colors):
@@ -132,7 +132,7 @@ def annotate_image(
         if xy is not None:
             labels.append((f"obj {p.obj_id}", xy, "lb", c))
     # estimates: silhouette contours, boxes
-    for p, m in zip(estimates, est_masks):
+    for _p, m in zip(estimates, est_masks):
         if m is not None:
             out = overlay_mask(out, m, est_color, alpha=0.0, thickness=line, halo=(0, 0, 0))
     for p, m in zip(estimates, est_masks):
@@ -233,7 +233,8 @@ def pick_images(
         candidates = present
     if not candidates:
         raise DatasetError(
-            f"{dataset.split_path}: no images found in scenes {scenes} (rgb/ or gray/ with scene_camera.json entries): is the split unpacked?"
+            f"{dataset.split_path}: no images found in scenes {scenes} (rgb/ or gray/ with scene_camera.json "
+            "entries): is the split unpacked?"
         )
     if n >= len(candidates):
         return list(candidates)
@@ -318,7 +319,8 @@ def _image_tile(
     unknown = sorted({p.obj_id for p in gt} - set(infos))
     if unknown:
         raise DatasetError(
-            f"{ds.scene_path(scene_id) / 'scene_gt.json'}: image {im_id} has objects {unknown} that {ds.models_info_path} does not list"
+            f"{ds.scene_path(scene_id) / 'scene_gt.json'}: image {im_id} has objects {unknown} that "
+            f"{ds.models_info_path} does not list"
         )
     gt_masks: list[np.ndarray | None] = [None] * len(gt)
     if gt:
@@ -426,7 +428,8 @@ def scene_overview(
     else:
         entries = [(GT_COLOR, "ground truth"), (EST_COLOR, "estimate (label: obj id: score)")]
         lines.append(
-            "ground truth: fill + contour = visible mask;  estimate: contour = silhouette of the model alone;  lines = 3D bounding box"
+            "ground truth: fill + contour = visible mask;  estimate: contour = silhouette of the model alone;  "
+            "lines = 3D bounding box"
         )
     if notes.render_failed:
         lines.append(

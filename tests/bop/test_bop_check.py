@@ -77,7 +77,8 @@ def test_unreadable_files_are_problems_without_the_path_twice(tiny_root):
     problems = check_dataset(tiny_root, None, QUIET).problems
     assert [p.split(" (")[0] for p in problems] == [
         "models/obj_000001.ply: not a readable PLY file: header line 2: unknown format 'foo'; re-export it",
-        "test/000001/scene_gt_info.json: invalid json at line 1, column 2: Expecting property name enclosed in double quotes; fix the file or re-download it",
+        "test/000001/scene_gt_info.json: invalid json at line 1, column 2: "
+        "Expecting property name enclosed in double quotes; fix the file or re-download it",
         "test/000001/rgb/000000.png: cannot decode the image",
         "test/000001/depth/000000.png: cannot decode the image",
         "test/000001/mask_visib/000000_000000.png: cannot decode the image",

@@ -114,7 +114,8 @@ def test_binary_big_endian_and_variable_polygons(tmp_path):
     "body, match",
     [
         (
-            "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\nend_header\n0 0 0\n",
+            "ply\nformat ascii 1.0\nelement vertex 3\n"
+            "property float x\nproperty float y\nproperty float z\nend_header\n0 0 0\n",
             "truncated",
         ),
         (

@@ -65,4 +65,4 @@ def test_a_version_2_cache_with_center_mm_is_refused_with_the_rebuild_command(tm
 def test_meta_without_centre_mm_is_a_dataset_error_with_the_fix(tmp_path):
     ds = CropDataset(_cache(tmp_path, {"center_mm": [1.0, 2.0, 3.0], "half_extent_mm": [4.0, 5.0, 6.0]}), 3)
     with pytest.raises(DatasetError, match=r"meta\.json.*centre_mm.*--overwrite"):
-        ds.xyz_normalisation
+        _ = ds.xyz_normalisation

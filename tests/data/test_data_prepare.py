@@ -80,7 +80,7 @@ def check_crops_consistent(cache_dir: Path, obj_id: int, max_err_px: float = 0.7
             occluded_checked += _check_visible_against_image_mask(cache_dir, rec, full.numpy(), visib.numpy())
         # projection of the target's model points with the crop's K and the target pose
         pts = centre + xyz[full] * half
-        f64 = lambda key: torch.tensor(rec[key], dtype=torch.float64)  # noqa: E731
+        f64 = lambda key: torch.tensor(rec[key], dtype=torch.float64)  # noqa: E731, B023 (used in this iteration only)
         uv = project_points(transform_points(f64("R_m2c_target"), f64("t_m2c_target"), pts), f64("K"))
         err = (uv - pix[full]).norm(dim=-1)
         assert err.median() < 0.1 and err.max() < max_err_px, (

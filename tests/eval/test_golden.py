@@ -97,7 +97,7 @@ def test_same_pairs_and_errors(result):
             else:
                 assert ours[p] == pytest.approx(val, rel=1e-9, abs=1e-9), (key, scene, im, obj, est_id, gt_id)
     for i, tau in enumerate(VSD_TAUS):
-        for scene, im, obj, est_id, gt_id, score, val in EXPECTED["errors"][f"vsd_tau={tau:.3f}"]:
+        for scene, im, obj, est_id, gt_id, _score, val in EXPECTED["errors"][f"vsd_tau={tau:.3f}"]:
             p = pairs[(scene, im, obj, est_id, gt_id)]
             # renders of two OpenGL implementations: equal here (llvmpipe), a pixel or two apart elsewhere
             assert errs.vsd[p, i] == pytest.approx(val, abs=2e-3), (tau, scene, im, obj, est_id, gt_id)

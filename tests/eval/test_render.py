@@ -61,7 +61,7 @@ def test_crop_boxes_hold_every_rendered_pixel():
     r = _renderer(meshes)
     full_r = get_renderer(640, 480)
     rng = np.random.default_rng(0)
-    for k in range(12):
+    for _k in range(12):
         o = int(rng.integers(1, 4))
         q = rng.normal(size=4)
         q /= np.linalg.norm(q)

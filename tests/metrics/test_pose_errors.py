@@ -236,7 +236,8 @@ def test_cpu_evaluation_does_not_import_torch():
         "import sys, tempfile\n"
         "from pathlib import Path\n"
         "from bopnp.eval.pipeline import EvalConfig, evaluate\n"
-        f"evaluate(EvalConfig(Path({str(fixture / 'results' / 'fixture-a_tudl-test.csv')!r}), bop_path=Path({str(fixture / 'bop')!r}),"
+        f"evaluate(EvalConfig(Path({str(fixture / 'results' / 'fixture-a_tudl-test.csv')!r}), "
+        f"bop_path=Path({str(fixture / 'bop')!r}),"
         " out_dir=Path(tempfile.mkdtemp()), device='cpu', plots=False, progress=False))\n"
         "print('TORCH', 'torch' in sys.modules)\n"
     )

@@ -55,7 +55,7 @@ def rasterise_silhouette(mesh: Mesh, R_m2c: np.ndarray, t_m2c_mm: np.ndarray) ->
         v, u = np.mgrid[lo[1] : hi[1] + 1, lo[0] : hi[0] + 1]
 
         def side(p, q):
-            return (q[0] - p[0]) * (v - p[1]) - (q[1] - p[1]) * (u - p[0])
+            return (q[0] - p[0]) * (v - p[1]) - (q[1] - p[1]) * (u - p[0])  # noqa: B023 (called in this iteration only)
 
         s = np.stack([side(a, b), side(b, c), side(c, a)])
         inside = (s >= 0).all(0) | (s <= 0).all(0)

@@ -15,7 +15,9 @@ from bopnp.render import egl
 VARIABLES = ("PYOPENGL_PLATFORM", "EGL_PLATFORM")
 
 #: imports every module of bopnp.render, then renders one triangle; prints what changed at each step
-SCRIPT = """
+SCRIPT = (
+    f"VARIABLES = {VARIABLES!r}\n"
+    + """
 import json, os, sys
 before = dict(os.environ)
 import bopnp.render, bopnp.render.renderer, bopnp.render.gl_objects, bopnp.render.shaders, bopnp.render.gt_info
@@ -28,8 +30,9 @@ r.add_model(1, Mesh(np.array([[-5, -5, 0], [5, -5, 0], [0, 5, 0]], np.float32), 
 K = np.array([[30.0, 0, 15.5], [0, 30.0, 15.5], [0, 0, 1]])
 out = r.render(K, [(1, np.eye(3), np.array([0.0, 0.0, 100.0]))])
 print(json.dumps({"after_import": after_import, "pixels": int((out.depth_mm > 0).sum()),
-                  "env": {k: os.environ.get(k) for k in %r}}))
-""" % (VARIABLES,)
+                  "env": {k: os.environ.get(k) for k in VARIABLES}}))
+"""
+)
 
 
 def _run(env_changes: dict[str, str | None]) -> dict:

@@ -439,7 +439,7 @@ def test_real_lmo_models_render(tmp_path, lmo_dir):
     infos = load_models_info(root / "models" / "models_info.json")
     assert len(infos[10].symmetries_discrete) == 1  # eggbox keeps its symmetry
     ids = set()
-    for _, scene_dir, im_id, gt_id, pose, vis, _ in _each_instance(root):
+    for _, _scene_dir, _im_id, _gt_id, pose, vis, _ in _each_instance(root):
         ids.add(pose.obj_id)
         assert pose.obj_id in infos
         assert vis.px_count_all > 100  # LM-O-sized objects at 0.45 to 1.3 m: tens of pixels across at least
@@ -457,7 +457,8 @@ def test_a_script_without_main_guard_fails_fast_instead_of_hanging(tmp_path):
     script.write_text(
         "from pathlib import Path\n"
         "from bopnp.synth.generator import SynthConfig, synthesize\n"
-        f"synthesize(SynthConfig(name='ug', bop_path=Path({str(tmp_path)!r}), train_images=3, test_images=0, workers=2, progress=False))\n"
+        f"synthesize(SynthConfig(name='ug', bop_path=Path({str(tmp_path)!r}), "
+        "train_images=3, test_images=0, workers=2, progress=False))\n"
     )
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0

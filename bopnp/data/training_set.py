@@ -13,6 +13,7 @@ full object's coordinates, so the network learns to predict occluded parts.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -111,6 +112,8 @@ class TrainingSet(Dataset):
     Args:
         datasets: per object id, its :class:`CropDataset` (no image transform or box jitter of its own).
         augment: the augmentation, or None (validation).
+        indices: keep only these crops (positions in the objects' crops one after another, object by object in
+            ``obj_ids`` order); None keeps all.
 
     ``dataset[i]`` or ``dataset[(i, seed)]`` is the :class:`CropDataset` item, augmented with ``seed``, plus
         ``obj_index``: int64 position of its object in :attr:`obj_ids`;
@@ -118,7 +121,12 @@ class TrainingSet(Dataset):
         ``centre_mm``, ``half_extent_mm``: (3,) float32 normalisation of its object.
     """
 
-    def __init__(self, datasets: Mapping[int, CropDataset], augment: AugmentConfig | None = None):
+    def __init__(
+        self,
+        datasets: Mapping[int, CropDataset],
+        augment: AugmentConfig | None = None,
+        indices: Sequence[int] | None = None,
+    ):
         if not datasets:
             raise ConfigError("a training set needs at least one object with crops; run `bopnp prepare NAME` first")
         if augment is not None:
@@ -133,6 +141,10 @@ class TrainingSet(Dataset):
         self.offsets = [0]
         for ds in self.datasets:
             self.offsets.append(self.offsets[-1] + len(ds))
+        total = self.offsets[-1]
+        self.indices = list(range(total)) if indices is None else [int(i) for i in indices]
+        if any(not 0 <= i < total for i in self.indices):
+            raise ConfigError(f"indices must lie in [0, {total}): the objects have {total} crops")
         p_max = max(len(ds.symmetry_pool) for ds in self.datasets)
         self.pools = [_pad_pool(ds.symmetry_pool, p_max) for ds in self.datasets]
         self.norms = [
@@ -140,14 +152,19 @@ class TrainingSet(Dataset):
         ]
 
     def __len__(self) -> int:
-        return self.offsets[-1]
+        return len(self.indices)
 
     def locate(self, index: int) -> tuple[int, int]:
-        """(object position, index within that object's crops) of a global index."""
+        """(object position, index within that object's crops) of item ``index``."""
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} crops")
-        k = max(i for i, off in enumerate(self.offsets[:-1]) if off <= index)
-        return k, index - self.offsets[k]
+        g = self.indices[index]
+        k = bisect_right(self.offsets, g) - 1
+        return k, g - self.offsets[k]
+
+    def all_records(self) -> list[dict]:
+        """The ``index.json`` record of every crop of the objects (all of them, whatever ``indices`` keeps)."""
+        return [ds.record(i) for ds in self.datasets for i in range(len(ds))]
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Tensor]:
         index, seed = key if isinstance(key, tuple) else (key, index_seed(0, 0, key))

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 
 from bopnp.bop.atomic import write_text_atomic
 from bopnp.bop.dataset import BopDataset
@@ -80,11 +80,18 @@ def resolve_device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
-def split_scenes(scene_ids: list[int], val_fraction: float) -> tuple[list[int], list[int]]:
-    """(training scenes, validation scenes): the last ``ceil(fraction * n)`` scenes are held out (none if one)."""
-    scene_ids = sorted(scene_ids)
-    n_val = min(math.ceil(val_fraction * len(scene_ids)), len(scene_ids) - 1) if val_fraction > 0 else 0
-    return scene_ids[: len(scene_ids) - n_val], scene_ids[len(scene_ids) - n_val :]
+def holdout_split(keys: list[tuple[int, int]], val_fraction: float) -> tuple[list[int], list[int]]:
+    """(training, validation) positions of crops given as ``(scene_id, im_id)``: the last ``ceil(fraction * n)``
+    scenes are held out, or, with a single scene (as a small synthetic dataset has), its last images; at least one
+    scene or image always stays for training, and a fraction of 0 holds out nothing."""
+    scenes = sorted({s for s, _ in keys})
+    by_scene = len(scenes) > 1
+    units = scenes if by_scene else sorted({i for _, i in keys})
+    n_val = min(math.ceil(val_fraction * len(units)), len(units) - 1) if val_fraction > 0 and units else 0
+    held = set(units[len(units) - n_val :])
+    val = [p for p, (s, i) in enumerate(keys) if (s if by_scene else i) in held]
+    held_pos = set(val)
+    return [p for p in range(len(keys)) if p not in held_pos], val
 
 
 def _prepare_run_dir(config: PoseTrainConfig, resume: bool, overwrite: bool, info: DistInfo) -> Path:
@@ -144,26 +151,18 @@ class PoseTrainer:
         meta = read_cache_meta(cache_dir)
         self.crop_size = int(meta["crop_size"])
         objects = list(cfg.objects) if cfg.objects else [int(o) for o in meta["objects"]]
-        scenes = sorted(
-            {
-                int(p.name)
-                for o in objects
-                for p in (cache_dir / f"obj_{o:06d}").iterdir()
-                if p.is_dir() and p.name.isdigit()
-            }
-            if objects
-            else set()
-        )
-        train_scenes, val_scenes = split_scenes(scenes, cfg.val_fraction)
-        kwargs = {"min_visib_fract": cfg.min_visib_fract}
-        self.train_set = TrainingSet(
-            open_crop_datasets(cache_dir, objects, scene_ids=train_scenes, **kwargs), cfg.augment
-        )
+        crops = open_crop_datasets(cache_dir, objects, min_visib_fract=cfg.min_visib_fract)
+        everything = TrainingSet(crops)
+        keys = [(int(r["scene_id"]), int(r["im_id"])) for r in everything.all_records()]
+        train_idx, val_idx = holdout_split(keys, cfg.val_fraction)
+        if not train_idx:
+            raise ConfigError(f"{cache_dir}: no crops to train on; run `bopnp prepare {cfg.name}` with these objects")
+        self.train_set = TrainingSet(crops, cfg.augment, indices=train_idx)
         self.val_set = None
-        if val_scenes:
-            val = TrainingSet(open_crop_datasets(cache_dir, objects, scene_ids=val_scenes, **kwargs), None)
-            keep = np.unique(np.linspace(0, len(val) - 1, min(cfg.val_crops, len(val))).round().astype(int))
-            self.val_set = Subset(val, keep.tolist()) if len(val) and cfg.val_crops else None
+        if val_idx and cfg.val_crops:
+            keep = np.unique(np.linspace(0, len(val_idx) - 1, min(cfg.val_crops, len(val_idx))).round().astype(int))
+            val_crops = open_crop_datasets(cache_dir, objects, min_visib_fract=cfg.min_visib_fract)
+            self.val_set = TrainingSet(val_crops, None, indices=[val_idx[i] for i in keep])
         self.obj_ids = self.train_set.obj_ids
         per_rank = -(-len(self.train_set) // self.info.world_size)
         if per_rank < cfg.batch_size:
@@ -440,4 +439,4 @@ def train_pose(
     return trainer.run()
 
 
-__all__ = ["PoseTrainer", "RunSummary", "resolve_device", "split_scenes", "train_pose"]
+__all__ = ["PoseTrainer", "RunSummary", "holdout_split", "resolve_device", "train_pose"]

@@ -82,3 +82,13 @@ def test_bad_configs():
         AugmentConfig(background_p=1.5).validate()
     with pytest.raises(ConfigError, match="prepare"):
         TrainingSet({})
+
+
+def test_indices_keep_a_subset_in_their_order(cache):
+    full = TrainingSet(open_crop_datasets(cache))
+    part = TrainingSet(open_crop_datasets(cache), indices=[11, 0, 7])
+    assert len(part) == 3 and [int(part[i]["obj_index"]) for i in range(3)] == [1, 0, 1]
+    torch.testing.assert_close(part[0]["image"], full[11]["image"], rtol=0, atol=0)
+    assert len(part.all_records()) == 12
+    with pytest.raises(ConfigError, match="indices"):
+        TrainingSet(open_crop_datasets(cache), indices=[12])

@@ -8,7 +8,7 @@ import torch
 from bopnp.errors import CheckpointError, ConfigError, TrainingError
 from bopnp.train.checkpoint import load_checkpoint
 from bopnp.train.config import PoseTrainConfig
-from bopnp.train.pose import PoseTrainer, split_scenes, train_pose
+from bopnp.train.pose import PoseTrainer, holdout_split, train_pose
 
 
 def _config(bop, name, out, **kw):
@@ -112,10 +112,13 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_batch(tiny_train_da
     assert saved["state"]["step"] == 2 and saved["batch"]["image"].shape[0] == 4
 
 
-def test_split_scenes_holds_out_the_last_ones():
-    assert split_scenes([3, 1, 2, 0], 0.25) == ([0, 1, 2], [3])
-    assert split_scenes([5], 0.5) == ([5], [])
-    assert split_scenes([1, 2], 0.0) == ([1, 2], [])
+def test_holdout_takes_the_last_scenes_or_the_last_images_of_a_single_scene():
+    keys = [(3, 0), (1, 0), (2, 5), (0, 1), (3, 1)]
+    assert holdout_split(keys, 0.25) == ([1, 2, 3], [0, 4])  # scene 3 of 0..3
+    one_scene = [(0, 4), (0, 1), (0, 9), (0, 2), (0, 9)]
+    assert holdout_split(one_scene, 0.25) == ([0, 1, 3], [2, 4])  # image 9, the last of 4 images
+    assert holdout_split([(5, 0)], 0.5) == ([0], [])  # one image stays for training
+    assert holdout_split(keys, 0.0) == ([0, 1, 2, 3, 4], [])
 
 
 @pytest.mark.parametrize(

@@ -33,3 +33,16 @@ def dataset_root(bop_path: Path, name: str) -> Path:
     if not root.is_dir() and Path(name).is_dir():
         root = Path(name)
     return root
+
+
+def parse_object_ids(ctx, param, value: str | None) -> tuple[int, ...] | None:
+    """Click callback of ``--objects``: ``"1,5,8"`` -> ``(1, 5, 8)`` (sorted, unique); None stays None."""
+    if value is None:
+        return None
+    try:
+        ids = tuple(sorted({int(v) for v in value.replace(" ", "").split(",") if v}))
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated object ids like 1,5,8, got {value!r}") from None
+    if not ids or min(ids) < 1:
+        raise click.BadParameter(f"expected positive object ids like 1,5,8, got {value!r}")
+    return ids

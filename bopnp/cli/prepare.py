@@ -6,19 +6,7 @@ import sys
 
 import click
 
-from bopnp.cli.options import bop_path_option
-
-
-def _parse_objects(ctx, param, value: str | None) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    try:
-        ids = tuple(sorted({int(v) for v in value.replace(" ", "").split(",") if v}))
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated object ids like 1,5,8, got {value!r}") from None
-    if not ids or min(ids) < 1:
-        raise click.BadParameter(f"expected positive object ids like 1,5,8, got {value!r}")
-    return ids
+from bopnp.cli.options import bop_path_option, parse_object_ids
 
 
 @click.command(
@@ -64,7 +52,7 @@ prepared are skipped: run the same command again to resume after an interruption
     help="Instances less visible than this get no crop.",
 )
 @click.option(
-    "--objects", callback=_parse_objects, default=None, help="Comma-separated object ids. [default: all objects]"
+    "--objects", callback=parse_object_ids, default=None, help="Comma-separated object ids. [default: all objects]"
 )
 @click.option(
     "--workers",

@@ -7,19 +7,7 @@ import sys
 
 import click
 
-from bopnp.cli.options import bop_path_option
-
-
-def _parse_objects(ctx, param, value: str | None) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    try:
-        ids = tuple(sorted({int(v) for v in value.replace(" ", "").split(",") if v}))
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated object ids like 1,5,8, got {value!r}") from None
-    if not ids or min(ids) < 1:
-        raise click.BadParameter(f"expected positive object ids like 1,5,8, got {value!r}")
-    return ids
+from bopnp.cli.options import bop_path_option, parse_object_ids
 
 
 def _relaunch_with_torchrun(nproc: int) -> None:
@@ -71,7 +59,7 @@ augmented.png and TensorBoard files. Interrupted? Run the same command with --re
     "--stage", type=click.Choice(["pose", "detector"]), default="pose", show_default=True, help="What to train."
 )
 @click.option("--split", default="train_pbr", show_default=True, help="Split whose crop cache (bopnp prepare) is used.")
-@click.option("--objects", callback=_parse_objects, default=None, help="Comma-separated object ids. [default: all]")
+@click.option("--objects", callback=parse_object_ids, default=None, help="Comma-separated object ids. [default: all]")
 @click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True, help="Optimiser steps in all.")
 @click.option("--e2e", is_flag=True, help="Fine-tune end to end through the PnP layer (projection loss).")
 @click.option(

@@ -1,0 +1,190 @@
+"""Benchmark: training throughput of the pose network (forward + backward + Adam step of L_trans) and the cost of
+loading and augmenting its crops.
+
+Rows: crop size x width x variant, with ``crops/s`` (batch / median step time) and the ratio against the eager
+float32 row of the same size and width (the baseline). Variants: ``eager``; ``channels_last`` (NHWC memory format);
+``compile`` (``torch.compile``, with ``--compile``: its first call compiles for minutes on a CPU); ``bf16`` (autocast,
+CUDA rows only). Inputs are random crops and targets of the shapes training uses (6 objects, a symmetry pool of 2),
+so the compute rows need no dataset. With ``--cache BOP_PATH/NAME/crops/SPLIT`` a last table times the DataLoader
+side on real crops: reading and augmenting one batch in the main process, and the share of a training step it is.
+
+    python bench/train.py                                   # CPU: 64 and 128 px, widths 16 and 32
+    python bench/train.py --cache datasets/demo/crops/train_pbr --workers 0
+    python bench/train.py --sizes 128 --widths 32 64 --compile --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bopnp.models import build_coord_unet, transformer_loss  # noqa: E402
+
+
+def _batch(B: int, S: int, n_objects: int, device: torch.device, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    mask = torch.rand(B, S, S, generator=gen) > 0.7
+    pool = torch.eye(4).repeat(B, 2, 1, 1)
+    pool[:, 1, :2, :2] = -pool[:, 1, :2, :2]  # 180 deg about z
+    batch = {
+        "image": torch.rand(B, 3, S, S, generator=gen),
+        "xyz": torch.where(mask[:, None], torch.rand(B, 3, S, S, generator=gen) * 2 - 1, 0.0),
+        "mask_full": mask,
+        "obj_index": torch.randint(n_objects, (B,), generator=gen),
+        "pool": pool,
+        "centre_mm": torch.zeros(B, 3),
+        "half_extent_mm": torch.full((B, 3), 50.0),
+    }
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def time_steps(net, batch, *, steps: int, warmup: int, autocast: torch.dtype | None, channels_last: bool) -> float:
+    """Median seconds of one optimiser step."""
+    device = batch["image"].device
+    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+    image = batch["image"].contiguous(memory_format=torch.channels_last) if channels_last else batch["image"]
+    times = []
+    for i in range(warmup + steps):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+            xyz, err = net(image, batch["obj_index"])
+        out = transformer_loss(
+            xyz.float(),
+            err.float(),
+            batch["xyz"],
+            batch["mask_full"],
+            batch["pool"],
+            batch["centre_mm"],
+            batch["half_extent_mm"],
+        )
+        opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def compute_rows(args, device: torch.device) -> list[dict]:
+    rows = []
+    gen = torch.Generator().manual_seed(0)
+    variants = (
+        ["eager", "channels_last"] + (["compile"] if args.compile else []) + (["bf16"] if device.type == "cuda" else [])
+    )
+    for S in args.sizes:
+        for w in args.widths:
+            batch = _batch(args.batch, S, 6, device, gen)
+            base = None
+            for variant in variants:
+                torch.manual_seed(0)
+                net = build_coord_unet(num_objects=6, width=w, crop_size=S).to(device)
+                if variant == "channels_last":
+                    net = net.to(memory_format=torch.channels_last)
+                if variant == "compile":
+                    net = torch.compile(net)
+                sec = time_steps(
+                    net,
+                    batch,
+                    steps=args.steps,
+                    warmup=args.warmup + (2 if variant == "compile" else 0),
+                    autocast=torch.bfloat16 if variant == "bf16" else None,
+                    channels_last=variant == "channels_last",
+                )
+                crops_s = args.batch / sec
+                base = crops_s if variant == "eager" else base
+                rows.append(
+                    {
+                        "device": device.type,
+                        "size": S,
+                        "width": w,
+                        "variant": variant,
+                        "ms": sec * 1e3,
+                        "crops_s": crops_s,
+                        "x": crops_s / base,
+                    }
+                )
+                print(
+                    f"| {device.type} | {S} | {w} | {variant} | {sec * 1e3:.0f} | {crops_s:.1f} | "
+                    f"{crops_s / base:.2f} |",
+                    flush=True,
+                )
+    return rows
+
+
+def loader_rows(args, step_ms: dict[int, float]) -> None:
+    from torch.utils.data import DataLoader
+
+    from bopnp.data.crop_dataset import open_crop_datasets
+    from bopnp.data.training_set import AugmentConfig, EpochSampler, TrainingSet
+
+    ts = TrainingSet(open_crop_datasets(args.cache), AugmentConfig())
+    S = ts.datasets[0].crop_size
+    sampler = EpochSampler(len(ts), seed=0)
+    loader = DataLoader(ts, batch_size=args.batch, sampler=sampler, num_workers=args.workers)
+    it = iter(loader)
+    next(it)  # workers started, first batch
+    times = []
+    for _ in range(args.steps):
+        t0 = time.perf_counter()
+        next(it)
+        times.append(time.perf_counter() - t0)
+    ms = statistics.median(times) * 1e3
+    print(
+        f"\nloading + augmenting {args.batch} crops of {S} px from {args.cache} ({args.workers} workers): "
+        f"{ms:.0f} ms per batch, {args.batch / ms * 1e3:.0f} crops/s"
+    )
+    for w, step in sorted(step_ms.items()):
+        print(
+            f"  vs a width-{w} training step at {S} px ({step:.0f} ms): loading is {ms / (ms + step):.0%} of the "
+            "time when done in the same process"
+        )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all", help="all: CPU, and CUDA when present")
+    p.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
+    p.add_argument("--widths", type=int, nargs="+", default=[16, 32])
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--steps", type=int, default=5, help="timed steps per row (median)")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--compile", action="store_true", help="add torch.compile rows")
+    p.add_argument("--cache", type=Path, default=None, help="a crop cache folder to time loading on")
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    devices = ["cpu"] if args.device == "cpu" else ["cuda"] if args.device == "cuda" else ["cpu"]
+    if args.device == "all" and torch.cuda.is_available():
+        devices.append("cuda")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, batch {args.batch}, L_trans fwd+bwd+Adam")
+    print("| device | crop px | width | variant | ms / step | crops/s | x eager |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    rows = []
+    for d in devices:
+        rows += compute_rows(args, torch.device(d))
+    if args.cache is not None:
+        size = None
+        from bopnp.data.cache import read_cache_meta
+
+        size = int(read_cache_meta(args.cache)["crop_size"])
+        step_ms = {
+            r["width"]: r["ms"] for r in rows if r["size"] == size and r["variant"] == "eager" and r["device"] == "cpu"
+        }
+        loader_rows(args, step_ms)
+
+
+if __name__ == "__main__":
+    main()

@@ -41,6 +41,9 @@ from bopnp.train.pose_scores import load_object_models, pose_scores
 
 log = logging.getLogger(__name__)
 
+#: what a run writes into its folder (and ``--overwrite`` removes)
+RUN_FILES = ("config.json", "last.pt", "best.pt", "nonfinite.pt", "log.jsonl", "augmented.png", "tb")
+
 #: the validation PnP: RANSAC on the confident object pixels
 VAL_RANSAC = RansacConfig(threshold_px=4.0, iterations=64, seed=0)
 
@@ -108,7 +111,12 @@ def _prepare_run_dir(config: PoseTrainConfig, resume: bool, overwrite: bool, inf
         raise CheckpointError(f"{run / 'last.pt'} not found: nothing to resume; start the run without --resume")
     if info.is_main:
         if overwrite and run.is_dir():
-            shutil.rmtree(run)
+            for name in RUN_FILES:  # only what a run writes: --out may name a folder that holds other things
+                path = run / name
+                if path.is_dir():
+                    shutil.rmtree(path)
+                elif path.exists():
+                    path.unlink()
         run.mkdir(parents=True, exist_ok=True)
     barrier(info)
     return run

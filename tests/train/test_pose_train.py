@@ -48,6 +48,10 @@ def test_run_writes_its_folder_validates_and_refuses_to_overwrite(tiny_train_dat
     assert load_checkpoint(run / "last.pt")["state"]["step"] == 6
     with pytest.raises(ConfigError, match="--resume"):
         train_pose(cfg, progress=False)
+    (run / "notes.txt").write_text("mine")  # --overwrite removes the run's files, nothing else of the folder
+    train_pose(_config(bop, name, run, steps=2), overwrite=True, progress=False)
+    assert (run / "notes.txt").read_text() == "mine"
+    assert load_checkpoint(run / "last.pt")["state"]["step"] == 2
 
 
 def test_killed_run_resumes_to_the_same_weights(tiny_train_dataset, tmp_path, monkeypatch):

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -326,6 +327,7 @@ class PoseTrainer:
         bar.update(self.state.step)
         window: list[float] = []
         crops_s = [0.0]
+        started = time.perf_counter()
 
         def on_step(values: dict[str, float], n: int, seconds: float) -> None:
             step = self.state.step
@@ -334,24 +336,34 @@ class PoseTrainer:
             window.append(values["loss"])
             bar.set_postfix(loss=f"{np.mean(window[-20:]):.3f}", crops_s=f"{crops_s[0]:.0f}")
             if cfg.log_every and step % cfg.log_every == 0:
-                self._log({"step": step, "lr": self.scheduler.get_last_lr()[0], "crops_s": crops_s[0], **values})
+                self._log(
+                    {
+                        "step": step,
+                        "elapsed_s": round(time.perf_counter() - started, 1),
+                        "lr": self.scheduler.get_last_lr()[0],
+                        "crops_s": crops_s[0],
+                        **values,
+                    }
+                )
             if cfg.val_every and step % cfg.val_every == 0 and step < cfg.steps:
                 self._validate_and_keep(summary)
             elif cfg.ckpt_every and step % cfg.ckpt_every == 0:
                 self.save()
 
         try:
+            # one loader for the run: its workers stay up across epochs (the sampler is read in this process, so
+            # set_epoch still takes effect)
+            loader = DataLoader(
+                self.train_set,
+                batch_size=cfg.batch_size,
+                sampler=self.sampler,
+                num_workers=cfg.workers,
+                drop_last=True,
+                persistent_workers=cfg.workers > 0,
+                multiprocessing_context="spawn" if cfg.workers else None,
+            )
             while self.state.step < cfg.steps:
                 self.sampler.set_epoch(self.state.epoch, self.state.epoch_pos)
-                loader = DataLoader(
-                    self.train_set,
-                    batch_size=cfg.batch_size,
-                    sampler=self.sampler,
-                    num_workers=cfg.workers,
-                    drop_last=True,
-                    persistent_workers=False,
-                    multiprocessing_context="spawn" if cfg.workers else None,
-                )
                 train_one_epoch(
                     self.model,
                     self.optimizer,

@@ -137,3 +137,14 @@ def test_holdout_takes_the_last_scenes_or_the_last_images_of_a_single_scene():
 def test_config_errors_say_how_to_fix(kw, match, tmp_path):
     with pytest.raises(ConfigError, match=match):
         _config(tmp_path, "x", tmp_path / "o", **kw).validate()
+
+
+def test_loader_workers_change_nothing(tiny_train_dataset, tmp_path):
+    """Augmentation is seeded per item, so crops loaded in a worker process (kept across epochs) train the same
+    weights as crops loaded in the main process."""
+    bop, name = tiny_train_dataset
+    for w in (0, 1):  # 6 training crops, batch 4: one step per epoch, so four epochs through one loader
+        train_pose(_config(bop, name, tmp_path / f"w{w}", steps=4, workers=w), progress=False)
+    a, b = _weights(tmp_path / "w0" / "last.pt"), _weights(tmp_path / "w1" / "last.pt")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)

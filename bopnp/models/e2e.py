@@ -76,7 +76,7 @@ def symmetric_gt_pose(R_m2c: Tensor, t_m2c: Tensor, pool: Tensor, best: Tensor) 
 
 def pose_from_prediction(
     xyz: Tensor, err: Tensor, batch: dict[str, Tensor], config: E2EConfig, ransac: RansacConfig | None = None
-) -> PnPResult:
+) -> tuple[PnPResult, Tensor]:
     """PnP on every crop pixel of the batch at once (image pixels, the image's intrinsics).
 
     Args:
@@ -85,7 +85,8 @@ def pose_from_prediction(
         ransac: reject outliers first (validation and inference); None: weighted least squares on all
             weighted pixels (the differentiable training path).
     Returns:
-        the :class:`PnPResult`; ``valid`` is also False where fewer than ``config.min_points`` pixels have weight.
+        the :class:`PnPResult` (``valid`` is also False where fewer than ``config.min_points`` pixels have weight),
+        and the (B, 3, 3) image intrinsics it was solved with.
     """
     S = xyz.shape[-1]
     box = batch["box_xyxy"].to(xyz.dtype)
@@ -95,7 +96,7 @@ def pose_from_prediction(
     K = uncrop_intrinsics(batch["K"].to(xyz.dtype), box, S)
     enough = (w > 0).sum(1) >= config.min_points
     res = solve_pnp(x2d, x3d, K, w * enough[:, None], ransac=ransac)
-    return replace(res, valid=res.valid & enough)
+    return replace(res, valid=res.valid & enough), K
 
 
 def e2e_projection_loss(
@@ -110,9 +111,7 @@ def e2e_projection_loss(
         loss: scalar, mean over the valid items of the capped per-item loss, px^2 (0 with no valid item, still
         connected to the graph). per_item: (B,) uncapped px^2 (0 where invalid). valid: (B,) bool.
     """
-    res = pose_from_prediction(xyz, err, batch, config)
-    box = batch["box_xyxy"].to(xyz.dtype)
-    K = uncrop_intrinsics(batch["K"].to(xyz.dtype), box, xyz.shape[-1])
+    res, K = pose_from_prediction(xyz, err, batch, config)
     R_gt, t_gt = symmetric_gt_pose(
         batch["R_m2c_target"].to(xyz.dtype), batch["t_m2c_target"].to(xyz.dtype), batch["pool"], best
     )

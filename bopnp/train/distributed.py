@@ -49,15 +49,6 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-def all_mean(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    """The mean of a tensor over all processes (the tensor itself in a single process)."""
-    if not info.distributed:
-        return x
-    y = x.detach().clone()
-    dist.all_reduce(y)
-    return y / info.world_size
-
-
 def all_true(flag: bool, info: DistInfo) -> bool:
     """Whether ``flag`` holds on every process."""
     if not info.distributed:
@@ -79,15 +70,6 @@ def average_buffers(module: torch.nn.Module, info: DistInfo) -> None:
             buf /= info.world_size
 
 
-def broadcast_object(obj, info: DistInfo):
-    """Rank 0's ``obj`` on every process."""
-    if not info.distributed:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 def cleanup(info: DistInfo) -> None:
     if info.distributed and dist.is_initialized():
         dist.destroy_process_group()
@@ -95,11 +77,9 @@ def cleanup(info: DistInfo) -> None:
 
 __all__ = [
     "DistInfo",
-    "all_mean",
     "all_true",
     "average_buffers",
     "barrier",
-    "broadcast_object",
     "cleanup",
     "init_distributed",
 ]

@@ -29,7 +29,6 @@ from bopnp.data.cache import cache_dir_for, read_cache_meta
 from bopnp.data.crop_dataset import open_crop_datasets
 from bopnp.data.training_set import EpochSampler, TrainingSet
 from bopnp.errors import CheckpointError, ConfigError, TrainingError
-from bopnp.geometry import uncrop_intrinsics
 from bopnp.models import build_coord_unet, transformer_loss
 from bopnp.models.e2e import e2e_projection_loss, pose_from_prediction
 from bopnp.pnp import RansacConfig
@@ -272,8 +271,7 @@ class PoseTrainer:
     # -- validation --------------------------------------------------------------------------------
     def predict_fn(self, model, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         xyz, err = model(batch["image"], batch["obj_index"])
-        res = pose_from_prediction(xyz.float(), err.float(), batch, self.config.e2e_loss, ransac=VAL_RANSAC)
-        K = uncrop_intrinsics(batch["K"].float(), batch["box_xyxy"].float(), xyz.shape[-1])
+        res, K = pose_from_prediction(xyz.float(), err.float(), batch, self.config.e2e_loss, ransac=VAL_RANSAC)
         return {
             "R": res.R,
             "t": res.t,

@@ -8,7 +8,6 @@ from bopnp.bop.dataset import BopDataset
 from bopnp.data.crop_dataset import open_crop_datasets
 from bopnp.data.prepare import PrepareConfig, prepare
 from bopnp.data.training_set import TrainingSet
-from bopnp.geometry import uncrop_intrinsics
 from bopnp.models.e2e import E2EConfig, pose_from_prediction
 from bopnp.train.pose import VAL_RANSAC
 from bopnp.train.pose_scores import load_object_models, pose_scores
@@ -20,8 +19,7 @@ def test_target_coordinates_score_perfectly_and_a_shifted_pose_scores_nothing(ti
     ts = TrainingSet(open_crop_datasets(summary.cache_dir))
     batch = next(iter(DataLoader(ts, batch_size=len(ts))))
     xyz = batch["xyz"]
-    res = pose_from_prediction(xyz, torch.zeros_like(xyz[:, :1]), batch, E2EConfig(), ransac=VAL_RANSAC)
-    K = uncrop_intrinsics(batch["K"], batch["box_xyxy"], xyz.shape[-1])
+    res, K = pose_from_prediction(xyz, torch.zeros_like(xyz[:, :1]), batch, E2EConfig(), ransac=VAL_RANSAC)
     ds = BopDataset.from_bop_path(bop, name)
     models = load_object_models(ds, ts.obj_ids)  # a box, and a cylinder whose targets are canonical
     obj = batch["obj_id"].numpy()

@@ -51,6 +51,13 @@ _DEMO_TRAIN, _DEMO_TEST = 300, 50
     "depend on it. [default: one per CPU core, at most 8]",
 )
 @click.option(
+    "--poses",
+    type=click.Choice(["tabletop", "uniform"]),
+    default="tabletop",
+    show_default=True,
+    help="Object rotations: standing on a table seen from above (as BOP test images), or uniform over SO(3).",
+)
+@click.option(
     "--images-per-scene", type=click.IntRange(1, 1000), default=1000, show_default=True, help="Images per scene folder."
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset made by `bopnp synth`.")
@@ -64,6 +71,7 @@ def synth(
     seed,
     models_dir,
     workers,
+    poses,
     images_per_scene,
     overwrite,
     resume,
@@ -73,7 +81,8 @@ def synth(
 
     Without --models it renders six procedural objects (two asymmetric, three with discrete and one with
     a continuous symmetry, declared in models_info.json) at random poses with random lighting, procedural
-    backgrounds and distractor objects; with --models it renders those meshes instead. It writes models/,
+    backgrounds and distractor objects (the objects stand on a table seen from above unless
+    --poses uniform); with --models it renders those meshes instead. It writes models/,
     models_eval/, camera.json, train_pbr/ (rgb, depth, masks, scene_gt, scene_gt_info, scene_camera),
     test/ and test_targets_bop19.json.
 
@@ -98,6 +107,7 @@ def synth(
         workers=workers,
         mode="overwrite" if overwrite else "resume" if resume else "new",
         images_per_scene=images_per_scene,
+        poses=poses,
         progress=not no_progress,
     )
     summary = synthesize(config)

@@ -81,6 +81,9 @@ class SynthConfig:
         num_distractor_meshes: size of the pool of random distractor meshes.
         depth_range_mm: (near, far) range of the objects' centre distance along the optical axis, mm.
         cluster_prob: probability that an image's objects gather around one point (clutter, occlusion).
+        poses: rotations of the dataset objects: ``tabletop`` (standing on a table, model +z up, seen from 10..75
+            degrees above, as in BOP's test images; see :func:`bopnp.synth.scene.tabletop_rotation_np`) or
+            ``uniform`` over SO(3). Distractors always turn uniformly.
         min_visib_fract: a test instance is a target when at least this fraction of it is visible (BOP: 0.1).
         noise_std: (min, max) standard deviation of the Gaussian pixel noise added to rgb, in 0..255 units.
         progress: show a progress bar.
@@ -104,6 +107,7 @@ class SynthConfig:
     num_distractor_meshes: int = 12
     depth_range_mm: tuple[float, float] = (450.0, 1300.0)
     cluster_prob: float = 0.5
+    poses: Literal["tabletop", "uniform"] = "tabletop"
     min_visib_fract: float = 0.1
     noise_std: tuple[float, float] = (0.0, 6.0)
     progress: bool = True
@@ -179,6 +183,8 @@ class SynthConfig:
             )
         if not 0 <= self.cluster_prob <= 1:
             bad.append(f"cluster_prob = {self.cluster_prob}: use a probability in [0, 1]")
+        if self.poses not in ("tabletop", "uniform"):
+            bad.append(f"poses = {self.poses!r}: use 'tabletop' or 'uniform'")
         if not 0 <= self.min_visib_fract <= 1:
             bad.append(f"min_visib_fract = {self.min_visib_fract}: use a fraction in [0, 1] (BOP uses 0.1)")
         if not 0 <= self.noise_std[0] <= self.noise_std[1]:
@@ -342,7 +348,13 @@ class ImageMaker:
         if rng.uniform() < cfg.cluster_prob:  # a cluttered pile: more occlusion
             cluster = (rng.uniform(0.25, 0.75) * cfg.width, rng.uniform(0.25, 0.75) * cfg.height, 0.12 * cfg.width)
         gts = sample_layout(
-            rng, cfg.K, size, [(i, self.objects.radii_mm[i]) for i in chosen], cfg.depth_range_mm, cluster_px=cluster
+            rng,
+            cfg.K,
+            size,
+            [(i, self.objects.radii_mm[i]) for i in chosen],
+            cfg.depth_range_mm,
+            cluster_px=cluster,
+            poses=cfg.poses,
         )
         dis: list = []
         if self.objects.distractors:

@@ -376,6 +376,7 @@ def test_resume_of_a_missing_dataset_starts_it(tmp_path):
         ({"depth_scale": 0.01}, "depth_scale >= "),
         ({"objects_per_image": (0, 3)}, "objects_per_image"),
         ({"min_visib_fract": 1.5}, "min_visib_fract"),
+        ({"poses": "upside-down"}, "use .tabletop. or .uniform."),
         ({"intrinsics": (-1.0, 500.0, 320.0, 240.0)}, "fx and fy must be positive"),
     ],
 )

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bopnp.errors import ShapeError
-from bopnp.synth.scene import Placement, random_rotation_np, sample_layout
+from bopnp.synth.scene import Placement, random_rotation_np, sample_layout, tabletop_rotation_np
 
 K = np.array([[572.4114, 0, 325.2611], [0, 573.57043, 242.04899], [0, 0, 1]])
 SIZE = (640, 480)
@@ -75,3 +75,31 @@ def test_layout_drops_objects_that_cannot_fit_and_checks_K():
     assert 1 <= len(crowded) < 10
     with pytest.raises(ShapeError):
         sample_layout(np.random.default_rng(0), np.eye(4), SIZE, [(1, 10.0)], (500.0, 600.0))
+
+
+def test_tabletop_rotations_stand_the_object_up_seen_from_above():
+    rng = np.random.default_rng(3)
+    Rs = np.stack([tabletop_rotation_np(rng, elevation_deg=(10.0, 75.0), roll_std_deg=10.0) for _ in range(2000)])
+    np.testing.assert_allclose(Rs @ Rs.transpose(0, 2, 1), np.broadcast_to(np.eye(3), Rs.shape), atol=1e-12)
+    np.testing.assert_allclose(np.linalg.det(Rs), 1.0, atol=1e-12)
+    up = Rs[:, :, 2]  # the model's +z axis in the camera frame
+    elevation = np.degrees(np.arcsin(-up[:, 2]))
+    roll = np.degrees(np.arctan2(up[:, 0], -up[:, 1]))
+    assert elevation.min() >= 10.0 - 1e-9 and elevation.max() <= 75.0 + 1e-9
+    assert np.ptp(elevation) > 60.0  # the range is used, not one angle
+    assert np.abs(roll).max() <= 30.0 + 1e-9 and 8.0 < roll.std() < 12.0
+    # the yaw about the object's own axis is free: its x axis points every way around the up axis
+    x_axis = Rs[:, :, 0]
+    assert np.abs(x_axis.mean(0)).max() < 0.1
+
+
+def test_layout_draws_rotations_from_the_chosen_distribution():
+    K = np.array([[572.0, 0, 320], [0, 573.0, 240], [0, 0, 1]])
+    objs = [(1, 50.0), (2, 40.0), (3, 30.0)]
+    table = sample_layout(np.random.default_rng(5), K, (640, 480), objs, (500.0, 1200.0), poses="tabletop")
+    assert table and all(-p.R_m2c[2, 2] > np.sin(np.radians(10.0)) - 1e-9 for p in table)
+    uniform = sample_layout(np.random.default_rng(5), K, (640, 480), objs, (500.0, 1200.0), poses="uniform")
+    default = sample_layout(np.random.default_rng(5), K, (640, 480), objs, (500.0, 1200.0))
+    assert all(np.array_equal(a.R_m2c, b.R_m2c) for a, b in zip(uniform, default, strict=True))
+    with pytest.raises(ValueError, match="poses must be one of"):
+        sample_layout(np.random.default_rng(5), K, (640, 480), objs, (500.0, 1200.0), poses="upside-down")

@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 from bopnp.bop.dataset import BopDataset  # noqa: E402
 from bopnp.data.cache import cache_dir_for  # noqa: E402
 from bopnp.data.crop_dataset import open_crop_datasets  # noqa: E402
-from bopnp.data.training_set import TrainingSet  # noqa: E402
+from bopnp.data.training_set import AUGMENT_PRESETS, AugmentConfig, TrainingSet  # noqa: E402
 from bopnp.models import build_coord_unet  # noqa: E402
 from bopnp.models.e2e import E2EConfig, pose_from_prediction  # noqa: E402
 from bopnp.pnp import RansacConfig  # noqa: E402
@@ -106,6 +106,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--lambda-proj", type=float, default=None, help="weight of L_proj (default: E2EConfig's)")
+    ap.add_argument("--augment", choices=AUGMENT_PRESETS, default="light")
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="results/bench/e2e_claim")
@@ -114,7 +115,7 @@ def main() -> None:
     out = Path(args.out)
     common = dict(
         bop_path=args.bop_path, name=args.train, width=args.width, batch_size=args.batch_size, workers=args.workers,
-        seed=args.seed, val_every=0, val_fraction=0.0, ckpt_every=100,
+        seed=args.seed, val_every=0, val_fraction=0.0, ckpt_every=100, augment=AugmentConfig.preset(args.augment),
     )  # fmt: skip
     e2e_loss = E2EConfig() if args.lambda_proj is None else E2EConfig(lambda_proj=args.lambda_proj)
     a = PoseTrainConfig(out=str(out / "a"), steps=args.steps, lr=args.lr, **common).validate()

@@ -59,11 +59,29 @@ class AugmentConfig:
             raise ConfigError(f"augment occluder_cover must be 0 < low <= high <= 1, got {self.occluder_cover}")
         BoxJitter(self.box_shift, self.box_scale).validate()
 
+    @classmethod
+    def preset(cls, name: str) -> AugmentConfig:
+        """A named strength: ``pix2pose`` (the defaults: for training on renders that must transfer to real
+        photos), ``light`` (textured backgrounds on a third of the crops, small occluders on a fifth, box and colour
+        jitter: for test images rendered like the training ones, where a CPU budget cannot afford the full strength)
+        or ``none``."""
+        if name == "pix2pose":
+            return cls()
+        if name == "light":
+            return cls(background_p=0.3, background_crop_p=0.0, occluder_p=0.2, occluder_cover=(0.1, 0.4))
+        if name == "none":
+            return cls(background_p=0.0, occluder_p=0.0, box_shift=0.0, box_scale=(1.0, 1.0), color=False)
+        raise ConfigError(f"unknown augmentation {name!r}: use one of {list(AUGMENT_PRESETS)}")
+
     @property
     def box_jitter(self) -> BoxJitter | None:
         if self.box_shift == 0 and tuple(self.box_scale) == (1.0, 1.0):
             return None
         return BoxJitter(self.box_shift, tuple(self.box_scale))
+
+
+#: the names :meth:`AugmentConfig.preset` knows, strongest first
+AUGMENT_PRESETS = ("pix2pose", "light", "none")
 
 
 def procedural_texture(size: int, generator: torch.Generator) -> Tensor:
@@ -251,4 +269,12 @@ class EpochSampler(Sampler):
             yield i, index_seed(self.seed, self.epoch, i)
 
 
-__all__ = ["AugmentConfig", "EpochSampler", "TrainingSet", "index_seed", "occluder_mask", "procedural_texture"]
+__all__ = [
+    "AUGMENT_PRESETS",
+    "AugmentConfig",
+    "EpochSampler",
+    "TrainingSet",
+    "index_seed",
+    "occluder_mask",
+    "procedural_texture",
+]

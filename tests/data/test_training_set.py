@@ -2,7 +2,14 @@ import pytest
 import torch
 
 from bopnp.data.crop_dataset import open_crop_datasets
-from bopnp.data.training_set import AugmentConfig, EpochSampler, TrainingSet, occluder_mask, procedural_texture
+from bopnp.data.training_set import (
+    AUGMENT_PRESETS,
+    AugmentConfig,
+    EpochSampler,
+    TrainingSet,
+    occluder_mask,
+    procedural_texture,
+)
 from bopnp.errors import ConfigError
 
 
@@ -92,3 +99,16 @@ def test_indices_keep_a_subset_in_their_order(cache):
     assert len(part.all_records()) == 12
     with pytest.raises(ConfigError, match="indices"):
         TrainingSet(open_crop_datasets(cache), indices=[12])
+
+
+def test_augment_presets_are_valid_ordered_by_strength_and_named_in_errors():
+    configs = [AugmentConfig.preset(name) for name in AUGMENT_PRESETS]
+    for cfg in configs:
+        cfg.validate()
+    assert configs[0] == AugmentConfig()
+    full, light, none = configs
+    assert full.background_p > light.background_p > none.background_p == 0
+    assert full.occluder_p > light.occluder_p > none.occluder_p == 0
+    assert none.box_jitter is None and not none.color
+    with pytest.raises(ConfigError, match="unknown augmentation 'heavy'.*pix2pose"):
+        AugmentConfig.preset("heavy")

@@ -46,8 +46,15 @@ def crop_correspondences(
     *,
     max_err: float = 0.5,
     min_coord: float = 0.1,
+    min_share: float = 0.25,
+    mask: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Correspondences and weights of every crop pixel.
+
+    A pixel's weight falls linearly from 1 at predicted error 0 to 0 at the item's error limit, which is
+    ``max_err``, raised where needed so that at least the ``min_share`` of the item's object pixels with the lowest
+    predicted error take part: a network that is still learning predicts a high error on the whole object, and
+    a fixed limit would then leave only stray background pixels (or none) for PnP.
 
     Args:
         xyz: (B, 3, S, S) predicted normalised coordinates. err: (B, 1, S, S) predicted L1 error in [0, 1].
@@ -55,6 +62,8 @@ def crop_correspondences(
         centre_mm, half_extent_mm: (B, 3) each item's normalisation: ``x_mm = centre_mm + xyz * half_extent_mm``.
         max_err: pixels whose predicted error is at least this get weight 0.
         min_coord: pixels whose largest |coordinate| is at most this are background (weight 0).
+        min_share: share of the object pixels that always pass the error limit (0: ``max_err`` alone decides).
+        mask: (B, S, S) bool, optional: only these pixels can be object pixels (e.g. the detector's mask).
     Returns:
         x2d: (B, S * S, 2) image pixels. x3d: (B, S * S, 3) mm. w: (B, S * S) weights in [0, 1].
     """
@@ -68,7 +77,18 @@ def crop_correspondences(
     flat = xyz.flatten(2).transpose(1, 2)  # (B, S*S, 3)
     x3d = centre_mm.to(xyz.dtype)[:, None] + flat * half_extent_mm.to(xyz.dtype)[:, None]
     on_object = flat.detach().abs().amax(-1) > min_coord
-    w = (1.0 - err.reshape(B, -1) / max_err).clamp(min=0.0) * on_object
+    if mask is not None:
+        check_shape(mask, "B S S", "mask", dims)
+        on_object = on_object & mask.reshape(B, -1).to(torch.bool)
+    e = err.reshape(B, -1)
+    limit = torch.full((B, 1), float(max_err), dtype=e.dtype, device=e.device)
+    if min_share > 0:
+        ranked = torch.where(on_object, e.detach(), torch.full_like(e, float("inf"))).sort(dim=1).values
+        n_obj = on_object.sum(1, keepdim=True)
+        k = (n_obj * min_share).ceil().long().clamp(min=1, max=e.shape[1]) - 1
+        kth = ranked.gather(1, k)  # the error of the pixel at the min_share quantile (inf: no object pixel)
+        limit = torch.where(torch.isfinite(kth), torch.maximum(limit, kth * 1.001 + 1e-6), limit)
+    w = (1.0 - e / limit).clamp(min=0.0) * on_object
     return x2d, x3d, w
 
 

@@ -30,6 +30,9 @@ class E2EConfig:
         max_err: correspondences whose predicted error reaches this get weight 0.
         min_coord: pixels whose largest |normalised coordinate| is at most this are background.
         min_points: items with fewer weighted correspondences are degenerate (no projection loss).
+        use_mask: only pixels of the item's visible mask (``mask_visib`` of the batch: the GT in training and
+            validation, the detector's mask at inference) take part; off, the network's coordinates alone say which
+            pixels are the object, which a network early in training cannot tell from the background.
         cap_px: per-item root-mean-square projection error at which the loss stops growing (a pose far off gives no
             useful gradient and would swamp the batch), pixels.
     """
@@ -39,6 +42,7 @@ class E2EConfig:
     min_coord: float = 0.1
     min_points: int = 16
     cap_px: float = 50.0
+    use_mask: bool = True
 
     def validate(self) -> None:
         if not 0 <= self.lambda_proj < float("inf"):
@@ -81,7 +85,7 @@ def pose_from_prediction(
 
     Args:
         xyz: (B, 3, S, S). err: (B, 1, S, S). batch: the training batch (``box_xyxy``, ``K`` of the crop,
-            ``centre_mm``, ``half_extent_mm``).
+            ``centre_mm``, ``half_extent_mm``, and ``mask_visib`` when ``config.use_mask``).
         ransac: reject outliers first (validation and inference); None: weighted least squares on all
             weighted pixels (the differentiable training path).
     Returns:
@@ -90,8 +94,16 @@ def pose_from_prediction(
     """
     S = xyz.shape[-1]
     box = batch["box_xyxy"].to(xyz.dtype)
+    mask = batch.get("mask_visib") if config.use_mask else None
     x2d, x3d, w = crop_correspondences(
-        xyz, err, box, batch["centre_mm"], batch["half_extent_mm"], max_err=config.max_err, min_coord=config.min_coord
+        xyz,
+        err,
+        box,
+        batch["centre_mm"],
+        batch["half_extent_mm"],
+        max_err=config.max_err,
+        min_coord=config.min_coord,
+        mask=mask,
     )
     K = uncrop_intrinsics(batch["K"].to(xyz.dtype), box, S)
     enough = (w > 0).sum(1) >= config.min_points

@@ -64,3 +64,33 @@ def test_weights_drop_background_and_uncertain_pixels_and_follow_the_error_map()
     assert w[3, 3] == 1
     w.sum().backward()
     assert err.grad[0, 0, 2, 2] == -2.0  # d(1 - e / 0.5) / de
+
+
+def test_a_pessimistic_error_map_still_leaves_the_best_share_of_object_pixels():
+    S = 8
+    xyz = torch.full((2, 3, S, S), 0.5)
+    xyz[:, :, :, :2] = 0.0  # two background columns: 48 object pixels per item
+    err = torch.linspace(0.7, 0.99, S * S).view(1, 1, S, S).repeat(2, 1, 1, 1)  # all above max_err
+    err[1] = 0.1  # item 1: confident everywhere, the fixed limit decides
+    box = torch.tensor([[0.0, 0.0, 8.0, 8.0]]).repeat(2, 1)
+    args = (xyz, err, box, torch.zeros(2, 3), torch.ones(2, 3))
+    _, _, w0 = crop_correspondences(*args, max_err=0.5, min_share=0.0)
+    assert (w0[0] > 0).sum() == 0  # without the share, a network that is still learning leaves nothing
+    _, _, w = crop_correspondences(*args, max_err=0.5, min_share=0.25)
+    on_object = xyz[0].abs().amax(0).flatten() > 0.1
+    kept = w[0] > 0
+    assert int(kept.sum()) == 12 and bool((kept <= on_object).all())  # ceil(0.25 * 48) - 1 below the quantile, + it
+    e = err[0, 0].flatten()
+    assert e[kept].max() < e[on_object & ~kept].min()  # the lowest-error object pixels, no others
+    torch.testing.assert_close(w[1], w0[1])  # a confident item is unchanged: 1 - 0.1 / 0.5 on its object pixels
+
+
+def test_a_mask_limits_the_object_pixels():
+    S = 4
+    xyz = torch.full((1, 3, S, S), 0.5)
+    err = torch.zeros(1, 1, S, S)
+    mask = torch.zeros(1, S, S, dtype=torch.bool)
+    mask[0, 1:3, 1:3] = True
+    box = torch.tensor([[0.0, 0.0, 4.0, 4.0]])
+    _, _, w = crop_correspondences(xyz, err, box, torch.zeros(1, 3), torch.ones(1, 3), mask=mask)
+    torch.testing.assert_close(w.view(S, S), mask[0].float())

@@ -232,9 +232,15 @@ def resolve_device(choice: str):
     return torch.device(choice)
 
 
-def make_detection_source(config: PredictConfig, dataset: BopDataset, device) -> DetectionSource:
-    """The detection source the options name: a detections file, the GT (``gt``), or a trained detector."""
-    if config.detector is not None:
+def make_detection_source(
+    detections: str | os.PathLike | None, detector: str | os.PathLike | None, dataset: BopDataset, device
+) -> DetectionSource:
+    """The detection source the options name: a detections file, the GT (``"gt"``), or a trained detector.
+
+    Raises:
+        ConfigError: a detector without the detector stage; ResultsFormatError: a bad detections file.
+    """
+    if detector is not None:
         try:
             from bopnp.infer.maskrcnn import MaskRcnnDetections  # type: ignore[import-not-found]
         except ModuleNotFoundError:
@@ -242,10 +248,12 @@ def make_detection_source(config: PredictConfig, dataset: BopDataset, device) ->
                 "--detector needs the detector stage, which this version of bopnp does not have yet: pass "
                 "--detections FILE.json (e.g. BOP's default detections) or --detections gt"
             ) from None
-        return MaskRcnnDetections(config.detector, device=device)
-    if config.detections == "gt":
+        return MaskRcnnDetections(detector, device=device)
+    if detections is None:
+        raise ConfigError("give --detections FILE.json, --detections gt or --detector CKPT")
+    if str(detections) == "gt":
         return GtDetections(dataset)
-    return FileDetections(config.detections)
+    return FileDetections(detections)
 
 
 def wanted_objects(
@@ -369,7 +377,7 @@ def predict(config: PredictConfig) -> PredictSummary:
     summary.unserved_objects = sorted({o for k in keys for o in wanted[k]} - served)
     summary.images = len(keys)
 
-    source = make_detection_source(config, dataset, device)
+    source = make_detection_source(config.detections, config.detector, dataset, device)
     estimator = PoseEstimator.from_network(network, meshes, pose_config)
     done = store.open(settings, resume=True)
     summary.resumed = sum(1 for k in keys if k in done)

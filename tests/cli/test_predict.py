@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
 from bopnp.bop.results import load_results_csv
@@ -25,20 +24,19 @@ from bopnp.infer.predict import PredictConfig, predict
 LMO_OBJECTS = [1, 5, 6, 8, 9, 10, 11, 12]
 
 
-def save_untrained_checkpoint(path: Path, obj_ids, crop_size: int = 32, width: int = 4, seed: int = 0) -> Path:
-    """A pose checkpoint in the format `bopnp train` writes, with an untrained tiny network."""
-    from bopnp.models import build_coord_unet
-    from bopnp.train.checkpoint import save_checkpoint
-    from bopnp.train.config import PoseTrainConfig
+def _helpers():
+    module = sys.modules.get("infer_pose_helpers")
+    if module is None:
+        path = Path(__file__).resolve().parents[1] / "infer" / "pose_helpers.py"
+        spec = importlib.util.spec_from_file_location("infer_pose_helpers", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["infer_pose_helpers"] = module
+        spec.loader.exec_module(module)
+    return module
 
-    torch.manual_seed(seed)
-    net = build_coord_unet(num_objects=len(obj_ids), width=width, crop_size=crop_size, bottleneck=0)
-    config = PoseTrainConfig(width=width, bottleneck=0).to_dict()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(
-        path, {"model": net.state_dict(), "config": config, "obj_ids": list(obj_ids), "crop_size": crop_size}
-    )
-    return path
+
+def save_untrained_checkpoint(path: Path, obj_ids, **kw) -> Path:
+    return _helpers().save_untrained_checkpoint(path, obj_ids, **kw)
 
 
 @pytest.fixture
@@ -58,17 +56,6 @@ def ckpt(test_split, tmp_path) -> Path:
     return save_untrained_checkpoint(tmp_path / "run" / "best.pt", BopDataset.from_bop_path(bop, name).obj_ids)
 
 
-def _oracle_module():
-    module = sys.modules.get("infer_oracle")
-    if module is None:
-        path = Path(__file__).resolve().parents[1] / "infer" / "oracle.py"
-        spec = importlib.util.spec_from_file_location("infer_oracle", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["infer_oracle"] = module
-        spec.loader.exec_module(module)
-    return module
-
-
 def _use_oracle(monkeypatch, bop, name) -> list:
     """Predict with the oracle network (true coordinates) instead of the checkpoint's untrained one, which finds
     no pose; the checkpoint is still loaded (its objects, thresholds and digest are used)."""
@@ -78,7 +65,7 @@ def _use_oracle(monkeypatch, bop, name) -> list:
     made = []
 
     def from_network(network, meshes, config=None, **kw):
-        est, net = _oracle_module().oracle_estimator(ds, config=config)
+        est, net = _helpers().oracle_estimator(ds, config=config)
         made.append(net)
         return est
 

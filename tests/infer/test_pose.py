@@ -31,18 +31,18 @@ def rotation_error_deg(R1: np.ndarray, R2: np.ndarray) -> float:
     return float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0))))
 
 
-def _load_oracle():
-    spec = importlib.util.spec_from_file_location("infer_oracle", Path(__file__).with_name("oracle.py"))
-    module = sys.modules.get("infer_oracle")
+def _helpers():
+    module = sys.modules.get("infer_pose_helpers")
     if module is None:
+        spec = importlib.util.spec_from_file_location("infer_pose_helpers", Path(__file__).with_name("pose_helpers.py"))
         module = importlib.util.module_from_spec(spec)
-        sys.modules["infer_oracle"] = module
+        sys.modules["infer_pose_helpers"] = module
         spec.loader.exec_module(module)
     return module
 
 
 def _oracle_estimator(ds: BopDataset, **config):
-    return _load_oracle().oracle_estimator(ds, **config)
+    return _helpers().oracle_estimator(ds, **config)
 
 
 def _test_batch(ds: BopDataset):
@@ -165,18 +165,8 @@ def test_gt_detections_are_the_visible_boxes(synth_dataset):
 # ------------------------------------------------------------------------------------- checkpoints
 
 
-def _save_untrained(path, obj_ids, crop_size=32, width=4, bottleneck=0):
-    from bopnp.models import build_coord_unet
-    from bopnp.train.checkpoint import save_checkpoint
-    from bopnp.train.config import PoseTrainConfig
-
-    torch.manual_seed(0)
-    net = build_coord_unet(num_objects=len(obj_ids), width=width, crop_size=crop_size, bottleneck=bottleneck)
-    config = PoseTrainConfig(width=width, bottleneck=bottleneck).to_dict()
-    save_checkpoint(
-        path, {"model": net.state_dict(), "config": config, "obj_ids": list(obj_ids), "crop_size": crop_size}
-    )
-    return net
+def _save_untrained(path, obj_ids):
+    return _helpers().save_untrained_checkpoint(path, obj_ids)
 
 
 def test_checkpoint_loads_and_runs_through_the_pose_stage(synth_dataset, tmp_path):
@@ -184,14 +174,15 @@ def test_checkpoint_loads_and_runs_through_the_pose_stage(synth_dataset, tmp_pat
     ds = BopDataset.from_bop_path(bop_path, name, "test")
     run = tmp_path / "run"
     run.mkdir()
-    net = _save_untrained(run / "last.pt", ds.obj_ids)
+    _save_untrained(run / "last.pt", ds.obj_ids)
     assert resolve_checkpoint(run) == run / "last.pt"
     _save_untrained(run / "best.pt", ds.obj_ids)
     assert resolve_checkpoint(run) == run / "best.pt"
     loaded = load_pose_network(run)
     assert loaded.obj_ids == ds.obj_ids and loaded.crop_size == 32 and len(loaded.digest) == 64
-    for a, b in zip(loaded.net.state_dict().values(), net.state_dict().values()):
-        assert torch.equal(a, b)
+    saved = torch.load(run / "best.pt", weights_only=True)["model"]
+    for k, v in loaded.net.state_dict().items():
+        assert torch.equal(v, saved[k])
     est = PoseEstimator.from_network(loaded, {o: ds.mesh(o) for o in ds.obj_ids})
     assert est.config.max_err == loaded.e2e.max_err
     scene, ims, images, Ks, dets = _test_batch(ds)

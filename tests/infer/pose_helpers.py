@@ -1,8 +1,10 @@
-"""An oracle for the pose stage: a CoordPredictor that renders each crop's true coordinate map, with zero predicted
-error, i.e. what a perfect network would output. The tests that use it load it by path (test folders are not
-packages)."""
+"""Helpers of the pose-stage tests: an oracle CoordPredictor that renders each crop's true coordinate map with zero
+predicted error (what a perfect network would output), and an untrained checkpoint in the format `bopnp train`
+writes. The tests that use them load this file by path (test folders are not packages)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -65,3 +67,18 @@ def oracle_estimator(
     oracle = OracleNetwork(ds)
     est = PoseEstimator(oracle, ds.obj_ids, norm, crop_size=crop_size, config=config or PoseConfig(**settings))
     return est, oracle
+
+
+def save_untrained_checkpoint(path: Path, obj_ids, crop_size: int = 32, width: int = 4, seed: int = 0) -> Path:
+    """A pose checkpoint in the format `bopnp train` writes, with an untrained tiny network (it finds no pose)."""
+    from bopnp.models import build_coord_unet
+    from bopnp.train.checkpoint import save_checkpoint
+    from bopnp.train.config import PoseTrainConfig
+
+    torch.manual_seed(seed)
+    net = build_coord_unet(num_objects=len(obj_ids), width=width, crop_size=crop_size, bottleneck=0)
+    config = PoseTrainConfig(width=width, bottleneck=0).to_dict()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"model": net.state_dict(), "config": config, "obj_ids": list(obj_ids), "crop_size": crop_size}
+    save_checkpoint(path, state)
+    return path

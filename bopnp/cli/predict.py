@@ -17,6 +17,7 @@ Examples:
   bopnp predict lmo --detections datasets/lmo/detections/cosypose-maskrcnn-pbr_lmo-test.json \\
       --pose results/train/lmo/pose --method pix2pose-bpnp
   bopnp predict lmo --scene 2 --im 3 --im 894 --detections DETS.json --pose RUN   # two images only
+  bopnp predict lmo --detections DETS.json --pose RUN --nproc 4   # 4 processes (torchrun), e.g. one per GPU
 
 Writes OUT/METHOD_NAME-SPLIT.csv (BOP19 columns scene_id,im_id,obj_id,score,R,t,time).
 Interrupted? Run the same command again: finished images are kept in OUT/METHOD_NAME-SPLIT.work/
@@ -83,6 +84,13 @@ until the CSV is written; a rerun of a finished command does nothing (--overwrit
     multiple=True,
     help="Only this image (repeatable; with one --scene, or one --scene per --im).",
 )
+@click.option(
+    "--nproc",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes (run under torchrun): each takes a share of the images, one GPU each with CUDA.",
+)
 @click.option("--overwrite", is_flag=True, help="Discard an earlier CSV or unfinished run of the same name.")
 @click.option("--eval", "run_eval", is_flag=True, help="Then score the CSV (bopnp eval) and print the table.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
@@ -101,6 +109,7 @@ def predict(
     workers,
     scenes,
     ims,
+    nproc,
     overwrite,
     run_eval,
     quiet,
@@ -112,8 +121,15 @@ def predict(
     pixels. Score = detection score x PnP inlier fraction. Images whose file is missing or corrupt
     are reported and skipped (a rerun retries them).
     """
+    import os
+
     from bopnp.cli.main import set_report_dir
     from bopnp.infer.predict import PredictConfig, check_method_name
+
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        from bopnp.cli.train import _relaunch_with_torchrun
+
+        _relaunch_with_torchrun(nproc)
 
     set_report_dir(out)
     try:
@@ -144,6 +160,8 @@ def predict(
     from bopnp.infer.predict import predict as run_predict
 
     summary = run_predict(config)
+    if os.environ.get("RANK", "0") != "0":
+        return  # the main process reports
     click.echo(summary.format())
     if run_eval:
         result, note = evaluate_predictions(config, summary, eval_device=device)

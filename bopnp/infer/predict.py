@@ -9,6 +9,9 @@ For each batch of images: the images are read (in threads), the detection source
 the batch's seconds divided by its images), plus, for detections from a file, the seconds the file gives for the
 image; every row of an image has the same time, as BOP requires.
 
+Under ``torchrun --nproc-per-node N -m bopnp predict ...`` each process takes every N-th image left to do (each on
+its own GPU, ``cuda:LOCAL_RANK``, with CUDA) and the main process writes the CSV.
+
 Images without detections give no rows and are counted; a missing or corrupt image is reported, skipped and
 retried by the next run. Finished images are kept in a work folder beside the CSV (:mod:`bopnp.infer.store`)
 until the CSV is written, so an interrupted run resumes where it stopped; the folder is removed once every image
@@ -335,12 +338,16 @@ def predict(config: PredictConfig) -> PredictSummary:
     config.validate()
     csv = config.csv_path
     dataset = BopDataset.from_bop_path(config.bop_path, config.name, config.split)
+    shard = Shard.from_env()
     device = resolve_device(config.device)
-    store = WorkStore(config.work_dir)
-    if config.overwrite:
+    if device.type == "cuda" and shard.world > 1:
+        device = torch.device("cuda", shard.local_rank)
+    store = WorkStore(config.work_dir, rank=shard.rank)
+    if config.overwrite and shard.rank == 0:
         for p in (csv, config.summary_path):
             p.unlink(missing_ok=True)
         store.remove()
+    shard.barrier()
     network = load_pose_network(config.pose, device=device)
     meshes = {o: dataset.mesh(o) for o in network.obj_ids if o in dataset.models_info}
     unknown = [o for o in network.obj_ids if o not in dataset.models_info]
@@ -379,14 +386,23 @@ def predict(config: PredictConfig) -> PredictSummary:
 
     source = make_detection_source(config.detections, config.detector, dataset, device)
     estimator = PoseEstimator.from_network(network, meshes, pose_config)
-    done = store.open(settings, resume=True)
+    store.check(settings)  # every process, before the main one touches the folder
+    shard.barrier()
+    done = store.open(settings, resume=True) if shard.rank == 0 else {}
+    shard.barrier()
+    if shard.rank != 0:
+        done = store.open(settings, resume=True)
     summary.resumed = sum(1 for k in keys if k in done)
-    todo = [k for k in keys if k not in done]
+    todo = [k for k in keys if k not in done][shard.rank :: shard.world]
     times = {"read": 0.0, "detect": 0.0}
     pool = ThreadPoolExecutor(max_workers=config.workers) if config.workers > 0 else None
     try:
         with progress_bar(
-            total=len(todo), desc=f"predict {config.name}/{config.split}", unit="img", enabled=config.progress
+            total=len(todo),
+            desc=f"predict {config.name}/{config.split}"
+            + (f" [{shard.rank}/{shard.world}]" if shard.world > 1 else ""),
+            unit="img",
+            enabled=config.progress and shard.rank == 0,
         ) as bar:
             for b in range(0, len(todo), config.batch_size):
                 batch = todo[b : b + config.batch_size]
@@ -404,17 +420,28 @@ def predict(config: PredictConfig) -> PredictSummary:
         if device.type == "cuda":
             torch.cuda.empty_cache()
 
-    finished = [done[k] for k in keys if k in done]
-    estimates = [e for r in finished for e in r.pose_estimates()]
-    csv.parent.mkdir(parents=True, exist_ok=True)
-    save_results_csv(csv, estimates)
-    summary.estimates = len(estimates)
-    summary.without_detections = sum(1 for r in finished if r.selected == 0)
-    summary.scored = [r.key for r in finished]
-    summary.seconds = time.perf_counter() - t_start
     t = estimator.times
     summary.times = {"read": times["read"], "detect": times["detect"], "crop": t.crop_s, "network": t.network_s,
                      "pnp": t.pnp_s}  # fmt: skip
+    if shard.world > 1:  # every process's counts; the main one gathers the finished images from the files
+        shard.barrier()
+        parts = shard.gather((summary.done_now, summary.invalid, summary.skipped, summary.times))
+        summary.done_now = sum(p[0] for p in parts)
+        summary.invalid = sum(p[1] for p in parts)
+        summary.skipped = sorted((s for p in parts for s in p[2]), key=lambda s: (s["scene_id"], s["im_id"]))
+        summary.times = {k: sum(p[3][k] for p in parts) / shard.world for k in summary.times}
+        done = store.read()
+    finished = [done[k] for k in keys if k in done]
+    summary.without_detections = sum(1 for r in finished if r.selected == 0)
+    summary.scored = [r.key for r in finished]
+    estimates = [e for r in finished for e in r.pose_estimates()]
+    summary.estimates = len(estimates)
+    summary.seconds = time.perf_counter() - t_start
+    if shard.rank != 0:
+        shard.barrier()  # the main process writes the outputs
+        return summary
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    save_results_csv(csv, estimates)
     if summary.skipped:
         write_text_atomic(
             store.path / "skipped.txt",
@@ -423,7 +450,43 @@ def predict(config: PredictConfig) -> PredictSummary:
     else:
         store.remove()
     _write_summary(config.summary_path, settings, summary)
+    shard.barrier()
     return summary
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process among ``torchrun``'s (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``): each takes every ``world``-th
+    image left to do; the main process (rank 0) writes the outputs. A single process needs no process group."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls) -> Shard:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("gloo")  # only barriers and small objects: gloo on any device
+        return cls(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def gather(self, obj) -> list:
+        """``obj`` of every process, by rank."""
+        import torch.distributed as dist
+
+        out: list = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
 
 
 def _run_batch(dataset, batch, wanted, served, source, estimator, pool, times, summary) -> list[ImageRecord]:

@@ -1,9 +1,10 @@
 """The per-image results of an unfinished prediction run, kept so that an interrupted run resumes.
 
 A work folder beside the CSV holds ``settings.json`` (what the run depends on: a resumed run must match it) and
-``images.jsonl``: one line per finished image, appended and flushed to disk after every batch. A run killed
-mid-line leaves a last line that does not parse: it is dropped (and the file rewritten without it) on resume, so
-that image is simply done again.
+``images.jsonl``: one line per finished image, appended and flushed to disk after every batch (under torchrun, each
+process appends to its own ``images.RANK.jsonl``). A run killed mid-line leaves a last line that does not parse: it
+is dropped on resume, when the main process gathers every process's lines into ``images.jsonl``, so that image is
+simply done again.
 
 Example:
     >>> import tempfile
@@ -106,11 +107,33 @@ def settings_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 
 class WorkStore:
-    """The work folder of one prediction run (see the module docstring)."""
+    """The work folder of one prediction run (see the module docstring).
 
-    def __init__(self, path: str | os.PathLike):
+    Args:
+        path: the folder.
+        rank: this process's rank under torchrun (0: the main process, which creates and gathers).
+    """
+
+    def __init__(self, path: str | os.PathLike, rank: int = 0):
         self.path = Path(path)
+        self.rank = int(rank)
         self._file = None
+
+    @property
+    def own_file(self) -> Path:
+        return self.path / (IMAGES_FILE if self.rank == 0 else f"images.{self.rank}.jsonl")
+
+    def check(self, settings: dict[str, Any]) -> None:
+        """Raise :class:`ConfigError` when the folder holds an unfinished run with other settings (reads only)."""
+        if not self.exists:
+            return
+        old = json.loads((self.path / SETTINGS_FILE).read_text(encoding="utf-8"))
+        diff = settings_differences(old, settings)
+        if diff:
+            raise ConfigError(
+                f"{self.path} holds an unfinished run with other settings ({'; '.join(diff)}): run the same "
+                "command to finish it, or pass --overwrite to start over, or another --method or --out"
+            )
 
     @property
     def exists(self) -> bool:
@@ -119,23 +142,27 @@ class WorkStore:
     def open(self, settings: dict[str, Any], resume: bool) -> dict[tuple[int, int], ImageRecord]:
         """Start a new work folder, or reopen the existing one (``resume``) whose settings must equal ``settings``.
 
+        The main process (rank 0) creates the folder, or gathers every process's finished lines into
+        ``images.jsonl`` (torn lines dropped); the others open their own file after it (call them after a barrier).
+
         Returns:
             the records of the images finished earlier, by (scene_id, im_id).
         Raises:
             ConfigError: the folder holds a run with other settings (naming them).
         """
         done: dict[tuple[int, int], ImageRecord] = {}
+        if self.rank != 0:
+            self.check(settings)
+            done = self.read()
+            self._file = open(self.own_file, "a", encoding="utf-8")
+            return done
         if resume and self.exists:
-            old = json.loads((self.path / SETTINGS_FILE).read_text(encoding="utf-8"))
-            diff = settings_differences(old, settings)
-            if diff:
-                raise ConfigError(
-                    f"{self.path} holds an unfinished run with other settings ({'; '.join(diff)}): run the same "
-                    "command to finish it, or pass --overwrite to start over, or another --method or --out"
-                )
-            done = self._read()
-            # rewrite without a torn last line, so that new lines start on a line of their own
+            self.check(settings)
+            done = self.read()
+            # gathered without torn lines, so that new lines start on a line of their own
             write_text_atomic(self.path / IMAGES_FILE, "".join(json.dumps(r.to_json()) + "\n" for r in done.values()))
+            for p in self.path.glob("images.*.jsonl"):
+                p.unlink()
         else:
             if self.path.exists():
                 shutil.rmtree(self.path)
@@ -145,17 +172,16 @@ class WorkStore:
         self._file = open(self.path / IMAGES_FILE, "a", encoding="utf-8")
         return done
 
-    def _read(self) -> dict[tuple[int, int], ImageRecord]:
+    def read(self) -> dict[tuple[int, int], ImageRecord]:
+        """Every finished image of every process's file (lines that do not parse are skipped)."""
         done: dict[tuple[int, int], ImageRecord] = {}
-        path = self.path / IMAGES_FILE
-        if not path.is_file():
-            return done
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                rec = ImageRecord.from_json(json.loads(line))
-            except (ValueError, KeyError, TypeError):
-                continue  # the torn line of a killed run: that image is done again
-            done[rec.key] = rec
+        for path in sorted(self.path.glob("images*.jsonl")):
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    rec = ImageRecord.from_json(json.loads(line))
+                except (ValueError, KeyError, TypeError):
+                    continue  # the torn line of a killed run: that image is done again
+                done[rec.key] = rec
         return done
 
     def append(self, records: Sequence[ImageRecord]) -> None:

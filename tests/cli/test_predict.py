@@ -236,3 +236,48 @@ def test_lmo_default_detections_on_the_photos_present(lmo_dir, tmp_path, monkeyp
     result, note = evaluate_predictions(cfg, summary, eval_device="cpu")
     assert result.scores["images"] == 2 and "198 target image" in note
     assert result.scores["bop19_average_recall_mspd"] > 0.5
+
+
+@pytest.mark.slow
+def test_two_processes_under_torchrun_write_the_same_csv(test_split, ckpt, tmp_path):
+    import os
+    import subprocess
+    import textwrap
+
+    bop, name = test_split
+    repo = Path(__file__).resolve().parents[2]
+    script = tmp_path / "shard_run.py"
+    script.write_text(
+        textwrap.dedent(f"""
+        import importlib.util, os, sys
+        from pathlib import Path
+        spec = importlib.util.spec_from_file_location("h", {str(repo / "tests/infer/pose_helpers.py")!r})
+        h = importlib.util.module_from_spec(spec); spec.loader.exec_module(h)
+        from bopnp.bop.dataset import BopDataset
+        from bopnp.infer import predict as pm
+        ds = BopDataset.from_bop_path({str(bop)!r}, {name!r}, "test")
+        oracle = lambda n, m, config=None, **k: h.oracle_estimator(ds, config=config)[0]
+        pm.PoseEstimator.from_network = staticmethod(oracle)
+        cfg = pm.PredictConfig(bop_path=Path({str(bop)!r}), name={name!r}, pose=Path({str(ckpt)!r}), detections="gt",
+                               out=Path(sys.argv[1]), batch_size=1, progress=False)
+        s = pm.predict(cfg)
+        print("RANK", os.environ.get("RANK"), s.done_now, s.images)
+    """)
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "OMP_NUM_THREADS": "1",
+    }
+    run = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script)]
+    proc = subprocess.run([*run, str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    one = subprocess.run([sys.executable, str(script), str(tmp_path / "one")], env=env, capture_output=True, text=True)
+    assert one.returncode == 0, one.stderr[-3000:]
+    a = load_results_csv(tmp_path / "two" / f"bopnp_{name}-test.csv")
+    b = load_results_csv(tmp_path / "one" / f"bopnp_{name}-test.csv")
+    assert a and [(e.im_id, e.obj_id) for e in a] == [(e.im_id, e.obj_id) for e in b]
+    for ea, eb in zip(a, b):
+        np.testing.assert_allclose(ea.t_m2c, eb.t_m2c, atol=1e-6)
+    assert "RANK 0 3 3" in proc.stdout  # the main process counts every process's images
+    assert not (tmp_path / "two" / f"bopnp_{name}-test.work").exists()

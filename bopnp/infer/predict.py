@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 TargetsChoice = Literal["bop19", "all"]
 #: with ``targets="all"`` on images without GT: most instances per object kept
 INSTANCES_WITHOUT_GT = 10
+#: pose settings that do not change the results (a resumed run may change them)
+RESULT_NEUTRAL = ("pnp_threads", "max_crops")
 #: skipped images listed by :meth:`PredictSummary.format` (all of them are in ``skipped.txt`` of the work folder)
 SHOWN_SKIPPED = 5
 
@@ -307,7 +309,7 @@ def run_settings(config: PredictConfig, network_digest: str, pose_config: PoseCo
         "detections": "gt" if config.detections == "gt" else _file_identity(config.detections),
         "detector": _file_identity(config.detector),
         "pose_sha256": network_digest,
-        "pose": asdict(pose_config),
+        "pose": {k: v for k, v in asdict(pose_config).items() if k not in RESULT_NEUTRAL},
         "method": config.method,
     }
 

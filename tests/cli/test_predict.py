@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from bopnp.bop.dataset import BopDataset
 from bopnp.bop.results import load_results_csv
 from bopnp.cli.main import cli
 from bopnp.cli.predict import evaluate_predictions
@@ -281,3 +282,16 @@ def test_two_processes_under_torchrun_write_the_same_csv(test_split, ckpt, tmp_p
         np.testing.assert_allclose(ea.t_m2c, eb.t_m2c, atol=1e-6)
     assert "RANK 0 3 3" in proc.stdout  # the main process counts every process's images
     assert not (tmp_path / "two" / f"bopnp_{name}-test.work").exists()
+
+
+def test_targets_all_predicts_every_image_and_scores_every_gt_instance(test_split, ckpt, oracle, tmp_path):
+    bop, name = test_split
+    (bop / name / "test_targets_bop19.json").unlink()  # not needed: every image of the split, the GT's instances
+    cfg = _config(bop, name, ckpt, tmp_path / "results", targets="all")
+    summary = predict(cfg)
+    ds = BopDataset.from_bop_path(bop, name, "test")
+    assert summary.images == sum(len(ds.image_ids(s)) for s in ds.scene_ids())
+    result, note = evaluate_predictions(cfg, summary, eval_device="cpu")
+    assert "every GT instance" in note
+    n_gt = sum(len(g) for s in ds.scene_ids() for g in ds.scene_gt(s).values())
+    assert result.scores["targets"] <= n_gt and result.scores["bop19_average_recall_mspd"] >= 0.9

@@ -320,6 +320,7 @@ def _debug(name, bop_path, split, scenes, ims, pose, detections, detector, devic
         raise click.UsageError("--debug draws one image: give it with --scene S --im I")
     ((scene_id, im_id),) = chosen
     dets = detections if (detections is not None or detector is not None) else "gt"
+    source = f"detector {Path(detector).name}" if detector is not None else "gt" if dets == "gt" else Path(dets).name
     image, K, res = estimate_image(ds, scene_id, im_id, pose, detections=dets, detector=detector, device=device)
     picture = debug_sheet(
         ds,
@@ -329,7 +330,7 @@ def _debug(name, bop_path, split, scenes, ims, pose, detections, detector, devic
         K,
         res,
         tile_width=tile_width,
-        title=f"{name} / {split}: pose stage debug ({Path(pose).name}, detections: {dets})",
+        title=f"{name} / {split}: pose stage debug ({Path(pose).name}, detections: {source})",
     )
     path = save_png(out or VIZ_DIR / f"{name}_{split}_{scene_id}-{im_id}_debug.png", picture)
     valid = sum(r.valid for r in res)

@@ -7,8 +7,8 @@ boxes of the valid poses, and the GT. Below, one row per detection, five panels 
 2. **coordinates**: the predicted normalised model coordinates as RGB (x -> red, y -> green, z -> blue),
    background black;
 3. **error**: the predicted error (turbo colour map, 0 dark blue to 1 dark red) on the predicted object;
-4. **PnP pixels**: the crop dimmed; RANSAC inliers green, rejected correspondences red, confident pixels not
-   among the evenly spread subset given to PnP blue;
+4. **PnP pixels**: the crop dimmed; RANSAC inliers cyan, rejected correspondences red, confident pixels not
+   among the evenly spread subset given to PnP grey;
 5. **pose**: the model rendered in the estimated pose (its silhouette's contour, magenta) and in the GT pose of the
    nearest GT instance of the object (green), when the image has GT.
 
@@ -35,9 +35,9 @@ from bopnp.viz.text import draw_text
 log = logging.getLogger(__name__)
 
 DETECTION_COLOR: RGB = (255, 215, 0)
-INLIER_COLOR: RGB = (40, 220, 60)
+INLIER_COLOR: RGB = (0, 225, 235)
 OUTLIER_COLOR: RGB = (235, 40, 40)
-UNUSED_COLOR: RGB = (60, 110, 255)
+UNUSED_COLOR: RGB = (150, 150, 150)
 PANELS = ("crop", "coordinates", "error", "PnP pixels", "pose")
 
 

@@ -92,7 +92,12 @@ until the CSV is written; a rerun of a finished command does nothing (--overwrit
     help="Processes (run under torchrun): each takes a share of the images, one GPU each with CUDA.",
 )
 @click.option("--overwrite", is_flag=True, help="Discard an earlier CSV or unfinished run of the same name.")
-@click.option("--eval", "run_eval", is_flag=True, help="Then score the CSV (bopnp eval) and print the table.")
+@click.option(
+    "--eval",
+    "run_eval",
+    is_flag=True,
+    help="Then score the CSV (bopnp eval) on the finished images' targets into OUT/eval/STEM and print the table.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def predict(
     name,

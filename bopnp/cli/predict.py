@@ -76,6 +76,12 @@ until the CSV is written; a rerun of a finished command does nothing (--overwrit
     help="Images per batch: their detections share one network call and one PnP call.",
 )
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="Threads reading images.")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="CPU threads of the network. [default: one per core; fewer when other jobs use the cores]",
+)
 @click.option("--scene", "scenes", type=click.IntRange(min=0), multiple=True, help="Only this scene (repeatable).")
 @click.option(
     "--im",
@@ -112,6 +118,7 @@ def predict(
     device,
     batch_size,
     workers,
+    threads,
     scenes,
     ims,
     nproc,
@@ -157,6 +164,7 @@ def predict(
         device=device,
         batch_size=batch_size,
         workers=workers,
+        threads=threads,
         images=images,
         scenes=tuple(scenes) if scenes and images is None else None,
         overwrite=overwrite,

@@ -71,6 +71,8 @@ class PredictConfig:
         scenes: only these scenes; None: all.
         overwrite: discard an earlier run's CSV or unfinished work instead of resuming it.
         pose_config: the pose stage's settings; None: the defaults with the network's own thresholds.
+        threads: torch's CPU threads (None: torch's default, one per core); fewer help on a machine whose cores
+            other jobs use.
         progress: show a progress bar.
     """
 
@@ -90,6 +92,7 @@ class PredictConfig:
     scenes: tuple[int, ...] | None = None
     overwrite: bool = False
     pose_config: PoseConfig | None = None
+    threads: int | None = None
     progress: bool = True
 
     def validate(self) -> PredictConfig:
@@ -108,6 +111,8 @@ class PredictConfig:
             raise ConfigError(f"--batch-size must be at least 1 image, got {self.batch_size}")
         if self.workers < 0:
             raise ConfigError(f"--workers must be >= 0, got {self.workers}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {self.threads}")
         if self.pose_config is not None:
             self.pose_config.validate()
         self.csv_path  # noqa: B018  (the file name must follow BOP's pattern)
@@ -341,6 +346,8 @@ def predict(config: PredictConfig) -> PredictSummary:
     csv = config.csv_path
     dataset = BopDataset.from_bop_path(config.bop_path, config.name, config.split)
     shard = Shard.from_env()
+    if config.threads:
+        torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
     if device.type == "cuda" and shard.world > 1:
         device = torch.device("cuda", shard.local_rank)

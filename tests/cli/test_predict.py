@@ -122,6 +122,10 @@ def test_method_with_underscore_is_refused(test_split, ckpt, tmp_path):
     assert result.exit_code == 2 and "'my-net'" in result.output and "Traceback" not in result.output
     with pytest.raises(ConfigError, match="use '-' instead"):
         _config(bop, name, ckpt, tmp_path, method="a_b").validate()
+    with pytest.raises(ConfigError, match="--threads"):
+        _config(bop, name, ckpt, tmp_path, threads=0).validate()
+    with pytest.raises(ConfigError, match="exactly one"):
+        PredictConfig(bop_path=bop, name=name, pose=ckpt).validate()
 
 
 def test_detector_without_the_detector_stage_says_so(test_split, ckpt, tmp_path):

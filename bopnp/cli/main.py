@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("bopnp.cli.synth:synth", "Write a synthetic BOP dataset (procedural or given meshes)."),
     "prepare": ("bopnp.cli.prepare:prepare", "Compute scene_gt_info and write Pix2Pose training crops."),
     "train": ("bopnp.cli.train:train", "Train the pose network on the crop cache (L_trans, then end to end)."),
+    "predict": ("bopnp.cli.predict:predict", "Estimate 6D poses of the test targets and write a BOP19 results CSV."),
     "eval": ("bopnp.cli.eval:eval_cmd", "Score a BOP19 results CSV (VSD, MSSD, MSPD, AR, ADD(-S))."),
     "viz": ("bopnp.cli.viz:viz", "Draw GT poses, estimates or training crops of a dataset into a PNG."),
 }

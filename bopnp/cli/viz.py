@@ -119,6 +119,10 @@ Examples:
   bopnp viz lmo --results results/mymethod_lmo-test.csv --images 6
   bopnp viz demo --crops                           # the training crops of `bopnp prepare demo`
   bopnp viz lmo --images 9 --out lmo_gt.png
+  bopnp viz lmo --debug --scene 2 --im 3 --pose RUN --detections DETS.json   # the pose stage, step by step
+
+With --results, estimates are coloured by the evaluator's matching when `bopnp eval` (or
+`bopnp predict --eval`) has scored that very CSV (results/eval/STEM or CSV_DIR/eval/STEM, or --eval-dir).
 
 The picture goes to results/viz/ unless --out says where; its path is printed.""",
 )
@@ -169,19 +173,67 @@ The picture goes to results/viz/ unless --out says where; its path is printed.""
     help="Wider images are shrunk to this width, pixels.",
 )
 @click.option(
+    "--eval-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="With --results: the `bopnp eval` output folder of that CSV. [default: looked for]",
+)
+@click.option("--debug", is_flag=True, help="The pose stage on one image (--scene, --im) step by step; needs --pose.")
+@click.option(
+    "--pose",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="With --debug: the pose run folder or checkpoint.",
+)
+@click.option("--detections", default=None, help="With --debug: a detections json file, or 'gt'. [default: gt]")
+@click.option(
+    "--detector",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="With --debug: a detector checkpoint.",
+)
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True, help="With --debug."
+)
+@click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     callback=_png_path,
     default=None,
     help="Output PNG. [default: results/viz/<name from the inputs>.png]",
 )
-def viz(name, bop_path, split, n_images, scenes, ims, results, crops, per_object, tile_width, out):
+def viz(
+    name,
+    bop_path,
+    split,
+    n_images,
+    scenes,
+    ims,
+    results,
+    crops,
+    per_object,
+    tile_width,
+    eval_dir,
+    debug,
+    pose,
+    detections,
+    detector,
+    device,
+    out,
+):
     """Draw GT poses (and estimates) of some images of dataset NAME, or its training crops, into a PNG.
 
     Each image shows every GT instance's visible mask (fill and contour), its 3D bounding box and
     object id; with --results, each estimate's rendered silhouette, box and score in another colour.
     With --crops: per object a few crops with their coordinate target and masks.
+    With --debug: one image through the pose stage (crops, coordinate and error maps, PnP pixels,
+    reprojected model per detection).
     """
+    if debug:
+        if crops or results is not None:
+            raise click.UsageError("--debug draws the pose stage on one image: leave out --crops and --results")
+        _debug(name, bop_path, split or "test", scenes, ims, pose, detections, detector, device, tile_width, out)
+        return
     if crops and (results is not None or scenes or ims):
         raise click.UsageError("--crops draws the prepared crops: leave out --results, --scene and --im")
     if crops:
@@ -221,6 +273,65 @@ def viz(name, bop_path, split, n_images, scenes, ims, results, crops, per_object
                     else f"scene {s} has no images"
                 )
     title = f"{name} / {split}" + (f"  -  {results.name}" if results is not None else "")
-    picture = scene_overview(ds, split, chosen, estimates, title=title, tile_width=tile_width)
+    matches = None
+    if results is not None:
+        matches = _matches(results, eval_dir, ds)
+    picture = scene_overview(ds, split, chosen, estimates, title=title, tile_width=tile_width, matches=matches)
     path = save_png(out or default_out(name, split, results, False, None if not ims else chosen, scenes), picture)
     click.echo(f"{path}  ({picture.shape[1]}x{picture.shape[0]}, {len(chosen)} image{'s' if len(chosen) != 1 else ''})")
+
+
+def _matches(results: Path, eval_dir: Path | None, ds):
+    """The evaluator's matching of the CSV's estimates, or None (said on the terminal) without an evaluation."""
+    from bopnp.viz.matches import estimate_matches, find_evaluation
+
+    found = find_evaluation(results, [eval_dir] if eval_dir is not None else [])
+    if found is None:
+        where = f"{eval_dir}" if eval_dir is not None else "results/eval/ or next to the CSV"
+        click.echo(
+            f"no evaluation of this very CSV in {where}: estimates drawn in one colour (run `bopnp eval {results}` "
+            "to colour them by the evaluator's matching)",
+            err=True,
+        )
+        return None
+    width = ds.camera.width if ds.camera_path.is_file() else None
+    if width is None:
+        from bopnp.bop.images import image_size
+
+        s = ds.scene_ids()[0]
+        width = image_size(ds.image_path(s, ds.image_ids(s)[0]))[0]
+    click.echo(f"estimates coloured by the evaluation in {found}", err=True)
+    return estimate_matches(found / "errors.csv", ds.models_info, width)
+
+
+def _debug(name, bop_path, split, scenes, ims, pose, detections, detector, device, tile_width, out) -> None:
+    from bopnp.bop.dataset import BopDataset
+    from bopnp.infer.debug import estimate_image
+    from bopnp.viz import save_png
+    from bopnp.viz.debug import debug_sheet
+
+    if pose is None:
+        raise click.UsageError("--debug needs --pose RUN_OR_CKPT (the pose network to look into)")
+    if detections is not None and detector is not None:
+        raise click.UsageError("give either --detections or --detector, not both")
+    ds = BopDataset.from_bop_path(bop_path, name, split)
+    chosen = choose_images(scenes, ims, ds.scene_ids())
+    if not chosen or len(chosen) != 1:
+        raise click.UsageError("--debug draws one image: give it with --scene S --im I")
+    ((scene_id, im_id),) = chosen
+    dets = detections if (detections is not None or detector is not None) else "gt"
+    source = f"detector {Path(detector).name}" if detector is not None else "gt" if dets == "gt" else Path(dets).name
+    image, K, res = estimate_image(ds, scene_id, im_id, pose, detections=dets, detector=detector, device=device)
+    picture = debug_sheet(
+        ds,
+        scene_id,
+        im_id,
+        image,
+        K,
+        res,
+        tile_width=tile_width,
+        title=f"{name} / {split}: pose stage debug ({Path(pose).name}, detections: {source})",
+    )
+    path = save_png(out or VIZ_DIR / f"{name}_{split}_{scene_id}-{im_id}_debug.png", picture)
+    valid = sum(r.valid for r in res)
+    click.echo(f"{path}  ({picture.shape[1]}x{picture.shape[0]}, {len(res)} detections, {valid} poses)")

@@ -1,10 +1,12 @@
 """The detection stage behind one interface: whatever produces them, detections arrive per image as
 :class:`bopnp.bop.detections.Detection` lists, so the pose stage never knows their source.
 
-Two sources implement :class:`DetectionSource`:
+Three sources implement :class:`DetectionSource`:
 
 - :class:`FileDetections`: a BOP default-detections file (COCO-style json, as BOP publishes for pose-only
   methods), keyed by image; the pixels are not looked at.
+- :class:`GtDetections`: the ground truth's visible boxes and masks with score 1, an oracle detector that scores
+  the pose stage alone.
 - a trained Mask R-CNN (``bopnp.infer.maskrcnn``), batched on the input's device.
 
 :func:`select_detections` then keeps, per object, what the test targets ask for, and :func:`detection_mask`
@@ -29,7 +31,9 @@ from typing import Protocol
 
 import numpy as np
 
+from bopnp.bop.dataset import BopDataset
 from bopnp.bop.detections import Detection, load_detections
+from bopnp.bop.rle import Rle
 
 ImageKey = tuple[int, int]  # (scene_id, im_id)
 
@@ -94,6 +98,48 @@ class FileDetections:
         return [list(self.by_image.get(item.key, [])) for item in items]
 
 
+class GtDetections:
+    """The ground truth as detections: per annotated instance with a visible part, its ``bbox_visib`` from
+    ``scene_gt_info.json``, its ``mask_visib`` png as the mask (when the split has it), score 1 and time 0.
+
+    Args:
+        dataset: a :class:`BopDataset` opened on the split (it needs ``scene_gt.json`` and ``scene_gt_info.json``).
+        masks: attach the visible masks (reads one png per instance); False: boxes only.
+    Raises:
+        DatasetError: (when called) a scene without ``scene_gt.json`` or ``scene_gt_info.json``, saying how to
+        make the latter.
+    """
+
+    needs_pixels = False
+
+    def __init__(self, dataset: BopDataset, masks: bool = True):
+        self.dataset = dataset
+        self.masks = masks
+
+    def __repr__(self) -> str:
+        return f"GtDetections({str(self.dataset.split_path)!r})"
+
+    def image(self, scene_id: int, im_id: int) -> list[Detection]:
+        """The detections of one image (empty for an image without annotations)."""
+        ds = self.dataset
+        gts = ds.scene_gt(scene_id).get(im_id, [])
+        infos = ds.scene_gt_info(scene_id).get(im_id, [])
+        out = []
+        for gt_id, (gt, info) in enumerate(zip(gts, infos)):
+            box = np.asarray(info.bbox_visib, np.float64)
+            if info.px_count_visib <= 0 or box[2] < 0 or box[3] < 0:
+                continue
+            rle = None
+            path = ds.mask_path(scene_id, im_id, gt_id)
+            if self.masks and path.is_file():
+                rle = Rle.encode(ds.mask(scene_id, im_id, gt_id))
+            out.append(Detection(int(scene_id), int(im_id), int(gt.obj_id), 1.0, box, rle, 0.0))
+        return out
+
+    def __call__(self, items: Sequence[ImageItem]) -> list[list[Detection]]:
+        return [self.image(*item.key) for item in items]
+
+
 def select_detections(
     detections: Sequence[Detection],
     wanted: Mapping[int, int],
@@ -144,4 +190,12 @@ def detection_mask(det: Detection, shape: tuple[int, int]) -> np.ndarray:
     return mask
 
 
-__all__ = ["DetectionSource", "FileDetections", "ImageItem", "ImageKey", "detection_mask", "select_detections"]
+__all__ = [
+    "DetectionSource",
+    "FileDetections",
+    "GtDetections",
+    "ImageItem",
+    "ImageKey",
+    "detection_mask",
+    "select_detections",
+]

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,6 +27,9 @@ from bopnp.viz.draw import draw_pose, overlay_mask, projected_extent
 from bopnp.viz.grid import tile, with_legend
 from bopnp.viz.text import draw_text, text_box_size
 
+if TYPE_CHECKING:
+    from bopnp.viz.matches import EstimateMatch
+
 log = logging.getLogger(__name__)
 
 #: most estimates drawn per image (the best scores); the caption says when some were left out
@@ -34,12 +38,15 @@ MAX_ESTIMATES_PER_IMAGE = 40
 
 @dataclass(frozen=True, eq=False)
 class Pose:
-    """An object pose to draw. R_m2c: (3, 3); t_m2c: (3,) mm; score: None for ground truth."""
+    """An object pose to draw. R_m2c: (3, 3); t_m2c: (3,) mm; score: None for ground truth; color: of this estimate
+    (None: the picture's estimate colour); note: appended to its label."""
 
     obj_id: int
     R_m2c: np.ndarray
     t_m2c: np.ndarray
     score: float | None = None
+    color: RGB | None = None
+    note: str = ""
 
 
 # ----------------------------------------------------------------------------------- one image
@@ -97,7 +104,7 @@ def annotate_image(
         gt: ground-truth poses; ``gt_masks``: their (H, W) bool visible masks (None: no mask).
         estimates: estimated poses (with ``score``); ``est_masks``: their (H, W) bool silhouettes.
         gt_color: one colour for all GT, or None for one colour per object (:func:`object_color`).
-        est_color: colour of the estimates.
+        est_color: colour of the estimates (of those whose :attr:`Pose.color` is None).
         label_size: font size of the labels, pixels.
         line: line width, pixels.
     Returns:
@@ -132,9 +139,9 @@ def annotate_image(
         if xy is not None:
             labels.append((f"obj {p.obj_id}", xy, "lb", c))
     # estimates: silhouette contours, boxes
-    for _p, m in zip(estimates, est_masks):
+    for p, m in zip(estimates, est_masks):
         if m is not None:
-            out = overlay_mask(out, m, est_color, alpha=0.0, thickness=line, halo=(0, 0, 0))
+            out = overlay_mask(out, m, p.color or est_color, alpha=0.0, thickness=line, halo=(0, 0, 0))
     for p, m in zip(estimates, est_masks):
         info = models_info.get(p.obj_id)
         if info is not None:
@@ -145,7 +152,7 @@ def annotate_image(
                 p.t_m2c,
                 min_mm=info.min_mm,
                 size_mm=info.size_mm,
-                color=est_color,
+                color=p.color or est_color,
                 thickness=max(1, line - 1),
             )
         if m is not None and m.any():
@@ -155,7 +162,7 @@ def annotate_image(
             xy = _box_top_left(K, p, info)
         if xy is not None:
             score = "" if p.score is None else f": {p.score:.2f}"
-            labels.append((f"obj {p.obj_id}{score}", xy, "rt", est_color))
+            labels.append((f"obj {p.obj_id}{score}{p.note}", xy, "rt", p.color or est_color))
     placed: list[tuple[int, int, int, int]] = []
     for text, xy, anchor, c in labels:
         first = _label_rect(text, xy, anchor, label_size, W, H)
@@ -306,7 +313,10 @@ def _image_tile(
     width: int,
     notes: _Notes,
     label_size: int,
-) -> tuple[np.ndarray, str]:
+    side_by_side: bool = False,
+) -> list[tuple[np.ndarray, str]]:
+    """The tile of one image with GT and estimates drawn over each other, or (``side_by_side``) a GT tile and an
+    estimates tile."""
     image = as_rgb(ds.image(scene_id, im_id))
     H0, W0 = image.shape[:2]
     image, K, _ = _scaled(image, ds.K(scene_id, im_id), width)
@@ -347,18 +357,24 @@ def _image_tile(
         except RenderError as exc:
             notes.render_failed = str(exc)
             log.warning("cannot render silhouettes (%s): drawing boxes only", exc)
+    caption = f"scene {scene_id}, image {im_id}: {len(gt)} GT" + (f" ({gt_source})" if gt else "")
+    shrunk = f"  [{W0}x{H0} shown at {size[0]}x{size[1]}]" if size[0] != W0 else ""
+    if side_by_side:
+        gt_img = annotate_image(image, K, infos, gt, gt_masks, label_size=label_size)
+        est_img = annotate_image(image, K, infos, estimates=ests, est_masks=est_masks, label_size=label_size)
+        est_caption = f"estimates: {len(estimates or [])}" + (
+            f" ({dropped} lowest scores not drawn)" if dropped else ""
+        )
+        return [(gt_img, caption + shrunk), (est_img, est_caption)]
     tile_img = annotate_image(
         image, K, infos, gt, gt_masks, ests, est_masks,
         gt_color=GT_COLOR if estimates is not None else None, label_size=label_size,
     )  # fmt: skip
-    caption = f"scene {scene_id}, image {im_id}: {len(gt)} GT" + (f" ({gt_source})" if gt else "")
     if estimates is not None:
         caption += f", {len(estimates)} estimate{'s' if len(estimates) != 1 else ''}"
         if dropped:
             caption += f" ({dropped} lowest scores not drawn)"
-    if size[0] != W0:
-        caption += f"  [{W0}x{H0} shown at {size[0]}x{size[1]}]"
-    return tile_img, caption
+    return [(tile_img, caption + shrunk)]
 
 
 def scene_overview(
@@ -371,6 +387,7 @@ def scene_overview(
     tile_width: int = 640,
     cols: int | None = None,
     label_size: int = 15,
+    matches: Mapping[int, EstimateMatch] | None = None,
 ) -> np.ndarray:
     """A picture of some images of a split with their GT instances and, optionally, estimates.
 
@@ -385,6 +402,9 @@ def scene_overview(
         tile_width: images wider than this are shrunk to it (pixels).
         cols: tiles per row (default: about square, at most 4).
         label_size: font size of the labels, pixels.
+        matches: how the evaluator matched the estimates, by their index in ``results``
+            (:func:`bopnp.viz.matches.estimate_matches`): each image is then drawn twice, the GT and beside it the
+            estimates coloured by :func:`bopnp.viz.matches.match_color`, labelled with their matched thresholds.
     Returns:
         (H, W, 3) uint8 RGB picture.
     Raises:
@@ -409,19 +429,38 @@ def scene_overview(
     )
     if not chosen:
         raise ConfigError("scene_overview: no images given")
+    side_by_side = results is not None and matches is not None
     per_image: dict[tuple[int, int], list[Pose]] = defaultdict(list)
-    for e in results or ():
-        per_image[(int(e.scene_id), int(e.im_id))].append(Pose(int(e.obj_id), e.R_m2c, e.t_m2c, float(e.score)))
+    for k, e in enumerate(results or ()):
+        color, note = None, ""
+        if side_by_side:
+            from bopnp.viz.matches import match_color
+
+            m = matches.get(k)
+            color, note = match_color(m), (f" ({m.matched}/{m.conditions})" if m is not None else "")
+        pose = Pose(int(e.obj_id), e.R_m2c, e.t_m2c, float(e.score), color, note)
+        per_image[(int(e.scene_id), int(e.im_id))].append(pose)
     notes = _Notes()
     tiles, captions = [], []
     for scene_id, im_id in chosen:
         ests = per_image.get((scene_id, im_id), []) if results is not None else None
-        t, c = _image_tile(ds, scene_id, im_id, ests, tile_width, notes, label_size)
-        tiles.append(t)
-        captions.append(c)
+        for t, c in _image_tile(ds, scene_id, im_id, ests, tile_width, notes, label_size, side_by_side):
+            tiles.append(t)
+            captions.append(c)
+    if side_by_side:
+        cols = 2 * (cols or (2 if len(chosen) > 1 else 1))
     picture = tile(tiles, captions, cols=cols)
     lines = []
-    if results is None:
+    if side_by_side:
+        from bopnp.viz.matches import MATCH_LEGEND
+
+        entries = list(MATCH_LEGEND)
+        lines.append(
+            "left: ground truth (fill + contour = visible mask, one colour per object); right: estimates (contour = "
+            "silhouette of the model alone, lines = 3D bounding box), coloured by the BOP19 evaluator's matching; "
+            "label: obj id: score (thresholds matched of the 10 MSSD + 10 MSPD)"
+        )
+    elif results is None:
         objs = sorted({p.obj_id for s, i in chosen if ds.has_gt(s) for p in ds.scene_gt(s).get(i, [])})
         entries = [(object_color(o), f"obj {o}") for o in objs]
         lines.append("ground truth: fill + contour = visible mask, lines = 3D bounding box (models_info.json)")

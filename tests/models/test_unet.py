@@ -35,6 +35,17 @@ def test_head_serves_each_item_its_own_object():
     torch.testing.assert_close(again[0][0], after[0][1], rtol=1e-5, atol=1e-6)
 
 
+def test_inference_computes_only_the_asked_groups_and_gives_the_same_output():
+    net = _net(num_objects=4).eval()
+    image = torch.rand(5, 3, 32, 32)
+    index = torch.tensor([2, 0, 2, 3, 0])
+    full = net(image, index)  # autograd on: every group computed
+    with torch.inference_mode():
+        selected = net(image, index)
+    for a, b in zip(selected, full):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_gradients_reach_every_parameter():
     net = _net(num_objects=1)
     xyz, err = net(torch.rand(2, 3, 32, 32), torch.zeros(2, dtype=torch.long))

@@ -86,7 +86,7 @@ class TestSynth:
 
     def test_gt_tile_draws_each_visible_mask_in_its_object_colour(self, synth):
         s, i = 0, 0
-        tile, caption = _image_tile(synth, s, i, None, 640, _Notes(), 15)
+        ((tile, caption),) = _image_tile(synth, s, i, None, 640, _Notes(), 15)
         gts = synth.scene_gt(s)[i]
         assert caption.startswith(f"scene {s}, image {i}: {len(gts)} GT (mask_visib)")
         for k, g in enumerate(gts):
@@ -145,7 +145,7 @@ class TestLmo:
         ds = BopDataset(lmo_dir, "test")
         s, i = 2, 3
         assert not ds.mask_path(s, i, 0).is_file()  # no masks here: they come from renders
-        tile, caption = _image_tile(ds, s, i, None, 640, _Notes(), 15)
+        ((tile, caption),) = _image_tile(ds, s, i, None, 640, _Notes(), 15)
         gts = ds.scene_gt(s)[i]
         assert caption.startswith(f"scene 2, image 3: {len(gts)} GT (masks rendered)")
         K = ds.K(s, i)

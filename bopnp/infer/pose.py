@@ -48,6 +48,7 @@ from bopnp.bop.images import as_rgb
 from bopnp.bop.mesh import Mesh
 from bopnp.data.crop_geometry import square_box, warp_crop
 from bopnp.errors import ConfigError
+from bopnp.infer.detect import detection_mask
 from bopnp.models.correspondences import crop_correspondences, crop_pixel_centres
 from bopnp.pnp import RansacConfig, solve_pnp
 
@@ -64,6 +65,9 @@ class PoseConfig:
     Attributes:
         enlarge: crop side relative to the longer side of the box (as ``bopnp prepare``: 1.5).
         two_stage: re-centre and re-crop on the first pass's object pixels (Pix2Pose); False: one pass.
+        use_mask: PnP uses only pixels inside the detection's mask (its box where the mask is missing or empty), as
+            training's validation uses the visible mask; False: the predicted coordinates alone say which pixels are
+            the object.
         outlier_err: first pass: pixels whose predicted error exceeds this are not object pixels for re-centring.
         max_err: PnP: pixels whose predicted error reaches this get no weight (as the network's e2e training).
         min_coord: pixels whose largest |normalised coordinate| is at most this are background.
@@ -82,6 +86,7 @@ class PoseConfig:
 
     enlarge: float = 1.5
     two_stage: bool = True
+    use_mask: bool = True
     outlier_err: float = 0.5
     max_err: float = 0.5
     min_coord: float = 0.1
@@ -436,8 +441,16 @@ class PoseEstimator:
             xyz, err = self._predict(image, obj_index, boxes2, Ks_det, dets)
         _sync(dev)
         t0 = time.perf_counter()
+        masks = None
+        if cfg.use_mask:
+            masks = np.stack(
+                [
+                    warp_crop(detection_mask(d, images[i].shape[:2]), box, S, nearest=True)
+                    for (i, d), box in zip(flat, boxes2)
+                ]
+            )
         with _cpu_threads(cfg.pnp_threads if dev.type == "cpu" else 0):
-            out, extras = self._solve(xyz, err, boxes2, Ks_det, dets, debug)
+            out, extras = self._solve(xyz, err, boxes2, Ks_det, dets, debug, masks)
         _sync(dev)
         self.times.pnp_s += time.perf_counter() - t0
         self.times.calls += 1
@@ -451,17 +464,19 @@ class PoseEstimator:
         return per_image
 
     def _solve(
-        self, xyz: Tensor, err: Tensor, boxes: np.ndarray, Ks: np.ndarray, dets, debug: bool
+        self, xyz: Tensor, err: Tensor, boxes: np.ndarray, Ks: np.ndarray, dets, debug: bool, masks=None
     ) -> tuple[list[PoseResult], dict[str, np.ndarray]]:
-        """PnP with RANSAC for the whole batch; with ``debug`` also the per-pixel arrays of :class:`CropDebug`."""
+        """PnP with RANSAC for the whole batch; with ``debug`` also the per-pixel arrays of :class:`CropDebug`.
+        ``masks``: (B, S, S) bool detection masks in the crops, or None."""
         cfg, dev = self.config, self.device
         dt = torch.float64 if cfg.pnp_float64 else torch.float32
         B, S = xyz.shape[0], xyz.shape[-1]
         centre = torch.tensor(np.stack([self.normalisation[int(d.obj_id)][0] for d in dets]), dtype=dt, device=dev)
         half = torch.tensor(np.stack([self.normalisation[int(d.obj_id)][1] for d in dets]), dtype=dt, device=dev)
         box_t = torch.from_numpy(np.asarray(boxes, np.float64)).to(device=dev, dtype=dt)
+        mask_t = None if masks is None else torch.from_numpy(np.asarray(masks, dtype=bool)).to(dev)
         x2d, x3d, w = crop_correspondences(
-            xyz.to(dt), err.to(dt), box_t, centre, half, max_err=cfg.max_err, min_coord=cfg.min_coord
+            xyz.to(dt), err.to(dt), box_t, centre, half, max_err=cfg.max_err, min_coord=cfg.min_coord, mask=mask_t
         )
         usable = w > 0
         n_usable = usable.sum(1)

@@ -33,8 +33,9 @@ class E2EConfig:
         use_mask: only pixels of the item's visible mask (``mask_visib`` of the batch: the GT in training and
             validation, the detector's mask at inference) take part; off, the network's coordinates alone say which
             pixels are the object, which a network early in training cannot tell from the background.
-        cap_px: per-item root-mean-square projection error at which the loss stops growing (a pose far off gives no
-            useful gradient and would swamp the batch), pixels.
+        cap_px: per-item root-mean-square projection error beyond which the loss grows linearly instead of
+            quadratically (Huber on the RMS error): a pose far off still pulls the network towards the right one, with
+            a bounded gradient that cannot swamp the batch, pixels.
     """
 
     lambda_proj: float = 1.0
@@ -111,6 +112,20 @@ def pose_from_prediction(
     return replace(res, valid=res.valid & enough), K
 
 
+def huber_rms(mse_px2: Tensor, cap_px: float) -> Tensor:
+    """Huber's loss on a root-mean-square error: ``r^2`` up to ``r = cap_px``, then ``cap_px (2 r - cap_px)``.
+
+    Args:
+        mse_px2: (...) mean squared errors, px^2 (>= 0).
+    Returns:
+        (...) px^2, equal to ``mse_px2`` up to ``cap_px^2``; continuous, with a continuous gradient at the cap.
+    """
+    rms = mse_px2.clamp(min=0).sqrt()
+    far = rms > cap_px
+    linear = cap_px * (2.0 * torch.where(far, rms, torch.full_like(rms, cap_px)) - cap_px)
+    return torch.where(far, linear, mse_px2)
+
+
 def e2e_projection_loss(
     xyz: Tensor, err: Tensor, batch: dict[str, Tensor], best: Tensor, config: E2EConfig
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -120,8 +135,9 @@ def e2e_projection_loss(
         xyz, err, batch: as :func:`pose_from_prediction`; the batch also holds ``R_m2c_target``, ``t_m2c_target``
             and ``pool``. best: (B,) the pool members chosen by the transformer loss.
     Returns:
-        loss: scalar, mean over the valid items of the capped per-item loss, px^2 (0 with no valid item, still
-        connected to the graph). per_item: (B,) uncapped px^2 (0 where invalid). valid: (B,) bool.
+        loss: scalar, mean over the valid items of the robust per-item loss (:func:`huber_rms`), px^2 (0 with no
+        valid item, still connected to the graph). per_item: (B,) mean squared error, px^2 (0 where invalid).
+        valid: (B,) bool.
     """
     res, K = pose_from_prediction(xyz, err, batch, config)
     R_gt, t_gt = symmetric_gt_pose(
@@ -132,9 +148,9 @@ def e2e_projection_loss(
     per_item = projection_loss(res.R, res.t, pts, x2d_gt, K, reduction="none")
     valid = res.valid & torch.isfinite(per_item)
     per_item = torch.where(valid, per_item, torch.zeros_like(per_item))
-    capped = per_item.clamp(max=config.cap_px**2)
-    loss = (capped * valid).sum() / valid.sum().clamp(min=1)
+    robust = huber_rms(per_item, config.cap_px)
+    loss = (robust * valid).sum() / valid.sum().clamp(min=1)
     return loss, per_item.detach(), valid
 
 
-__all__ = ["E2EConfig", "box_corners", "e2e_projection_loss", "pose_from_prediction", "symmetric_gt_pose"]
+__all__ = ["E2EConfig", "box_corners", "huber_rms", "e2e_projection_loss", "pose_from_prediction", "symmetric_gt_pose"]

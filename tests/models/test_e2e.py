@@ -166,3 +166,20 @@ def test_one_e2e_step_with_a_small_learning_rate_lowers_the_projection_loss():
     opt.step()
     after = l_proj()
     assert after < before, (float(before), float(after))
+
+
+def test_huber_rms_is_quadratic_then_linear_with_a_bounded_gradient():
+    from bopnp.models.e2e import huber_rms
+
+    mse = torch.tensor([0.0, 100.0, 2500.0, 10000.0, 1e6], dtype=torch.float64, requires_grad=True)
+    out = huber_rms(mse, 50.0)
+    rms = mse.detach().sqrt()
+    expect = torch.where(rms <= 50, mse.detach(), 50 * (2 * rms - 50))
+    torch.testing.assert_close(out.detach(), expect, rtol=0, atol=1e-9)
+    out.sum().backward()
+    g = mse.grad  # d/d(mse): 1 below the cap, cap / rms beyond (a pull that weakens but never stops)
+    torch.testing.assert_close(g[:3], torch.ones(3, dtype=torch.float64))
+    torch.testing.assert_close(g[3:], 50 / rms[3:], rtol=1e-12, atol=0)
+    assert torch.autograd.gradcheck(
+        lambda m: huber_rms(m, 50.0), (torch.tensor([400.0, 3600.0], dtype=torch.float64, requires_grad=True),)
+    )

@@ -14,7 +14,7 @@ export BOP_PATH
 .PHONY: setup egl demo test lint test-oldest bop-eval bench gpu-check help
 
 help:
-	@echo "make demo      set up, then synth -> prepare -> check on the synthetic dataset '$(DEMO)'"
+	@echo "make demo      set up, then synth -> prepare -> train detector and pose network -> predict -> eval on '$(DEMO)'"
 	@echo "make test      set up, then run the tests"
 	@echo "make lint      ruff: lint rules and formatting (line length 120), as CI checks them"
 	@echo "make test-oldest  the tests with the oldest supported torch/torchvision (own venv, several GB)"
@@ -39,16 +39,34 @@ egl:
 	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	else echo "Rendering needs EGL libraries that are missing. Install them with:"; echo "  sudo apt-get install$$missing"; exit 1; fi
 
+# The demo's budgets (about 20 minutes on a 2-core CPU, set-up included); raise them with more time or a GPU, e.g.
+# `make demo POSE_STEPS=6000 DET_STEPS=2000`. A second `make demo` resumes and redoes nothing.
+CROP ?= 64
+POSE_STEPS ?= 1500
+POSE_WIDTH ?= 16
+POSE_AUGMENT ?= light
+E2E_STEPS ?= 300
+DET_STEPS ?= 600
+DEMO_RUNS := results/train/$(DEMO)
+DEMO_OUT := results/$(DEMO)
+resume_flag = $(if $(wildcard $(1)/last.pt),--resume,)
+
 demo: setup
 	$(BIN)/bopnp synth $(DEMO) --bop-path $(BOP_PATH) --resume
-	$(BIN)/bopnp prepare $(DEMO) --bop-path $(BOP_PATH)
-	$(BIN)/bopnp check $(DEMO) --bop-path $(BOP_PATH)
-	$(BIN)/bopnp viz $(DEMO) --bop-path $(BOP_PATH) --out results/viz/$(DEMO)-test.png
+	$(BIN)/bopnp prepare $(DEMO) --bop-path $(BOP_PATH) --crop-size $(CROP)
+	$(BIN)/bopnp check $(DEMO) --bop-path $(BOP_PATH) --fast
+	$(BIN)/bopnp train $(DEMO) --bop-path $(BOP_PATH) --stage detector --steps $(DET_STEPS) \
+		--out $(DEMO_RUNS)/detector $(call resume_flag,$(DEMO_RUNS)/detector)
+	$(BIN)/bopnp train $(DEMO) --bop-path $(BOP_PATH) --stage pose --e2e --steps $(POSE_STEPS) --e2e-steps $(E2E_STEPS) \
+		--width $(POSE_WIDTH) --augment $(POSE_AUGMENT) --out $(DEMO_RUNS)/pose $(call resume_flag,$(DEMO_RUNS)/pose)
+	$(BIN)/bopnp predict $(DEMO) --bop-path $(BOP_PATH) --detector $(DEMO_RUNS)/detector --pose $(DEMO_RUNS)/pose \
+		--out $(DEMO_OUT) --eval
+	@cp $(DEMO_OUT)/eval/bopnp_$(DEMO)-test/scores_bop19.json $(DEMO_OUT)/scores_bop19.json
+	$(BIN)/bopnp viz $(DEMO) --bop-path $(BOP_PATH) --results $(DEMO_OUT)/bopnp_$(DEMO)-test.csv --images 4 \
+		--out $(DEMO_OUT)/overlays.png
 	@echo
-	@echo "Demo dataset ready in $(BOP_PATH)/$(DEMO) (training crops in $(BOP_PATH)/$(DEMO)/crops)."
-	@echo "Pictures: results/viz/$(DEMO)-test.png (GT of test images), $(BOP_PATH)/$(DEMO)/crops/train_pbr/preview.png (crops)."
-	@echo "Next steps of the pipeline (training, prediction) are not part of this version yet;"
-	@echo "score a results CSV with: $(BIN)/bopnp eval results/METHOD_$(DEMO)-test.csv"
+	@echo "Scores: $(DEMO_OUT)/scores_bop19.json (table above); overlays: $(DEMO_OUT)/overlays.png"
+	@echo "Runs: $(DEMO_RUNS)/detector, $(DEMO_RUNS)/pose; GT pictures: bopnp viz $(DEMO) --bop-path $(BOP_PATH)"
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

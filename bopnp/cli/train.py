@@ -1,4 +1,5 @@
-"""``bopnp train NAME --stage pose``: train the coordinate network on the crop cache, optionally end to end."""
+"""``bopnp train NAME --stage pose|detector``: train the coordinate network on the crop cache (optionally end to
+end), or the Mask R-CNN detector on the split's images; one engine runs both (see :mod:`bopnp.train.runner`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,13 @@ import sys
 import click
 
 from bopnp.cli.options import bop_path_option, parse_object_ids
+
+#: the detector's backbones and presets (as bopnp.models.detector.BACKBONES and bopnp.train.detector_config.PRESETS;
+#: spelled out here so that --help imports no torch)
+BACKBONES = ("resnet50_fpn_v2", "resnet18_fpn", "mobilenet_v3_large_fpn")
+PRESETS = ("auto", "full", "cpu")
+#: per-stage defaults of the shared options
+STAGE_DEFAULTS = {"pose": {"batch_size": 16, "lr": 1e-3}, "detector": {"batch_size": 2, "lr": 0.02}}
 
 
 def _relaunch_with_torchrun(nproc: int) -> None:
@@ -49,8 +57,10 @@ Examples:
   bopnp train demo --stage pose --e2e --init results/train/demo/pose/best.pt --out results/train/demo/e2e
   bopnp train lmo --stage pose --objects 1,5 --device cuda --batch-size 32
   bopnp train demo --stage pose --nproc 2              # distributed data parallel (torchrun)
+  bopnp train demo --stage detector --steps 600        # Mask R-CNN; on a CPU the light 'cpu' preset
+  bopnp train lmo --stage detector --preset full --backbone-weights resnet50-11ad3fa6.pth --device cuda
 
-The run goes to results/train/NAME/pose (or --out): config.json, last.pt, best.pt, log.jsonl,
+The run goes to results/train/NAME/STAGE (or --out): config.json, last.pt, best.pt, log.jsonl,
 augmented.png and TensorBoard files. Interrupted? Run the same command with --resume.""",
 )
 @click.argument("name")
@@ -58,7 +68,12 @@ augmented.png and TensorBoard files. Interrupted? Run the same command with --re
 @click.option(
     "--stage", type=click.Choice(["pose", "detector"]), default="pose", show_default=True, help="What to train."
 )
-@click.option("--split", default="train_pbr", show_default=True, help="Split whose crop cache (bopnp prepare) is used.")
+@click.option(
+    "--split",
+    default="train_pbr",
+    show_default=True,
+    help="Training split (pose: its crop cache from bopnp prepare; detector: its images).",
+)
 @click.option("--objects", callback=parse_object_ids, default=None, help="Comma-separated object ids. [default: all]")
 @click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True, help="Optimiser steps in all.")
 @click.option("--e2e", is_flag=True, help="Fine-tune end to end through the PnP layer (projection loss).")
@@ -77,10 +92,37 @@ augmented.png and TensorBoard files. Interrupted? Run the same command with --re
 )
 @click.option("--lambda-proj", type=float, default=1.0, show_default=True, help="Weight of the projection loss.")
 @click.option(
-    "--batch-size", type=click.IntRange(min=2), default=16, show_default=True, help="Crops per step and process."
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Crops (pose) or images (detector) per step and process. [default: 16 pose, 2 detector]",
 )
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate (warm-up, cosine decay).")
-@click.option("--width", type=click.IntRange(min=1), default=32, show_default=True, help="Channels of the first level.")
+@click.option(
+    "--lr",
+    type=float,
+    default=None,
+    help="Learning rate, warm-up then cosine decay (pose: Adam; detector: SGD). [default: 1e-3 pose, 0.02 detector]",
+)
+@click.option(
+    "--width", type=click.IntRange(min=1), default=32, show_default=True, help="Pose: channels of the first level."
+)
+@click.option(
+    "--preset",
+    type=click.Choice(PRESETS),
+    default="auto",
+    show_default=True,
+    help="Detector network: full (ResNet-50 FPN v2, 640x480) or cpu (light, 320x240); auto: full on CUDA, else cpu.",
+)
+@click.option("--backbone", type=click.Choice(BACKBONES), default=None, help="Detector backbone. [default: preset's]")
+@click.option("--min-size", type=click.IntRange(min=32), default=None, help="Detector input: short side, pixels.")
+@click.option("--max-size", type=click.IntRange(min=32), default=None, help="Detector input: long side at most.")
+@click.option(
+    "--backbone-weights",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Detector: pretrained weights file (torchvision's ImageNet backbone or COCO Mask R-CNN). [default: torch's "
+    "hub cache when it holds them, else from scratch]",
+)
 @click.option(
     "--val-every",
     type=click.IntRange(min=0),
@@ -118,6 +160,11 @@ def train(
     batch_size,
     lr,
     width,
+    preset,
+    backbone,
+    min_size,
+    max_size,
+    backbone_weights,
     val_every,
     device,
     workers,
@@ -128,15 +175,48 @@ def train(
     nproc,
     progress,
 ):
-    """Train the pose network of dataset NAME on its Pix2Pose crops (from `bopnp prepare NAME`).
+    """Train the pose network of dataset NAME on its Pix2Pose crops (from `bopnp prepare NAME`), or its detector.
 
-    One class-aware U-Net serves every object: L_trans (transformer loss over the symmetry pool plus
+    Pose: one class-aware U-Net serves every object: L_trans (transformer loss over the symmetry pool plus
     the error-map loss), then, with --e2e, L_trans + lambda * L_proj through the differentiable PnP.
+
+    Detector: a Mask R-CNN with one class per object, trained on the split's images and their visible
+    instances (scene_gt_info from `bopnp prepare`), validated by box/mask mAP and recall on held-out images.
     """
-    if stage == "detector":
-        raise click.UsageError("--stage detector is not available in this version yet; train --stage pose")
+    defaults = STAGE_DEFAULTS[stage]
+    batch_size = defaults["batch_size"] if batch_size is None else batch_size
+    lr = defaults["lr"] if lr is None else lr
+    if stage == "pose" and batch_size < 2:
+        raise click.BadParameter("the pose stage needs at least 2 crops a step (batch norm)", param_hint="--batch-size")
+    if stage == "detector" and (e2e or e2e_steps is not None):
+        raise click.UsageError("--e2e and --e2e-steps belong to --stage pose")
     if nproc > 1 and "LOCAL_RANK" not in os.environ:
         _relaunch_with_torchrun(nproc)
+    if stage == "detector":
+        _train_detector(
+            name=name,
+            bop_path=bop_path,
+            split=split,
+            objects=objects,
+            steps=steps,
+            init=init,
+            batch_size=batch_size,
+            lr=lr,
+            preset=preset,
+            backbone=backbone,
+            min_size=min_size,
+            max_size=max_size,
+            backbone_weights=backbone_weights,
+            val_every=val_every,
+            device=device,
+            workers=workers,
+            seed=seed,
+            out=out,
+            resume=resume,
+            overwrite=overwrite,
+            progress=progress,
+        )
+        return
     from dataclasses import replace
 
     from bopnp.train.config import PoseTrainConfig
@@ -163,5 +243,30 @@ def train(
         e2e_loss=replace(base.e2e_loss, lambda_proj=lambda_proj),
     )
     summary = train_pose(config, resume=resume, overwrite=overwrite, progress=progress)
+    if int(os.environ.get("RANK", "0")) == 0:
+        click.echo(summary.format())
+
+
+def _train_detector(*, preset, backbone, min_size, max_size, resume, overwrite, progress, bop_path, **options):
+    from dataclasses import replace
+
+    import torch
+
+    from bopnp.train.detector import train_detector
+    from bopnp.train.detector_config import PRESETS as NETS
+    from bopnp.train.detector_config import DetectorTrainConfig
+
+    if preset == "auto":
+        on_cuda = options["device"] == "cuda" or (options["device"] == "auto" and torch.cuda.is_available())
+        preset = "full" if on_cuda else "cpu"
+    net = NETS[preset]
+    if backbone is not None:
+        net = replace(net, backbone=backbone, returned_layers=None if backbone != net.backbone else net.returned_layers)
+    if min_size is not None or max_size is not None:
+        lo = min_size if min_size is not None else net.min_size
+        hi = max_size if max_size is not None else round(lo * net.max_size / net.min_size)  # the preset's aspect
+        net = replace(net, min_size=lo, max_size=hi)
+    config = DetectorTrainConfig(bop_path=str(bop_path), net=net, **options)
+    summary = train_detector(config, resume=resume, overwrite=overwrite, progress=progress)
     if int(os.environ.get("RANK", "0")) == 0:
         click.echo(summary.format())

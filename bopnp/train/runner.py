@@ -249,7 +249,9 @@ class Runner:
     # -- the loop ----------------------------------------------------------------------------------
     def make_loader(self) -> DataLoader:
         """One loader for the run: its workers stay up across epochs (the sampler is read in this process, so
-        ``set_epoch`` still takes effect)."""
+        ``set_epoch`` still takes effect). It draws its workers' base seed from a generator of its own, not from the
+        global one: a resumed run starts an epoch's iterator at another step than the interrupted run did, and the
+        training step may draw from the global generator (the detector samples proposals), so that must not move."""
         cfg = self.config
         return DataLoader(
             self.train_set,
@@ -260,6 +262,7 @@ class Runner:
             drop_last=True,
             persistent_workers=cfg.workers > 0,
             multiprocessing_context="spawn" if cfg.workers else None,
+            generator=torch.Generator().manual_seed(cfg.seed),
         )
 
     def run(self) -> RunSummary:

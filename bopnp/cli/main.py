@@ -20,7 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("bopnp.cli.check:check", "Report every problem of a BOP dataset (files, fields, ids, masks)."),
     "synth": ("bopnp.cli.synth:synth", "Write a synthetic BOP dataset (procedural or given meshes)."),
     "prepare": ("bopnp.cli.prepare:prepare", "Compute scene_gt_info and write Pix2Pose training crops."),
-    "train": ("bopnp.cli.train:train", "Train the pose network on the crop cache (L_trans, then end to end)."),
+    "train": ("bopnp.cli.train:train", "Train the pose network (crop cache) or the detector (Mask R-CNN)."),
+    "detect": ("bopnp.cli.detect:detect", "Run a trained detector over a split; write BOP default-detections json."),
     "eval": ("bopnp.cli.eval:eval_cmd", "Score a BOP19 results CSV (VSD, MSSD, MSPD, AR, ADD(-S))."),
     "viz": ("bopnp.cli.viz:viz", "Draw GT poses, estimates or training crops of a dataset into a PNG."),
 }

@@ -65,7 +65,8 @@ class DetectorSpec:
         rpn_pre_nms_top_n_train, rpn_post_nms_top_n_train, rpn_pre_nms_top_n_test, rpn_post_nms_top_n_test:
             proposals kept before NMS (per level) and after it (per image), training and test.
         rpn_batch_size_per_image: anchors sampled per image for the RPN loss.
-        box_batch_size_per_image: proposals sampled per image for the box and mask heads (a quarter positive).
+        box_batch_size_per_image, box_positive_fraction: proposals sampled per image for the box and mask heads,
+            and the largest share of them that may be positive (torchvision: 512, a quarter).
         box_detections_per_img, box_score_thresh: at most this many detections per image scoring at least this.
         box_head_dim: width of the box head's fully connected layers (torchvision: 1024).
         mask_head_layers, mask_head_channels: the mask head's 3x3 convolutions (torchvision: 4 of 256).
@@ -86,6 +87,7 @@ class DetectorSpec:
     rpn_post_nms_top_n_test: int = 1000
     rpn_batch_size_per_image: int = 256
     box_batch_size_per_image: int = 512
+    box_positive_fraction: float = 0.25
     box_detections_per_img: int = 100
     box_score_thresh: float = 0.05
     box_head_dim: int = 1024
@@ -120,6 +122,10 @@ class DetectorSpec:
             "mask_head_channels",
         ):
             need(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
+        need(
+            0 < self.box_positive_fraction <= 1,
+            f"box_positive_fraction must be in (0, 1], got {self.box_positive_fraction}",
+        )
         need(0 <= self.box_score_thresh < 1, f"box_score_thresh must be in [0, 1), got {self.box_score_thresh}")
         if self.returned_layers is not None:
             top = 4 if self.backbone.startswith("resnet") else 5
@@ -293,6 +299,7 @@ def build_from_spec(spec: DetectorSpec) -> nn.Module:
         box_head=box_head,
         box_predictor=FastRCNNPredictor(spec.box_head_dim, spec.num_classes),
         box_batch_size_per_image=spec.box_batch_size_per_image,
+        box_positive_fraction=spec.box_positive_fraction,
         box_detections_per_img=spec.box_detections_per_img,
         box_score_thresh=spec.box_score_thresh,
         mask_roi_pool=MultiScaleRoIAlign(names, 14, 2),

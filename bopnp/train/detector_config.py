@@ -39,6 +39,7 @@ class DetectorNetConfig:
     rpn_post_nms_top_n_test: int = 1000
     rpn_batch_size_per_image: int = 256
     box_batch_size_per_image: int = 512
+    box_positive_fraction: float = 0.25
     box_detections_per_img: int = 100
     box_score_thresh: float = 0.05
     box_head_dim: int = 1024

@@ -129,6 +129,16 @@ def warmup_cosine(steps: int, warmup: int) -> Callable[[int], float]:
     return factor
 
 
+def _stop_workers(loader: DataLoader | None) -> None:
+    """Shut the loader's persistent worker processes down now, while this process is whole: left to the garbage
+    collector at interpreter exit, after multiprocessing has killed its daemonic children, the shutdown can block
+    writing to a dead worker's queue and the finished run never exits."""
+    iterator = getattr(loader, "_iterator", None)
+    if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+        iterator._shutdown_workers()
+        loader._iterator = None
+
+
 def prepare_run_dir(run: Path, resume: bool, overwrite: bool, info: DistInfo) -> Path:
     """Apply the folder rules (see the module docstring) and create the folder (rank 0)."""
     has_run = (run / "config.json").is_file() or (run / "last.pt").is_file()
@@ -312,6 +322,7 @@ class Runner:
             elif cfg.ckpt_every and step % cfg.ckpt_every == 0:
                 self.save()
 
+        loader = None
         try:
             loader = self.make_loader()
             while self.state.step < cfg.steps:
@@ -341,6 +352,7 @@ class Runner:
             ) from None
         finally:
             bar.close()
+            _stop_workers(loader)
             if self._writer:
                 self._writer.close()
             cleanup(info)

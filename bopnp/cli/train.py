@@ -15,7 +15,7 @@ from bopnp.cli.options import bop_path_option, parse_object_ids
 BACKBONES = ("resnet50_fpn_v2", "resnet18_fpn", "mobilenet_v3_large_fpn")
 PRESETS = ("auto", "full", "cpu")
 #: per-stage defaults of the shared options
-STAGE_DEFAULTS = {"pose": {"batch_size": 16, "lr": 1e-3}, "detector": {"batch_size": 2, "lr": 0.02}}
+STAGE_DEFAULTS = {"pose": {"batch_size": 16, "lr": 1e-3}, "detector": {"batch_size": 2, "lr": None}}
 
 
 def _relaunch_with_torchrun(nproc: int) -> None:
@@ -101,7 +101,8 @@ augmented.png and TensorBoard files. Interrupted? Run the same command with --re
     "--lr",
     type=float,
     default=None,
-    help="Learning rate, warm-up then cosine decay (pose: Adam; detector: SGD). [default: 1e-3 pose, 0.02 detector]",
+    help="Peak learning rate, warm-up then cosine decay. [default: pose 1e-3 (Adam); detector: AdamW 1e-3, SGD "
+    "0.02 x batch size / 16]",
 )
 @click.option(
     "--width", type=click.IntRange(min=1), default=32, show_default=True, help="Pose: channels of the first level."
@@ -114,6 +115,12 @@ augmented.png and TensorBoard files. Interrupted? Run the same command with --re
     help="Detector network: full (ResNet-50 FPN v2, 640x480) or cpu (light, 320x240); auto: full on CUDA, else cpu.",
 )
 @click.option("--backbone", type=click.Choice(BACKBONES), default=None, help="Detector backbone. [default: preset's]")
+@click.option(
+    "--optimizer",
+    type=click.Choice(["sgd", "adamw"]),
+    default=None,
+    help="Detector optimiser. [default: sgd with the full preset, adamw with cpu]",
+)
 @click.option("--min-size", type=click.IntRange(min=32), default=None, help="Detector input: short side, pixels.")
 @click.option("--max-size", type=click.IntRange(min=32), default=None, help="Detector input: long side at most.")
 @click.option(
@@ -134,7 +141,7 @@ augmented.png and TensorBoard files. Interrupted? Run the same command with --re
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="DataLoader processes.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option(
-    "--out", type=click.Path(file_okay=False), default=None, help="Run folder. [default: results/train/NAME/pose]"
+    "--out", type=click.Path(file_okay=False), default=None, help="Run folder. [default: results/train/NAME/STAGE]"
 )
 @click.option("--resume", is_flag=True, help="Continue the run in the run folder exactly where it stopped.")
 @click.option("--overwrite", is_flag=True, help="Delete the run folder's run and start over.")
@@ -162,6 +169,7 @@ def train(
     width,
     preset,
     backbone,
+    optimizer,
     min_size,
     max_size,
     backbone_weights,
@@ -204,6 +212,7 @@ def train(
             lr=lr,
             preset=preset,
             backbone=backbone,
+            optimizer=optimizer,
             min_size=min_size,
             max_size=max_size,
             backbone_weights=backbone_weights,
@@ -247,14 +256,16 @@ def train(
         click.echo(summary.format())
 
 
-def _train_detector(*, preset, backbone, min_size, max_size, resume, overwrite, progress, bop_path, **options):
+def _train_detector(
+    *, preset, backbone, optimizer, min_size, max_size, resume, overwrite, progress, bop_path, **options
+):
     from dataclasses import replace
 
     import torch
 
     from bopnp.train.detector import train_detector
+    from bopnp.train.detector_config import PRESET_OPTIMIZERS, DetectorTrainConfig
     from bopnp.train.detector_config import PRESETS as NETS
-    from bopnp.train.detector_config import DetectorTrainConfig
 
     if preset == "auto":
         on_cuda = options["device"] == "cuda" or (options["device"] == "auto" and torch.cuda.is_available())
@@ -266,7 +277,8 @@ def _train_detector(*, preset, backbone, min_size, max_size, resume, overwrite, 
         lo = min_size if min_size is not None else net.min_size
         hi = max_size if max_size is not None else round(lo * net.max_size / net.min_size)  # the preset's aspect
         net = replace(net, min_size=lo, max_size=hi)
-    config = DetectorTrainConfig(bop_path=str(bop_path), net=net, **options)
+    optimizer = optimizer or PRESET_OPTIMIZERS[preset]
+    config = DetectorTrainConfig(bop_path=str(bop_path), net=net, optimizer=optimizer, **options)
     summary = train_detector(config, resume=resume, overwrite=overwrite, progress=progress)
     if int(os.environ.get("RANK", "0")) == 0:
         click.echo(summary.format())

@@ -124,9 +124,11 @@ class DetectorTrainer(Runner):
             self.model = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids)
         params = [p for p in net.parameters() if p.requires_grad]
         if cfg.optimizer == "sgd":
-            self.optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+            self.optimizer = torch.optim.SGD(
+                params, lr=cfg.learning_rate, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+            )
         else:
-            self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+            self.optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(cfg.steps, cfg.warmup))
         self.sampler = EpochSampler(len(self.train_set), cfg.seed, self.info.rank, self.info.world_size)
         self.autocast = torch.bfloat16 if (cfg.amp and self.device.type == "cuda") else None

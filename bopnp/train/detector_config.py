@@ -84,6 +84,11 @@ PRESETS: dict[str, DetectorNetConfig] = {
 }
 
 
+#: the optimiser each preset trains with by default: torchvision's SGD recipe for the full network (meant to start
+#: from pretrained weights), AdamW for the light one (which learns fastest with it from scratch)
+PRESET_OPTIMIZERS: dict[str, OptimizerChoice] = {"full": "sgd", "cpu": "adamw"}
+
+
 @dataclass(frozen=True)
 class DetectorTrainConfig:
     """Everything a detector run depends on.
@@ -98,7 +103,9 @@ class DetectorTrainConfig:
         backbone_weights: a local file of pretrained weights; hub_cache: else use torchvision's file when torch's hub
             cache already holds it. Without either the network trains from scratch (the run says so).
         init: a detector checkpoint whose weights start the run (the same objects and network).
-        optimizer: ``sgd`` (momentum, as torchvision's references) or ``adamw``; lr, momentum, weight_decay.
+        optimizer: ``sgd`` (momentum, as torchvision's references) or ``adamw``; momentum, weight_decay.
+        lr: the peak learning rate (None: torchvision's 0.02 per 16 images for SGD, scaled to ``batch_size``;
+            1e-3 for AdamW, which a network trained from scratch on a CPU budget learns fastest with).
         warmup_steps: linear warm-up, then cosine decay to 1 % (None: 5 % of the steps).
         min_visib_fract: instances less visible than this are no targets.
         val_fraction: share of the scenes held out (or, with one scene, of its last images).
@@ -121,7 +128,7 @@ class DetectorTrainConfig:
     hub_cache: bool = True
     init: str | None = None
     optimizer: OptimizerChoice = "sgd"
-    lr: float = 0.02
+    lr: float | None = None
     momentum: float = 0.9
     weight_decay: float = 1e-4
     warmup_steps: int | None = None
@@ -143,6 +150,13 @@ class DetectorTrainConfig:
         return Path(self.out) if self.out else Path("results") / "train" / self.name / "detector"
 
     @property
+    def learning_rate(self) -> float:
+        """``lr``, or the optimiser's default (see the class docstring)."""
+        if self.lr is not None:
+            return self.lr
+        return 0.02 * self.batch_size / 16 if self.optimizer == "sgd" else 1e-3
+
+    @property
     def warmup(self) -> int:
         return self.warmup_steps if self.warmup_steps is not None else max(1, self.steps // 20)
 
@@ -153,7 +167,10 @@ class DetectorTrainConfig:
 
         need(self.steps >= 1, f"steps must be at least 1, got {self.steps}")
         need(self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}")
-        need(math.isfinite(self.lr) and self.lr > 0, f"lr must be a positive number (e.g. 0.02), got {self.lr}")
+        need(
+            self.lr is None or (math.isfinite(self.lr) and self.lr > 0),
+            f"lr must be a positive number (e.g. 0.0025), got {self.lr}",
+        )
         need(self.optimizer in ("sgd", "adamw"), f"optimizer must be sgd or adamw, got {self.optimizer!r}")
         need(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
         need(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
@@ -198,4 +215,4 @@ class DetectorTrainConfig:
         return cls(**data)
 
 
-__all__ = ["PRESETS", "DetectorNetConfig", "DetectorTrainConfig"]
+__all__ = ["PRESETS", "PRESET_OPTIMIZERS", "DetectorNetConfig", "DetectorTrainConfig"]

@@ -145,6 +145,8 @@ def test_non_finite_loss_stops_naming_the_step_and_the_images(drawn, tmp_path, m
     ],
 )
 def test_config_errors_say_how_to_fix(kw, match, tmp_path):
+    assert DetectorTrainConfig(batch_size=4).learning_rate == 0.005  # torchvision's 0.02 per 16 images
+    assert DetectorTrainConfig(optimizer="adamw").learning_rate == 1e-3
     with pytest.raises(ConfigError, match=match):
         _config(tmp_path, "x", tmp_path / "o", **kw).validate()
 

@@ -59,9 +59,11 @@ class DetectorSpec:
             ``min_size`` is not offered: scale jitter belongs to the data augmentation.
         fpn_channels: channels of the feature pyramid (torchvision: 256).
         returned_layers: backbone stages the pyramid is built on (None: resnet 1-4, mobilenet its last two);
-            leaving out the first resnet stage (stride 4) makes the RPN and the pyramid much cheaper.
+            leaving out the first resnet stage (stride 4) makes the RPN and the pyramid much cheaper, leaving out the
+            last (stride 32) skips computing it (the pyramid's pooled level still covers large objects).
         smallest_anchor: anchor side, pixels of the resized image, on the finest pyramid level; it doubles per
-            level (torchvision: 32 on stride 4).
+            level (torchvision: 32 on stride 4). With fewer than four levels each level has two sizes, ``a * 4**i``
+            and twice that.
         rpn_pre_nms_top_n_train, rpn_post_nms_top_n_train, rpn_pre_nms_top_n_test, rpn_post_nms_top_n_test:
             proposals kept before NMS (per level) and after it (per image), training and test.
         rpn_batch_size_per_image: anchors sampled per image for the RPN loss.
@@ -269,11 +271,11 @@ def build_from_spec(spec: DetectorSpec) -> nn.Module:
     spec.validate()
     backbone, n_maps = _backbone(spec)
     C = backbone.out_channels
-    if spec.backbone.startswith("mobilenet"):  # few, coarse levels: two anchor sizes each
-        a = spec.smallest_anchor
+    a = spec.smallest_anchor
+    if n_maps + 1 < 4:  # few levels (MobileNet, or a ResNet without its last stages): two anchor sizes each
         sizes = tuple((a * 4**i, a * 2 * 4**i) for i in range(n_maps + 1))
     else:
-        sizes = tuple((spec.smallest_anchor * 2**i,) for i in range(n_maps + 1))
+        sizes = tuple((a * 2**i,) for i in range(n_maps + 1))
     anchors = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
     v2 = spec.backbone == "resnet50_fpn_v2"
     rpn_head = RPNHead(C, anchors.num_anchors_per_location()[0], conv_depth=2 if v2 else 1)

@@ -90,7 +90,7 @@ bop-eval: setup
 	@if [ -z "$(RESULTS)" ]; then echo "no results CSV in results/ (pass RESULTS=path/to/METHOD_DATASET-SPLIT.csv)"; exit 1; fi
 	$(BIN)/bopnp eval --leaderboard $(RESULTS)
 
-BENCHES ?= bench/bpnp.py bench/render.py bench/eval.py bench/train.py bench/predict.py
+BENCHES ?= bench/bpnp.py bench/render.py bench/eval.py bench/train.py bench/detect.py bench/predict.py
 
 # Every benchmark runs even when one fails (e.g. no LM-O data for render/eval); the exit status says if any did.
 bench: setup
@@ -108,4 +108,5 @@ gpu-check:
 	$(PY) bench/render.py
 	$(PY) bench/eval.py
 	$(PY) bench/train.py
+	$(PY) bench/detect.py
 	$(PY) bench/predict.py

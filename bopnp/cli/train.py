@@ -1,4 +1,5 @@
-"""``bopnp train NAME --stage pose``: train the coordinate network on the crop cache, optionally end to end."""
+"""``bopnp train NAME --stage pose|detector``: train the coordinate network on the crop cache (optionally end to
+end), or the Mask R-CNN detector on the split's images; one engine runs both (see :mod:`bopnp.train.runner`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,13 @@ import sys
 import click
 
 from bopnp.cli.options import bop_path_option, parse_object_ids
+
+#: the detector's backbones and presets (as bopnp.models.detector.BACKBONES and bopnp.train.detector_config.PRESETS;
+#: spelled out here so that --help imports no torch)
+BACKBONES = ("resnet50_fpn_v2", "resnet18_fpn", "mobilenet_v3_large_fpn")
+PRESETS = ("auto", "full", "cpu")
+#: per-stage defaults of the shared options
+STAGE_DEFAULTS = {"pose": {"batch_size": 16, "lr": 1e-3}, "detector": {"batch_size": 2, "lr": None}}
 
 
 def _relaunch_with_torchrun(nproc: int) -> None:
@@ -49,8 +57,10 @@ Examples:
   bopnp train demo --stage pose --e2e --init results/train/demo/pose/best.pt --out results/train/demo/e2e
   bopnp train lmo --stage pose --objects 1,5 --device cuda --batch-size 32
   bopnp train demo --stage pose --nproc 2              # distributed data parallel (torchrun)
+  bopnp train demo --stage detector --steps 600        # Mask R-CNN; on a CPU the light 'cpu' preset
+  bopnp train lmo --stage detector --preset full --backbone-weights resnet50-11ad3fa6.pth --device cuda
 
-The run goes to results/train/NAME/pose (or --out): config.json, last.pt, best.pt, log.jsonl,
+The run goes to results/train/NAME/STAGE (or --out): config.json, last.pt, best.pt, log.jsonl,
 augmented.png and TensorBoard files. Interrupted? Run the same command with --resume.""",
 )
 @click.argument("name")
@@ -58,7 +68,12 @@ augmented.png and TensorBoard files. Interrupted? Run the same command with --re
 @click.option(
     "--stage", type=click.Choice(["pose", "detector"]), default="pose", show_default=True, help="What to train."
 )
-@click.option("--split", default="train_pbr", show_default=True, help="Split whose crop cache (bopnp prepare) is used.")
+@click.option(
+    "--split",
+    default="train_pbr",
+    show_default=True,
+    help="Training split (pose: its crop cache from bopnp prepare; detector: its images).",
+)
 @click.option("--objects", callback=parse_object_ids, default=None, help="Comma-separated object ids. [default: all]")
 @click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True, help="Optimiser steps in all.")
 @click.option("--e2e", is_flag=True, help="Fine-tune end to end through the PnP layer (projection loss).")
@@ -77,10 +92,52 @@ augmented.png and TensorBoard files. Interrupted? Run the same command with --re
 )
 @click.option("--lambda-proj", type=float, default=1.0, show_default=True, help="Weight of the projection loss.")
 @click.option(
-    "--batch-size", type=click.IntRange(min=2), default=16, show_default=True, help="Crops per step and process."
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Crops (pose) or images (detector) per step and process. [default: 16 pose, 2 detector]",
 )
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate (warm-up, cosine decay).")
-@click.option("--width", type=click.IntRange(min=1), default=32, show_default=True, help="Channels of the first level.")
+@click.option(
+    "--lr",
+    type=float,
+    default=None,
+    help="Peak learning rate, warm-up then cosine decay. [default: pose 1e-3 (Adam); detector: AdamW 1e-3, SGD "
+    "0.02 x batch size / 16]",
+)
+@click.option(
+    "--augment",
+    type=click.Choice(["pix2pose", "light", "none"]),
+    default="pix2pose",
+    show_default=True,
+    help="Pose: augmentation strength. pix2pose: backgrounds, occluders, box and colour jitter, for renders that must "
+    "transfer to photos; light: a weaker mix that learns faster on a CPU budget.",
+)
+@click.option(
+    "--width", type=click.IntRange(min=1), default=32, show_default=True, help="Pose: channels of the first level."
+)
+@click.option(
+    "--preset",
+    type=click.Choice(PRESETS),
+    default="auto",
+    show_default=True,
+    help="Detector network: full (ResNet-50 FPN v2, 640x480) or cpu (light, 320x240); auto: full on CUDA, else cpu.",
+)
+@click.option("--backbone", type=click.Choice(BACKBONES), default=None, help="Detector backbone. [default: preset's]")
+@click.option(
+    "--optimizer",
+    type=click.Choice(["sgd", "adamw"]),
+    default=None,
+    help="Detector optimiser. [default: sgd with the full preset, adamw with cpu]",
+)
+@click.option("--min-size", type=click.IntRange(min=32), default=None, help="Detector input: short side, pixels.")
+@click.option("--max-size", type=click.IntRange(min=32), default=None, help="Detector input: long side at most.")
+@click.option(
+    "--backbone-weights",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Detector: pretrained weights file (torchvision's ImageNet backbone or COCO Mask R-CNN). [default: torch's "
+    "hub cache when it holds them, else from scratch]",
+)
 @click.option(
     "--val-every",
     type=click.IntRange(min=0),
@@ -92,7 +149,7 @@ augmented.png and TensorBoard files. Interrupted? Run the same command with --re
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="DataLoader processes.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option(
-    "--out", type=click.Path(file_okay=False), default=None, help="Run folder. [default: results/train/NAME/pose]"
+    "--out", type=click.Path(file_okay=False), default=None, help="Run folder. [default: results/train/NAME/STAGE]"
 )
 @click.option("--resume", is_flag=True, help="Continue the run in the run folder exactly where it stopped.")
 @click.option("--overwrite", is_flag=True, help="Delete the run folder's run and start over.")
@@ -117,7 +174,14 @@ def train(
     lambda_proj,
     batch_size,
     lr,
+    augment,
     width,
+    preset,
+    backbone,
+    optimizer,
+    min_size,
+    max_size,
+    backbone_weights,
     val_every,
     device,
     workers,
@@ -128,17 +192,52 @@ def train(
     nproc,
     progress,
 ):
-    """Train the pose network of dataset NAME on its Pix2Pose crops (from `bopnp prepare NAME`).
+    """Train the pose network of dataset NAME on its Pix2Pose crops (from `bopnp prepare NAME`), or its detector.
 
-    One class-aware U-Net serves every object: L_trans (transformer loss over the symmetry pool plus
+    Pose: one class-aware U-Net serves every object: L_trans (transformer loss over the symmetry pool plus
     the error-map loss), then, with --e2e, L_trans + lambda * L_proj through the differentiable PnP.
+
+    Detector: a Mask R-CNN with one class per object, trained on the split's images and their visible
+    instances (scene_gt_info from `bopnp prepare`), validated by box/mask mAP and recall on held-out images.
     """
-    if stage == "detector":
-        raise click.UsageError("--stage detector is not available in this version yet; train --stage pose")
+    defaults = STAGE_DEFAULTS[stage]
+    batch_size = defaults["batch_size"] if batch_size is None else batch_size
+    lr = defaults["lr"] if lr is None else lr
+    if stage == "pose" and batch_size < 2:
+        raise click.BadParameter("the pose stage needs at least 2 crops a step (batch norm)", param_hint="--batch-size")
+    if stage == "detector" and (e2e or e2e_steps is not None):
+        raise click.UsageError("--e2e and --e2e-steps belong to --stage pose")
     if nproc > 1 and "LOCAL_RANK" not in os.environ:
         _relaunch_with_torchrun(nproc)
+    if stage == "detector":
+        _train_detector(
+            name=name,
+            bop_path=bop_path,
+            split=split,
+            objects=objects,
+            steps=steps,
+            init=init,
+            batch_size=batch_size,
+            lr=lr,
+            preset=preset,
+            backbone=backbone,
+            optimizer=optimizer,
+            min_size=min_size,
+            max_size=max_size,
+            backbone_weights=backbone_weights,
+            val_every=val_every,
+            device=device,
+            workers=workers,
+            seed=seed,
+            out=out,
+            resume=resume,
+            overwrite=overwrite,
+            progress=progress,
+        )
+        return
     from dataclasses import replace
 
+    from bopnp.data.training_set import AugmentConfig
     from bopnp.train.config import PoseTrainConfig
     from bopnp.train.pose import train_pose
 
@@ -161,7 +260,36 @@ def train(
         workers=workers,
         seed=seed,
         e2e_loss=replace(base.e2e_loss, lambda_proj=lambda_proj),
+        augment=AugmentConfig.preset(augment),
     )
     summary = train_pose(config, resume=resume, overwrite=overwrite, progress=progress)
+    if int(os.environ.get("RANK", "0")) == 0:
+        click.echo(summary.format())
+
+
+def _train_detector(
+    *, preset, backbone, optimizer, min_size, max_size, resume, overwrite, progress, bop_path, **options
+):
+    from dataclasses import replace
+
+    import torch
+
+    from bopnp.train.detector import train_detector
+    from bopnp.train.detector_config import PRESET_OPTIMIZERS, DetectorTrainConfig
+    from bopnp.train.detector_config import PRESETS as NETS
+
+    if preset == "auto":
+        on_cuda = options["device"] == "cuda" or (options["device"] == "auto" and torch.cuda.is_available())
+        preset = "full" if on_cuda else "cpu"
+    net = NETS[preset]
+    if backbone is not None:
+        net = replace(net, backbone=backbone, returned_layers=None if backbone != net.backbone else net.returned_layers)
+    if min_size is not None or max_size is not None:
+        lo = min_size if min_size is not None else net.min_size
+        hi = max_size if max_size is not None else round(lo * net.max_size / net.min_size)  # the preset's aspect
+        net = replace(net, min_size=lo, max_size=hi)
+    optimizer = optimizer or PRESET_OPTIMIZERS[preset]
+    config = DetectorTrainConfig(bop_path=str(bop_path), net=net, optimizer=optimizer, **options)
+    summary = train_detector(config, resume=resume, overwrite=overwrite, progress=progress)
     if int(os.environ.get("RANK", "0")) == 0:
         click.echo(summary.format())

@@ -32,8 +32,9 @@ RUN_CHECKPOINTS = ("best.pt", "last.pt")
 MIN_HALF_EXTENT_MM = 1e-6
 
 
-def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """The checkpoint a ``--pose`` argument means: a ``.pt`` file, or a run folder's ``best.pt``, else ``last.pt``.
+def resolve_checkpoint(path: str | os.PathLike, stage: str = "pose") -> Path:
+    """The checkpoint a ``--pose`` (or ``--detector``) argument means: a ``.pt`` file, or a run folder's ``best.pt``,
+    else ``last.pt``.
 
     Raises:
         CheckpointError: nothing usable there, saying what was looked for.
@@ -44,12 +45,12 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
             if (path / name).is_file():
                 return path / name
         raise CheckpointError(
-            f"{path}: a folder without {' or '.join(RUN_CHECKPOINTS)}; pass a run folder of `bopnp train --stage pose` "
+            f"{path}: a folder without {' or '.join(RUN_CHECKPOINTS)}; pass a run folder of `bopnp train --stage {stage}` "
             "(or one of its .pt files)"
         )
     if not path.is_file():
         raise CheckpointError(
-            f"{path} not found: pass a run folder of `bopnp train --stage pose` or the .pt file of one"
+            f"{path} not found: pass a run folder of `bopnp train --stage {stage}` or the .pt file of one"
         )
     return path
 

@@ -248,17 +248,13 @@ def make_detection_source(
     """The detection source the options name: a detections file, the GT (``"gt"``), or a trained detector.
 
     Raises:
-        ConfigError: a detector without the detector stage; ResultsFormatError: a bad detections file.
+        CheckpointError: no detector checkpoint there; ResultsFormatError: a bad detections file.
     """
     if detector is not None:
-        try:
-            from bopnp.infer.maskrcnn import MaskRcnnDetections  # type: ignore[import-not-found]
-        except ModuleNotFoundError:
-            raise ConfigError(
-                "--detector needs the detector stage, which this version of bopnp does not have yet: pass "
-                "--detections FILE.json (e.g. BOP's default detections) or --detections gt"
-            ) from None
-        return MaskRcnnDetections(detector, device=device)
+        from bopnp.infer.maskrcnn import MaskRcnnDetections
+        from bopnp.infer.network import resolve_checkpoint
+
+        return MaskRcnnDetections(resolve_checkpoint(detector, stage="detector"), device=device)
     if detections is None:
         raise ConfigError("give --detections FILE.json, --detections gt or --detector CKPT")
     if str(detections) == "gt":

@@ -42,18 +42,28 @@ class NonFiniteLoss(TrainingError):
         super().__init__(f"non-finite loss at step {step + 1} ({losses}); batch: {ids}")
 
 
-def describe_batch(batch: dict[str, Tensor], limit: int = 8) -> str:
-    """The crops of a batch as ``scene/image/gt obj`` ids (the first ``limit``)."""
+def describe_batch(batch: dict[str, Any], limit: int = 8) -> str:
+    """The crops of a batch as ``scene/image/gt obj`` ids, or its images as ``scene/image`` (the first ``limit``)."""
     keys = ("scene_id", "im_id", "gt_id", "obj_id")
-    if not all(k in batch for k in keys):
+    if all(k in batch for k in keys):
+        rows = [f"{s}/{i}/{g} obj {o}" for s, i, g, o in zip(*(batch[k].tolist() for k in keys))]
+    elif "scene_id" in batch and "im_id" in batch:
+        rows = [f"image {s}/{i}" for s, i in zip(batch["scene_id"].tolist(), batch["im_id"].tolist())]
+    else:
         return f"{len(next(iter(batch.values())))} items"
-    rows = [f"{s}/{i}/{g} obj {o}" for s, i, g, o in zip(*(batch[k].tolist() for k in keys))]
     more = f" (+{len(rows) - limit} more)" if len(rows) > limit else ""
     return ", ".join(rows[:limit]) + more
 
 
-def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()}
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Tensors moved to ``device``, also inside the lists and dicts of a batch (a detector's targets)."""
+    if isinstance(batch, Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, list | tuple):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
 
 
 StepFn = Callable[[torch.nn.Module, dict[str, Tensor], int], dict[str, Tensor]]
@@ -123,21 +133,27 @@ def evaluate(
     *,
     device: torch.device,
     autocast_dtype: torch.dtype | None = None,
-) -> dict[str, Tensor]:
-    """Run ``predict_fn(model, batch)`` over the loader in eval mode and concatenate its outputs (on the CPU)."""
+) -> dict[str, Any]:
+    """Run ``predict_fn(model, batch)`` over the loader in eval mode and concatenate its outputs (on the CPU):
+    tensors along their first dimension, lists (per-image records of varying size) one after another."""
     was_training = model.training
     model.eval()
-    out: dict[str, list[Tensor]] = {}
+    out: dict[str, list] = {}
+    records: set[str] = set()  # keys whose values are lists of records, not tensors
     try:
         for batch in loader:
             batch = to_device(batch, device)
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                 pred = predict_fn(model, batch)
             for k, v in pred.items():
-                out.setdefault(k, []).append(v.detach().float().cpu() if v.is_floating_point() else v.cpu())
+                if isinstance(v, Tensor):
+                    out.setdefault(k, []).append(v.detach().float().cpu() if v.is_floating_point() else v.cpu())
+                else:
+                    records.add(k)
+                    out.setdefault(k, []).extend(v)
     finally:
         model.train(was_training)
-    return {k: torch.cat(v) for k, v in out.items()}
+    return {k: v if k in records else torch.cat(v) for k, v in out.items()}
 
 
 __all__ = ["NonFiniteLoss", "TrainState", "describe_batch", "evaluate", "to_device", "train_one_epoch"]

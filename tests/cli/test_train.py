@@ -44,12 +44,84 @@ def test_train_runs_refuses_a_second_run_and_resumes(tiny_train_dataset, tmp_pat
     assert load_checkpoint(out / "last.pt")["state"]["step"] == 3
 
 
+def test_augment_choice_reaches_the_saved_config(tiny_train_dataset, tmp_path):
+    import json
+
+    from bopnp.data.training_set import AugmentConfig
+
+    bop, name = tiny_train_dataset
+    out = tmp_path / "run"
+    res = CliRunner().invoke(cli, _args(bop, name, out, "--steps", "1", "--augment", "light"))
+    assert res.exit_code == 0, res.output
+    saved = json.loads((out / "config.json").read_text())["augment"]
+    light = AugmentConfig.preset("light")
+    assert saved["background_p"] == light.background_p and saved["occluder_p"] == light.occluder_p
+    bad = CliRunner().invoke(cli, _args(bop, name, tmp_path / "other", "--augment", "heavy"))
+    assert bad.exit_code == 2 and "heavy" in bad.output
+
+
 def test_missing_crop_cache_says_to_prepare(tmp_path):
     (tmp_path / "ds").mkdir()
     result = CliRunner().invoke(cli, _args(tmp_path, "ds", tmp_path / "run", "--steps", "1"))
     assert result.exit_code == 2 and "bopnp prepare ds" in result.output and "Traceback" not in result.output
 
 
-def test_detector_stage_is_not_there_yet(tmp_path):
-    result = CliRunner().invoke(cli, _args(tmp_path, "ds", tmp_path / "run", "--stage", "detector"))
-    assert result.exit_code == 2 and "--stage detector" in result.output
+def _detector_args(bop, name, out, *more):
+    return [
+        "train",
+        name,
+        "--bop-path",
+        str(bop),
+        "--stage",
+        "detector",
+        "--split",
+        "test",
+        "--preset",
+        "cpu",
+        "--min-size",
+        "48",
+        "--max-size",
+        "64",
+        "--workers",
+        "0",
+        "--val-every",
+        "0",
+        "--out",
+        str(out),
+        "--no-progress",
+        *more,
+    ]
+
+
+def test_detector_stage_trains_and_resumes(tiny, tmp_path):
+    tiny.make_dataset(tmp_path / "bop" / "drawn", scenes=2)
+    out = tmp_path / "det"
+    runner = CliRunner()
+    first = runner.invoke(cli, _detector_args(tmp_path / "bop", "drawn", out, "--steps", "1"))
+    assert first.exit_code == 0, first.output
+    assert "box mAP" in first.output and "best:" in first.output
+    ckpt = load_checkpoint(out / "last.pt")
+    assert ckpt["detector"]["backbone"] == "resnet18_fpn" and ckpt["detector"]["min_size"] == 48
+    assert ckpt["config"]["batch_size"] == 2 and ckpt["config"]["optimizer"] == "adamw"  # the cpu preset's defaults
+    more = runner.invoke(cli, _detector_args(tmp_path / "bop", "drawn", out, "--steps", "2", "--resume"))
+    assert more.exit_code == 0, more.output
+    assert "resumed at step 1" in more.output and load_checkpoint(out / "last.pt")["state"]["step"] == 2
+
+
+def test_detector_stage_errors_are_short(tiny, tmp_path):
+    runner = CliRunner()
+    e2e = runner.invoke(cli, _detector_args(tmp_path, "drawn", tmp_path / "o", "--e2e"))
+    assert e2e.exit_code == 2 and "--stage pose" in e2e.output
+    (tmp_path / "bop").mkdir()
+    tiny.make_dataset(tmp_path / "bop" / "drawn")
+    no_split = runner.invoke(cli, [*_detector_args(tmp_path / "bop", "drawn", tmp_path / "o"), "--split", "train"])
+    assert no_split.exit_code == 2 and "train not found" in no_split.output and "Traceback" not in no_split.output
+
+
+def test_cli_lists_the_libraries_backbones_and_presets():
+    from bopnp.cli.train import BACKBONES, PRESETS
+    from bopnp.models.detector import BACKBONES as LIB_BACKBONES
+    from bopnp.train.detector_config import PRESET_OPTIMIZERS
+    from bopnp.train.detector_config import PRESETS as LIB_PRESETS
+
+    assert BACKBONES == LIB_BACKBONES and set(PRESETS) == {"auto", *LIB_PRESETS} == {"auto", *PRESET_OPTIMIZERS}

@@ -45,8 +45,8 @@ def resolve_checkpoint(path: str | os.PathLike, stage: str = "pose") -> Path:
             if (path / name).is_file():
                 return path / name
         raise CheckpointError(
-            f"{path}: a folder without {' or '.join(RUN_CHECKPOINTS)}; pass a run folder of `bopnp train --stage {stage}` "
-            "(or one of its .pt files)"
+            f"{path}: a folder without {' or '.join(RUN_CHECKPOINTS)}; pass a run folder of "
+            f"`bopnp train --stage {stage}` (or one of its .pt files)"
         )
     if not path.is_file():
         raise CheckpointError(

@@ -128,12 +128,17 @@ def test_method_with_underscore_is_refused(test_split, ckpt, tmp_path):
         PredictConfig(bop_path=bop, name=name, pose=ckpt).validate()
 
 
-def test_detector_without_the_detector_stage_says_so(test_split, ckpt, tmp_path):
+def test_a_pose_checkpoint_given_as_detector_is_refused_plainly(test_split, ckpt, tmp_path):
     bop, name = test_split
     result = CliRunner().invoke(
         cli, ["predict", name, "--bop-path", str(bop), "--detector", str(ckpt), "--pose", str(ckpt), "-q"]
     )
-    assert result.exit_code == 2 and "--detections" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 2 and "not a detector checkpoint" in result.output
+    assert "--stage detector" in result.output and "Traceback" not in result.output
+    missing = CliRunner().invoke(
+        cli, ["predict", name, "--bop-path", str(bop), "--detector", str(tmp_path), "--pose", str(ckpt), "-q"]
+    )
+    assert missing.exit_code == 2 and "best.pt or last.pt" in missing.output and "--stage detector" in missing.output
 
 
 def test_interrupted_run_resumes_without_redoing_images(test_split, ckpt, oracle, tmp_path, monkeypatch):

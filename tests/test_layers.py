@@ -10,6 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bopnp"
 #: in order; a module may import its own layer and the ones listed before it
 LAYERS = [
     "errors",
+    "device",
     "checks",
     "parallel",
     "progress",

@@ -21,6 +21,7 @@ import numpy as np
 
 from bopnp import parallel
 from bopnp.bop.symmetry import symmetry_transforms
+from bopnp.device import cuda_possible, resolve_device
 from bopnp.errors import BopnpError
 from bopnp.eval.inputs import EvalInputs
 from bopnp.eval.plan import Plan
@@ -55,20 +56,6 @@ class PairErrors:
     vsd: np.ndarray
     vsd_available: np.ndarray
     vsd_missing: dict[tuple[int, int], str] = field(default_factory=dict)
-
-
-def cuda_possible() -> bool:
-    """False when this machine certainly has no CUDA device (no NVIDIA driver), without importing torch."""
-    return os.path.exists("/dev/nvidiactl") or not os.path.isdir("/dev")
-
-
-def resolve_device(device: str):
-    """'auto' -> cuda when available, else cpu (a ``torch.device``)."""
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if cuda_possible() and torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _pair_poses(inputs: EvalInputs, plan: Plan) -> tuple[np.ndarray, ...]:

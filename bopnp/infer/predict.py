@@ -34,6 +34,7 @@ from typing import Any, Literal
 from bopnp.bop.atomic import write_text_atomic
 from bopnp.bop.dataset import BopDataset
 from bopnp.bop.results import parse_result_filename, save_results_csv, split_folder
+from bopnp.device import resolve_device
 from bopnp.errors import BopnpError, ConfigError, DatasetError
 from bopnp.infer.detect import DetectionSource, FileDetections, GtDetections, ImageItem, select_detections
 from bopnp.infer.pose import PoseConfig, PoseEstimator
@@ -229,17 +230,6 @@ class PredictSummary:
 
 
 # ----------------------------------------------------------------------------------------- inputs
-
-
-def resolve_device(choice: str):
-    """``auto``: CUDA when present, else CPU; ``cuda`` without a GPU is a ConfigError."""
-    import torch
-
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device is available here; use --device cpu")
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(choice)
 
 
 def make_detection_source(

@@ -37,6 +37,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from bopnp.bop.atomic import write_text_atomic
+from bopnp.device import resolve_device
 from bopnp.errors import CheckpointError, ConfigError, TrainingError
 from bopnp.progress import progress_bar
 from bopnp.train.checkpoint import code_revision, load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -83,15 +84,6 @@ class RunSummary:
                 f"best: step {self.best_step}, {self.score_name} {self.best_score:.3f} -> {self.run_dir / 'best.pt'}"
             )
         return "\n".join(lines)
-
-
-def resolve_device(choice: str) -> torch.device:
-    """``auto``: CUDA when present, else CPU; ``cuda`` without a GPU is a ConfigError."""
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device is available here; use --device cpu")
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(choice)
 
 
 def holdout_split(keys: list[tuple[int, int]], val_fraction: float) -> tuple[list[int], list[int]]:

@@ -332,7 +332,8 @@ class Runner:
                     on_step=on_step,
                     all_agree=lambda ok: all_true(ok, info),
                 )
-            self._validate_and_keep(summary)
+            if not (resumed_from >= cfg.steps and self._validated_at(cfg.steps)):
+                self._validate_and_keep(summary)  # a finished run that is resumed again redoes nothing
         except NonFiniteLoss as exc:
             bar.close()
             if info.is_main:
@@ -350,6 +351,21 @@ class Runner:
             cleanup(info)
         summary.best_step, summary.best_score = self.state.best_step, self.state.best_score
         return summary
+
+    def _validated_at(self, step: int) -> bool:
+        """Whether ``log.jsonl`` records a validation at ``step`` (the same answer on every process)."""
+        try:
+            lines = (self.run_dir / "log.jsonl").read_text().splitlines()
+        except OSError:
+            return False
+        for line in reversed(lines):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if record.get("validation") and record.get("step") == step:
+                return True
+        return False
 
     def _validate_and_keep(self, summary: RunSummary) -> None:
         average_buffers(self.net, self.info)  # every process, before rank 0 validates the common model

@@ -125,3 +125,16 @@ def test_cli_lists_the_libraries_backbones_and_presets():
     from bopnp.train.detector_config import PRESETS as LIB_PRESETS
 
     assert BACKBONES == LIB_BACKBONES and set(PRESETS) == {"auto", *LIB_PRESETS} == {"auto", *PRESET_OPTIMIZERS}
+
+
+def test_resuming_a_finished_run_redoes_nothing(tiny_train_dataset, tmp_path):
+    bop, name = tiny_train_dataset
+    out = tmp_path / "run"
+    runner = CliRunner()
+    assert runner.invoke(cli, _args(bop, name, out, "--steps", "2")).exit_code == 0
+    log_before = (out / "log.jsonl").read_text()
+    stamp = (out / "last.pt").stat().st_mtime_ns
+    again = runner.invoke(cli, _args(bop, name, out, "--steps", "2", "--resume"))
+    assert again.exit_code == 0, again.output
+    assert (out / "log.jsonl").read_text() == log_before  # no second validation
+    assert (out / "last.pt").stat().st_mtime_ns == stamp

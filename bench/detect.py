@@ -5,7 +5,9 @@ Rows: device x input size x backbone x knobs, with the ratio against ``resnet50_
 (the baseline). Knobs: ``torchvision`` (its proposal counts, RoI samples and head widths) or ``cpu`` (the light
 settings of the ``cpu`` preset of ``bopnp train --stage detector``: fewer proposals and RoI samples, narrow heads,
 no stride-4 pyramid level for ResNet-18). Inputs are random images with five random boxes and masks each, so no
-dataset is needed; inference keeps every detection (score threshold 0), its worst case.
+dataset is needed; inference keeps every detection (score threshold 0), its worst case. ``train CPU s/img`` is the
+process's CPU time per training image (all threads): on a shared machine it stays put while the wall-clock rates
+fall.
 
     python bench/detect.py                                  # CPU: both sizes, all backbones, both knobs
     python bench/detect.py --sizes 240 --backbones resnet18_fpn mobilenet_v3_large_fpn --knobs cpu
@@ -71,19 +73,20 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def time_row(backbone: str, kind: str, min_size: int, device: torch.device, args) -> tuple[float, float]:
-    """(training images/s, inference ms per image)."""
+def time_row(backbone: str, kind: str, min_size: int, device: torch.device, args) -> tuple[float, float, float]:
+    """(training images/s, inference ms per image, training CPU seconds per image): the CPU time of this process
+    (all its threads) does not depend on what else runs on a shared machine, as the wall time does."""
     H, W = SIZES[min_size]
     gen = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
     net = build_maskrcnn(num_classes=7, **knobs(kind, backbone, min_size)).to(device)
     opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
     net.train()
-    times = []
+    times, cpu = [], []
     for i in range(args.warmup + args.steps):
         images, targets = _batch(args.batch, H, W, 7, device, gen)
         _sync(device)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         losses = net(images, targets)
         opt.zero_grad(set_to_none=True)
         sum(losses.values()).backward()
@@ -91,6 +94,7 @@ def time_row(backbone: str, kind: str, min_size: int, device: torch.device, args
         _sync(device)
         if i >= args.warmup:
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
     train = args.batch / statistics.median(times)
     net.eval()
     times = []
@@ -103,7 +107,7 @@ def time_row(backbone: str, kind: str, min_size: int, device: torch.device, args
             _sync(device)
             if i >= args.warmup:
                 times.append(time.perf_counter() - t0)
-    return train, statistics.median(times) * 1e3
+    return train, statistics.median(times) * 1e3, statistics.median(cpu) / args.batch
 
 
 def main() -> None:
@@ -127,8 +131,8 @@ def main() -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, batch {args.batch}, "
         "Mask R-CNN fwd+bwd+SGD from scratch; inference of one image"
     )
-    print("| device | input | knobs | backbone | train img/s | x r50 | infer ms/img | x r50 |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| device | input | knobs | backbone | train img/s | x r50 | train CPU s/img | infer ms/img | x r50 |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for d in devices:
         device = torch.device(d)
         for size in args.sizes:
@@ -136,13 +140,13 @@ def main() -> None:
             for kind in args.knobs:
                 base = None
                 for backbone in backbones:
-                    train, infer_ms = time_row(backbone, kind, size, device, args)
+                    train, infer_ms, cpu_s = time_row(backbone, kind, size, device, args)
                     if backbone == "resnet50_fpn_v2":
                         base = (train, infer_ms)
                     ratio = (f"{train / base[0]:.2f}", f"{base[1] / infer_ms:.2f}") if base else ("-", "-")
                     print(
-                        f"| {d} | {W}x{H} | {kind} | {backbone} | {train:.2f} | {ratio[0]} | {infer_ms:.0f} | "
-                        f"{ratio[1]} |",
+                        f"| {d} | {W}x{H} | {kind} | {backbone} | {train:.2f} | {ratio[0]} | {cpu_s:.2f} | "
+                        f"{infer_ms:.0f} | {ratio[1]} |",
                         flush=True,
                     )
 

@@ -27,7 +27,7 @@ from bopnp.data.detection_set import DetectionSet, collate_detections, detection
 from bopnp.data.training_set import EpochSampler
 from bopnp.errors import CheckpointError, ConfigError
 from bopnp.metrics.detection import detection_scores, encode_masks
-from bopnp.models.detector import build_maskrcnn
+from bopnp.models.detector import build_maskrcnn, check_detection_inputs
 from bopnp.train.checkpoint import load_checkpoint
 from bopnp.train.detector_config import DetectorTrainConfig
 from bopnp.train.engine import evaluate
@@ -143,6 +143,7 @@ class DetectorTrainer(Runner):
 
     # -- the loss of one step ----------------------------------------------------------------------
     def step_fn(self, model, batch: dict[str, Any], step: int) -> dict[str, Tensor]:
+        check_detection_inputs(batch["image"], batch["targets"], len(self.obj_ids) + 1)
         losses = model(batch["image"], batch["targets"])
         out = {LOSS_NAMES.get(k, k): v.float() for k, v in losses.items()}
         out["loss"] = sum(out.values())

@@ -90,7 +90,13 @@ augmented.png and TensorBoard files. Interrupted? Run the same command with --re
     default=None,
     help="Start from this checkpoint's weights (e.g. best.pt of an L_trans run).",
 )
-@click.option("--lambda-proj", type=float, default=1.0, show_default=True, help="Weight of the projection loss.")
+@click.option(
+    "--lambda-proj",
+    type=float,
+    default=1e-3,
+    show_default=True,
+    help="Weight of the projection loss (px^2) next to L_trans (about 100).",
+)
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),

@@ -26,7 +26,9 @@ class E2EConfig:
     """The end-to-end phase.
 
     Attributes:
-        lambda_proj: weight of the projection loss next to L_trans.
+        lambda_proj: weight of the projection loss next to L_trans. L_proj is in px^2 (tens to thousands at the
+            start of an e2e phase) where L_trans is about 100, so 1e-3 keeps the two comparable; at 1 the projection
+            loss swamped L_trans and the coordinate error rose during e2e (LM-O renders, 64 px, after 1500 steps).
         max_err: correspondences whose predicted error reaches this get weight 0.
         min_coord: pixels whose largest |normalised coordinate| is at most this are background.
         min_points: items with fewer weighted correspondences are degenerate (no projection loss).
@@ -38,7 +40,7 @@ class E2EConfig:
             a bounded gradient that cannot swamp the batch, pixels.
     """
 
-    lambda_proj: float = 1.0
+    lambda_proj: float = 1e-3
     max_err: float = 0.5
     min_coord: float = 0.1
     min_points: int = 16

@@ -75,14 +75,19 @@ class TestSynth:
         assert small.shape[:2] == (240, 320) and scale == 0.5
         gt = [Pose(g.obj_id, g.R_m2c, g.t_m2c) for g in synth.scene_gt(s)[i]]
         rendered = _render_masks(synth, Ks, (320, 240), gt, together=True)
+        checked = 0
         for k, m in enumerate(rendered):
             visib, full = (
                 cv2.resize(synth.mask(s, i, k, visib=v).astype(np.float32), (320, 240), interpolation=cv2.INTER_AREA)
                 >= 0.5
                 for v in (True, False)
             )
-            if visib.sum() > 30:
+            # a sliver of under ~200 px at half resolution is mostly boundary, where area resampling and the
+            # renderer's rasterisation differ by a pixel; larger masks must line up
+            if visib.sum() > 200:
+                checked += 1
                 assert inside(visib, m) > 0.9 and inside(m, full) > 0.9, k
+        assert checked >= 1
 
     def test_gt_tile_draws_each_visible_mask_in_its_object_colour(self, synth):
         s, i = 0, 0

@@ -38,14 +38,11 @@ from bopnp.data.crop_dataset import open_crop_datasets  # noqa: E402
 from bopnp.data.training_set import AUGMENT_PRESETS, AugmentConfig, TrainingSet  # noqa: E402
 from bopnp.models import build_coord_unet  # noqa: E402
 from bopnp.models.e2e import E2EConfig, pose_from_prediction  # noqa: E402
-from bopnp.pnp import RansacConfig  # noqa: E402
 from bopnp.train.checkpoint import load_checkpoint  # noqa: E402
 from bopnp.train.config import PoseTrainConfig  # noqa: E402
 from bopnp.train.engine import evaluate  # noqa: E402
-from bopnp.train.pose import train_pose  # noqa: E402
+from bopnp.train.pose import VAL_RANSAC, train_pose  # noqa: E402
 from bopnp.train.pose_scores import load_object_models, pose_scores  # noqa: E402
-
-RANSAC = RansacConfig(threshold_px=4.0, iterations=64, seed=0)
 
 
 def score_checkpoint(path: Path, bop_path: str, test: str, split: str, batch_size: int = 32) -> dict[str, float]:
@@ -62,12 +59,11 @@ def score_checkpoint(path: Path, bop_path: str, test: str, split: str, batch_siz
     # the network's output group k serves obj_ids[k]: keep that order even when the test set lacks an object
     test_set = TrainingSet(crops, None)
     index_of = {o: k for k, o in enumerate(obj_ids)}
-    e2e = cfg.e2e_loss if isinstance(cfg.e2e_loss, E2EConfig) else E2EConfig()
 
     def predict(model, batch):
         obj_index = torch.tensor([index_of[int(o)] for o in batch["obj_id"]])
         xyz, err = model(batch["image"], obj_index)
-        res, K = pose_from_prediction(xyz.float(), err.float(), batch, e2e, ransac=RANSAC)
+        res, K = pose_from_prediction(xyz.float(), err.float(), batch, cfg.e2e_loss, ransac=VAL_RANSAC)
         return {"R": res.R, "t": res.t, "valid": res.valid, "K": K, "R_gt": batch["R_m2c"], "t_gt": batch["t_m2c"],
                 "obj_id": batch["obj_id"]}  # fmt: skip
 

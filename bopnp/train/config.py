@@ -115,22 +115,33 @@ class PoseTrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PoseTrainConfig:
         """The config of a saved ``to_dict()`` (tuples restored, unknown keys refused)."""
-        data = dict(data)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown training settings {unknown}: this run was made by another version of bopnp")
-        nested = {"loss": CoordLossConfig, "e2e_loss": E2EConfig, "augment": AugmentConfig}
-        for key, kind in nested.items():
-            if isinstance(data.get(key), dict):
-                sub = dict(data[key])
-                for f in dataclasses.fields(kind):
-                    if isinstance(sub.get(f.name), list):
-                        sub[f.name] = tuple(sub[f.name])
-                data[key] = kind(**sub)
-        if isinstance(data.get("objects"), list):
-            data["objects"] = tuple(data["objects"])
-        return cls(**data)
+        return config_from_dict(cls, data, {"loss": CoordLossConfig, "e2e_loss": E2EConfig, "augment": AugmentConfig})
 
 
-__all__ = ["PoseTrainConfig"]
+def config_from_dict(cls, data: dict[str, Any], nested: dict[str, type]):
+    """A frozen config dataclass from its saved ``dataclasses.asdict``: unknown keys refused, nested configs
+    rebuilt, json lists turned back into tuples (top level and nested).
+
+    Args:
+        cls: the config class. data: the saved dict. nested: field name -> config class of the nested fields.
+    Raises:
+        ConfigError: a key this version does not know.
+    """
+    data = dict(data)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown training settings {unknown}: this run was made by another version of bopnp")
+    for key, kind in nested.items():
+        if isinstance(data.get(key), dict):
+            sub = dict(data[key])
+            for f in dataclasses.fields(kind):
+                if isinstance(sub.get(f.name), list):
+                    sub[f.name] = tuple(sub[f.name])
+            data[key] = kind(**sub)
+    if isinstance(data.get("objects"), list):
+        data["objects"] = tuple(data["objects"])
+    return cls(**data)
+
+
+__all__ = ["PoseTrainConfig", "config_from_dict"]

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from bopnp.data.detection_set import DetectionAugmentConfig
 from bopnp.errors import ConfigError
 from bopnp.models.detector import BACKBONES, DetectorSpec
+from bopnp.train.config import config_from_dict
 
 DeviceChoice = Literal["auto", "cpu", "cuda"]
 OptimizerChoice = Literal["sgd", "adamw"]
@@ -199,21 +200,7 @@ class DetectorTrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DetectorTrainConfig:
         """The config of a saved ``to_dict()`` (tuples restored, unknown keys refused)."""
-        data = dict(data)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown training settings {unknown}: this run was made by another version of bopnp")
-        for key, kind in (("net", DetectorNetConfig), ("augment", DetectionAugmentConfig)):
-            if isinstance(data.get(key), dict):
-                sub = dict(data[key])
-                for f in dataclasses.fields(kind):
-                    if isinstance(sub.get(f.name), list):
-                        sub[f.name] = tuple(sub[f.name])
-                data[key] = kind(**sub)
-        if isinstance(data.get("objects"), list):
-            data["objects"] = tuple(data["objects"])
-        return cls(**data)
+        return config_from_dict(cls, data, {"net": DetectorNetConfig, "augment": DetectionAugmentConfig})
 
 
 __all__ = ["PRESETS", "PRESET_OPTIMIZERS", "DetectorNetConfig", "DetectorTrainConfig"]

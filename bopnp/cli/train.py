@@ -14,6 +14,7 @@ from bopnp.cli.options import bop_path_option, parse_object_ids
 #: spelled out here so that --help imports no torch)
 BACKBONES = ("resnet50_fpn_v2", "resnet18_fpn", "mobilenet_v3_large_fpn")
 PRESETS = ("auto", "full", "cpu")
+AUGMENTS = ("full", "color", "none")
 #: per-stage defaults of the shared options
 STAGE_DEFAULTS = {"pose": {"batch_size": 16, "lr": 1e-3}, "detector": {"batch_size": 2, "lr": None}}
 
@@ -57,7 +58,7 @@ Examples:
   bopnp train demo --stage pose --e2e --init results/train/demo/pose/best.pt --out results/train/demo/e2e
   bopnp train lmo --stage pose --objects 1,5 --device cuda --batch-size 32
   bopnp train demo --stage pose --nproc 2              # distributed data parallel (torchrun)
-  bopnp train demo --stage detector --steps 600        # Mask R-CNN; on a CPU the light 'cpu' preset
+  bopnp train demo --stage detector --steps 250      # Mask R-CNN; on a CPU the light 'cpu' preset
   bopnp train lmo --stage detector --preset full --backbone-weights resnet50-11ad3fa6.pth --device cuda
 
 The run goes to results/train/NAME/STAGE (or --out): config.json, last.pt, best.pt, log.jsonl,
@@ -116,6 +117,13 @@ augmented.png and TensorBoard files. Interrupted? Run the same command with --re
 )
 @click.option("--backbone", type=click.Choice(BACKBONES), default=None, help="Detector backbone. [default: preset's]")
 @click.option(
+    "--augment",
+    type=click.Choice(AUGMENTS),
+    default=None,
+    help="Detector augmentation: scale jitter and colour, colour only, or none. [default: full with the full preset, "
+    "color with cpu]",
+)
+@click.option(
     "--optimizer",
     type=click.Choice(["sgd", "adamw"]),
     default=None,
@@ -169,6 +177,7 @@ def train(
     width,
     preset,
     backbone,
+    augment,
     optimizer,
     min_size,
     max_size,
@@ -212,6 +221,7 @@ def train(
             lr=lr,
             preset=preset,
             backbone=backbone,
+            augment=augment,
             optimizer=optimizer,
             min_size=min_size,
             max_size=max_size,
@@ -257,14 +267,15 @@ def train(
 
 
 def _train_detector(
-    *, preset, backbone, optimizer, min_size, max_size, resume, overwrite, progress, bop_path, **options
+    *, preset, backbone, augment, optimizer, min_size, max_size, resume, overwrite, progress, bop_path, **options
 ):
     from dataclasses import replace
 
     import torch
 
     from bopnp.train.detector import train_detector
-    from bopnp.train.detector_config import PRESET_OPTIMIZERS, DetectorTrainConfig
+    from bopnp.train.detector_config import AUGMENTS as AUGMENT_CONFIGS
+    from bopnp.train.detector_config import PRESET_AUGMENTS, PRESET_OPTIMIZERS, DetectorTrainConfig
     from bopnp.train.detector_config import PRESETS as NETS
 
     if preset == "auto":
@@ -278,7 +289,10 @@ def _train_detector(
         hi = max_size if max_size is not None else round(lo * net.max_size / net.min_size)  # the preset's aspect
         net = replace(net, min_size=lo, max_size=hi)
     optimizer = optimizer or PRESET_OPTIMIZERS[preset]
-    config = DetectorTrainConfig(bop_path=str(bop_path), net=net, optimizer=optimizer, **options)
+    augment = augment or PRESET_AUGMENTS[preset]
+    config = DetectorTrainConfig(
+        bop_path=str(bop_path), net=net, optimizer=optimizer, augment=AUGMENT_CONFIGS[augment], **options
+    )
     summary = train_detector(config, resume=resume, overwrite=overwrite, progress=progress)
     if int(os.environ.get("RANK", "0")) == 0:
         click.echo(summary.format())

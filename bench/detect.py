@@ -4,10 +4,10 @@
 Rows: device x input size x backbone x knobs, with the ratio against ``resnet50_fpn_v2`` at the same size and knobs
 (the baseline). Knobs: ``torchvision`` (its proposal counts, RoI samples and head widths) or ``cpu`` (the light
 settings of the ``cpu`` preset of ``bopnp train --stage detector``: fewer proposals and RoI samples, narrow heads,
-no stride-4 pyramid level for ResNet-18). Inputs are random images with five random boxes and masks each, so no
-dataset is needed; inference keeps every detection (score threshold 0), its worst case. ``train CPU s/img`` is the
-process's CPU time per training image (all threads): on a shared machine it stays put while the wall-clock rates
-fall.
+and for ResNet-18 a pyramid on strides 8 and 16 only). Inputs are random images with five random boxes and masks
+each, so no dataset is needed; inference keeps every detection (score threshold 0), its worst case.
+``train CPU s/img`` is the process's CPU time per training image (all threads): on a shared machine it moves less than
+the wall-clock rates.
 
     python bench/detect.py                                  # CPU: both sizes, all backbones, both knobs
     python bench/detect.py --sizes 240 --backbones resnet18_fpn mobilenet_v3_large_fpn --knobs cpu

@@ -14,6 +14,9 @@ from bopnp.cli.options import bop_path_option, parse_object_ids
 #: spelled out here so that --help imports no torch)
 BACKBONES = ("resnet50_fpn_v2", "resnet18_fpn", "mobilenet_v3_large_fpn")
 PRESETS = ("auto", "full", "cpu")
+#: augmentation names per stage (the library's AUGMENT_PRESETS and detector_config.AUGMENTS)
+POSE_AUGMENTS = ("pix2pose", "light", "none")
+AUGMENTS = ("full", "color", "none")
 #: per-stage defaults of the shared options
 STAGE_DEFAULTS = {"pose": {"batch_size": 16, "lr": 1e-3}, "detector": {"batch_size": 2, "lr": None}}
 
@@ -57,7 +60,7 @@ Examples:
   bopnp train demo --stage pose --e2e --init results/train/demo/pose/best.pt --out results/train/demo/e2e
   bopnp train lmo --stage pose --objects 1,5 --device cuda --batch-size 32
   bopnp train demo --stage pose --nproc 2              # distributed data parallel (torchrun)
-  bopnp train demo --stage detector --steps 600        # Mask R-CNN; on a CPU the light 'cpu' preset
+  bopnp train demo --stage detector --steps 250      # Mask R-CNN; on a CPU the light 'cpu' preset
   bopnp train lmo --stage detector --preset full --backbone-weights resnet50-11ad3fa6.pth --device cuda
 
 The run goes to results/train/NAME/STAGE (or --out): config.json, last.pt, best.pt, log.jsonl,
@@ -112,11 +115,11 @@ augmented.png and TensorBoard files. Interrupted? Run the same command with --re
 )
 @click.option(
     "--augment",
-    type=click.Choice(["pix2pose", "light", "none"]),
-    default="pix2pose",
-    show_default=True,
-    help="Pose: augmentation strength. pix2pose: backgrounds, occluders, box and colour jitter, for renders that must "
-    "transfer to photos; light: a weaker mix that learns faster on a CPU budget.",
+    type=click.Choice(sorted(set(POSE_AUGMENTS) | set(AUGMENTS))),
+    default=None,
+    help="Augmentation. Pose: pix2pose (default: backgrounds, occluders, box and colour jitter, for renders that "
+    "must transfer to photos), light (a weaker mix that learns faster on a CPU budget) or none. Detector: full "
+    "(scale jitter and colour), color or none [default: full with the full preset, color with cpu].",
 )
 @click.option(
     "--width", type=click.IntRange(min=1), default=32, show_default=True, help="Pose: channels of the first level."
@@ -213,6 +216,11 @@ def train(
         raise click.BadParameter("the pose stage needs at least 2 crops a step (batch norm)", param_hint="--batch-size")
     if stage == "detector" and (e2e or e2e_steps is not None):
         raise click.UsageError("--e2e and --e2e-steps belong to --stage pose")
+    stage_augments = POSE_AUGMENTS if stage == "pose" else AUGMENTS
+    if augment is not None and augment not in stage_augments:
+        raise click.BadParameter(
+            f"{augment!r} is not a {stage} augmentation: use one of {', '.join(stage_augments)}", param_hint="--augment"
+        )
     if nproc > 1 and "LOCAL_RANK" not in os.environ:
         _relaunch_with_torchrun(nproc)
     if stage == "detector":
@@ -227,6 +235,7 @@ def train(
             lr=lr,
             preset=preset,
             backbone=backbone,
+            augment=augment,
             optimizer=optimizer,
             min_size=min_size,
             max_size=max_size,
@@ -266,7 +275,7 @@ def train(
         workers=workers,
         seed=seed,
         e2e_loss=replace(base.e2e_loss, lambda_proj=lambda_proj),
-        augment=AugmentConfig.preset(augment),
+        augment=AugmentConfig.preset(augment or "pix2pose"),
     )
     summary = train_pose(config, resume=resume, overwrite=overwrite, progress=progress)
     if int(os.environ.get("RANK", "0")) == 0:
@@ -274,14 +283,15 @@ def train(
 
 
 def _train_detector(
-    *, preset, backbone, optimizer, min_size, max_size, resume, overwrite, progress, bop_path, **options
+    *, preset, backbone, augment, optimizer, min_size, max_size, resume, overwrite, progress, bop_path, **options
 ):
     from dataclasses import replace
 
     import torch
 
     from bopnp.train.detector import train_detector
-    from bopnp.train.detector_config import PRESET_OPTIMIZERS, DetectorTrainConfig
+    from bopnp.train.detector_config import AUGMENTS as AUGMENT_CONFIGS
+    from bopnp.train.detector_config import PRESET_AUGMENTS, PRESET_OPTIMIZERS, DetectorTrainConfig
     from bopnp.train.detector_config import PRESETS as NETS
 
     if preset == "auto":
@@ -295,7 +305,10 @@ def _train_detector(
         hi = max_size if max_size is not None else round(lo * net.max_size / net.min_size)  # the preset's aspect
         net = replace(net, min_size=lo, max_size=hi)
     optimizer = optimizer or PRESET_OPTIMIZERS[preset]
-    config = DetectorTrainConfig(bop_path=str(bop_path), net=net, optimizer=optimizer, **options)
+    augment = augment or PRESET_AUGMENTS[preset]
+    config = DetectorTrainConfig(
+        bop_path=str(bop_path), net=net, optimizer=optimizer, augment=AUGMENT_CONFIGS[augment], **options
+    )
     summary = train_detector(config, resume=resume, overwrite=overwrite, progress=progress)
     if int(os.environ.get("RANK", "0")) == 0:
         click.echo(summary.format())

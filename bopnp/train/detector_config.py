@@ -2,8 +2,8 @@
 
 Two presets of the network (:data:`PRESETS`): ``full`` is torchvision's ``maskrcnn_resnet50_fpn_v2`` on BOP's
 640x480 images (for real datasets and a GPU); ``cpu`` is a light network that learns in minutes on a laptop CPU
-(ResNet-18 FPN without the stride-4 level, 320x240 input, narrow heads, few proposals and RoI samples), which the
-demo uses. Any field of :class:`DetectorNetConfig` overrides its preset.
+(ResNet-18 up to its third stage, a pyramid on strides 8 and 16, 320x240 input, narrow heads, few proposals and RoI
+samples, half of them positive), which the demo uses. Any field of :class:`DetectorNetConfig` overrides its preset.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ PRESETS: dict[str, DetectorNetConfig] = {
         min_size=240,
         max_size=320,
         fpn_channels=128,
-        returned_layers=(2, 3, 4),
+        returned_layers=(2, 3),
         smallest_anchor=16,
         rpn_pre_nms_top_n_train=600,
         rpn_post_nms_top_n_train=300,
@@ -86,9 +86,19 @@ PRESETS: dict[str, DetectorNetConfig] = {
 }
 
 
+#: augmentation by name: ``full`` (scale jitter and colour, the default), ``color`` (colour, blur and noise only: a
+#: short schedule learns faster without the zoom), ``none``
+AUGMENTS: dict[str, DetectionAugmentConfig] = {
+    "full": DetectionAugmentConfig(),
+    "color": DetectionAugmentConfig(scale_range=(1.0, 1.0), max_shift=0.0),
+    "none": DetectionAugmentConfig(scale_range=(1.0, 1.0), max_shift=0.0, color=False),
+}
+
 #: the optimiser each preset trains with by default: torchvision's SGD recipe for the full network (meant to start
 #: from pretrained weights), AdamW for the light one (which learns fastest with it from scratch)
 PRESET_OPTIMIZERS: dict[str, OptimizerChoice] = {"full": "sgd", "cpu": "adamw"}
+#: the augmentation (a name of :data:`AUGMENTS`) each preset trains with by default
+PRESET_AUGMENTS: dict[str, str] = {"full": "full", "cpu": "color"}
 
 
 @dataclass(frozen=True)
@@ -203,4 +213,11 @@ class DetectorTrainConfig:
         return config_from_dict(cls, data, {"net": DetectorNetConfig, "augment": DetectionAugmentConfig})
 
 
-__all__ = ["PRESETS", "PRESET_OPTIMIZERS", "DetectorNetConfig", "DetectorTrainConfig"]
+__all__ = [
+    "AUGMENTS",
+    "PRESETS",
+    "PRESET_AUGMENTS",
+    "PRESET_OPTIMIZERS",
+    "DetectorNetConfig",
+    "DetectorTrainConfig",
+]

@@ -103,6 +103,7 @@ def test_detector_stage_trains_and_resumes(tiny, tmp_path):
     ckpt = load_checkpoint(out / "last.pt")
     assert ckpt["detector"]["backbone"] == "resnet18_fpn" and ckpt["detector"]["min_size"] == 48
     assert ckpt["config"]["batch_size"] == 2 and ckpt["config"]["optimizer"] == "adamw"  # the cpu preset's defaults
+    assert tuple(ckpt["config"]["augment"]["scale_range"]) == (1.0, 1.0) and ckpt["config"]["augment"]["color"]
     more = runner.invoke(cli, _detector_args(tmp_path / "bop", "drawn", out, "--steps", "2", "--resume"))
     assert more.exit_code == 0, more.output
     assert "resumed at step 1" in more.output and load_checkpoint(out / "last.pt")["state"]["step"] == 2
@@ -119,12 +120,16 @@ def test_detector_stage_errors_are_short(tiny, tmp_path):
 
 
 def test_cli_lists_the_libraries_backbones_and_presets():
-    from bopnp.cli.train import BACKBONES, PRESETS
+    from bopnp.cli.train import AUGMENTS, BACKBONES, POSE_AUGMENTS, PRESETS
+    from bopnp.data.training_set import AUGMENT_PRESETS
     from bopnp.models.detector import BACKBONES as LIB_BACKBONES
-    from bopnp.train.detector_config import PRESET_OPTIMIZERS
+    from bopnp.train.detector_config import AUGMENTS as LIB_AUGMENTS
+    from bopnp.train.detector_config import PRESET_AUGMENTS, PRESET_OPTIMIZERS
     from bopnp.train.detector_config import PRESETS as LIB_PRESETS
 
     assert BACKBONES == LIB_BACKBONES and set(PRESETS) == {"auto", *LIB_PRESETS} == {"auto", *PRESET_OPTIMIZERS}
+    assert set(AUGMENTS) == set(LIB_AUGMENTS) and set(PRESET_AUGMENTS.values()) <= set(AUGMENTS)
+    assert POSE_AUGMENTS == AUGMENT_PRESETS
 
 
 def test_resuming_a_finished_run_redoes_nothing(tiny_train_dataset, tmp_path):
@@ -138,3 +143,9 @@ def test_resuming_a_finished_run_redoes_nothing(tiny_train_dataset, tmp_path):
     assert again.exit_code == 0, again.output
     assert (out / "log.jsonl").read_text() == log_before  # no second validation
     assert (out / "last.pt").stat().st_mtime_ns == stamp
+
+
+def test_augment_names_belong_to_their_stage(tiny_train_dataset, tmp_path):
+    bop, name = tiny_train_dataset
+    res = CliRunner().invoke(cli, _args(bop, name, tmp_path / "o", "--augment", "color"))
+    assert res.exit_code == 2 and "not a pose augmentation" in res.output and "pix2pose" in res.output

@@ -287,7 +287,7 @@ class DetectionSet(Dataset):
         if aug is not None:
             if self._color is not None:
                 with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(int(seed) + 1)
+                    torch.default_generator.manual_seed(int(seed) + 1)  # CPU only: seeding CUDA costs ms
                     image = self._color(tv_tensors.Image(image)).as_subclass(Tensor).clamp_(0, 1)
             # what stays visible of each instance: its box is that of its mask
             keep = masks.flatten(1).sum(1) >= aug.min_mask_px

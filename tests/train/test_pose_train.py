@@ -45,6 +45,8 @@ def test_run_writes_its_folder_validates_and_refuses_to_overwrite(tiny_train_dat
     assert [r["step"] for r in records if "loss" in r] == [1, 2, 3, 4, 5, 6]
     val = [r for r in records if r.get("validation")]
     assert len(val) == 1 and 0 <= val[0]["add_s"] <= 1 and summary.validations[0]["step"] == 6
+    # held-out L_3D: beta-weighted L1 summed over 3 coordinates in [-1, 1], so in (0, 6 * beta]
+    assert 0 < val[0]["l3d"] <= 6 * cfg.loss.beta and "L_3D" in summary.format()
     assert load_checkpoint(run / "last.pt")["state"]["step"] == 6
     with pytest.raises(ConfigError, match="--resume"):
         train_pose(cfg, progress=False)

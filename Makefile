@@ -45,13 +45,13 @@ CROP ?= 64
 # Measured on the demo: the pose network at batch 8 learns more per crop than at 16, for the same cost per crop;
 # the detector trains at 240x180 (1.9 images/s, against 1.6 at the cpu preset's 320x240) and gets the larger share:
 # its recall limits the score more than the pose network does on this budget.
-POSE_STEPS ?= 1200
+POSE_STEPS ?= 1400
 POSE_BATCH ?= 8
 POSE_WIDTH ?= 16
 POSE_AUGMENT ?= light
 E2E_STEPS ?= 200
-DET_STEPS ?= 400
-POSE_VAL_EVERY ?= 600
+DET_STEPS ?= 500
+POSE_VAL_EVERY ?= 700
 DET_SIZE ?= 180
 DEMO_RUNS := results/train/$(DEMO)
 DEMO_OUT := results/$(DEMO)

@@ -16,7 +16,7 @@ BACKBONES = ("resnet50_fpn_v2", "resnet18_fpn", "mobilenet_v3_large_fpn")
 PRESETS = ("auto", "full", "cpu")
 #: augmentation names per stage (the library's AUGMENT_PRESETS and detector_config.AUGMENTS)
 POSE_AUGMENTS = ("pix2pose", "light", "none")
-AUGMENTS = ("full", "color", "none")
+DETECTOR_AUGMENTS = ("full", "color", "none")
 #: per-stage defaults of the shared options
 STAGE_DEFAULTS = {"pose": {"batch_size": 16, "lr": 1e-3}, "detector": {"batch_size": 2, "lr": None}}
 
@@ -60,7 +60,7 @@ Examples:
   bopnp train demo --stage pose --e2e --init results/train/demo/pose/best.pt --out results/train/demo/e2e
   bopnp train lmo --stage pose --objects 1,5 --device cuda --batch-size 32
   bopnp train demo --stage pose --nproc 2              # distributed data parallel (torchrun)
-  bopnp train demo --stage detector --steps 250      # Mask R-CNN; on a CPU the light 'cpu' preset
+  bopnp train demo --stage detector --steps 500        # Mask R-CNN; on a CPU the light 'cpu' preset
   bopnp train lmo --stage detector --preset full --backbone-weights resnet50-11ad3fa6.pth --device cuda
 
 The run goes to results/train/NAME/STAGE (or --out): config.json, last.pt, best.pt, log.jsonl,
@@ -115,7 +115,7 @@ augmented.png and TensorBoard files. Interrupted? Run the same command with --re
 )
 @click.option(
     "--augment",
-    type=click.Choice(sorted(set(POSE_AUGMENTS) | set(AUGMENTS))),
+    type=click.Choice(sorted(set(POSE_AUGMENTS) | set(DETECTOR_AUGMENTS))),
     default=None,
     help="Augmentation. Pose: pix2pose (default: backgrounds, occluders, box and colour jitter, for renders that "
     "must transfer to photos), light (a weaker mix that learns faster on a CPU budget) or none. Detector: full "
@@ -216,7 +216,7 @@ def train(
         raise click.BadParameter("the pose stage needs at least 2 crops a step (batch norm)", param_hint="--batch-size")
     if stage == "detector" and (e2e or e2e_steps is not None):
         raise click.UsageError("--e2e and --e2e-steps belong to --stage pose")
-    stage_augments = POSE_AUGMENTS if stage == "pose" else AUGMENTS
+    stage_augments = POSE_AUGMENTS if stage == "pose" else DETECTOR_AUGMENTS
     if augment is not None and augment not in stage_augments:
         raise click.BadParameter(
             f"{augment!r} is not a {stage} augmentation: use one of {', '.join(stage_augments)}", param_hint="--augment"

@@ -86,8 +86,8 @@ PRESETS: dict[str, DetectorNetConfig] = {
 }
 
 
-#: augmentation by name: ``full`` (scale jitter and colour, the default), ``color`` (colour, blur and noise only: a
-#: short schedule learns faster without the zoom), ``none``
+#: augmentation by name: ``full`` (scale jitter and colour), ``color`` (colour, blur and noise only: a
+#: short schedule learns faster without the zoom), ``none``; :data:`PRESET_AUGMENTS` picks each preset's
 AUGMENTS: dict[str, DetectionAugmentConfig] = {
     "full": DetectionAugmentConfig(),
     "color": DetectionAugmentConfig(scale_range=(1.0, 1.0), max_shift=0.0),

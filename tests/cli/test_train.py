@@ -120,7 +120,7 @@ def test_detector_stage_errors_are_short(tiny, tmp_path):
 
 
 def test_cli_lists_the_libraries_backbones_and_presets():
-    from bopnp.cli.train import AUGMENTS, BACKBONES, POSE_AUGMENTS, PRESETS
+    from bopnp.cli.train import BACKBONES, DETECTOR_AUGMENTS, POSE_AUGMENTS, PRESETS
     from bopnp.data.training_set import AUGMENT_PRESETS
     from bopnp.models.detector import BACKBONES as LIB_BACKBONES
     from bopnp.train.detector_config import AUGMENTS as LIB_AUGMENTS
@@ -128,7 +128,7 @@ def test_cli_lists_the_libraries_backbones_and_presets():
     from bopnp.train.detector_config import PRESETS as LIB_PRESETS
 
     assert BACKBONES == LIB_BACKBONES and set(PRESETS) == {"auto", *LIB_PRESETS} == {"auto", *PRESET_OPTIMIZERS}
-    assert set(AUGMENTS) == set(LIB_AUGMENTS) and set(PRESET_AUGMENTS.values()) <= set(AUGMENTS)
+    assert set(DETECTOR_AUGMENTS) == set(LIB_AUGMENTS) and set(PRESET_AUGMENTS.values()) <= set(DETECTOR_AUGMENTS)
     assert POSE_AUGMENTS == AUGMENT_PRESETS
 
 

@@ -10,6 +10,7 @@ box (its extent along every axis), so the loss weighs rotation and translation e
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import torch
@@ -81,6 +82,23 @@ def symmetric_gt_pose(R_m2c: Tensor, t_m2c: Tensor, pool: Tensor, best: Tensor) 
     return R, t_m2c - (R @ T[:, :3, 3:]).squeeze(-1)
 
 
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+@contextmanager
+def full_precision(device_type: str):
+    """Autocast off for the geometry of the e2e objective: under a network's bf16/fp16 autocast, matrix products
+    such as the uncropped intrinsics would come out in half precision (a 640 px image's pixels to ~2 px in bf16) and
+    fail the PnP layer's dtype checks. Inputs are cast with :func:`solve_dtype` inside it."""
+    with torch.autocast(device_type, enabled=False):
+        yield
+
+
+def solve_dtype(x: Tensor) -> torch.dtype:
+    """float32 for a half-precision network output, else its own dtype (float32 or float64)."""
+    return torch.float32 if x.dtype in LOW_PRECISION else x.dtype
+
+
 def pose_from_prediction(
     xyz: Tensor, err: Tensor, batch: dict[str, Tensor], config: E2EConfig, ransac: RansacConfig | None = None
 ) -> tuple[PnPResult, Tensor]:
@@ -93,8 +111,17 @@ def pose_from_prediction(
             weighted pixels (the differentiable training path).
     Returns:
         the :class:`PnPResult` (``valid`` is also False where fewer than ``config.min_points`` pixels have weight),
-        and the (B, 3, 3) image intrinsics it was solved with.
+        and the (B, 3, 3) image intrinsics it was solved with. Solved in float32 outside autocast for a bf16/fp16
+        ``xyz`` (the network's output under autocast), so it runs inside a bf16 training step.
     """
+    with full_precision(xyz.device.type):
+        dtype = solve_dtype(xyz)
+        return _pose_from_prediction(xyz.to(dtype), err.to(dtype), batch, config, ransac)
+
+
+def _pose_from_prediction(
+    xyz: Tensor, err: Tensor, batch: dict[str, Tensor], config: E2EConfig, ransac: RansacConfig | None
+) -> tuple[PnPResult, Tensor]:
     S = xyz.shape[-1]
     box = batch["box_xyxy"].to(xyz.dtype)
     mask = batch.get("mask_visib") if config.use_mask else None
@@ -139,9 +166,17 @@ def e2e_projection_loss(
     Returns:
         loss: scalar, mean over the valid items of the robust per-item loss (:func:`huber_rms`), px^2 (0 with no
         valid item, still connected to the graph). per_item: (B,) mean squared error, px^2 (0 where invalid).
-        valid: (B,) bool.
+        valid: (B,) bool. float32 for a bf16/fp16 prediction: the loss runs outside autocast, as PnP does.
     """
-    res, K = pose_from_prediction(xyz, err, batch, config)
+    with full_precision(xyz.device.type):
+        dtype = solve_dtype(xyz)
+        return _e2e_projection_loss(xyz.to(dtype), err.to(dtype), batch, best, config)
+
+
+def _e2e_projection_loss(
+    xyz: Tensor, err: Tensor, batch: dict[str, Tensor], best: Tensor, config: E2EConfig
+) -> tuple[Tensor, Tensor, Tensor]:
+    res, K = _pose_from_prediction(xyz, err, batch, config, None)
     R_gt, t_gt = symmetric_gt_pose(
         batch["R_m2c_target"].to(xyz.dtype), batch["t_m2c_target"].to(xyz.dtype), batch["pool"], best
     )

@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from bopnp.geometry import crop_intrinsics, project_points, transform_points
@@ -183,3 +184,48 @@ def test_huber_rms_is_quadratic_then_linear_with_a_bounded_gradient():
     assert torch.autograd.gradcheck(
         lambda m: huber_rms(m, 50.0), (torch.tensor([400.0, 3600.0], dtype=torch.float64, requires_grad=True),)
     )
+
+
+def _autocast_e2e_step(device: str):
+    """One e2e loss and backward with the network under bf16 autocast, as the trainer runs it on a GPU; and the
+    same loss in float32 on the same (bf16-rounded) network output."""
+    torch.manual_seed(0)
+    S = 16
+    net = build_coord_unet(num_objects=1, width=4, crop_size=S, bottleneck=0).to(device).eval()
+    batch, K_img = _batch(S)
+    batch = {k: v.to(device) for k, v in batch.items()}
+    base = _plane_xyz(batch, K_img.to(device), S).float()
+    image = torch.rand(1, 3, S, S, generator=torch.Generator().manual_seed(2)).to(device)
+    idx, best, cfg = torch.zeros(1, dtype=torch.long, device=device), torch.zeros(1, dtype=torch.long), E2EConfig()
+    best = best.to(device)
+    with torch.autocast(device, dtype=torch.bfloat16):
+        xyz, err = net(image, idx)
+        assert xyz.dtype == torch.bfloat16  # the network really runs in bf16
+        xyz_in, err_in = base + 0.1 * xyz.float(), 0.2 * err.float()
+        loss, per_item, valid = e2e_projection_loss(xyz_in, err_in, batch, best, cfg)
+        bf16_in = (base + 0.1 * xyz.float()).bfloat16(), err.bfloat16()
+        loss_bf16_input, _, _ = e2e_projection_loss(*bf16_in, batch, best, cfg)
+    loss.backward()
+    ref, ref_per_item, _ = e2e_projection_loss(xyz_in.detach(), err_in.detach(), batch, best, cfg)
+    return net, loss, per_item, valid, ref, ref_per_item, loss_bf16_input
+
+
+def test_e2e_step_under_cpu_bf16_autocast_runs_in_float32_and_reaches_the_network():
+    """The trainer's bf16 autocast: the PnP and the projection loss run outside it, in float32 (the CUDA crash:
+    intrinsics uncropped under autocast came out in bf16 and failed the PnP layer's dtype check)."""
+    net, loss, per_item, valid, ref, ref_per_item, loss_bf16_input = _autocast_e2e_step("cpu")
+    assert bool(valid.all()) and loss.dtype == torch.float32 and loss_bf16_input.dtype == torch.float32
+    assert torch.isfinite(loss_bf16_input)
+    # the geometry is float32 under autocast: the same numbers as outside it (float32 solver tolerance)
+    torch.testing.assert_close(per_item, ref_per_item, rtol=1e-4, atol=1e-4)
+    g = net.encoder[0].main[0].weight.grad
+    assert g is not None and torch.isfinite(g).all() and g.abs().sum() > 0
+
+
+@pytest.mark.gpu
+def test_e2e_step_under_cuda_bf16_autocast():
+    net, loss, per_item, valid, ref, ref_per_item, _ = _autocast_e2e_step("cuda")
+    assert bool(valid.all()) and loss.dtype == torch.float32
+    torch.testing.assert_close(per_item, ref_per_item, rtol=1e-4, atol=1e-4)
+    g = net.encoder[0].main[0].weight.grad
+    assert g is not None and torch.isfinite(g).all() and g.abs().sum() > 0

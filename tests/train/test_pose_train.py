@@ -150,3 +150,21 @@ def test_loader_workers_change_nothing(tiny_train_dataset, tmp_path):
     a, b = _weights(tmp_path / "w0" / "last.pt"), _weights(tmp_path / "w1" / "last.pt")
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+
+
+def test_e2e_run_under_bf16_autocast_on_cpu(tiny_train_dataset, tmp_path, monkeypatch):
+    """The trainer as it runs on CUDA (bf16 autocast around every step), here with CPU autocast: the e2e steps
+    run and log a finite projection loss."""
+    init = PoseTrainer.__init__
+
+    def bf16_init(self, *a, **k):
+        init(self, *a, **k)
+        self.autocast = torch.bfloat16
+
+    monkeypatch.setattr(PoseTrainer, "__init__", bf16_init)
+    bop, name = tiny_train_dataset
+    cfg = _config(bop, name, tmp_path / "e2e", steps=4, e2e=True, e2e_steps=2, val_fraction=0.0)
+    train_pose(cfg, progress=False)
+    records = [json.loads(line) for line in (tmp_path / "e2e" / "log.jsonl").read_text().splitlines()]
+    proj = [r["proj"] for r in records if "proj" in r]
+    assert len(proj) == 2 and all(p == p and abs(p) != float("inf") for p in proj)

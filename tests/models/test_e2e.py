@@ -193,8 +193,8 @@ def _autocast_e2e_step(device: str):
     S = 16
     net = build_coord_unet(num_objects=1, width=4, crop_size=S, bottleneck=0).to(device).eval()
     batch, K_img = _batch(S)
+    base = _plane_xyz(batch, K_img, S).float().to(device)
     batch = {k: v.to(device) for k, v in batch.items()}
-    base = _plane_xyz(batch, K_img.to(device), S).float()
     image = torch.rand(1, 3, S, S, generator=torch.Generator().manual_seed(2)).to(device)
     idx, best, cfg = torch.zeros(1, dtype=torch.long, device=device), torch.zeros(1, dtype=torch.long), E2EConfig()
     best = best.to(device)

@@ -253,6 +253,40 @@ def test_depth_that_is_not_16_bit_single_channel_is_checked_and_never_scored(ds,
         assert_refused(result, "depth/000000.png")
 
 
+@pytest.mark.parametrize("folder", ["rgb", "depth", "mask_visib"])
+@pytest.mark.parametrize("command", ["check", "eval", "viz", "prepare"])
+def test_empty_image_file_is_named_never_a_traceback(ds, command, folder):
+    scene = PBR_SCENE if command == "prepare" else TEST_SCENE
+    path = min((ds.root / scene / folder).iterdir())
+    path.write_bytes(b"")
+    rel = f"{scene}/{folder}/{path.name}"
+    if command == "check":
+        assert_reported(ds.check(), rel, "the file is empty (0 bytes)")
+        return
+    if command == "eval":
+        result, scores = ds.eval()
+        if folder != "depth":  # eval reads no rgb or mask
+            assert_eval_correct_or_refused(result, scores, rel, "empty")
+        elif result.exit_code == 0:  # an unreadable depth image: VSD of that image is unavailable, never lower
+            assert scores["bop19_average_recall"] is None and "unreadable depth image" in result.output
+        else:
+            assert_refused(result, rel, "empty")
+        return
+    if command == "viz":
+        result = ds.invoke("viz", ds.name, "--bop-path", str(ds.bop), "--out", str(ds.tmp / "viz.png"))
+        if folder == "depth":  # viz draws no depth
+            assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+        else:
+            assert_refused(result, rel, "empty")
+        return
+    result = ds.prepare()
+    assert "Traceback" not in result.output
+    if folder == "depth":  # scene_gt_info is there: prepare reads no depth
+        assert result.exit_code == 0, result.output
+    else:
+        assert f"skipped {path}: the file is empty (0 bytes)" in result.output, result.output
+
+
 # ----------------------------------------------------------------------------- 4. poses and object ids
 
 

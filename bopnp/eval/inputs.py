@@ -99,9 +99,22 @@ class EvalInputs:
         return self.dataset.depth(scene_id, im_id)
 
     def mesh(self, obj_id: int) -> io.Mesh:
-        """The evaluation mesh of an object (loaded once, without its texture)."""
+        """The evaluation mesh of an object (loaded once, without its texture).
+
+        Raises:
+            DatasetError: missing or malformed PLY, or one without vertices or faces (no pose error, no
+            VSD render can come from it).
+        """
         if obj_id not in self._meshes:
-            self._meshes[obj_id] = io.load_ply(self.dataset.model_path(obj_id), load_texture=False)
+            path = self.dataset.model_path(obj_id)
+            mesh = io.load_ply(path, load_texture=False)
+            for what, n in (("vertices", len(mesh.vertices_mm)), ("faces", len(mesh.faces))):
+                if n == 0:
+                    raise DatasetError(
+                        f"{path}: the mesh of object {obj_id} has no {what}; the pose errors and VSD need its "
+                        "surface: re-download the models archive (models_eval/ holds the resampled meshes)"
+                    )
+            self._meshes[obj_id] = mesh
         return self._meshes[obj_id]
 
 

@@ -202,6 +202,16 @@ def test_non_numeric_token_in_ascii_ply_is_checked(ds):
     assert_refused(ds.prepare(), "obj_000002.ply", "row 3")
 
 
+def test_eval_model_without_vertices_is_checked_and_stops_eval(ds):
+    from bopnp.bop.mesh import Mesh
+    from bopnp.bop.ply import save_ply
+
+    save_ply(ds.root / "models_eval" / "obj_000001.ply", Mesh(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int64)))
+    assert_reported(ds.check("--models-only"), "models_eval/obj_000001.ply", "no vertices")
+    result, _ = ds.eval()
+    assert_refused(result, "models_eval/obj_000001.ply", "no vertices")
+
+
 # ----------------------------------------------------------------------------- 3. images decoded
 
 

@@ -22,7 +22,14 @@ from bopnp.bop.images import image_size, load_depth, load_image, load_mask, mask
 from bopnp.bop.ply import load_ply
 from bopnp.bop.records import Camera, GtInfo, GtPose, ImageCamera, ModelInfo
 from bopnp.bop.symmetry import symmetry_transforms
-from bopnp.bop.validate import DIAMETER_TOL, GT_ROT_TOL, check_diameter, problem, rotation_errors
+from bopnp.bop.validate import (
+    DIAMETER_TOL,
+    GT_ROT_TOL,
+    check_diameter,
+    intrinsics_problems,
+    problem,
+    rotation_errors,
+)
 from bopnp.errors import ConfigError, DatasetError
 from bopnp.progress import progress_bar
 
@@ -154,6 +161,9 @@ class _Checker:
         content = self.json(path, "the dataset camera; it is in the base archive")
         if content is not None:
             self.camera = ann.parse_camera(content, self.rel(path), self.report.problems)
+        if self.camera is not None:
+            for fld, msg in intrinsics_problems(self.camera.K, self.camera.width, self.camera.height):
+                self.add(path, fld, msg)
 
     def check_models(self, ds: BopDataset) -> None:
         path = ds.models_info_path
@@ -325,6 +335,15 @@ class _Checker:
         elif gts:
             self.note(f"{self.rel(sdir)}: no scene_gt_info.json (compute it with `bopnp prepare`)")
         self.report.counts["images"] += len(cams)
+        if self.camera is not None:  # intrinsics that cannot be this camera's: renders would not line up
+            size = (self.camera.width, self.camera.height)
+            for im_id, cam in sorted(cams.items()):
+                for fld, msg in intrinsics_problems(cam.K, *size):
+                    self.add(
+                        sdir / "scene_camera.json",
+                        f"['{im_id}'].cam_K",
+                        f"{fld}: {msg} (camera.json: {size[0]}x{size[1]} images)",
+                    )
         self.parsed[(ds.split, scene_id)] = (cams if cams_ok else None, gts, bad)
 
         if gts is not None:

@@ -77,6 +77,57 @@ def check_diameter(
     return False
 
 
+#: how far the principal point may lie outside the image, as a fraction of the image's width/height (BOP
+#: cameras have it near the centre; a crop of a larger image may move it off-centre, never this far)
+PRINCIPAL_POINT_MARGIN = 0.5
+#: largest shift, pixels, that the skew of an intrinsics matrix may cause across the image: bop_toolkit's
+#: renderer and the crop geometry use fx, fy, cx, cy only and ignore the skew
+SKEW_TOL_PX = 0.5
+
+
+def intrinsics_problems(K: Any, width: int, height: int) -> list[tuple[str, str]]:
+    """What is wrong with pinhole intrinsics for a ``width`` x ``height`` image: ``(field, message)`` pairs
+    (field ``fx``, ``fy``, ``cx``, ``cy`` or ``skew``), empty when nothing is.
+
+    Flags non-positive focal lengths, a principal point more than :data:`PRINCIPAL_POINT_MARGIN` of the
+    image size outside it, and a skew that shifts points by more than :data:`SKEW_TOL_PX` pixels across
+    the image (the renderers ignore it: renders would not line up with the image).
+
+    >>> intrinsics_problems([[500, 0, 5000], [0, 500, 240], [0, 0, 1]], 640, 480)[0][0]
+    'cx'
+    >>> intrinsics_problems([[500, 0, 320], [0, 500, 240], [0, 0, 1]], 640, 480)
+    []
+    """
+    K = np.asarray(K, np.float64).reshape(3, 3)
+    out = []
+    for name, v in (("fx", K[0, 0]), ("fy", K[1, 1])):
+        if not v > 0:
+            out.append((name, f"focal length {v:.6g} px must be positive"))
+    for name, v, size in (("cx", K[0, 2], width), ("cy", K[1, 2], height)):
+        margin = PRINCIPAL_POINT_MARGIN * size
+        if not -margin <= v <= size + margin:
+            out.append(
+                (
+                    name,
+                    f"principal point {v:.6g} px is far outside the image (0 .. {size} px, allowed "
+                    f"{-margin:.6g} .. {size + margin:.6g}): are the intrinsics for this image size, in pixels?",
+                )
+            )
+    skew = K[0, 1]
+    if K[1, 1] > 0 and skew != 0:
+        shift = abs(skew) * max(abs(K[1, 2]), abs(height - K[1, 2])) / K[1, 1]
+        if shift > SKEW_TOL_PX:
+            out.append(
+                (
+                    "skew",
+                    f"skew K[0][1] = {skew:.6g} shifts points by up to {shift:.3g} px across the image (tolerance "
+                    f"{SKEW_TOL_PX} px); the renderers ignore skew, so renders would not line up with the image: "
+                    "BOP intrinsics have zero skew",
+                )
+            )
+    return out
+
+
 def is_int(v: Any) -> bool:
     """True for an int (also a float with an integral value, as some writers emit), never for a bool."""
     if isinstance(v, bool):

@@ -26,6 +26,7 @@ from bopnp.bop.validate import (
     DIAMETER_TOL,
     GT_ROT_TOL,
     check_diameter,
+    gt_box_problems,
     intrinsics_problems,
     problem,
     rotation_errors,
@@ -405,6 +406,10 @@ class _Checker:
                         f + ".px_count_visib",
                         f"{g.px_count_visib} visible pixels exceed px_count_all {g.px_count_all}",
                     )
+                if self.camera is not None:
+                    size = (self.camera.width, self.camera.height)
+                    for key, msg in gt_box_problems(g.bbox_obj, g.bbox_visib, g.px_count_visib, *size):
+                        self.add(src, f"{f}.{key}", msg)
                 if g.px_count_valid > g.px_count_all:
                     self.add(src, f + ".px_count_valid", f"{g.px_count_valid} exceeds px_count_all {g.px_count_all}")
                 expect = g.px_count_visib / g.px_count_all if g.px_count_all > 0 else 0.0

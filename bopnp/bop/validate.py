@@ -128,6 +128,43 @@ def intrinsics_problems(K: Any, width: int, height: int) -> list[tuple[str, str]
     return out
 
 
+def gt_box_problems(
+    bbox_obj: Any, bbox_visib: Any, px_count_visib: int, width: int, height: int, tol_px: int = 2
+) -> list[tuple[str, str]]:
+    """What is wrong with the boxes of one ``scene_gt_info.json`` instance of a ``width`` x ``height`` image:
+    ``(field, message)`` pairs (field ``bbox_obj`` or ``bbox_visib``), empty when nothing is.
+
+    As bop_toolkit computes them, a visible instance's ``bbox_visib`` (x, y, w, h) lies inside the image and
+    its ``bbox_obj`` inside the 3x canvas around it (x from -width to 2 width); an instance with no visible
+    pixel may have ``[-1, -1, -1, -1]``. Width and height are never negative. ``tol_px`` pixels of slack.
+
+    >>> gt_box_problems([10, 10, 50, 40], [-30, 10, 50, 40], 100, 640, 480)[0][0]
+    'bbox_visib'
+    """
+    out = []
+    for key, box, (lo_x, lo_y, hi_x, hi_y), where in (
+        ("bbox_obj", bbox_obj, (-width, -height, 2 * width, 2 * height), "the 3x canvas around the image"),
+        ("bbox_visib", bbox_visib, (0, 0, width, height), "the image"),
+    ):
+        x, y, w, h = (int(v) for v in np.asarray(box).reshape(4))
+        if (x, y, w, h) == (-1, -1, -1, -1):
+            if px_count_visib > 0:
+                out.append((key, f"[-1, -1, -1, -1] (no box) but px_count_visib is {px_count_visib}"))
+            continue
+        if w < 0 or h < 0:
+            out.append((key, f"{[x, y, w, h]} has a negative width or height (x, y, width, height)"))
+        elif x < lo_x - tol_px or y < lo_y - tol_px or x + w > hi_x + tol_px or y + h > hi_y + tol_px:
+            out.append(
+                (
+                    key,
+                    f"{[x, y, w, h]} (x, y, width, height) does not fit {where} ({width}x{height} image: x from "
+                    f"{lo_x} to {hi_x}, y from {lo_y} to {hi_y}); recompute scene_gt_info.json (delete it and run "
+                    "`bopnp prepare`)",
+                )
+            )
+    return out
+
+
 def is_int(v: Any) -> bool:
     """True for an int (also a float with an integral value, as some writers emit), never for a bool."""
     if isinstance(v, bool):

@@ -199,3 +199,24 @@ def test_camera_json_principal_point_far_outside_is_reported(tiny_root):
     path.write_text(json.dumps(cam))
     problems = check_dataset(tiny_root, None, CheckOptions(progress=False, models_only=True)).problems
     assert problems == [p for p in problems if p.startswith("camera.json: cy: principal point ")] != [], problems
+
+
+def test_scene_gt_info_boxes_that_cannot_be_the_images_are_reported(tiny_root):
+    path = tiny_root / "test" / "000001" / "scene_gt_info.json"
+    camera = json.loads((tiny_root / "camera.json").read_text())
+    W, H = camera["width"], camera["height"]
+    info = json.loads(path.read_text())
+    info["0"][0]["bbox_visib"] = [2, 3, -10, 5]
+    info["0"][1]["bbox_obj"] = [0, 0, 10 * W, 10 * H]
+    info["1"][0]["bbox_visib"] = [W + 5, 0, 4, 4]
+    path.write_text(json.dumps(info))
+    problems = check_dataset(tiny_root, "test", CheckOptions(progress=False, images="none")).problems
+    src = "test/000001/scene_gt_info.json"
+    assert len(problems) == 3, problems
+    assert problems[0].startswith(f"{src}: ['0'][0].bbox_visib: [2, 3, -10, 5] has a negative width or height")
+    assert problems[1].startswith(f"{src}: ['0'][1].bbox_obj: [0, 0, {10 * W}, {10 * H}] (x, y, width, height) does")
+    assert "the 3x canvas around the image" in problems[1]
+    assert (
+        problems[2].startswith(f"{src}: ['1'][0].bbox_visib: [{W + 5}, 0, 4, 4]")
+        and "does not fit the image" in problems[2]
+    )

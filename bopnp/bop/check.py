@@ -436,6 +436,14 @@ class _Checker:
                 self.add(sdir, "", "no rgb/ or gray/ folder: the images are missing; download the split archive")
             return
         files = {m: ds.scene_files(scene_id, m) for m in (modality, "depth")}
+        for folder in (modality, "depth", "mask", "mask_visib"):
+            for stem, exts in sorted(ds.duplicate_files(scene_id, folder).items()):
+                self.add(
+                    sdir / folder / f"{stem}{exts[0]}",
+                    "",
+                    f"{' and '.join(stem + e for e in exts)} both exist: bopnp reads {stem}{exts[0]}; remove the "
+                    "other file(s)",
+                )
         has_depth = (sdir / "depth").is_dir()
         mask_dirs = [d for d in ("mask_visib", "mask") if (sdir / d).is_dir()]
         if gts and not mask_dirs:

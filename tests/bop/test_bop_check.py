@@ -220,3 +220,20 @@ def test_scene_gt_info_boxes_that_cannot_be_the_images_are_reported(tiny_root):
         problems[2].startswith(f"{src}: ['1'][0].bbox_visib: [{W + 5}, 0, 4, 4]")
         and "does not fit the image" in problems[2]
     )
+
+
+def test_an_image_present_as_png_and_jpg_is_reported_with_the_one_read(tiny_root):
+    import cv2
+
+    from bopnp.bop.dataset import BopDataset
+
+    rgb = tiny_root / "test" / "000001" / "rgb"
+    png = rgb / "000001.png"
+    cv2.imwrite(str(rgb / "000001.jpg"), 255 - cv2.imread(str(png)))
+    problems = check_dataset(tiny_root, "test", QUIET).problems
+    assert problems == [
+        "test/000001/rgb/000001.png: 000001.png and 000001.jpg both exist: bopnp reads 000001.png; remove the other "
+        "file(s)"
+    ]
+    for _ in range(3):  # the file read does not depend on the folder's listing order
+        assert BopDataset(tiny_root, "test").image_path(1, 1) == png

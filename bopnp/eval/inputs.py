@@ -225,6 +225,20 @@ def load_inputs(
             problems.append(
                 f"target scene {t.scene_id} image {t.im_id}: object {t.obj_id} not in {ds.models_info_path}"
             )
+    unknown = [
+        (t_scene, im_id, gt_id, g.obj_id)
+        for t_scene, im_id in sorted({(t.scene_id, t.im_id) for t in target_list})
+        for gt_id, g in enumerate(scenes[t_scene].gt.get(im_id, []))
+        if g.obj_id not in models_info
+    ]
+    if unknown:
+        first = "; ".join(f"scene {s} image {i} instance {g} (object {o})" for s, i, g, o in unknown[:3])
+        notes.append(
+            f"{len(unknown)} GT instance(s) of the target images are of objects not in {ds.models_info_path} "
+            f"(ids {sorted({u[3] for u in unknown})}): they are left out of the scores (first: {first}); fix the "
+            "obj_id in scene_gt.json, or add the models"
+        )
+
     if problems:
         raise DatasetError(
             f"{targets_path} does not fit the dataset's annotations; fix the targets file or pass the "

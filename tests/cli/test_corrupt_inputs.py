@@ -330,6 +330,17 @@ def test_unknown_object_is_checked_and_fails_its_scene_in_prepare(ds):
     assert_scene_failed(ds, ds.prepare(), 0, "scene_gt.json: ['2'][1].obj_id: object 42")
 
 
+def test_eval_notes_and_counts_gt_instances_of_unknown_objects(ds):
+    gt = ds.json(f"{TEST_SCENE}/scene_gt.json")
+    gt["1"][0]["obj_id"] = 42
+    ds.put_json(f"{TEST_SCENE}/scene_gt.json", gt)
+    assert_reported(ds.check("--split", "test", "--images", "none"), "['1'][0].obj_id", "unknown object 42")
+    result, scores = ds.eval()
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    assert "1 GT instance(s) of the target images are of objects not in" in result.output
+    assert "(ids [42])" in result.output and "scene 0 image 1 instance 0 (object 42)" in result.output
+
+
 # ----------------------------------------------------------------------------- 5. deeply nested json
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from bopnp.bop import io
 from bopnp.bop.dataset import BopDataset
 from bopnp.bop.records import GtInfo, GtPose, ImageCamera, ModelInfo, PoseEstimate, Target
-from bopnp.bop.results import ResultFileName, split_folder
+from bopnp.bop.results import SHOWN_ROWS, ResultFileName, results_remarks, split_folder
 from bopnp.bop.validate import GT_ROT_TOL
 from bopnp.bop.visibility import DEFAULT_DELTA_MM
 from bopnp.errors import DatasetError
@@ -239,6 +239,8 @@ def load_inputs(
             "obj_id in scene_gt.json, or add the models"
         )
 
+    notes += unknown_scene_notes(estimates, ds) + results_remarks(estimates)
+
     if problems:
         raise DatasetError(
             f"{targets_path} does not fit the dataset's annotations; fix the targets file or pass the "
@@ -256,6 +258,23 @@ def load_inputs(
         image_size=_image_size(ds, target_list),
         notes=notes,
     )
+
+
+def unknown_scene_notes(estimates: list[PoseEstimate], ds: BopDataset) -> list[str]:
+    """A line when rows of the CSV name scenes that the split does not have (they score nothing): how
+    many, which scenes, the first lines (row k = line k + 2); empty when every row's scene exists."""
+    scenes = set(ds.scene_ids())
+    bad = [(k + 2, e.scene_id) for k, e in enumerate(estimates) if e.scene_id not in scenes]
+    if not bad:
+        return []
+    lines = ", ".join(str(ln) for ln, _ in bad[:SHOWN_ROWS]) + (" ..." if len(bad) > SHOWN_ROWS else "")
+    which = f"scene(s) {_ids({s for _, s in bad})} not in {ds.split_path} (its scenes: {_ids(scenes) or 'none'})"
+    if len(bad) == len(estimates):
+        return [
+            f"WARNING: none of the {len(bad)} rows is of a scene of this split: they name {which}; every target "
+            "is missed: is the CSV for another dataset or split (its file name says which)?"
+        ]
+    return [f"{len(bad)} row(s) name {which} and score nothing (lines {lines})"]
 
 
 def _ids(ids) -> str:

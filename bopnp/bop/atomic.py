@@ -56,3 +56,29 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically; see :func:`write_bytes_atomic`."""
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def is_temporary(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is named as :func:`write_bytes_atomic` names its temporary files (``.NAME.XXXX.tmp``)."""
+    name = Path(path).name
+    return name.startswith(".") and name.endswith(".tmp") and name.count(".") >= 3
+
+
+def remove_temporaries(folder: str | os.PathLike) -> int:
+    """Delete the temporary files that killed writers left anywhere under ``folder`` (a process killed
+    between creating and renaming one cannot remove it); returns how many. Only for a folder that no
+    other process is writing to.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in (".a.png.x1y2.tmp", "a.png"):
+    ...     _ = (d / name).write_bytes(b"")
+    >>> remove_temporaries(d), sorted(p.name for p in d.iterdir())
+    (1, ['a.png'])
+    """
+    n = 0
+    for p in Path(folder).rglob(".*.tmp"):
+        if p.is_file() and is_temporary(p):
+            p.unlink(missing_ok=True)
+            n += 1
+    return n

@@ -22,7 +22,15 @@ from bopnp.bop.images import image_size, load_depth, load_image, load_mask, mask
 from bopnp.bop.ply import load_ply
 from bopnp.bop.records import Camera, GtInfo, GtPose, ImageCamera, ModelInfo
 from bopnp.bop.symmetry import symmetry_transforms
-from bopnp.bop.validate import DIAMETER_TOL, GT_ROT_TOL, check_diameter, problem, rotation_errors
+from bopnp.bop.validate import (
+    DIAMETER_TOL,
+    GT_ROT_TOL,
+    check_diameter,
+    gt_box_problems,
+    intrinsics_problems,
+    problem,
+    rotation_errors,
+)
 from bopnp.errors import ConfigError, DatasetError
 from bopnp.progress import progress_bar
 
@@ -154,6 +162,9 @@ class _Checker:
         content = self.json(path, "the dataset camera; it is in the base archive")
         if content is not None:
             self.camera = ann.parse_camera(content, self.rel(path), self.report.problems)
+        if self.camera is not None:
+            for fld, msg in intrinsics_problems(self.camera.K, self.camera.width, self.camera.height):
+                self.add(path, fld, msg)
 
     def check_models(self, ds: BopDataset) -> None:
         path = ds.models_info_path
@@ -325,6 +336,15 @@ class _Checker:
         elif gts:
             self.note(f"{self.rel(sdir)}: no scene_gt_info.json (compute it with `bopnp prepare`)")
         self.report.counts["images"] += len(cams)
+        if self.camera is not None:  # intrinsics that cannot be this camera's: renders would not line up
+            size = (self.camera.width, self.camera.height)
+            for im_id, cam in sorted(cams.items()):
+                for fld, msg in intrinsics_problems(cam.K, *size):
+                    self.add(
+                        sdir / "scene_camera.json",
+                        f"['{im_id}'].cam_K",
+                        f"{fld}: {msg} (camera.json: {size[0]}x{size[1]} images)",
+                    )
         self.parsed[(ds.split, scene_id)] = (cams if cams_ok else None, gts, bad)
 
         if gts is not None:
@@ -386,6 +406,10 @@ class _Checker:
                         f + ".px_count_visib",
                         f"{g.px_count_visib} visible pixels exceed px_count_all {g.px_count_all}",
                     )
+                if self.camera is not None:
+                    size = (self.camera.width, self.camera.height)
+                    for key, msg in gt_box_problems(g.bbox_obj, g.bbox_visib, g.px_count_visib, *size):
+                        self.add(src, f"{f}.{key}", msg)
                 if g.px_count_valid > g.px_count_all:
                     self.add(src, f + ".px_count_valid", f"{g.px_count_valid} exceeds px_count_all {g.px_count_all}")
                 expect = g.px_count_visib / g.px_count_all if g.px_count_all > 0 else 0.0
@@ -412,6 +436,14 @@ class _Checker:
                 self.add(sdir, "", "no rgb/ or gray/ folder: the images are missing; download the split archive")
             return
         files = {m: ds.scene_files(scene_id, m) for m in (modality, "depth")}
+        for folder in (modality, "depth", "mask", "mask_visib"):
+            for stem, exts in sorted(ds.duplicate_files(scene_id, folder).items()):
+                self.add(
+                    sdir / folder / f"{stem}{exts[0]}",
+                    "",
+                    f"{' and '.join(stem + e for e in exts)} both exist: bopnp reads {stem}{exts[0]}; remove the "
+                    "other file(s)",
+                )
         has_depth = (sdir / "depth").is_dir()
         mask_dirs = [d for d in ("mask_visib", "mask") if (sdir / d).is_dir()]
         if gts and not mask_dirs:

@@ -135,7 +135,7 @@ class BopDataset:
         self._scene_camera: dict[int, dict[int, ImageCamera]] = {}
         self._scene_gt: dict[int, dict[int, list[GtPose]]] = {}
         self._scene_gt_info: dict[int, dict[int, list[GtInfo]]] = {}
-        self._files: dict[tuple[int, str], dict[str, str]] = {}
+        self._files: dict[tuple[int, str], tuple[dict[str, str], dict[str, list[str]]]] = {}
 
     def __repr__(self) -> str:
         return f"BopDataset({str(self.root)!r}, split={self.split!r})"
@@ -342,18 +342,34 @@ class BopDataset:
     # ------------------------------------------------------------------ image files
 
     def scene_files(self, scene_id: int, folder: str) -> dict[str, str]:
-        """{file stem: suffix} of a scene subfolder, listed once."""
+        """{file stem: suffix} of a scene subfolder, listed once. Where one stem has several image files
+        (``000001.png`` and ``000001.jpg``), the suffix read is the first in :data:`IMAGE_EXTS` order
+        (``.png`` first), whatever the folder's listing order; :meth:`duplicate_files` lists them."""
+        return self._listing(scene_id, folder)[0]
+
+    def duplicate_files(self, scene_id: int, folder: str) -> dict[str, list[str]]:
+        """{file stem: every suffix present, the one read first} for the stems of a scene subfolder that
+        have more than one image file; empty when none has."""
+        return self._listing(scene_id, folder)[1]
+
+    def _listing(self, scene_id: int, folder: str) -> tuple[dict[str, str], dict[str, list[str]]]:
         key = (scene_id, folder)
         if key not in self._files:
             path = self.scene_path(scene_id) / folder
-            listing: dict[str, str] = {}
+            found: dict[str, list[str]] = {}
             if path.is_dir():
                 with os.scandir(path) as it:
                     for e in it:
                         stem, ext = os.path.splitext(e.name)
                         if ext.lower() in IMAGE_EXTS:
-                            listing.setdefault(stem, ext)
-            self._files[key] = listing
+                            found.setdefault(stem, []).append(ext)
+            rank = {ext: i for i, ext in enumerate(IMAGE_EXTS)}
+            for exts in found.values():
+                exts.sort(key=lambda e: (rank[e.lower()], e))
+            self._files[key] = (
+                {stem: exts[0] for stem, exts in found.items()},
+                {stem: exts for stem, exts in found.items() if len(exts) > 1},
+            )
         return self._files[key]
 
     def modality(self, scene_id: int) -> str:

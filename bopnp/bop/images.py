@@ -63,10 +63,17 @@ def _read(path: Path, what: str) -> np.ndarray:
             raise DatasetError(f"{path} is not a file ({what}); remove it and restore the image")
         raise DatasetError(f"{path} not found ({what}): check the split folder, or download the split's archive")
     data = path.read_bytes()
+    if not data:  # OpenCV >= 5 asserts on an empty buffer instead of returning None
+        raise DatasetError(
+            f"{path}: the file is empty (0 bytes) ({what}); re-download the split archive, or regenerate it"
+        )
     why = incomplete_reason(data)
     if why is not None:
         raise DatasetError(f"{path}: {why} ({what}); re-download the split archive, or regenerate the file")
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    try:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:  # some OpenCV builds assert on malformed data instead of returning None
+        img = None
     if img is None:
         raise DatasetError(f"{path}: cannot decode the image ({what}); the file is corrupt, re-download it")
     return img

@@ -125,6 +125,57 @@ def parse_results_lines(
     return rows, [msg for _, msg in problems]
 
 
+#: a time per image above this (seconds) is reported as implausible: BOP methods take well below a minute
+PLAUSIBLE_TIME_S = 3600.0
+#: rows shown by :func:`results_remarks` per kind of remark
+SHOWN_ROWS = 3
+
+
+def results_remarks(rows: Sequence[PoseEstimate]) -> list[str]:
+    """Things about valid rows that bop_toolkit accepts silently but that a user wants to know: rows that
+    repeat an earlier row exactly, and times above :data:`PLAUSIBLE_TIME_S` (the average time per image
+    then means nothing). One line per kind; rows are named by their line in the file (row k = line k + 2).
+
+    >>> e = PoseEstimate(1, 2, 3, 0.5, np.eye(3), np.ones(3), 1e300)
+    >>> results_remarks([e, e])[0][:48]
+    '1 row(s) repeat an earlier row exactly (line 3 ='
+    """
+    out = []
+    first_line: dict[tuple, int] = {}
+    repeats: list[tuple[int, int]] = []
+    for k, e in enumerate(rows):
+        key = (
+            int(e.scene_id),
+            int(e.im_id),
+            int(e.obj_id),
+            float(e.score),
+            np.asarray(e.R_m2c, np.float64).tobytes(),
+            np.asarray(e.t_m2c, np.float64).tobytes(),
+            float(e.time_s),
+        )
+        if key in first_line:
+            repeats.append((k + 2, first_line[key]))
+        else:
+            first_line[key] = k + 2
+    if repeats:
+        shown = ", ".join(f"line {a} = line {b}" for a, b in repeats[:SHOWN_ROWS])
+        shown += " ..." if len(repeats) > SHOWN_ROWS else ""
+        out.append(
+            f"{len(repeats)} row(s) repeat an earlier row exactly ({shown}); "
+            "they are kept, as bop_toolkit keeps them, and compete for the targets' inst_count: remove the copies"
+        )
+    slow = [(k + 2, e) for k, e in enumerate(rows) if e.time_s > PLAUSIBLE_TIME_S]
+    if slow:
+        images = {(e.scene_id, e.im_id) for _, e in slow}
+        line, worst = max(slow, key=lambda le: le[1].time_s)
+        out.append(
+            f"time: {len(images)} image(s) have a time above {PLAUSIBLE_TIME_S:g} s (largest {worst.time_s:.3g} s, "
+            f"line {line}: scene {worst.scene_id} image {worst.im_id}): the average time per image includes them; "
+            "the time column is seconds per image (-1 when unknown)"
+        )
+    return out
+
+
 def load_results_csv(path: str | os.PathLike, rot_tol: float = ROT_TOL) -> list[PoseEstimate]:
     """Read and validate a BOP19 results CSV.
 

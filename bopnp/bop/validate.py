@@ -77,6 +77,94 @@ def check_diameter(
     return False
 
 
+#: how far the principal point may lie outside the image, as a fraction of the image's width/height (BOP
+#: cameras have it near the centre; a crop of a larger image may move it off-centre, never this far)
+PRINCIPAL_POINT_MARGIN = 0.5
+#: largest shift, pixels, that the skew of an intrinsics matrix may cause across the image: bop_toolkit's
+#: renderer and the crop geometry use fx, fy, cx, cy only and ignore the skew
+SKEW_TOL_PX = 0.5
+
+
+def intrinsics_problems(K: Any, width: int, height: int) -> list[tuple[str, str]]:
+    """What is wrong with pinhole intrinsics for a ``width`` x ``height`` image: ``(field, message)`` pairs
+    (field ``fx``, ``fy``, ``cx``, ``cy`` or ``skew``), empty when nothing is.
+
+    Flags non-positive focal lengths, a principal point more than :data:`PRINCIPAL_POINT_MARGIN` of the
+    image size outside it, and a skew that shifts points by more than :data:`SKEW_TOL_PX` pixels across
+    the image (the renderers ignore it: renders would not line up with the image).
+
+    >>> intrinsics_problems([[500, 0, 5000], [0, 500, 240], [0, 0, 1]], 640, 480)[0][0]
+    'cx'
+    >>> intrinsics_problems([[500, 0, 320], [0, 500, 240], [0, 0, 1]], 640, 480)
+    []
+    """
+    K = np.asarray(K, np.float64).reshape(3, 3)
+    out = []
+    for name, v in (("fx", K[0, 0]), ("fy", K[1, 1])):
+        if not v > 0:
+            out.append((name, f"focal length {v:.6g} px must be positive"))
+    for name, v, size in (("cx", K[0, 2], width), ("cy", K[1, 2], height)):
+        margin = PRINCIPAL_POINT_MARGIN * size
+        if not -margin <= v <= size + margin:
+            out.append(
+                (
+                    name,
+                    f"principal point {v:.6g} px is far outside the image (0 .. {size} px, allowed "
+                    f"{-margin:.6g} .. {size + margin:.6g}): are the intrinsics for this image size, in pixels?",
+                )
+            )
+    skew = K[0, 1]
+    if K[1, 1] > 0 and skew != 0:
+        shift = abs(skew) * max(abs(K[1, 2]), abs(height - K[1, 2])) / K[1, 1]
+        if shift > SKEW_TOL_PX:
+            out.append(
+                (
+                    "skew",
+                    f"skew K[0][1] = {skew:.6g} shifts points by up to {shift:.3g} px across the image (tolerance "
+                    f"{SKEW_TOL_PX} px); the renderers ignore skew, so renders would not line up with the image: "
+                    "BOP intrinsics have zero skew",
+                )
+            )
+    return out
+
+
+def gt_box_problems(
+    bbox_obj: Any, bbox_visib: Any, px_count_visib: int, width: int, height: int, tol_px: int = 2
+) -> list[tuple[str, str]]:
+    """What is wrong with the boxes of one ``scene_gt_info.json`` instance of a ``width`` x ``height`` image:
+    ``(field, message)`` pairs (field ``bbox_obj`` or ``bbox_visib``), empty when nothing is.
+
+    As bop_toolkit computes them, a visible instance's ``bbox_visib`` (x, y, w, h) lies inside the image and
+    its ``bbox_obj`` inside the 3x canvas around it (x from -width to 2 width); an instance with no visible
+    pixel may have ``[-1, -1, -1, -1]``. Width and height are never negative. ``tol_px`` pixels of slack.
+
+    >>> gt_box_problems([10, 10, 50, 40], [-30, 10, 50, 40], 100, 640, 480)[0][0]
+    'bbox_visib'
+    """
+    out = []
+    for key, box, (lo_x, lo_y, hi_x, hi_y), where in (
+        ("bbox_obj", bbox_obj, (-width, -height, 2 * width, 2 * height), "the 3x canvas around the image"),
+        ("bbox_visib", bbox_visib, (0, 0, width, height), "the image"),
+    ):
+        x, y, w, h = (int(v) for v in np.asarray(box).reshape(4))
+        if (x, y, w, h) == (-1, -1, -1, -1):
+            if px_count_visib > 0:
+                out.append((key, f"[-1, -1, -1, -1] (no box) but px_count_visib is {px_count_visib}"))
+            continue
+        if w < 0 or h < 0:
+            out.append((key, f"{[x, y, w, h]} has a negative width or height (x, y, width, height)"))
+        elif x < lo_x - tol_px or y < lo_y - tol_px or x + w > hi_x + tol_px or y + h > hi_y + tol_px:
+            out.append(
+                (
+                    key,
+                    f"{[x, y, w, h]} (x, y, width, height) does not fit {where} ({width}x{height} image: x from "
+                    f"{lo_x} to {hi_x}, y from {lo_y} to {hi_y}); recompute scene_gt_info.json (delete it and run "
+                    "`bopnp prepare`)",
+                )
+            )
+    return out
+
+
 def is_int(v: Any) -> bool:
     """True for an int (also a float with an integral value, as some writers emit), never for a bool."""
     if isinstance(v, bool):

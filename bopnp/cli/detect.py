@@ -71,7 +71,7 @@ def detect(name, bop_path, split, detector, out, all_images, score_threshold, ba
     from bopnp.bop.detections import save_detections
     from bopnp.cli.main import set_report_dir
     from bopnp.errors import CheckpointError
-    from bopnp.infer.detect import ImageItem
+    from bopnp.infer.detect import ImageItem, check_image_size
     from bopnp.infer.maskrcnn import MaskRcnnDetections
     from bopnp.progress import progress_bar
     from bopnp.train.runner import resolve_device
@@ -104,6 +104,8 @@ def detect(name, bop_path, split, detector, out, all_images, score_threshold, ba
         for start in range(0, len(images), batch_size):
             keys = images[start : start + batch_size]
             items = [ImageItem(s, i, ds.image(s, i)) for s, i in keys]
+            for item in items:  # a K and a GT for another image size would not fit
+                check_image_size(ds, item.key, item.rgb)
             for dets in source(items):
                 detections.extend(dets)
             bar.update(len(keys))

@@ -88,6 +88,12 @@ def eval_cmd(
     Images without a depth image get no VSD: VSD and AR are then reported as n/a and MSSD / MSPD are
     still computed for every target.
 
+    Deliberate divergence from bop_toolkit's loader: a CSV with a NaN or infinite score, R or t, or an R
+    that is not a rotation (see --rot-tol), is refused with every bad line listed, where bop_toolkit's
+    loader accepts it and scores the numbers as they are. Rows that bop_toolkit accepts and scores
+    (of scenes the split lacks, exact repeats, times above an hour per image) are scored the same and
+    listed in the report's notes.
+
     \b
     Examples:
       bopnp eval results/mymethod_lmo-test.csv

@@ -42,6 +42,7 @@ from typing import Literal
 import numpy as np
 
 from bopnp.bop.annotations import read_json
+from bopnp.bop.validate import gt_box_problems
 from bopnp.data.cache import (
     REBUILD_HINT,
     ShardArrays,
@@ -63,6 +64,8 @@ from bopnp.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
+#: skipped instances listed one by one in the summary; the rest are counted
+SHOWN_INSTANCES = 10
 #: split folders tried, in order, when no split is given
 DEFAULT_SPLITS = ("train_pbr", "train", "train_synt", "train_primesense")
 BoxSource = Literal["bbox_obj", "bbox_visib"]
@@ -148,6 +151,9 @@ class PrepareSummary:
         scenes_failed: ``{"scene_id", "reason"}`` of scenes that could not be prepared (no marker written).
         crops: crops per object in the complete scenes.
         skipped: ``{"scene_id", "im_id", "file", "reason"}`` of images skipped in the complete scenes.
+        instances_skipped: ``{"scene_id", "im_id", "gt_id", "obj_id", "reason"}`` of instances that got no
+            crop in the complete scenes although visible enough: a ``scene_gt_info.json`` box that cannot be
+            the image's, or an empty visible mask in the crop.
         gt_info_written: ``scene_gt_info.json`` files written by this run.
         seconds: wall time.
     """
@@ -160,6 +166,7 @@ class PrepareSummary:
     scenes_failed: list[dict] = field(default_factory=list)
     crops: dict[int, int] = field(default_factory=dict)
     skipped: list[dict] = field(default_factory=list)
+    instances_skipped: list[dict] = field(default_factory=list)
     gt_info_written: list[Path] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -176,6 +183,16 @@ class PrepareSummary:
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} image(s):")
             lines += [f"  - {s['file']}: {s['reason']}" for s in self.skipped]
+        if self.instances_skipped:
+            n, shown = len(self.instances_skipped), self.instances_skipped[:SHOWN_INSTANCES]
+            lines.append(f"skipped {n} instance(s) without a usable crop:")
+            lines += [
+                f"  - scene {s['scene_id']} image {s['im_id']} instance {s['gt_id']} (object {s['obj_id']}): "
+                f"{s['reason']}"
+                for s in shown
+            ]
+            if n > len(shown):
+                lines.append(f"  ... {n - len(shown)} more (listed in the scene markers, {self.cache_dir}/scenes/)")
         for f in self.scenes_failed:
             lines.append(f"scene {f['scene_id']} failed: {f['reason']}")
         if self.scenes_failed:
@@ -288,6 +305,7 @@ def prepare(config: PrepareConfig, progress: bool = True) -> PrepareSummary:
             for o, n in marker["crops"].items():
                 summary.crops[int(o)] = summary.crops.get(int(o), 0) + int(n)
             summary.skipped += marker["skipped"]
+            summary.instances_skipped += marker.get("instances_skipped", [])
     for o in objects:
         summary.crops.setdefault(o, 0)
     summary.scenes_prepared.sort()
@@ -515,6 +533,7 @@ class _WorkerState:
         missing = {im for im, gts in scene_gt.items() if len(gt_info.get(im, ())) != len(gts)}
 
         skipped: list[dict] = []
+        dropped: list[dict] = []  # instances without a usable crop
         crops: dict[int, list[tuple[dict, np.ndarray, np.ndarray, np.ndarray]]] = defaultdict(list)
         pending_ticks, last_tick = 0, time.perf_counter()
         for im_id in sorted(scene_gt):
@@ -531,10 +550,12 @@ class _WorkerState:
                 if im_id in missing:
                     gt_info[im_id], rendered_masks = self._compute_gt_info(scene_id, im_id, gts, cam.K)
                 try:  # all of an image's crops, or none
+                    image_dropped: list[dict] = []
                     for obj_id, item in list(
-                        self._image_crops(scene_id, im_id, gts, gt_info[im_id], cam.K, rendered_masks)
+                        self._image_crops(scene_id, im_id, gts, gt_info[im_id], cam.K, rendered_masks, image_dropped)
                     ):
                         crops[obj_id].append(item)
+                    dropped += image_dropped
                 except _Skip as exc:
                     skipped.append(_skip_record(scene_id, im_id, exc.file, exc.reason))
             pending_ticks += 1
@@ -564,6 +585,7 @@ class _WorkerState:
             "images": len(scene_gt),
             "crops": counts,
             "skipped": skipped,
+            "instances_skipped": dropped,
             "gt_info_computed": len(missing),
         }
         write_json_atomic(marker_path(self.cache_dir, scene_id), marker)
@@ -624,8 +646,13 @@ class _WorkerState:
         infos,
         K: np.ndarray,
         rendered_masks: tuple[np.ndarray, np.ndarray] | None = None,
+        dropped: list[dict] | None = None,
     ):
         """Yield ``(obj_id, (record, rgb, xyz, mask))`` for each selected instance of one image.
+
+        An instance whose ``scene_gt_info.json`` boxes cannot be the image's (negative size, outside the
+        image or its 3x canvas: :func:`bopnp.bop.validate.gt_box_problems`) or whose visible mask in the
+        crop is empty gets no crop: it is appended to ``dropped`` with the reason.
 
         Masks of the image: the split's ``mask_visib`` and ``mask`` pngs, else ``rendered_masks`` (full,
         visible; each (N, H, W)), else computed here with bop_toolkit's definitions
@@ -649,6 +676,16 @@ class _WorkerState:
             raise _Skip(path, "not found (no rgb or gray image of this id)")
         image = as_rgb(_Skip.guard(path, load_image))
         H, W = image.shape[:2]
+        usable = []
+        for gt_id, g, inf in chosen:
+            bad = gt_box_problems(inf.bbox_obj, inf.bbox_visib, inf.px_count_visib, W, H)
+            if bad:
+                _drop(dropped, scene_id, im_id, gt_id, g.obj_id, f"scene_gt_info.json {bad[0][0]}: {bad[0][1]}")
+            else:
+                usable.append((gt_id, g, inf))
+        chosen = usable
+        if not chosen:
+            return
 
         visib_masks: dict[int, np.ndarray] = {}
         full_masks: dict[int, np.ndarray] = {}
@@ -688,6 +725,9 @@ class _WorkerState:
                 if _unoccluded(inf)
                 else visible_in_crop(full, visib_masks[gt_id], full_masks.get(gt_id), box, S)
             )
+            if not visib.any():
+                _drop(dropped, scene_id, im_id, gt_id, g.obj_id, "the visible mask is empty in the crop")
+                continue
             record = {
                 "scene_id": int(scene_id),
                 "im_id": int(im_id),
@@ -721,6 +761,19 @@ def _as_gt_info(entry):
         px_count_visib=int(entry["px_count_visib"]),
         visib_fract=float(entry["visib_fract"]),
     )
+
+
+def _drop(dropped: list[dict] | None, scene_id: int, im_id: int, gt_id: int, obj_id: int, reason: str) -> None:
+    if dropped is not None:
+        dropped.append(
+            {
+                "scene_id": int(scene_id),
+                "im_id": int(im_id),
+                "gt_id": int(gt_id),
+                "obj_id": int(obj_id),
+                "reason": reason,
+            }
+        )
 
 
 def _skip_record(scene_id: int, im_id: int, file, reason: str) -> dict:

@@ -18,7 +18,7 @@ import numpy as np
 from bopnp.bop import io
 from bopnp.bop.dataset import BopDataset
 from bopnp.bop.records import GtInfo, GtPose, ImageCamera, ModelInfo, PoseEstimate, Target
-from bopnp.bop.results import ResultFileName, split_folder
+from bopnp.bop.results import SHOWN_ROWS, ResultFileName, results_remarks, split_folder
 from bopnp.bop.validate import GT_ROT_TOL
 from bopnp.bop.visibility import DEFAULT_DELTA_MM
 from bopnp.errors import DatasetError
@@ -99,9 +99,22 @@ class EvalInputs:
         return self.dataset.depth(scene_id, im_id)
 
     def mesh(self, obj_id: int) -> io.Mesh:
-        """The evaluation mesh of an object (loaded once, without its texture)."""
+        """The evaluation mesh of an object (loaded once, without its texture).
+
+        Raises:
+            DatasetError: missing or malformed PLY, or one without vertices or faces (no pose error, no
+            VSD render can come from it).
+        """
         if obj_id not in self._meshes:
-            self._meshes[obj_id] = io.load_ply(self.dataset.model_path(obj_id), load_texture=False)
+            path = self.dataset.model_path(obj_id)
+            mesh = io.load_ply(path, load_texture=False)
+            for what, n in (("vertices", len(mesh.vertices_mm)), ("faces", len(mesh.faces))):
+                if n == 0:
+                    raise DatasetError(
+                        f"{path}: the mesh of object {obj_id} has no {what}; the pose errors and VSD need its "
+                        "surface: re-download the models archive (models_eval/ holds the resampled meshes)"
+                    )
+            self._meshes[obj_id] = mesh
         return self._meshes[obj_id]
 
 
@@ -212,6 +225,22 @@ def load_inputs(
             problems.append(
                 f"target scene {t.scene_id} image {t.im_id}: object {t.obj_id} not in {ds.models_info_path}"
             )
+    unknown = [
+        (t_scene, im_id, gt_id, g.obj_id)
+        for t_scene, im_id in sorted({(t.scene_id, t.im_id) for t in target_list})
+        for gt_id, g in enumerate(scenes[t_scene].gt.get(im_id, []))
+        if g.obj_id not in models_info
+    ]
+    if unknown:
+        first = "; ".join(f"scene {s} image {i} instance {g} (object {o})" for s, i, g, o in unknown[:3])
+        notes.append(
+            f"{len(unknown)} GT instance(s) of the target images are of objects not in {ds.models_info_path} "
+            f"(ids {sorted({u[3] for u in unknown})}): they are left out of the scores (first: {first}); fix the "
+            "obj_id in scene_gt.json, or add the models"
+        )
+
+    notes += unknown_scene_notes(estimates, ds) + results_remarks(estimates)
+
     if problems:
         raise DatasetError(
             f"{targets_path} does not fit the dataset's annotations; fix the targets file or pass the "
@@ -229,6 +258,23 @@ def load_inputs(
         image_size=_image_size(ds, target_list),
         notes=notes,
     )
+
+
+def unknown_scene_notes(estimates: list[PoseEstimate], ds: BopDataset) -> list[str]:
+    """A line when rows of the CSV name scenes that the split does not have (they score nothing): how
+    many, which scenes, the first lines (row k = line k + 2); empty when every row's scene exists."""
+    scenes = set(ds.scene_ids())
+    bad = [(k + 2, e.scene_id) for k, e in enumerate(estimates) if e.scene_id not in scenes]
+    if not bad:
+        return []
+    lines = ", ".join(str(ln) for ln, _ in bad[:SHOWN_ROWS]) + (" ..." if len(bad) > SHOWN_ROWS else "")
+    which = f"scene(s) {_ids({s for _, s in bad})} not in {ds.split_path} (its scenes: {_ids(scenes) or 'none'})"
+    if len(bad) == len(estimates):
+        return [
+            f"WARNING: none of the {len(bad)} rows is of a scene of this split: they name {which}; every target "
+            "is missed: is the CSV for another dataset or split (its file name says which)?"
+        ]
+    return [f"{len(bad)} row(s) name {which} and score nothing (lines {lines})"]
 
 
 def _ids(ids) -> str:

@@ -34,6 +34,7 @@ import numpy as np
 from bopnp.bop.dataset import BopDataset
 from bopnp.bop.detections import Detection, load_detections
 from bopnp.bop.rle import Rle
+from bopnp.errors import DatasetError, ResultsFormatError
 
 ImageKey = tuple[int, int]  # (scene_id, im_id)
 
@@ -83,8 +84,10 @@ class FileDetections:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         by_image: dict[ImageKey, list[Detection]] = defaultdict(list)
-        for det in load_detections(self.path):
+        self._entry: dict[int, int] = {}  # id(detection) -> its index in the file, to name it in messages
+        for k, det in enumerate(load_detections(self.path)):
             by_image[(det.scene_id, det.im_id)].append(det)
+            self._entry[id(det)] = k
         self.by_image = dict(by_image)
 
     def __repr__(self) -> str:
@@ -96,6 +99,95 @@ class FileDetections:
 
     def __call__(self, items: Sequence[ImageItem]) -> list[list[Detection]]:
         return [list(self.by_image.get(item.key, [])) for item in items]
+
+    def audit(self, dataset: BopDataset) -> list[str]:
+        """Check the file against the dataset before any pose is estimated, and drop what cannot give a pose.
+
+        Refuses masks whose size is not the images' (``camera.json``): decoded on another grid they would
+        move every pose. Drops detections with a zero- or negative-size box (no crop can come from them)
+        so that they take no target's place. Counts detections of images the split lacks, of objects that
+        ``models_info.json`` does not list, and with an empty mask (their box stands in for it: 748 of
+        BOP's LM-O default detections have one).
+
+        Returns:
+            one line per kind of detection dropped or ignored (empty when there is none).
+        Raises:
+            ResultsFormatError: masks of the wrong size, each named by its entry in the file.
+        """
+        index = self._entry
+        dets = sorted((d for v in self.by_image.values() for d in v), key=lambda d: index[id(d)])
+
+        def name(d: Detection) -> str:
+            return f"[{index[id(d)]}] (scene {d.scene_id} image {d.im_id} object {d.obj_id}, score {d.score:.3g})"
+
+        size = (dataset.camera.height, dataset.camera.width) if dataset.camera_path.is_file() else None
+        wrong = [d for d in dets if size is not None and d.rle is not None and (d.rle.height, d.rle.width) != size]
+        if wrong:
+            raise ResultsFormatError(
+                f"{self.path}: {len(wrong)} detection mask(s) are not of the images' size {size[1]}x{size[0]} "
+                f"({dataset.camera_path}): are the detections for another dataset or image size?",
+                [
+                    f"{name(d)}: segmentation size [{d.rle.height}, {d.rle.width}] (height, width), the images are "
+                    f"[{size[0]}, {size[1]}]"
+                    for d in wrong[:SHOWN_DETECTIONS]
+                ]
+                + ([f"... {len(wrong) - SHOWN_DETECTIONS} more"] if len(wrong) > SHOWN_DETECTIONS else []),
+            )
+        images = {(s, i) for s in dataset.scene_ids() for i in dataset.image_ids(s)}
+        known = set(dataset.models_info)
+        notes = []
+        kinds = (
+            ("of images that the split does not have", lambda d: (d.scene_id, d.im_id) not in images, False),
+            (f"of objects not in {dataset.models_info_path}", lambda d: d.obj_id not in known, False),
+            ("with a zero- or negative-size box: dropped, no pose can come from them", _no_box, True),
+            (
+                "with an empty mask: their box stands in for the mask",
+                lambda d: d.rle is not None and d.rle.area == 0,
+                False,
+            ),
+        )
+        for what, test, drop in kinds:
+            hit = [d for d in dets if test(d)]
+            if hit:
+                first = "; ".join(name(d) for d in hit[:3])
+                notes.append(f"{self.path.name}: {len(hit)} detection(s) {what} (first: {first})")
+                if drop:
+                    gone = {id(d) for d in hit}
+                    self.by_image = {k: [d for d in v if id(d) not in gone] for k, v in self.by_image.items()}
+        return notes
+
+
+#: detections named one by one in a refusal; the rest are counted
+SHOWN_DETECTIONS = 10
+
+
+def audit_detections(source: DetectionSource, dataset: BopDataset) -> list[str]:
+    """:meth:`FileDetections.audit` for a detections file; nothing to check (empty) for other sources."""
+    return source.audit(dataset) if isinstance(source, FileDetections) else []
+
+
+def _no_box(d: Detection) -> bool:
+    _, _, w, h = np.asarray(d.bbox_xywh, np.float64).reshape(4)
+    return not (w > 0 and h > 0)
+
+
+def check_image_size(dataset: BopDataset, key: ImageKey, image: np.ndarray) -> None:
+    """Refuse an image whose size is not ``camera.json``'s: its intrinsics, and any detections or ground truth
+    made for that size, would not fit it. No check when the dataset has no camera file.
+
+    Raises:
+        DatasetError: naming the image file and both sizes.
+    """
+    if not dataset.camera_path.is_file():
+        return
+    cam = dataset.camera
+    h, w = np.asarray(image).shape[:2]
+    if (w, h) != (cam.width, cam.height):
+        raise DatasetError(
+            f"{dataset.image_path(*key)}: the image is {w}x{h} pixels but {dataset.camera_path} says "
+            f"{cam.width}x{cam.height} (width x height): its intrinsics (scene_camera.json) are for that size; "
+            "resize the images back, or fix camera.json and scene_camera.json for this size"
+        )
 
 
 class GtDetections:
@@ -192,6 +284,8 @@ def detection_mask(det: Detection, shape: tuple[int, int]) -> np.ndarray:
 
 __all__ = [
     "DetectionSource",
+    "audit_detections",
+    "check_image_size",
     "FileDetections",
     "GtDetections",
     "ImageItem",

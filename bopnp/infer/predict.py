@@ -36,7 +36,15 @@ from bopnp.bop.dataset import BopDataset
 from bopnp.bop.results import parse_result_filename, save_results_csv, split_folder
 from bopnp.device import resolve_device
 from bopnp.errors import BopnpError, ConfigError, DatasetError
-from bopnp.infer.detect import DetectionSource, FileDetections, GtDetections, ImageItem, select_detections
+from bopnp.infer.detect import (
+    DetectionSource,
+    FileDetections,
+    GtDetections,
+    ImageItem,
+    audit_detections,
+    check_image_size,
+    select_detections,
+)
 from bopnp.infer.pose import PoseConfig, PoseEstimator
 from bopnp.infer.store import ImageRecord, WorkStore, settings_differences
 from bopnp.progress import progress_bar
@@ -178,6 +186,7 @@ class PredictSummary:
         already_complete: the CSV was complete before this run; nothing was done.
         seconds: wall time of this run. times: seconds per part (read, detect, crop, network, pnp).
         scored: the (scene_id, im_id) whose targets the CSV answers (the finished images).
+        notes: detections of the file dropped or ignored, one line per kind (:func:`audit_detections`).
     """
 
     csv: Path
@@ -193,6 +202,7 @@ class PredictSummary:
     seconds: float = 0.0
     times: dict[str, float] = field(default_factory=dict)
     scored: list[tuple[int, int]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def format(self) -> str:
         lines = [f"results: {self.csv}"]
@@ -207,6 +217,7 @@ class PredictSummary:
         lines.append(
             f"estimates: {self.estimates} rows" + (f"; {self.invalid} detections gave no pose" if self.invalid else "")
         )
+        lines += [f"note: {n}" for n in self.notes]
         if self.unserved_objects:
             lines.append(
                 f"objects {self.unserved_objects} are in the targets but not in the pose network: no estimates"
@@ -380,6 +391,7 @@ def predict(config: PredictConfig) -> PredictSummary:
     summary.images = len(keys)
 
     source = make_detection_source(config.detections, config.detector, dataset, device)
+    summary.notes = audit_detections(source, dataset)
     estimator = PoseEstimator.from_network(network, meshes, pose_config)
     store.check(settings)  # every process, before the main one touches the folder
     shard.barrier()
@@ -428,6 +440,7 @@ def predict(config: PredictConfig) -> PredictSummary:
         done = store.read()
     finished = [done[k] for k in keys if k in done]
     summary.without_detections = sum(1 for r in finished if r.selected == 0)
+    summary.invalid = sum(r.selected - len(r.estimates) for r in finished)  # earlier runs' images too
     summary.scored = [r.key for r in finished]
     estimates = [e for r in finished for e in r.pose_estimates()]
     summary.estimates = len(estimates)
@@ -496,6 +509,7 @@ def _run_batch(dataset, batch, wanted, served, source, estimator, pool, times, s
             summary.skipped.append({"scene_id": key[0], "im_id": key[1], "reason": why})
             log.warning("skipped scene %d image %d: %s", key[0], key[1], why)
             continue
+        check_image_size(dataset, key, image)
         try:
             K = dataset.K(*key)
         except DatasetError as exc:
@@ -539,6 +553,7 @@ def _write_summary(path: Path, settings: dict[str, Any], summary: PredictSummary
         "scored": [list(k) for k in summary.scored],
         "without_detections": summary.without_detections,
         "estimates": summary.estimates,
+        "invalid": summary.invalid,
         "skipped": summary.skipped,
         "unserved_objects": summary.unserved_objects,
     }
@@ -565,6 +580,7 @@ def _complete_already(config: PredictConfig, settings: dict[str, Any], summary: 
     summary.resumed = int(saved.get("finished", 0))
     summary.without_detections = int(saved.get("without_detections", 0))
     summary.estimates = int(saved.get("estimates", 0))
+    summary.invalid = int(saved.get("invalid", 0))
     summary.skipped = list(saved.get("skipped", []))
     summary.unserved_objects = list(saved.get("unserved_objects", []))
     summary.scored = [tuple(k) for k in saved.get("scored", [])]

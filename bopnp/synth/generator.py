@@ -586,6 +586,7 @@ def synthesize(config: SynthConfig) -> SynthSummary:
     """
     import multiprocessing as mp
 
+    from bopnp.bop.atomic import remove_temporaries
     from bopnp.bop.io import write_text_atomic
 
     start = time.perf_counter()
@@ -598,6 +599,10 @@ def synthesize(config: SynthConfig) -> SynthSummary:
     objects = make_object_set(config)  # loads and checks given models before anything is created or replaced
     _prepare_output(config)
     out = config.dataset_dir
+    if config.mode == "resume" and out.is_dir():  # what a killed run was writing
+        removed = remove_temporaries(out)
+        if removed:
+            log.info("removed %d unfinished file(s) of the interrupted run", removed)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / CONFIG_FILE, json.dumps(config.fingerprint(), indent=2, sort_keys=True) + "\n")
     _write_models(config, objects)

@@ -156,3 +156,84 @@ def test_lmo_partial_download(lmo_dir):
         present.counts["image files"] == 2 and present.counts["instances"] == 1517 and present.counts["targets"] == 1445
     )
     assert check_dataset(lmo_dir, None, CheckOptions(models_only=True, progress=False)).ok
+
+
+@pytest.mark.parametrize(
+    "change, field, needle",
+    [
+        ({2: 5000.0, 5: -3000.0}, "cx", "principal point 5000 px is far outside the image"),
+        ({5: -3000.0}, "cy", "principal point -3000 px is far outside the image"),
+        ({1: 50.0}, "skew", "skew K[0][1] = 50 shifts points by up to"),
+        ({0: 0.0}, "", "not an intrinsics matrix"),
+        ({4: -300.0}, "", "not an intrinsics matrix"),
+    ],
+    ids=["cx", "cy", "skew", "fx zero", "fy negative"],
+)
+def test_intrinsics_that_cannot_be_the_camera_are_reported(tiny_root, change, field, needle):
+    path = tiny_root / "test" / "000001" / "scene_camera.json"
+    cams = json.loads(path.read_text())
+    for k, v in change.items():
+        cams["1"]["cam_K"][k] = v
+    path.write_text(json.dumps(cams))
+    problems = check_dataset(tiny_root, "test", CheckOptions(progress=False, images="none")).problems
+    mine = [p for p in problems if p.startswith("test/000001/scene_camera.json: ['1'].cam_K: ")]
+    assert len(mine) == len(problems) >= 1, problems
+    assert any(p.split(".cam_K: ", 1)[1].startswith(field) and needle in p for p in mine), problems
+
+
+def test_small_skew_and_an_off_centre_principal_point_are_accepted(tiny_root):
+    path = tiny_root / "test" / "000001" / "scene_camera.json"
+    cams = json.loads(path.read_text())
+    camera = json.loads((tiny_root / "camera.json").read_text())
+    cams["0"]["cam_K"][1] = 0.2 * cams["0"]["cam_K"][4] / camera["height"]  # shifts points by < 0.5 px
+    cams["1"]["cam_K"][2] = -0.4 * camera["width"]  # a crop of a larger image: off-centre, within half the width
+    path.write_text(json.dumps(cams))
+    report = check_dataset(tiny_root, "test", CheckOptions(progress=False, images="none"))
+    assert report.ok, report.problems
+
+
+def test_camera_json_principal_point_far_outside_is_reported(tiny_root):
+    path = tiny_root / "camera.json"
+    cam = json.loads(path.read_text())
+    cam["cy"] = cam["height"] * 3.0
+    path.write_text(json.dumps(cam))
+    problems = check_dataset(tiny_root, None, CheckOptions(progress=False, models_only=True)).problems
+    assert problems == [p for p in problems if p.startswith("camera.json: cy: principal point ")] != [], problems
+
+
+def test_scene_gt_info_boxes_that_cannot_be_the_images_are_reported(tiny_root):
+    path = tiny_root / "test" / "000001" / "scene_gt_info.json"
+    camera = json.loads((tiny_root / "camera.json").read_text())
+    W, H = camera["width"], camera["height"]
+    info = json.loads(path.read_text())
+    info["0"][0]["bbox_visib"] = [2, 3, -10, 5]
+    info["0"][1]["bbox_obj"] = [0, 0, 10 * W, 10 * H]
+    info["1"][0]["bbox_visib"] = [W + 5, 0, 4, 4]
+    path.write_text(json.dumps(info))
+    problems = check_dataset(tiny_root, "test", CheckOptions(progress=False, images="none")).problems
+    src = "test/000001/scene_gt_info.json"
+    assert len(problems) == 3, problems
+    assert problems[0].startswith(f"{src}: ['0'][0].bbox_visib: [2, 3, -10, 5] has a negative width or height")
+    assert problems[1].startswith(f"{src}: ['0'][1].bbox_obj: [0, 0, {10 * W}, {10 * H}] (x, y, width, height) does")
+    assert "the 3x canvas around the image" in problems[1]
+    assert (
+        problems[2].startswith(f"{src}: ['1'][0].bbox_visib: [{W + 5}, 0, 4, 4]")
+        and "does not fit the image" in problems[2]
+    )
+
+
+def test_an_image_present_as_png_and_jpg_is_reported_with_the_one_read(tiny_root):
+    import cv2
+
+    from bopnp.bop.dataset import BopDataset
+
+    rgb = tiny_root / "test" / "000001" / "rgb"
+    png = rgb / "000001.png"
+    cv2.imwrite(str(rgb / "000001.jpg"), 255 - cv2.imread(str(png)))
+    problems = check_dataset(tiny_root, "test", QUIET).problems
+    assert problems == [
+        "test/000001/rgb/000001.png: 000001.png and 000001.jpg both exist: bopnp reads 000001.png; remove the other "
+        "file(s)"
+    ]
+    for _ in range(3):  # the file read does not depend on the folder's listing order
+        assert BopDataset(tiny_root, "test").image_path(1, 1) == png

@@ -164,3 +164,15 @@ def test_tif_depth_reads_16_bit_and_float32(tmp_path, dtype):
     got = load_depth(tmp_path / "d.tif", 0.1)
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, raw.astype(np.float32) * np.float32(0.1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("load", [load_image, load_depth, load_mask], ids=["rgb", "depth", "mask"])
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".tif"])
+def test_empty_image_file_is_a_typed_error_naming_it(tmp_path, load, suffix):
+    path = tmp_path / f"000001{suffix}"
+    path.write_bytes(b"")
+    with pytest.raises(DatasetError, match="the file is empty") as exc:
+        load(path)
+    assert str(path) in str(exc.value)
+    with pytest.raises(DatasetError, match="not a readable image"):
+        image_size(path)

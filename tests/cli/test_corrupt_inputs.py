@@ -202,6 +202,16 @@ def test_non_numeric_token_in_ascii_ply_is_checked(ds):
     assert_refused(ds.prepare(), "obj_000002.ply", "row 3")
 
 
+def test_eval_model_without_vertices_is_checked_and_stops_eval(ds):
+    from bopnp.bop.mesh import Mesh
+    from bopnp.bop.ply import save_ply
+
+    save_ply(ds.root / "models_eval" / "obj_000001.ply", Mesh(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int64)))
+    assert_reported(ds.check("--models-only"), "models_eval/obj_000001.ply", "no vertices")
+    result, _ = ds.eval()
+    assert_refused(result, "models_eval/obj_000001.ply", "no vertices")
+
+
 # ----------------------------------------------------------------------------- 3. images decoded
 
 
@@ -253,6 +263,40 @@ def test_depth_that_is_not_16_bit_single_channel_is_checked_and_never_scored(ds,
         assert_refused(result, "depth/000000.png")
 
 
+@pytest.mark.parametrize("folder", ["rgb", "depth", "mask_visib"])
+@pytest.mark.parametrize("command", ["check", "eval", "viz", "prepare"])
+def test_empty_image_file_is_named_never_a_traceback(ds, command, folder):
+    scene = PBR_SCENE if command == "prepare" else TEST_SCENE
+    path = min((ds.root / scene / folder).iterdir())
+    path.write_bytes(b"")
+    rel = f"{scene}/{folder}/{path.name}"
+    if command == "check":
+        assert_reported(ds.check(), rel, "the file is empty (0 bytes)")
+        return
+    if command == "eval":
+        result, scores = ds.eval()
+        if folder != "depth":  # eval reads no rgb or mask
+            assert_eval_correct_or_refused(result, scores, rel, "empty")
+        elif result.exit_code == 0:  # an unreadable depth image: VSD of that image is unavailable, never lower
+            assert scores["bop19_average_recall"] is None and "unreadable depth image" in result.output
+        else:
+            assert_refused(result, rel, "empty")
+        return
+    if command == "viz":
+        result = ds.invoke("viz", ds.name, "--bop-path", str(ds.bop), "--out", str(ds.tmp / "viz.png"))
+        if folder == "depth":  # viz draws no depth
+            assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+        else:
+            assert_refused(result, rel, "empty")
+        return
+    result = ds.prepare()
+    assert "Traceback" not in result.output
+    if folder == "depth":  # scene_gt_info is there: prepare reads no depth
+        assert result.exit_code == 0, result.output
+    else:
+        assert f"skipped {path}: the file is empty (0 bytes)" in result.output, result.output
+
+
 # ----------------------------------------------------------------------------- 4. poses and object ids
 
 
@@ -284,6 +328,17 @@ def test_unknown_object_is_checked_and_fails_its_scene_in_prepare(ds):
     ds.put_json(f"{PBR_SCENE}/scene_gt.json", gt)
     assert_reported(ds.check("--split", "train_pbr", "--images", "none"), "['2'][1].obj_id", "unknown object 42")
     assert_scene_failed(ds, ds.prepare(), 0, "scene_gt.json: ['2'][1].obj_id: object 42")
+
+
+def test_eval_notes_and_counts_gt_instances_of_unknown_objects(ds):
+    gt = ds.json(f"{TEST_SCENE}/scene_gt.json")
+    gt["1"][0]["obj_id"] = 42
+    ds.put_json(f"{TEST_SCENE}/scene_gt.json", gt)
+    assert_reported(ds.check("--split", "test", "--images", "none"), "['1'][0].obj_id", "unknown object 42")
+    result, scores = ds.eval()
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    assert "1 GT instance(s) of the target images are of objects not in" in result.output
+    assert "(ids [42])" in result.output and "scene 0 image 1 instance 0 (object 42)" in result.output
 
 
 # ----------------------------------------------------------------------------- 5. deeply nested json

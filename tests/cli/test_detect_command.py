@@ -85,3 +85,19 @@ def test_bad_inputs_are_reported_without_a_traceback(setup, tmp_path):
     assert no_split.exit_code == 2 and "val not found" in no_split.output
     for r in (missing, pose, txt, no_split):
         assert "Traceback" not in r.output
+
+
+def test_an_image_of_another_size_than_camera_json_is_refused(setup, tmp_path):
+    import cv2
+
+    bop, ckpt = setup
+    path = BopDataset(bop / "drawn", "test").image_path(1, 1)
+    img = cv2.imread(str(path))
+    h, w = img.shape[:2]
+    cv2.imwrite(str(path), cv2.resize(img, (w // 2, h // 2)))
+    out = tmp_path / "d.json"
+    result = CliRunner().invoke(cli, _args(bop, ckpt, out))
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert f"{path}: the image is {w // 2}x{h // 2} pixels but" in result.output
+    assert f"camera.json says {w}x{h}" in result.output
+    assert not out.exists()

@@ -302,3 +302,66 @@ def test_a_long_problem_list_goes_to_the_output_folder(tmp_path):
     assert len([line for line in result.output.splitlines() if line.startswith("  - line ")]) == 20
     # a later successful evaluation of the folder drops the stale list
     assert run(CSV, *FAST, "--out", out).exit_code == 0 and not (out / "problems.txt").exists()
+
+
+def test_help_documents_the_refusals_that_diverge_from_bop_toolkit():
+    result = CliRunner().invoke(cli, ["eval", "--help"])
+    text = " ".join(result.output.split())
+    assert "Deliberate divergence from bop_toolkit's loader" in text
+    assert "NaN or infinite score" in text and "not a rotation" in text
+
+
+def _fixture_rows() -> list[str]:
+    """The fixture's rows without those it holds on purpose: a repeated row and a row of a scene (3) that
+    the split lacks."""
+    rows = [r for r in CSV.read_text().splitlines()[1:] if r.split(",")[0] in ("1", "2")]
+    return list(dict.fromkeys(rows))
+
+
+@pytest.mark.parametrize("case", ["unknown scene", "duplicates", "absurd time"])
+def test_rows_that_bop_toolkit_accepts_silently_are_reported(tmp_path, case):
+    rows = _fixture_rows()
+    if case == "unknown scene":
+        rows = [f"{90 + int(r.split(',')[0])}," + r.split(",", 1)[1] for r in rows]
+    elif case == "duplicates":
+        rows = rows + rows[:2] + rows[:1]
+    else:
+        first = rows[0].split(",")[:2]
+        rows = [",".join(r.split(",")[:6] + ["1e300"]) if r.split(",")[:2] == first else r for r in rows]
+    csv = tmp_path / CSV.name
+    csv.write_text("\n".join([HEADER, *rows]) + "\n")
+    out = tmp_path / "out"
+    result = run(csv, "--bop-path", FIXTURE / "bop", "--out", out, "--device", "cpu", "--no-vsd", "--no-plots")
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    scores = json.loads((out / "scores_bop19.json").read_text())
+    n = len(_fixture_rows())
+    if case == "unknown scene":
+        assert f"WARNING: none of the {n} rows is of a scene of this split: they name scene(s) 91" in result.output
+        assert scores["bop19_average_recall_mssd"] == 0.0
+    elif case == "duplicates":
+        assert (
+            f"3 row(s) repeat an earlier row exactly (line {n + 2} = line 2, line {n + 3} = line 3, " in result.output
+        )
+        assert f"line {n + 4} = line 2)" in result.output
+    else:
+        assert "time: 1 image(s) have a time above 3600 s (largest 1e+300 s, line 2: scene 1 image 1)" in result.output
+    assert scores["notes"] and any(n in result.output for n in scores["notes"])
+
+
+def test_a_clean_csv_gets_no_remark(tmp_path):
+    out = tmp_path / "out"
+    csv = tmp_path / CSV.name
+    csv.write_text("\n".join([HEADER, *_fixture_rows()]) + "\n")
+    result = run(csv, "--bop-path", FIXTURE / "bop", "--out", out, "--device", "cpu", "--no-vsd", "--no-plots")
+    assert result.exit_code == 0
+    for remark in ("repeat an earlier row", "time above", "of a scene of this split", "score nothing"):
+        assert remark not in result.output
+
+
+def test_the_fixtures_deliberate_oddities_are_listed(tmp_path):
+    result = run(
+        CSV, "--bop-path", FIXTURE / "bop", "--out", tmp_path / "o", "--device", "cpu", "--no-vsd", "--no-plots"
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 row(s) name scene(s) 3 not in" in result.output and "score nothing (lines 25)" in result.output
+    assert "1 row(s) repeat an earlier row exactly (line 19 = line 18)" in result.output

@@ -8,6 +8,7 @@ import json
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -319,3 +320,120 @@ def test_targets_all_predicts_every_image_and_scores_every_gt_instance(test_spli
     assert "every GT instance" in note
     n_gt = sum(len(g) for s in ds.scene_ids() for g in ds.scene_gt(s).values())
     assert result.scores["targets"] <= n_gt and result.scores["bop19_average_recall_mspd"] >= 0.9
+
+
+# ----------------------------------------------------------------------------- detections files and image sizes
+
+
+def _gt_detections_file(bop, name, path: Path, edit=None) -> Path:
+    """The GT's visible boxes and masks of the target images as a detections file; ``edit(list)`` changes it."""
+    from bopnp.bop.detections import save_detections
+    from bopnp.infer.detect import GtDetections, ImageItem
+
+    ds = BopDataset.from_bop_path(bop, name, "test")
+    keys = sorted({(t.scene_id, t.im_id) for t in ds.targets()})
+    dets = [d for per in GtDetections(ds)([ImageItem(*k) for k in keys]) for d in per]
+    if edit is not None:
+        edit(dets)
+    save_detections(path, dets)
+    return path
+
+
+@pytest.mark.parametrize("hw", [(240, 320), (960, 1280)])
+def test_detection_masks_of_another_size_are_refused_naming_the_entry(test_split, ckpt, tmp_path, hw):
+    from bopnp.bop.rle import Rle
+
+    bop, name = test_split
+
+    def edit(dets):
+        dets[2] = replace(dets[2], rle=Rle.encode(np.ones(hw, bool)))
+
+    dets_path = _gt_detections_file(bop, name, tmp_path / "dets.json", edit)
+    args = ["predict", name, "--bop-path", str(bop), "--detections", str(dets_path), "--pose", str(ckpt)]
+    result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "results"), "-q"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert "1 detection mask(s) are not of the images' size" in result.output
+    assert "[2] (scene 0 image " in result.output and f"segmentation size [{hw[0]}, {hw[1]}]" in result.output
+    assert not list((tmp_path / "results").glob("*.csv"))
+
+
+def test_dropped_and_ignored_detections_are_counted_and_reported(test_split, ckpt, oracle, tmp_path):
+    from bopnp.bop.rle import Rle
+
+    bop, name = test_split
+    ds = BopDataset.from_bop_path(bop, name, "test")
+    H, W = ds.camera.height, ds.camera.width
+    first = {}
+
+    def edit(dets):
+        first["zero"] = dets[0]
+        d0 = dets[0]
+        # a better-scoring copy with a zero-size box: it must not take the target's place
+        dets.insert(0, replace(d0, score=2.0, bbox_xywh=np.array([10.0, 10.0, 0.0, 5.0])))
+        dets.append(replace(d0, obj_id=42))
+        dets.append(replace(d0, scene_id=7))
+        dets.append(replace(d0, im_id=999))
+        dets.append(replace(dets[3], score=0.5, rle=Rle.encode(np.zeros((H, W), bool))))
+
+    dets_path = _gt_detections_file(bop, name, tmp_path / "dets.json", edit)
+    cfg = PredictConfig(
+        bop_path=bop, name=name, pose=ckpt, detections=str(dets_path), out=tmp_path / "r", progress=False
+    )
+    summary = predict(cfg)
+    text = summary.format()
+    assert "dets.json: 2 detection(s) of images that the split does not have (first: [" in text
+    assert "dets.json: 1 detection(s) of objects not in" in text
+    assert (
+        "dets.json: 1 detection(s) with a zero- or negative-size box: dropped, no pose can come from them (first: [0]"
+        in text
+    )
+    assert "dets.json: 1 detection(s) with an empty mask: their box stands in for the mask" in text
+    # the zero-size box took no target's place: its image's object still has its GT pose
+    d0 = first["zero"]
+    rows = [r for r in load_results_csv(cfg.csv_path) if (r.scene_id, r.im_id, r.obj_id) == (0, d0.im_id, d0.obj_id)]
+    assert rows
+    # a clean file gives no note
+    clean = _gt_detections_file(bop, name, tmp_path / "clean.json")
+    assert not predict(replace(cfg, detections=str(clean), out=tmp_path / "c")).notes
+
+
+@pytest.mark.parametrize("detections", ["gt", "file"])
+def test_an_image_of_another_size_than_camera_json_is_refused(test_split, ckpt, tmp_path, detections):
+    import cv2
+
+    bop, name = test_split
+    src = "gt" if detections == "gt" else str(_gt_detections_file(bop, name, tmp_path / "dets.json"))
+    path = BopDataset.from_bop_path(bop, name, "test").image_path(0, 1)
+    img = cv2.imread(str(path))
+    h, w = img.shape[:2]
+    cv2.imwrite(str(path), cv2.resize(img, (w // 2, h // 2)))
+    args = ["predict", name, "--bop-path", str(bop), "--detections", src, "--pose", str(ckpt)]
+    result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "results"), "-q"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert f"{path}: the image is {w // 2}x{h // 2} pixels but" in result.output and f"says {w}x{h}" in result.output
+    assert not list((tmp_path / "results").glob("*.csv"))
+
+
+def test_resumed_summary_counts_the_earlier_runs_failed_poses_too(test_split, ckpt, tmp_path, monkeypatch):
+    bop, name = test_split  # the untrained network finds no pose: every selected detection gives none
+    fresh = predict(_config(bop, name, ckpt, tmp_path / "fresh", batch_size=1))
+    assert fresh.invalid > 0
+    cfg = _config(bop, name, ckpt, tmp_path / "results", batch_size=1)
+    real = predict_mod._run_batch
+    calls: list = []
+
+    def interrupted(dataset, batch, *args):
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        calls.append(batch)
+        return real(dataset, batch, *args)
+
+    monkeypatch.setattr(predict_mod, "_run_batch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        predict(cfg)
+    monkeypatch.setattr(predict_mod, "_run_batch", real)
+    resumed = predict(cfg)
+    assert resumed.resumed == 1 and resumed.invalid == fresh.invalid
+    assert f"{fresh.invalid} detections gave no pose" in resumed.format()
+    again = predict(cfg)  # complete: the summary file's count
+    assert again.already_complete and again.invalid == fresh.invalid

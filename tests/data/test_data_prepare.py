@@ -382,3 +382,37 @@ def test_visible_crop_mask_is_the_full_crop_minus_the_occlusion():
     assert (naive[clear] != full_crop[clear]).sum() > 20
     # without the image's full mask: the resampled visible mask
     assert np.array_equal(visible_in_crop(full_crop, visib_image, None, box, S), naive)
+
+
+def test_instances_with_impossible_boxes_or_an_empty_visible_mask_get_no_crop_and_are_counted(tiny_bop):
+    bop, name = tiny_bop
+    sdir = bop / name / "train_pbr" / "000000"
+    info = json.loads((sdir / "scene_gt_info.json").read_text())
+    occluded = next(
+        (int(im), gt_id)
+        for im, lst in info.items()
+        for gt_id, e in enumerate(lst)
+        if 0.1 <= e["visib_fract"] < 1.0 and int(im) != 0
+    )
+    info["0"][0]["bbox_obj"] = [-50 * W, 10, 40, 40]  # far outside the 3x canvas around the image
+    info["0"][1]["bbox_visib"] = [10, 10, -30, 20]  # negative width
+    (sdir / "scene_gt_info.json").write_text(json.dumps(info))
+    io.save_mask(sdir / "mask_visib" / f"{occluded[0]:06d}_{occluded[1]:06d}.png", np.zeros((H, W), bool))
+    summary = run(bop, name)
+    assert not summary.scenes_failed and not summary.skipped
+    dropped = {(s["scene_id"], s["im_id"], s["gt_id"]): s["reason"] for s in summary.instances_skipped}
+    assert dropped.keys() == {(0, 0, 0), (0, 0, 1), (0, *occluded)}, dropped
+    assert "bbox_obj" in dropped[(0, 0, 0)] and "does not fit the 3x canvas" in dropped[(0, 0, 0)]
+    assert "bbox_visib" in dropped[(0, 0, 1)] and "negative width" in dropped[(0, 0, 1)]
+    assert dropped[(0, *occluded)] == "the visible mask is empty in the crop"
+    kept = {
+        (r["scene_id"], r["im_id"], r["gt_id"])
+        for o in (1, 2)
+        for s in list_shards(summary.cache_dir, o)
+        for r in s.records
+    }
+    assert not kept & dropped.keys()
+    assert (0, 0, 2) in kept  # the image's other instance keeps its crop
+    assert "skipped 3 instance(s) without a usable crop" in summary.format()
+    again = run(bop, name)  # resumed: the count comes from the markers
+    assert len(again.instances_skipped) == 3 and not again.scenes_prepared

@@ -319,7 +319,16 @@ def test_resume_finishes_an_interrupted_run_with_identical_files(tmp_path, monke
     assert (tmp_path / "cut" / "train_pbr" / "000000" / "scene_gt.json").is_file()
     assert (tmp_path / "cut" / "train_pbr" / "000001" / ".partial" / "000000.json").is_file()
 
+    # what a kill between writing and renaming a file leaves (write_bytes_atomic's temporary names)
+    strays = [
+        tmp_path / "cut" / "train_pbr" / "000001" / "mask" / ".000000_000001.png.k3x9q2.tmp",
+        tmp_path / "cut" / "train_pbr" / "000000" / "mask_visib" / ".000001_000000.png.a8b7c6.tmp",
+    ]
+    for stray in strays:
+        stray.write_bytes(b"\x89PNG half")
+
     summary = synthesize(tiny(tmp_path, "cut", train_images=5, test_images=3, mode="resume"))
+    assert not any(p.exists() for p in strays)
     assert summary.images_skipped == {"train_pbr": 3, "test": 0}
     assert summary.images_rendered == {"train_pbr": 2, "test": 3}
     assert tree_digest(tmp_path / "cut") == tree_digest(tmp_path / "ref")

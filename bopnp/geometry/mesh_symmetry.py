@@ -44,14 +44,16 @@ CONTINUOUS_TEST_DEG = (23.0, 71.0, 137.0, 199.0, 263.0)
 MAX_REFINE_DEG = 5.0
 
 #: moments within this ratio count as equal: the principal axes are then no candidates of their own
-ISOTROPIC_RATIO = 1.15
+ISOTROPIC_RATIO = 1.05
 #: candidate axes spread over a hemisphere when the moments are all equal
 HEMISPHERE_AXES = 150
 
 #: query points that ICP refines on
 ICP_POINTS = 1000
-#: the coarse filter caps each distance at this multiple of mean_tol (x d)
+#: the coarse filter caps each distance at this multiple of mean_tol (x d), and drops a candidate whose capped
+#: mean exceeds COARSE_FACTOR x mean_tol (true symmetries of LM-O's scans: about 1 x)
 COARSE_CAP = 5.0
+COARSE_FACTOR = 2.5
 
 #: (N,) face indices, (N, 3) barycentric weights -> (N, 3) RGB in [0, 1]: the colour of sampled surface points
 AppearanceFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -79,8 +81,11 @@ class SymmetryConfig:
         max_order: largest n of the 360/n rotations tried (2 <= n <= max_order).
         flip_step_deg: angular step of the scan for flip axes perpendicular to the main axis.
         icp_iterations: ICP steps that refine a near-miss candidate.
-        appearance_tol: with an appearance function, the largest accepted mean absolute colour difference
-            (RGB in [0, 1]) between a transformed point and its nearest reference point.
+        color_tol: with an appearance function, two colours differ when a channel (RGB in [0, 1]) differs by more
+            than this (0.1, about 25 of 255: above interpolation and the shading noise of a scan).
+        appearance_tol: the largest accepted fraction of transformed points whose colour differs from that of their
+            nearest reference point (3 %: exact symmetries of the procedural objects leave 1 % or less, at sharp
+            colour edges, while a decal covering a tenth of one side is caught).
         seed: seed of the surface sampling (same seed, same result).
     """
 
@@ -91,7 +96,8 @@ class SymmetryConfig:
     max_order: int = 12
     flip_step_deg: float = 2.0
     icp_iterations: int = 10
-    appearance_tol: float = 0.08
+    color_tol: float = 0.1
+    appearance_tol: float = 0.03
     seed: int = 0
 
     def validate(self) -> None:
@@ -108,8 +114,10 @@ class SymmetryConfig:
             raise ConfigError(f"flip_step_deg must be in [0.1, 30], got {self.flip_step_deg}")
         if not 0 <= self.icp_iterations <= 100:
             raise ConfigError(f"icp_iterations must be in 0..100, got {self.icp_iterations}")
-        if not 0 < self.appearance_tol <= 1:
-            raise ConfigError(f"appearance_tol must be in (0, 1], got {self.appearance_tol}")
+        if not (0 < self.appearance_tol <= 1 and 0 < self.color_tol <= 1):
+            raise ConfigError(
+                f"appearance_tol and color_tol must be in (0, 1], got {self.appearance_tol}, {self.color_tol}"
+            )
 
 
 @dataclass(frozen=True)
@@ -119,7 +127,8 @@ class Score:
     Attributes:
         mean_rel: mean distance of the transformed points to the surface, fraction of the diameter.
         max_rel: maximum of those distances, fraction of the diameter.
-        color: mean absolute RGB difference in [0, 1], or None without appearance.
+        color: the fraction of points whose colour differs (see ``SymmetryConfig.color_tol``), or None without
+            appearance.
     """
 
     mean_rel: float
@@ -176,6 +185,35 @@ def sample_surface(
     bary = np.stack([1 - s, s * (1 - r2), s * r2], axis=1)
     points = bary[:, :1] * a[face] + bary[:, 1:2] * b[face] + bary[:, 2:] * c[face]
     return points, face, bary
+
+
+def surface_moments(vertices_mm: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The area centroid and the second moments about it of a triangle mesh's surface, exact (no sampling).
+
+    Over a triangle (a, b, c) of area A: the integral of x is A (a + b + c) / 3 and the integral of x x^T is
+    A / 12 (a a^T + b b^T + c c^T + s s^T) with s = a + b + c.
+
+    Args:
+        vertices_mm: (V, 3) vertices, mm.
+        faces: (F, 3) vertex indices.
+    Returns:
+        centroid (3,) mm, covariance (3, 3) mm^2 (per unit area).
+
+    >>> v = np.array([[-1.0, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0]])
+    >>> c, C = surface_moments(v, np.array([[0, 1, 2], [0, 2, 3]]))
+    >>> np.round(c, 12).tolist(), np.round(np.diag(C), 6).tolist()
+    ([0.0, 0.0, 0.0], [0.333333, 0.333333, 0.0])
+    """
+    v = np.asarray(vertices_mm, np.float64)
+    a, b, c = v[faces[:, 0]], v[faces[:, 1]], v[faces[:, 2]]
+    area = 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)
+    total = area.sum()
+    s = a + b + c
+    centroid = (area[:, None] * s).sum(0) / (3 * total)
+    second = np.einsum("f,fi,fj->ij", area, a, a) + np.einsum("f,fi,fj->ij", area, b, b)
+    second += np.einsum("f,fi,fj->ij", area, c, c) + np.einsum("f,fi,fj->ij", area, s, s)
+    cov = second / (12 * total) - np.outer(centroid, centroid)
+    return centroid, (cov + cov.T) / 2
 
 
 def vertex_color_appearance(faces: np.ndarray, colors: np.ndarray) -> AppearanceFn:
@@ -245,22 +283,23 @@ class _Surface:
         self.P, fp, bp = sample_surface(vertices_mm, faces, config.samples, rng)
         self.Q, fq, bq = sample_surface(vertices_mm, faces, config.reference_samples, rng)
         self.tree = cKDTree(self.Q)
-        self.coarse = self.P[: max(100, config.samples // 6)]
+        # the coarse filter: fewer points against a sparser tree (Q is i.i.d., so its head is a uniform sample)
+        self.coarse = self.P[: max(100, config.samples // 10)]
+        self.coarse_tree = cKDTree(self.Q[: max(config.samples, config.reference_samples // 8)])
         self.color_P = self.color_Q = None
         if appearance is not None:
             self.color_P = np.asarray(appearance(fp, bp), np.float64)
             self.color_Q = np.asarray(appearance(fq, bq), np.float64)
-        self.centroid = self.Q.mean(0)
-        X = self.Q - self.centroid
-        evals, evecs = np.linalg.eigh(X.T @ X / len(X))
+        self.centroid, cov = surface_moments(vertices_mm, faces)
+        evals, evecs = np.linalg.eigh(cov)
         self.evals, self.axes = evals, evecs.T  # ascending; axes[i] unit
 
     def mean_rel(self, T: np.ndarray, points: np.ndarray, cap: float) -> float:
-        """Mean distance of ``points`` (N, 3) transformed by T to the surface, each distance capped at ``cap``
+        """Mean distance of ``points`` (N, 3) transformed by T to the coarse reference, each distance capped at ``cap``
         (a fraction of the diameter): a lower bound of the true mean, cheap for a candidate far off (the cost of
         a nearest-neighbour query grows with the distance it has to search)."""
         bound = cap * self.diameter
-        d, _ = self.tree.query(points @ T[:3, :3].T + T[:3, 3], distance_upper_bound=bound)
+        d, _ = self.coarse_tree.query(points @ T[:3, :3].T + T[:3, 3], distance_upper_bound=bound)
         return float(np.minimum(d, bound).mean()) / self.diameter
 
     def score(self, T: np.ndarray) -> Score:
@@ -271,7 +310,8 @@ class _Surface:
         far = ~np.isfinite(d)
         color = None
         if self.color_P is not None and not far.any():
-            color = float(np.abs(self.color_P - self.color_Q[idx]).mean())
+            diff = np.abs(self.color_P - self.color_Q[idx]).max(axis=1)
+            color = float((diff > self.config.color_tol).mean())
         mean = float(np.where(far, bound, d).mean()) / self.diameter
         return Score(mean, float(d.max()) / self.diameter, color)
 
@@ -299,19 +339,18 @@ class _Surface:
         return T
 
     def evaluate(self, T: np.ndarray) -> tuple[np.ndarray, Score] | None:
-        """Accept T; else its ICP refinement (snapped to an exact rotation, moved less than MAX_REFINE_DEG) when
-        that passes; None when neither is a symmetry. A candidate whose coarse mean distance is far beyond the
+        """T or its ICP refinement (snapped to an exact rotation, moved less than MAX_REFINE_DEG), whichever fits
+        better, when it is a symmetry; else None. A candidate whose coarse mean distance is far beyond the
         tolerance is dropped at once."""
-        if self.mean_rel(T, self.coarse, COARSE_CAP * self.config.mean_tol) > 2.5 * self.config.mean_tol:
+        if self.mean_rel(T, self.coarse, COARSE_CAP * self.config.mean_tol) > COARSE_FACTOR * self.config.mean_tol:
             return None
         s = self.score(T)
-        if self.accepts(s):
-            return T, s
         T_ref = snap_rotation(self.refine(T), self.centroid, self.config.max_order)
-        if _angle_between_deg(T_ref[:3, :3], T[:3, :3]) > MAX_REFINE_DEG:
-            return None
-        s_ref = self.score(T_ref)
-        return (T_ref, s_ref) if self.accepts(s_ref) else None
+        if _angle_between_deg(T_ref[:3, :3], T[:3, :3]) <= MAX_REFINE_DEG:
+            s_ref = self.score(T_ref)
+            if self.accepts(s_ref) and (not self.accepts(s) or s_ref.mean_rel < 0.98 * s.mean_rel):
+                T, s = T_ref, s_ref
+        return (T, s) if self.accepts(s) else None
 
 
 def snap_rotation(T: np.ndarray, centre_mm: np.ndarray, max_order: int = 12) -> np.ndarray:
@@ -404,22 +443,39 @@ def find_symmetries(
     if surf.evals[2] <= ISOTROPIC_RATIO * surf.evals[0]:
         candidates += list(_hemisphere(HEMISPHERE_AXES))
 
-    # continuous symmetry about a candidate axis
+    # continuous symmetry about a candidate axis (refined by ICP once when the coarse test passes: a scan's
+    # principal axis can be off by a degree, which the larger test angles do not forgive)
     continuous_axes: list[np.ndarray] = []
+    points: list[np.ndarray] = []
+
+    def continuous_scores(axis, point) -> list[Score] | None:
+        scores = []
+        for deg in CONTINUOUS_TEST_DEG:
+            s = surf.score(rigid_about(rotation_about(axis, math.radians(deg)), point))
+            if not surf.accepts(s):
+                return None
+            scores.append(s)
+        return scores
+
     for axis in candidates:
         if any(abs(axis @ a) > 0.99 for a in continuous_axes):
             continue
-        T0 = rigid_about(rotation_about(axis, math.radians(CONTINUOUS_TEST_DEG[0])), c)
-        if surf.mean_rel(T0, surf.coarse, COARSE_CAP * config.mean_tol) > 2.5 * config.mean_tol:
+        T0 = rigid_about(rotation_about(axis, math.radians(CONTINUOUS_TEST_DEG[1])), c)
+        if surf.mean_rel(T0, surf.coarse, COARSE_CAP * config.mean_tol) > COARSE_FACTOR * config.mean_tol:
             continue
-        scores = []
-        for deg in CONTINUOUS_TEST_DEG:
-            s = surf.score(rigid_about(rotation_about(axis, math.radians(deg)), c))
-            if not surf.accepts(s):
-                break
-            scores.append(s)
-        else:
+        point = c
+        scores = continuous_scores(axis, point)
+        if scores is None:
+            T = surf.refine(T0)
+            refined = _axis_of(T[:3, :3])
+            if abs(refined @ axis) > math.cos(math.radians(MAX_REFINE_DEG)):
+                axis = refined * np.sign(refined @ axis)
+                A = np.eye(3) - T[:3, :3]
+                point = c + np.linalg.lstsq(A, T[:3, 3] - A @ c, rcond=1e-6)[0]
+                scores = continuous_scores(axis, point)
+        if scores is not None:
             continuous_axes.append(axis)
+            points.append(point)
             worst = max(scores, key=lambda s: s.mean_rel)
             lines.append(f"continuous about {_fmt(axis)}: mean {worst.mean_rel:.2%} max {worst.max_rel:.2%} of d")
         if len(continuous_axes) >= 2:
@@ -428,13 +484,20 @@ def find_symmetries(
 
     accepted: list[np.ndarray] = []
 
-    def take(name: str, T: np.ndarray) -> bool:
+    def take(name: str, T: np.ndarray, order: int = 2) -> bool:
+        """Accept T when it, and its powers up to ``order - 1``, are symmetries (a turn by 360/7 degrees can pass
+        on a hexagonal prism, twice that cannot)."""
         found = surf.evaluate(T)
         if found is None:
             return False
-        accepted.append(found[0])
-        s = found[1]
-        extra = "" if s.color is None else f", colour {s.color:.3f}"
+        T, s = found
+        P = T
+        for _ in range(order - 2):
+            P = snap_rotation(P @ T, c, config.max_order)
+            if not surf.accepts(surf.score(P)):
+                return False
+        accepted.append(T)
+        extra = "" if s.color is None else f", colour differs on {s.color:.1%}"
         lines.append(f"{name}: mean {s.mean_rel:.2%} max {s.max_rel:.2%} of d{extra}")
         return True
 
@@ -444,8 +507,10 @@ def find_symmetries(
         for i, axis in enumerate(candidates):
             if any(abs(axis @ a) > 0.99 for a in continuous_axes):
                 continue
-            for n in range(config.max_order, 1, -1):
-                if take(f"{n}-fold about {_fmt(axis)}", rigid_about(rotation_about(axis, 2 * math.pi / n), c)):
+            # beyond the principal axes (a cube's, an icosahedron's) only the orders of polyhedral groups
+            top = config.max_order if i < 3 else min(5, config.max_order)
+            for n in range(top, 1, -1):
+                if take(f"{n}-fold about {_fmt(axis)}", rigid_about(rotation_about(axis, 2 * math.pi / n), c), n):
                     orders[i] = n
                     break
 
@@ -488,7 +553,7 @@ def find_symmetries(
 
     if sphere:
         axis = continuous_axes[0]
-        continuous_axes = [axis]
+        continuous_axes, points = [axis], [c]
         if not any(abs(_axis_of(A[:3, :3]) @ axis) < 0.1 for A in accepted):
             flip_axis = np.cross(axis, surf.axes[0] if abs(axis @ surf.axes[0]) < 0.9 else surf.axes[1])
             accepted.append(rigid_about(rotation_about(flip_axis, math.pi), c))
@@ -505,7 +570,7 @@ def find_symmetries(
             lines.append("the accepted rotations do not close into a finite group: only they are listed")
             group = [np.eye(4)] + [snap_rotation(T, c, config.max_order) for T in accepted]
     discrete = np.stack(group[1:]) if len(group) > 1 else np.zeros((0, 4, 4))
-    continuous = tuple({"axis": a.tolist(), "offset": c.tolist()} for a in continuous_axes)
+    continuous = tuple({"axis": a.tolist(), "offset": p.tolist()} for a, p in zip(continuous_axes, points))
     return SymmetryResult(discrete, continuous, sphere, tuple(lines), c)
 
 

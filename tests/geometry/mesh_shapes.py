@@ -32,7 +32,10 @@ def cylinder(radius_mm=30.0, height_mm=120.0, segments=64) -> Mesh:
 
 def cone(radius_mm=40.0, height_mm=80.0, segments=64) -> Mesh:
     """A closed cone about z, base at z = 0, apex at z = height."""
-    parts = [revolution_part([(0, 0), (radius_mm, 0)], segments), revolution_part([(radius_mm, 0), (0, height_mm)], segments)]
+    parts = [
+        revolution_part([(0, 0), (radius_mm, 0)], segments),
+        revolution_part([(radius_mm, 0), (0, height_mm)], segments),
+    ]
     return assemble(parts, _plain)
 
 
@@ -46,20 +49,20 @@ def icosphere(radius_mm=50.0, subdivisions=3) -> Mesh:
          (8, 6, 7), (9, 8, 1)]  # fmt: skip
     verts = [np.asarray(p, np.float64) / np.linalg.norm(p) for p in v]
     faces = list(f)
+
+    def mid(a, b, cache):
+        key = (min(a, b), max(a, b))
+        if key not in cache:
+            m = verts[a] + verts[b]
+            verts.append(m / np.linalg.norm(m))
+            cache[key] = len(verts) - 1
+        return cache[key]
+
     for _ in range(subdivisions):
         cache: dict[tuple[int, int], int] = {}
-
-        def mid(a, b):
-            key = (min(a, b), max(a, b))
-            if key not in cache:
-                m = verts[a] + verts[b]
-                verts.append(m / np.linalg.norm(m))
-                cache[key] = len(verts) - 1
-            return cache[key]
-
         new = []
         for a, b, c in faces:
-            ab, bc, ca = mid(a, b), mid(b, c), mid(c, a)
+            ab, bc, ca = mid(a, b, cache), mid(b, c, cache), mid(c, a, cache)
             new += [(a, ab, ca), (b, bc, ab), (c, ca, bc), (ab, bc, ca)]
         faces = new
     vertices = np.asarray(verts) * radius_mm

@@ -117,6 +117,9 @@ def models_info(name, bop_path, symmetries, appearance, scale, overwrite):
         click.echo(f"{info_path} kept: it {verdict} (--overwrite replaces it); {len(reports)} meshes in {took}")
         return
 
+    dropped = sorted(set(existing or {}) - set(reports))
+    if dropped:
+        click.echo(f"dropped from {info_path.name}, no mesh: objects {', '.join(map(str, dropped))}")
     save_models_info(info_path, {obj_id: r.info for obj_id, r in reports.items()})
     if scale is not None:
         rescale_meshes(files, scale)

@@ -101,6 +101,16 @@ def test_icosphere_is_reported_as_a_sphere():
     assert abs(axis @ flip_axis) < 0.1
 
 
+def test_cube_has_the_24_rotations_of_the_octahedral_group():
+    # equal moments: the principal axes say nothing, the hemisphere's directions find the axes
+    mesh = S.box((60.0, 60.0, 60.0))
+    res = find_symmetries(mesh.vertices_mm, mesh.faces)
+    faces = [T for a in ((1, 0, 0), (0, 1, 0), (0, 0, 1)) for T in _turns(a, 4)]
+    corners = [T for a in ((1, 1, 1), (1, 1, -1), (1, -1, 1), (-1, 1, 1)) for T in _turns(a, 3)]
+    edges = [S.turn(a, 180) for a in ((1, 1, 0), (1, -1, 0), (1, 0, 1), (1, 0, -1), (0, 1, 1), (0, 1, -1))]
+    assert_same_group(res.discrete, faces + corners + edges)
+
+
 def test_asymmetric_wedge_has_no_symmetry():
     mesh = S.wedge()
     res = find_symmetries(mesh.vertices_mm, mesh.faces)

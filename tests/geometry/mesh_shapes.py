@@ -1,4 +1,4 @@
-"""Procedural test meshes with known rotation groups (tests' helper, not a test module)."""
+"""Procedural test meshes with known rotation groups, shared by the geometry tests (not a test module)."""
 
 from __future__ import annotations
 

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("bopnp.cli.predict:predict", "Estimate 6D poses of the test targets and write a BOP19 results CSV."),
     "eval": ("bopnp.cli.eval:eval_cmd", "Score a BOP19 results CSV (VSD, MSSD, MSPD, AR, ADD(-S))."),
     "viz": ("bopnp.cli.viz:viz", "Draw GT poses, estimates or training crops of a dataset into a PNG."),
+    "models-info": ("bopnp.cli.models_info:models_info", "Compute models_info.json from meshes (size, symmetries)."),
 }
 
 

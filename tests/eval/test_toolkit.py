@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -183,3 +185,19 @@ def test_the_real_toolkit_gives_bopnps_scores(tmp_path):
     theirs = json.loads((out / "bop_toolkit" / CSV.stem / "scores_bop19.json").read_text())
     for key, _ in tk.COMPARED_SCORES[:4]:
         assert ours[key] == pytest.approx(theirs[key], abs=1e-9), key
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_bop_toolkit_env_needs_a_clone_and_installs_what_bop_toolkit_needs(tmp_path):
+    repo = Path(__file__).resolve().parents[2]
+    make = ["make", "-s", "--no-print-directory", "-C", str(repo), "bop-toolkit-env"]
+    missing = subprocess.run([*make, f"TOOLKIT={tmp_path / 'none'}"], capture_output=True, text=True)
+    assert missing.returncode != 0 and "a clone of https://github.com/thodan/bop_toolkit" in missing.stdout
+    clone = make_fake_toolkit(tmp_path / "f").parents[2] / "bop_toolkit"
+    dry = subprocess.run(
+        [*make, "-n", f"TOOLKIT={clone}", f"TOOLKIT_VENV={tmp_path / 'venv'}"], capture_output=True, text=True
+    )
+    assert dry.returncode == 0, dry.stderr
+    for need in ('"numpy<2"', "pypng", "vispy", "scipy", f"--no-deps -e {clone}", "BOPNP_TOOLKIT_PYTHON="):
+        assert need in dry.stdout, need
+    assert not (tmp_path / "venv").exists()  # a dry run

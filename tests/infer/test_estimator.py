@@ -186,6 +186,47 @@ def test_load_finds_the_meshes_of_the_training_dataset(synth_dataset, tmp_path, 
         Estimator.load(pose=ckpt, device="cpu", models=tmp_path)
 
 
+def test_load_with_a_detector_checkpoint_detects_then_estimates(synth_dataset, tmp_path):
+    """A detector run folder: its Mask R-CNN (untrained, with a score threshold of 0 it finds boxes anywhere) feeds
+    the pose stage through the same path as given detections."""
+    import torch
+
+    from bopnp.infer.maskrcnn import MaskRcnnDetections
+    from bopnp.models.detector import build_maskrcnn
+    from bopnp.train.checkpoint import save_checkpoint
+
+    bop, name = synth_dataset
+    ds = BopDataset.from_bop_path(bop, name, "test")
+    pose = _helpers().save_untrained_checkpoint(tmp_path / "pose" / "best.pt", ds.obj_ids)
+    torch.manual_seed(0)
+    tiny = {"min_size": 64, "max_size": 96, "fpn_channels": 16, "box_head_dim": 32, "mask_head_channels": 8}
+    net = build_maskrcnn(num_classes=len(ds.obj_ids) + 1, backbone="resnet18_fpn", box_score_thresh=0.0, **tiny)
+    state = {"model": net.state_dict(), "detector": net.spec.to_dict(), "obj_ids": ds.obj_ids}
+    save_checkpoint(tmp_path / "det" / "best.pt", state)
+    est = Estimator.load(pose=pose, detector=tmp_path / "det", device="cpu", models=bop / name, score_threshold=0.0)
+    assert isinstance(est.detector, MaskRcnnDetections) and est.detector.obj_ids == ds.obj_ids
+    _, _, rgb, K, _ = _image(ds)
+    (run,) = est.run([rgb], [K], instances=1)
+    assert run.detections > 0 and 0 < run.selected <= len(ds.obj_ids)  # at most one per object
+    assert run.selected == len(run.estimates) + run.invalid
+    assert run.times["detect"] > 0
+
+
+@pytest.mark.gpu
+def test_on_cuda_the_oracle_gives_the_cpu_poses(ds):
+    """The whole estimator on a CUDA device (crops, PnP): the same GT poses as on the CPU."""
+    from bopnp.infer.network import object_normalisation
+    from bopnp.infer.pose import PoseConfig, PoseEstimator
+
+    oracle = _helpers().OracleNetwork(ds)
+    norm = {o: object_normalisation(ds.mesh(o)) for o in ds.obj_ids}
+    pose = PoseEstimator(oracle, ds.obj_ids, norm, 64, PoseConfig(pnp_float64=True), device="cuda")
+    est = Estimator(pose)
+    assert est.device.type == "cuda"
+    scene, im, rgb, K, dets = _image(ds)
+    _assert_gt_poses(ds, scene, im, est.estimate(rgb, K, dets), len(dets))
+
+
 def test_import_bopnp_is_light_and_exports_the_estimator():
     import subprocess
 

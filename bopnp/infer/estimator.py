@@ -41,7 +41,7 @@ STAGES = ("detect", "crop", "network", "pnp")
 
 @dataclass(frozen=True, eq=False)
 class PoseEstimate:
-    """One object's estimated pose.
+    """One object's estimated pose (not :class:`bopnp.bop.records.PoseEstimate`, a row of a results CSV).
 
     Attributes:
         obj_id: the object.
@@ -244,6 +244,7 @@ class Estimator:
         models: str | os.PathLike | Mapping[int, Mesh] | None = None,
         config: PoseConfig | None = None,
         score_threshold: float = 0.05,
+        autocast: bool = False,
     ) -> Estimator:
         """Load trained networks.
 
@@ -256,6 +257,7 @@ class Estimator:
                 (``bop_path``/``name`` of its training config).
             config: the pose stage's settings; None: the defaults with the network's own thresholds.
             score_threshold: the detector's detections scoring below this are dropped.
+            autocast: the pose network in bf16 on CUDA (off by default, as in ``bopnp predict``).
         Raises:
             CheckpointError: no usable checkpoint. DatasetError: meshes not found. ConfigError: bad options.
         """
@@ -272,7 +274,7 @@ class Estimator:
             source = MaskRcnnDetections(
                 resolve_checkpoint(detector, stage="detector"), device=dev, score_threshold=score_threshold
             )
-        return cls.from_network(network, meshes, source, config, autocast=dev.type == "cuda")
+        return cls.from_network(network, meshes, source, config, autocast=autocast)
 
     # -------------------------------------------------------------------------------------------- public API
     def estimate(

@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 EGL_DEBS := libegl1 libegl-mesa0 libgl1-mesa-dri libgles2
 export BOP_PATH
 
-.PHONY: setup egl demo test lint test-oldest bop-eval bench gpu-check help
+.PHONY: setup egl demo test lint test-oldest bop-eval bop-toolkit-env bench gpu-check help
 
 help:
 	@echo "make demo      set up, then synth -> prepare -> train detector and pose network -> predict -> eval on '$(DEMO)'"
@@ -19,6 +19,7 @@ help:
 	@echo "make lint      ruff: lint rules and formatting (line length 120), as CI checks them"
 	@echo "make test-oldest  the tests with the oldest supported torch/torchvision (own venv, several GB)"
 	@echo "make bop-eval  score every CSV in results/ (or RESULTS=...) and print a leaderboard table"
+	@echo "make bop-toolkit-env TOOLKIT=path/to/bop_toolkit  an environment for the official scorer (bopnp eval --backend bop_toolkit)"
 	@echo "make bench     run the benchmarks in bench/"
 	@echo "make gpu-check the GPU tests and the CUDA benchmarks (PY=python3 to use an existing environment)"
 
@@ -97,6 +98,26 @@ test-oldest: egl
 bop-eval: setup
 	@if [ -z "$(RESULTS)" ]; then echo "no results CSV in results/ (pass RESULTS=path/to/METHOD_DATASET-SPLIT.csv)"; exit 1; fi
 	$(BIN)/bopnp eval --leaderboard $(RESULTS)
+
+# The official scorer in its own environment: bop_toolkit needs numpy < 2 (bopnp runs on numpy 2), pypng, vispy
+# and its other requirements. From a clone of https://github.com/thodan/bop_toolkit:
+#   make bop-toolkit-env TOOLKIT=../bop_toolkit && export BOPNP_TOOLKIT_PYTHON=$PWD/.venv-bop-toolkit/bin/python
+#   bopnp eval results/m_lmo-test.csv --backend bop_toolkit      # both evaluations, side by side
+TOOLKIT ?=
+TOOLKIT_VENV ?= .venv-bop-toolkit
+TOOLKIT_DEPS := "numpy<2" pillow pypng pytz webdataset pyopengl imageio scikit-image scipy vispy \
+	opencv-python-headless matplotlib tqdm
+bop-toolkit-env:
+	@if [ -z "$(TOOLKIT)" ] || [ ! -f "$(TOOLKIT)/scripts/eval_bop19_pose.py" ]; then \
+		echo "make bop-toolkit-env TOOLKIT=path/to/bop_toolkit: a clone of https://github.com/thodan/bop_toolkit" \
+			"(it needs scripts/eval_bop19_pose.py; got TOOLKIT='$(TOOLKIT)')"; exit 2; fi
+	@test -x $(TOOLKIT_VENV)/bin/python || $(PYTHON) -m venv $(TOOLKIT_VENV)
+	$(TOOLKIT_VENV)/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(TOOLKIT_VENV)/bin/python -m pip install -q --disable-pip-version-check $(TOOLKIT_DEPS)
+	$(TOOLKIT_VENV)/bin/python -m pip install -q --disable-pip-version-check --no-deps -e $(TOOLKIT)
+	$(TOOLKIT_VENV)/bin/python -c "import bop_toolkit_lib, numpy, png, vispy; print('bop_toolkit ready, numpy', numpy.__version__)"
+	@echo "use it with: export BOPNP_TOOLKIT_PYTHON=$(abspath $(TOOLKIT_VENV))/bin/python" \
+		"(or bopnp eval ... --backend bop_toolkit --toolkit-python $(abspath $(TOOLKIT_VENV))/bin/python)"
 
 BENCHES ?= bench/bpnp.py bench/render.py bench/eval.py bench/train.py bench/detect.py bench/predict.py
 

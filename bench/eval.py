@@ -8,7 +8,7 @@ depth images there with bop_toolkit's definitions (bopnp.render.compute_gt_info)
 that folder.
 
     python bench/eval.py                                     # bopnp only
-    python bench/eval.py --bop-toolkit-python ENV/bin/python # side by side (bop_toolkit importable there)
+    python bench/eval.py --bop-toolkit-python ENV/bin/python # side by side (make bop-toolkit-env makes ENV)
 
 Prints a table with the wall time of each tool (each run as a command, start-up included; bopnp the
 fastest of --repeat runs, with its default outputs: scores, errors.csv, report and plots), the ratio,
@@ -171,11 +171,11 @@ def run_bopnp(csv: Path, bop: Path, out: Path, device: str) -> tuple[float, floa
 
 
 def run_toolkit(csv: Path, bop: Path, out: Path, python: str, workers: int) -> tuple[float, float, dict]:
+    """bop_toolkit in its own interpreter, through the library (what `bopnp eval --backend bop_toolkit` runs)."""
     from bopnp.eval.toolkit import run_bop_toolkit
 
-    os.environ["BOP_TOOLKIT_PYTHON"] = python
     c0, t0 = _children_cpu(), time.perf_counter()
-    scores = run_bop_toolkit(csv, bop, out_dir=out, num_workers=workers)
+    scores = run_bop_toolkit(csv, bop, out_dir=out, num_workers=workers, python=python)
     return time.perf_counter() - t0, _children_cpu() - c0, scores
 
 
@@ -192,9 +192,9 @@ def main() -> None:
     )
     ap.add_argument(
         "--bop-toolkit-python",
-        default=os.environ.get("BOP_TOOLKIT_PYTHON"),
-        help="python of an environment where bop_toolkit (a clone, pip install -e) is importable; "
-        "omit to time bopnp only",
+        default=os.environ.get("BOPNP_TOOLKIT_PYTHON") or os.environ.get("BOP_TOOLKIT_PYTHON"),
+        help="python of an environment where bop_toolkit is importable (`make bop-toolkit-env TOOLKIT=CLONE` makes "
+        "one; default $BOPNP_TOOLKIT_PYTHON); omit to time bopnp only",
     )
     ap.add_argument("--bop-toolkit-workers", type=int, default=1, help="bop_toolkit's --num_workers")
     ap.add_argument("--repeat", type=int, default=3, help="runs of bopnp (the fastest counts; bop_toolkit runs once)")
@@ -257,10 +257,11 @@ def main() -> None:
         print(f"{name:<24}{secs:>9.2f}{ratio:>7}{cpu:>9.1f}{cratio:>7}{vals}")
     print("(ratio = bop_toolkit / tool; cpu = user + sys seconds of the command and its child processes)")
     if ref:
+        from bopnp.eval.toolkit import format_comparison
+
         for name, _, _, s in rows:
             if name.startswith("bopnp"):
-                diff = max(abs(s[k] - ref[3][k]) for k in SCORE_KEYS)
-                print(f"max |score difference| {name} vs bop_toolkit: {diff:.2e}")
+                print(f"\n{name} vs bop_toolkit:\n{format_comparison(s, ref[3])}")
 
 
 if __name__ == "__main__":

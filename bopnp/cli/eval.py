@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -62,7 +61,15 @@ from bopnp.cli.options import bop_path_option
     type=click.Choice(["bopnp", "bop_toolkit"]),
     default="bopnp",
     show_default=True,
-    help="bop_toolkit: run the official eval_bop19_pose.py instead (needs bop_toolkit_lib installed).",
+    help="bop_toolkit: also run the official eval_bop19_pose.py on the same files, in its own interpreter "
+    "(--toolkit-python), and print both tables side by side with their differences.",
+)
+@click.option(
+    "--toolkit-python",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="With --backend bop_toolkit: the python of an environment with bop_toolkit (make bop-toolkit-env "
+    "TOOLKIT=path/to/bop_toolkit builds one). [default: $BOPNP_TOOLKIT_PYTHON, else this python]",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def eval_cmd(
@@ -78,6 +85,7 @@ def eval_cmd(
     no_plots,
     leaderboard,
     backend,
+    toolkit_python,
     quiet,
 ):
     """Score BOP19 results CSVs (METHOD_DATASET-SPLIT.csv) as the BOP leaderboard does.
@@ -98,11 +106,25 @@ def eval_cmd(
     Examples:
       bopnp eval results/mymethod_lmo-test.csv
       bopnp eval results/*.csv --leaderboard
-      bopnp eval results/mymethod_lmo-test.csv --backend bop_toolkit   # the official scripts
+      bopnp eval results/mymethod_lmo-test.csv --backend bop_toolkit --toolkit-python ENV/bin/python
+                                   # and the official scripts in their own environment, side by side
     """
     from bopnp.cli.main import error_message, set_report_dir
     from bopnp.errors import BopnpError
 
+    python = None
+    if backend == "bop_toolkit":  # before any evaluation: a missing toolkit fails at once
+        from bopnp.errors import ConfigError
+        from bopnp.eval.toolkit import find_toolkit
+        from bopnp.eval.toolkit import toolkit_python as which_python
+
+        if Path(targets).name != targets:
+            raise ConfigError(
+                f"--backend bop_toolkit reads the targets from the dataset folder: pass a file name there, not the "
+                f"path {targets}"
+            )
+        python = which_python(toolkit_python)
+        find_toolkit(python)
     rows = []
     several = len(results) > 1
     _refuse_shared_output_folders(results, out_dir)
@@ -112,32 +134,28 @@ def eval_cmd(
         report_dir = out if out is not None else Path("results") / "eval" / csv.stem
         set_report_dir(report_dir)
         try:
+            from bopnp.eval.pipeline import EvalConfig, evaluate
+
+            extra = {} if rot_tol is None else {"rot_tol": rot_tol}
+            cfg = EvalConfig(
+                results_csv=csv,
+                bop_path=bop_path,
+                targets=targets,
+                out_dir=out,
+                device=device,
+                vsd=not no_vsd,
+                plots=not no_plots,
+                progress=not quiet,
+                workers=workers,
+                overwrite=overwrite,
+                **extra,
+            )
+            result = evaluate(cfg)
+            scores = result.scores
+            click.echo(result.table)
+            click.echo(f"\nwritten to {result.out_dir}")
             if backend == "bop_toolkit":
-                from bopnp.eval.toolkit import run_bop_toolkit
-
-                scores = run_bop_toolkit(csv, bop_path, targets=targets, out_dir=out)
-                click.echo(json.dumps(scores, indent=2))
-            else:
-                from bopnp.eval.pipeline import EvalConfig, evaluate
-
-                extra = {} if rot_tol is None else {"rot_tol": rot_tol}
-                cfg = EvalConfig(
-                    results_csv=csv,
-                    bop_path=bop_path,
-                    targets=targets,
-                    out_dir=out,
-                    device=device,
-                    vsd=not no_vsd,
-                    plots=not no_plots,
-                    progress=not quiet,
-                    workers=workers,
-                    overwrite=overwrite,
-                    **extra,
-                )
-                result = evaluate(cfg)
-                scores = result.scores
-                click.echo(result.table)
-                click.echo(f"\nwritten to {result.out_dir}")
+                scores = {**scores, "bop_toolkit": _compare_with_toolkit(csv, bop_path, targets, result, python)}
             rows.append(scores)
         except (BopnpError, OSError) as exc:
             if not several:
@@ -153,6 +171,21 @@ def eval_cmd(
         click.echo(format_leaderboard(rows))
     if any("error" in r for r in rows):
         raise SystemExit(2)
+
+
+def _compare_with_toolkit(csv: Path, bop_path, targets: str, result, python: str) -> dict:
+    """Run bop_toolkit on the same files (into ``OUT/bop_toolkit``), print the two tables side by side and write
+    them to ``OUT/bop_toolkit/comparison.txt``; bop_toolkit's scores."""
+    from bopnp.bop.atomic import write_text_atomic
+    from bopnp.eval.toolkit import format_comparison, run_bop_toolkit
+
+    out = Path(result.out_dir) / "bop_toolkit"
+    click.echo(f"\nbop_toolkit's eval_bop19_pose.py ({python}) on the same files ...")
+    theirs = run_bop_toolkit(csv, bop_path, targets=targets, out_dir=out, python=python)
+    table = format_comparison(result.scores, theirs)
+    click.echo(f"\n{table}\n\nbop_toolkit's outputs: {theirs['eval_dir']}")
+    write_text_atomic(out / "comparison.txt", table + "\n")
+    return theirs
 
 
 def _refuse_shared_output_folders(results, out_dir) -> None:

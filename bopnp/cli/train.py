@@ -142,10 +142,12 @@ augmented.png and TensorBoard files. Interrupted? Run the same command with --re
 @click.option("--max-size", type=click.IntRange(min=32), default=None, help="Detector input: long side at most.")
 @click.option(
     "--backbone-weights",
-    type=click.Path(exists=True, dir_okay=False),
+    type=str,
     default=None,
-    help="Detector: pretrained weights file (torchvision's ImageNet backbone or COCO Mask R-CNN). [default: torch's "
-    "hub cache when it holds them, else from scratch]",
+    metavar="imagenet|coco|FILE",
+    help="Detector: pretrained weights: imagenet or coco (torchvision's, from torch's hub cache, downloaded there when "
+    "online) or a weights file (torchvision's ImageNet backbone or COCO Mask R-CNN). [default: torch's hub cache when "
+    "it holds them, else from scratch]",
 )
 @click.option(
     "--val-every",

@@ -1,9 +1,11 @@
 """``bopnp predict``: poses for every target image of a split, written as a BOP19 results CSV.
 
-For each batch of images: the images are read (in threads), the detection source gives each image's detections,
-:func:`bopnp.infer.detect.select_detections` keeps per object as many as the targets ask for, and the pose stage
-(:class:`bopnp.infer.pose.PoseEstimator`) estimates all of them at once. Valid poses become the rows of
-``OUT/METHOD_DATASET-SPLIT.csv`` (BOP's naming; written atomically at the end).
+A loop over the split around :class:`bopnp.infer.estimator.Estimator` (``bopnp.Estimator``), the same code path
+as the library's ``estimate``: for each batch of images, the images are read (in threads), then
+:meth:`Estimator.run <bopnp.infer.estimator.Estimator.run>` has the detection source give each image's
+detections, keeps per object as many as the targets ask for (:func:`bopnp.infer.detect.select_detections`) and
+estimates all of them at once with the pose stage (:class:`bopnp.infer.pose.PoseEstimator`). Valid poses become
+the rows of ``OUT/METHOD_DATASET-SPLIT.csv`` (BOP's naming; written atomically at the end).
 
 ``time`` of a row is the image's share of its batch's wall time (reading, detection, both network passes, PnP:
 the batch's seconds divided by its images), plus, for detections from a file, the seconds the file gives for the
@@ -33,18 +35,12 @@ from typing import Any, Literal
 
 from bopnp.bop.atomic import write_text_atomic
 from bopnp.bop.dataset import BopDataset
+from bopnp.bop.images import as_rgb
 from bopnp.bop.results import parse_result_filename, save_results_csv, split_folder
 from bopnp.device import resolve_device
 from bopnp.errors import BopnpError, ConfigError, DatasetError
-from bopnp.infer.detect import (
-    DetectionSource,
-    FileDetections,
-    GtDetections,
-    ImageItem,
-    audit_detections,
-    check_image_size,
-    select_detections,
-)
+from bopnp.infer.detect import DetectionSource, FileDetections, GtDetections, audit_detections, check_image_size
+from bopnp.infer.estimator import Estimator
 from bopnp.infer.pose import PoseConfig, PoseEstimator
 from bopnp.infer.store import ImageRecord, WorkStore, settings_differences
 from bopnp.progress import progress_bar
@@ -392,7 +388,7 @@ def predict(config: PredictConfig) -> PredictSummary:
 
     source = make_detection_source(config.detections, config.detector, dataset, device)
     summary.notes = audit_detections(source, dataset)
-    estimator = PoseEstimator.from_network(network, meshes, pose_config)
+    estimator = Estimator(PoseEstimator.from_network(network, meshes, pose_config), source)
     store.check(settings)  # every process, before the main one touches the folder
     shard.barrier()
     done = store.open(settings, resume=True) if shard.rank == 0 else {}
@@ -413,7 +409,7 @@ def predict(config: PredictConfig) -> PredictSummary:
         ) as bar:
             for b in range(0, len(todo), config.batch_size):
                 batch = todo[b : b + config.batch_size]
-                records = _run_batch(dataset, batch, wanted, served, source, estimator, pool, times, summary)
+                records = _run_batch(dataset, batch, wanted, estimator, pool, times, summary)
                 store.append(records)
                 for r in records:
                     done[r.key] = r
@@ -427,7 +423,7 @@ def predict(config: PredictConfig) -> PredictSummary:
         if device.type == "cuda":
             torch.cuda.empty_cache()
 
-    t = estimator.times
+    t = estimator.pose.times
     summary.times = {"read": times["read"], "detect": times["detect"], "crop": t.crop_s, "network": t.network_s,
                      "pnp": t.pnp_s}  # fmt: skip
     if shard.world > 1:  # every process's counts; the main one gathers the finished images from the files
@@ -497,8 +493,9 @@ class Shard:
         return out
 
 
-def _run_batch(dataset, batch, wanted, served, source, estimator, pool, times, summary) -> list[ImageRecord]:
-    """Read, detect and estimate one batch of images; the records of the images that could be read."""
+def _run_batch(dataset, batch, wanted, estimator: Estimator, pool, times, summary) -> list[ImageRecord]:
+    """Read one batch of images, then detect and estimate them (:meth:`Estimator.run`); the records of the images
+    that could be read."""
     t0 = time.perf_counter()
     loaded = (
         list(pool.map(lambda k: _read_image(dataset, k), batch)) if pool else [_read_image(dataset, k) for k in batch]
@@ -516,31 +513,22 @@ def _run_batch(dataset, batch, wanted, served, source, estimator, pool, times, s
             summary.skipped.append({"scene_id": key[0], "im_id": key[1], "reason": str(exc)})
             continue
         keys.append(key)
-        images.append(image)
+        images.append(as_rgb(image))  # gray datasets (ITODD) as RGB
         Ks.append(K)
     t1 = time.perf_counter()
     times["read"] += t1 - t0
     if not keys:
         return []
-    items = [ImageItem(s, i, im if source.needs_pixels else None) for (s, i), im in zip(keys, images)]
-    all_dets = source(items)
-    t2 = time.perf_counter()
-    times["detect"] += t2 - t1
-    selected = [
-        select_detections(dets, {o: n for o, n in wanted[k].items() if o in served}) for k, dets in zip(keys, all_dets)
-    ]
-    results = estimator(images, Ks, selected)
+    results = estimator.run(images, Ks, instances=[wanted[k] for k in keys], keys=keys)
+    times["detect"] += sum(r.times["detect"] for r in results)
     per_image_s = (time.perf_counter() - t0) / len(keys)
     records = []
-    for key, dets, sel, res in zip(keys, all_dets, selected, results):
-        external = max([d.time_s for d in dets if d.time_s >= 0] or [0.0]) if not source.needs_pixels else 0.0
-        ests = [
-            {"obj_id": r.obj_id, "score": r.score, "R": r.R_m2c.reshape(9).tolist(), "t": r.t_m2c.tolist()}
-            for r in res
-            if r.valid
-        ]
-        summary.invalid += sum(1 for r in res if not r.valid)
-        records.append(ImageRecord(key[0], key[1], per_image_s + external, len(dets), len(sel), ests))
+    for key, res in zip(keys, results):
+        ests = [{"obj_id": e.obj_id, "score": e.score, "R": e.R_m2c.reshape(9).tolist(), "t": e.t_mm.tolist()}
+                for e in res.estimates]  # fmt: skip
+        summary.invalid += res.invalid
+        external = max(res.detect_s, 0.0)
+        records.append(ImageRecord(key[0], key[1], per_image_s + external, res.detections, res.selected, ests))
     return records
 
 

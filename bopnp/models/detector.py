@@ -14,9 +14,12 @@ Contract of the built model (torchvision's ``MaskRCNN``):
 
 Backbones (:data:`BACKBONES`): ``resnet50_fpn_v2`` as ``maskrcnn_resnet50_fpn_v2`` (the default for real datasets)
 and two light ones that train on a laptop CPU in minutes: ``resnet18_fpn`` and ``mobilenet_v3_large_fpn``, built
-with torchvision's backbone utilities. Weights are never downloaded: pretrained ones come from a local file or,
-with ``hub_cache=True``, from the file torchvision would have downloaded when torch's hub cache already holds it
-(:func:`cached_weights`); otherwise the network starts from scratch and ``model.init_source`` says so.
+with torchvision's backbone utilities. Pretrained weights (``backbone_weights``) are ``imagenet`` (torchvision's
+ImageNet network of the trunk), ``coco`` (torchvision's COCO detector: ``maskrcnn_resnet50_fpn_v2``, or
+``fasterrcnn_mobilenet_v3_large_fpn`` for the MobileNet backbone), both from torch's hub cache and downloaded there
+when online (:mod:`bopnp.models.weights`), or a local file. Without them, ``hub_cache=True`` uses the file
+torchvision would have downloaded when torch's hub cache already holds it (:func:`cached_weights`; never
+downloads); otherwise the network starts from scratch and ``model.init_source`` says so.
 
 Example:
     >>> import torch
@@ -40,6 +43,7 @@ import torch
 from torch import Tensor, nn
 
 from bopnp.errors import CheckpointError, ConfigError, ShapeError
+from bopnp.models.weights import WEIGHT_KINDS, read_state_dict, weights_file
 
 log = logging.getLogger(__name__)
 
@@ -178,18 +182,31 @@ def cached_weights(backbone: str) -> Path | None:
     return None
 
 
-def _read_state_dict(path: Path) -> dict[str, Tensor]:
-    if not path.is_file():
-        raise ConfigError(f"--backbone-weights {path}: no such file; pass a torchvision .pth file of the backbone")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many kinds for a foreign or truncated file
-        raise ConfigError(f"{path}: not a readable weights file ({type(exc).__name__}: {str(exc)[:200]})") from None
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]  # a training checkpoint
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ConfigError(f"{path}: not a state dict of tensors")
-    return state
+#: backbone -> weights kind -> the torchvision architecture whose published weights start it
+PRETRAINED_ARCH = {
+    "resnet50_fpn_v2": {"imagenet": "resnet50", "coco": "maskrcnn_resnet50_fpn_v2"},
+    "resnet18_fpn": {"imagenet": "resnet18"},
+    "mobilenet_v3_large_fpn": {"imagenet": "mobilenet_v3_large", "coco": "fasterrcnn_mobilenet_v3_large_fpn"},
+}
+
+
+def pretrained_file(spec: str | os.PathLike, backbone: str, *, download: bool = True) -> Path:
+    """The weights file of ``--backbone-weights imagenet|coco|FILE`` for ``backbone`` (see
+    :func:`bopnp.models.weights.weights_file`).
+
+    Raises:
+        ConfigError: ``coco`` for a backbone torchvision has no COCO detector of; a file not found; published
+        weights neither in torch's hub cache nor downloadable (naming the file and the folder).
+    """
+    if str(spec) in WEIGHT_KINDS:
+        kinds = PRETRAINED_ARCH[backbone]
+        if str(spec) not in kinds:
+            raise ConfigError(
+                f"--backbone-weights {spec}: torchvision has no {spec} detector with a {backbone} backbone; use "
+                f"--backbone-weights {' or '.join(kinds)}, or the resnet50_fpn_v2 backbone (--preset full)"
+            )
+        return weights_file(str(spec), kinds[str(spec)], download=download)
+    return weights_file(spec, backbone)
 
 
 def load_pretrained(model: nn.Module, path: str | os.PathLike, backbone: str) -> int:
@@ -203,7 +220,7 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike, backbone: str) ->
         ConfigError: the file is unreadable or fits less than 90 % of the part it is meant for.
     """
     path = Path(path)
-    state = _read_state_dict(path)
+    state = read_state_dict(path)
     own = model.state_dict()
     if any(k.startswith("backbone.") for k in state):  # a whole detector
         target_keys = [k for k in own if k.startswith("backbone.")]
@@ -329,8 +346,9 @@ def build_maskrcnn(
         num_classes: objects + 1; the label of object ``obj_ids[k]`` is ``k + 1``.
         backbone: one of :data:`BACKBONES`.
         min_size, max_size: input resizing (short side, long side at most), pixels.
-        backbone_weights: a local file of pretrained weights (an ImageNet network of the backbone or a whole
-            torchvision detector); see :func:`load_pretrained`.
+        backbone_weights: ``imagenet``, ``coco`` (torchvision's weights, from torch's hub cache, downloaded there
+            when online; :func:`pretrained_file`) or a local file of pretrained weights (an ImageNet network of the
+            backbone or a whole torchvision detector); see :func:`load_pretrained`.
         hub_cache: without ``backbone_weights``, use the file torchvision would download when torch's hub cache
             already holds it (never downloads).
         knobs: the other :class:`DetectorSpec` fields (proposal counts, RoI samples, head widths, ...).
@@ -344,7 +362,9 @@ def build_maskrcnn(
     unknown = sorted(set(knobs) - known)
     if unknown:
         raise ConfigError(f"unknown detector settings {unknown}; known: {', '.join(sorted(known))}")
-    path = Path(backbone_weights) if backbone_weights is not None else None
+    if backbone not in BACKBONES:
+        raise ConfigError(f"unknown backbone {backbone!r}: choose one of {', '.join(BACKBONES)}")
+    path = pretrained_file(backbone_weights, backbone) if backbone_weights is not None else None
     if path is None and hub_cache and backbone in BACKBONES:
         path = cached_weights(backbone)
     if path is not None and backbone != "resnet50_fpn_v2":
@@ -394,4 +414,5 @@ __all__ = [
     "cached_weights",
     "check_detection_inputs",
     "load_pretrained",
+    "pretrained_file",
 ]

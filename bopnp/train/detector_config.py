@@ -112,7 +112,8 @@ class DetectorTrainConfig:
         out: run folder (None: ``results/train/NAME/detector``).
         steps: optimiser steps. batch_size: images per step (per process under torchrun).
         net: the network (see :data:`PRESETS`).
-        backbone_weights: a local file of pretrained weights; hub_cache: else use torchvision's file when torch's hub
+        backbone_weights: ``imagenet``, ``coco`` (torchvision's, via torch's hub cache) or a local file of
+            pretrained weights; hub_cache: else use torchvision's file when torch's hub
             cache already holds it. Without either the network trains from scratch (the run says so).
         init: a detector checkpoint whose weights start the run (the same objects and network).
         optimizer: ``sgd`` (momentum, as torchvision's references) or ``adamw``; momentum, weight_decay.
@@ -195,7 +196,7 @@ class DetectorTrainConfig:
         need(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
         need(self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {self.device!r}")
         need(not self.objects or min(self.objects) >= 1, f"objects must be positive ids, got {self.objects}")
-        if self.backbone_weights is not None:
+        if self.backbone_weights is not None and self.backbone_weights not in ("imagenet", "coco"):
             need(
                 Path(self.backbone_weights).is_file(),
                 f"--backbone-weights {self.backbone_weights}: no such file; pass a torchvision .pth of the backbone",

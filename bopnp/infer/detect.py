@@ -137,8 +137,8 @@ class FileDetections:
         known = set(dataset.models_info)
         notes = []
         kinds = (
-            ("of images that the split does not have", lambda d: (d.scene_id, d.im_id) not in images, False),
-            (f"of objects not in {dataset.models_info_path}", lambda d: d.obj_id not in known, False),
+            ("of images that the split does not have: ignored", lambda d: (d.scene_id, d.im_id) not in images, False),
+            (f"of objects not in {dataset.models_info_path}: ignored", lambda d: d.obj_id not in known, False),
             ("with a zero- or negative-size box: dropped, no pose can come from them", _no_box, True),
             (
                 "with an empty mask: their box stands in for the mask",

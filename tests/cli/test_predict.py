@@ -381,8 +381,8 @@ def test_dropped_and_ignored_detections_are_counted_and_reported(test_split, ckp
     )
     summary = predict(cfg)
     text = summary.format()
-    assert "dets.json: 2 detection(s) of images that the split does not have (first: [" in text
-    assert "dets.json: 1 detection(s) of objects not in" in text
+    assert "dets.json: 2 detection(s) of images that the split does not have: ignored (first: [" in text
+    assert "dets.json: 1 detection(s) of objects not in" in text and "models_info.json: ignored (first: [" in text
     assert (
         "dets.json: 1 detection(s) with a zero- or negative-size box: dropped, no pose can come from them (first: [0]"
         in text

@@ -3,7 +3,9 @@
 The run (folder rules, exact resume, DDP, the loop, validation and ``best.pt``) is :class:`bopnp.train.runner.Runner`'s;
 here is what is particular to the pose network: the crop cache as data, the class-aware U-Net, L_trans (plus the
 projection loss through the PnP layer in the e2e phase) and validation by pose errors (``best.pt``: the best AR of
-MSSD and MSPD). ``augmented.png`` shows a grid of augmented training crops.
+MSSD and MSPD). Loader workers read raw crops; each training batch is augmented where the network runs
+(:func:`bopnp.data.batch_augment.augment_batch`, on the CPU or the GPU) after it reaches the device and before the
+network sees it; validation crops are not augmented. ``augmented.png`` shows a grid of augmented training crops.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 
 from bopnp.bop.dataset import BopDataset
+from bopnp.data.batch_augment import augment_batch
 from bopnp.data.cache import cache_dir_for, read_cache_meta
 from bopnp.data.crop_dataset import open_crop_datasets
 from bopnp.data.training_set import EpochSampler, TrainingSet
@@ -72,7 +75,7 @@ class PoseTrainer(Runner):
         train_idx, val_idx = holdout_split(keys, cfg.val_fraction)
         if not train_idx:
             raise ConfigError(f"{cache_dir}: no crops to train on; run `bopnp prepare {cfg.name}` with these objects")
-        self.train_set = TrainingSet(crops, cfg.augment, indices=train_idx)
+        self.train_set = TrainingSet(crops, cfg.augment, indices=train_idx, device_augment=True)
         self.val_set = None
         if val_idx and cfg.val_crops:
             val_crops = open_crop_datasets(cache_dir, objects, min_visib_fract=cfg.min_visib_fract)
@@ -112,7 +115,12 @@ class PoseTrainer(Runner):
         return {"obj_ids": list(self.obj_ids), "crop_size": self.crop_size}
 
     # -- the loss of one step ----------------------------------------------------------------------
+    def augment(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """A training batch of raw crops, augmented on the device it lies on (float32, outside autocast)."""
+        return augment_batch(batch, self.config.augment) if self.train_set.device_augment else batch
+
     def step_fn(self, model, batch: dict[str, Tensor], step: int) -> dict[str, Tensor]:
+        batch = self.augment(batch)
         xyz, err = model(batch["image"], batch["obj_index"])
         xyz, err = xyz.float(), err.float()
         cfg = self.config
@@ -194,8 +202,8 @@ class PoseTrainer(Runner):
         from torchvision.utils import save_image
 
         picks = np.linspace(0, len(self.train_set) - 1, min(n, len(self.train_set))).round().astype(int)
-        images = [self.train_set[(int(i), int(i))]["image"] for i in picks]
-        save_image(torch.stack(images), self.run_dir / "augmented.png", nrow=8, padding=2)
+        batch = self.augment(default_collate([self.train_set[(int(i), int(i))] for i in picks]))
+        save_image(batch["image"], self.run_dir / "augmented.png", nrow=8, padding=2)
 
 
 def train_pose(

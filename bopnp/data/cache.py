@@ -253,7 +253,7 @@ class Shard:
         except OSError as exc:
             raise DatasetError(f"{path} disappeared while it was read ({exc}): {REBUILD_HINT}") from None
         if size < expected:
-            raise TruncatedCacheError(path, size, expected)
+            raise _truncated(path, size, expected)
         return np.array(a[index])
 
     def __getstate__(self):  # memory maps are reopened in each worker process
@@ -264,14 +264,15 @@ class Shard:
 
 class TruncatedCacheError(DatasetError):
     """A crop-cache array file is shorter than its ``.npy`` header says (cut by a full disk, a killed copy, or a
-    ``bopnp prepare --overwrite`` run while training read it)."""
+    ``bopnp prepare --overwrite`` run while training read it). One message argument, so that a DataLoader worker's
+    error reaches the main process as this type."""
 
-    def __init__(self, path: Path, size: int, expected: int):
-        self.path, self.size, self.expected = Path(path), int(size), int(expected)
-        super().__init__(
-            f"{path} is truncated: {size} bytes where its header announces {expected}; was the cache rewritten or "
-            f"copied while this ran? {REBUILD_HINT}"
-        )
+
+def _truncated(path: Path, size: int, expected: int) -> TruncatedCacheError:
+    return TruncatedCacheError(
+        f"{path} is truncated: {size} bytes where its header announces {expected}; was the cache rewritten or copied "
+        f"while this ran? {REBUILD_HINT}"
+    )
 
 
 def _check_npy_size(path: Path) -> None:
@@ -292,7 +293,7 @@ def _check_npy_size(path: Path) -> None:
         return
     expected = offset + int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
     if size < expected:
-        raise TruncatedCacheError(path, size, expected)
+        raise _truncated(path, size, expected)
 
 
 def read_shard(path: Path) -> Shard:

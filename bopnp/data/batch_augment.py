@@ -426,6 +426,24 @@ def augment_batch(batch: dict[str, Tensor], config) -> dict[str, Tensor]:
         return _augment(batch, config)
 
 
+class AugmentingCollate:
+    """A DataLoader ``collate_fn`` that collates raw crops and runs :func:`augment_batch` on the batch in the
+    loader worker (on the CPU): for CPU training, where the main process's cores are busy with the step and the
+    workers' are free. The result is the same as augmenting the collated batch in the main process.
+
+    Args:
+        config: the :class:`bopnp.data.training_set.AugmentConfig`.
+    """
+
+    def __init__(self, config):
+        self.config = config
+
+    def __call__(self, items: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+        from torch.utils.data import default_collate
+
+        return augment_batch(default_collate(items), self.config)
+
+
 def _augment(batch: dict[str, Tensor], cfg) -> dict[str, Tensor]:
     out = {k: v for k, v in batch.items() if k not in ("aug_seed", "background", "background_index")}
     seed = batch["aug_seed"].long()
@@ -483,6 +501,7 @@ def _augment(batch: dict[str, Tensor], cfg) -> dict[str, Tensor]:
 
 
 __all__ = [
+    "AugmentingCollate",
     "augment_batch",
     "background_choice",
     "bicubic_matrix",

@@ -3,9 +3,11 @@
 The run (folder rules, exact resume, DDP, the loop, validation and ``best.pt``) is :class:`bopnp.train.runner.Runner`'s;
 here is what is particular to the pose network: the crop cache as data, the class-aware U-Net, L_trans (plus the
 projection loss through the PnP layer in the e2e phase) and validation by pose errors (``best.pt``: the best AR of
-MSSD and MSPD). Loader workers read raw crops; each training batch is augmented where the network runs
-(:func:`bopnp.data.batch_augment.augment_batch`, on the CPU or the GPU) after it reaches the device and before the
-network sees it; validation crops are not augmented. ``augmented.png`` shows a grid of augmented training crops.
+MSSD and MSPD). Loader workers read raw crops; each training batch is augmented as a batch
+(:func:`bopnp.data.batch_augment.augment_batch`) where the network runs, after it reaches the device and before the
+network sees it; on a CPU run with loader workers, the workers augment the batch they collate instead (the main
+process's cores are busy with the step; the result is the same). Validation crops are not augmented.
+``augmented.png`` shows a grid of augmented training crops.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, default_collate
 
 from bopnp.bop.dataset import BopDataset
-from bopnp.data.batch_augment import augment_batch
+from bopnp.data.batch_augment import AugmentingCollate, augment_batch
 from bopnp.data.cache import cache_dir_for, read_cache_meta
 from bopnp.data.crop_dataset import open_crop_datasets
 from bopnp.data.training_set import EpochSampler, TrainingSet
@@ -76,6 +78,8 @@ class PoseTrainer(Runner):
         if not train_idx:
             raise ConfigError(f"{cache_dir}: no crops to train on; run `bopnp prepare {cfg.name}` with these objects")
         self.train_set = TrainingSet(crops, cfg.augment, indices=train_idx, device_augment=True)
+        if self.train_set.device_augment and self.device.type == "cpu" and cfg.workers > 0:
+            self.collate_fn = AugmentingCollate(cfg.augment)
         self.val_set = None
         if val_idx and cfg.val_crops:
             val_crops = open_crop_datasets(cache_dir, objects, min_visib_fract=cfg.min_visib_fract)
@@ -116,8 +120,9 @@ class PoseTrainer(Runner):
 
     # -- the loss of one step ----------------------------------------------------------------------
     def augment(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """A training batch of raw crops, augmented on the device it lies on (float32, outside autocast)."""
-        return augment_batch(batch, self.config.augment) if self.train_set.device_augment else batch
+        """A training batch of raw crops augmented on the device it lies on (float32, outside autocast); a batch
+        the loader workers augmented already is returned as it is."""
+        return augment_batch(batch, self.config.augment) if "aug_seed" in batch else batch
 
     def step_fn(self, model, batch: dict[str, Tensor], step: int) -> dict[str, Tensor]:
         batch = self.augment(batch)

@@ -32,3 +32,23 @@ def test_training_batches_are_augmented_before_the_network_and_validation_crops_
         item = val[i]
         assert "aug_seed" not in item
         torch.testing.assert_close(item["image"], plain[i]["image"], rtol=0, atol=0)
+
+
+def test_cpu_loader_workers_augment_the_batches_they_collate(tiny_train_dataset, tmp_path):
+    bop, name = tiny_train_dataset
+    runs = {}
+    for workers in (0, 1):
+        cfg = PoseTrainConfig(
+            bop_path=str(bop), name=name, steps=2, batch_size=4, width=4, bottleneck=0, workers=workers,
+            out=str(tmp_path / f"w{workers}"), val_fraction=0.0, device="cpu",
+        )  # fmt: skip
+        trainer = PoseTrainer(cfg, progress=False)
+        trainer.sampler.set_epoch(0)
+        loader = trainer.make_loader()
+        runs[workers] = next(iter(loader))
+        del loader
+    assert "aug_seed" in runs[0] and "aug_seed" not in runs[1]  # the worker augmented its batch
+    assert PoseTrainer.augment(trainer, runs[1]) is runs[1]
+    augmented = augment_batch(runs[0], cfg.augment)
+    for key in ("image", "xyz", "mask_full", "K", "box_xyxy"):
+        torch.testing.assert_close(runs[1][key], augmented[key], rtol=0, atol=1e-6, msg=key)

@@ -12,6 +12,7 @@ process's cores are busy with the step; the result is the same). Validation crop
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import numpy as np
@@ -23,6 +24,7 @@ from bopnp.bop.dataset import BopDataset
 from bopnp.data.batch_augment import AugmentingCollate, augment_batch
 from bopnp.data.cache import cache_dir_for, read_cache_meta
 from bopnp.data.crop_dataset import open_crop_datasets
+from bopnp.data.memory_cache import DeviceBatches, DeviceCrops, crops_nbytes, fits_in_memory
 from bopnp.data.training_set import EpochSampler, TrainingSet
 from bopnp.errors import CheckpointError, ConfigError
 from bopnp.models import build_coord_unet, symmetric_coord_loss, transformer_loss
@@ -41,6 +43,8 @@ from bopnp.train.runner import (
     resolve_device,
     warmup_cosine,
 )
+
+log = logging.getLogger(__name__)
 
 #: the validation PnP: RANSAC on the confident object pixels
 VAL_RANSAC = RansacConfig(threshold_px=4.0, iterations=64, seed=0)
@@ -78,7 +82,8 @@ class PoseTrainer(Runner):
         if not train_idx:
             raise ConfigError(f"{cache_dir}: no crops to train on; run `bopnp prepare {cfg.name}` with these objects")
         self.train_set = TrainingSet(crops, cfg.augment, indices=train_idx, device_augment=True)
-        if self.train_set.device_augment and self.device.type == "cpu" and cfg.workers > 0:
+        self.device_crops = self._crops_in_memory()
+        if self.device_crops is None and self.train_set.device_augment and self.device.type == "cpu" and cfg.workers:
             self.collate_fn = AugmentingCollate(cfg.augment)
         self.val_set = None
         if val_idx and cfg.val_crops:
@@ -113,6 +118,36 @@ class PoseTrainer(Runner):
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(cfg.steps, cfg.steps // 50))
         self.sampler = EpochSampler(len(self.train_set), cfg.seed, self.info.rank, self.info.world_size)
         self.autocast = torch.bfloat16 if (cfg.amp and self.device.type == "cuda") else None
+
+    def _crops_in_memory(self) -> DeviceCrops | None:
+        """The training crops on the device when ``cache_in_memory`` says so (``auto``: on a GPU, when they take
+        at most a quarter of its free memory); the decision is logged."""
+        choice, n = self.config.cache_in_memory, len(self.train_set)
+        if choice == "off" or (choice == "auto" and self.device.type != "cuda"):
+            log.info("crop cache read by the loader (cache_in_memory %s on %s)", choice, self.device.type)
+            return None
+        nbytes = crops_nbytes(n, self.crop_size)
+        fits, free = fits_in_memory(nbytes, self.device)
+        if not fits:
+            msg = (
+                f"the {n} training crops take {nbytes / 2**20:.0f} MiB, more than a quarter of the "
+                f"{free / 2**20:.0f} MiB free on {self.device}"
+            )
+            if choice == "on":
+                raise ConfigError(f"--cache-in-memory on: {msg}; use auto or off, or fewer --objects")
+            log.info("crop cache read by the loader: %s", msg)
+            return None
+        crops = DeviceCrops(self.train_set, self.device)
+        log.info(
+            "crop cache held on %s: %d crops, %.0f MiB of %.0f MiB free", self.device, n, nbytes / 2**20, free / 2**20
+        )
+        return crops
+
+    def make_loader(self):
+        """Batches drawn on the device from the crops held there, or the DataLoader over the crop cache."""
+        if self.device_crops is not None:
+            return DeviceBatches(self.device_crops, self.sampler, self.config.batch_size)
+        return super().make_loader()
 
     # -- checkpoints -------------------------------------------------------------------------------
     def extra_checkpoint(self) -> dict:

@@ -1,6 +1,7 @@
 """The pose trainer augments each training batch on its device, after the batch reaches it and before the network;
 validation crops are not augmented."""
 
+import pytest
 import torch
 
 from bopnp.data.batch_augment import augment_batch
@@ -52,3 +53,26 @@ def test_cpu_loader_workers_augment_the_batches_they_collate(tiny_train_dataset,
     augmented = augment_batch(runs[0], cfg.augment)
     for key in ("image", "xyz", "mask_full", "K", "box_xyxy"):
         torch.testing.assert_close(runs[1][key], augmented[key], rtol=0, atol=1e-6, msg=key)
+
+
+def test_crops_held_in_memory_train_the_same_weights(tiny_train_dataset, tmp_path, monkeypatch):
+    from bopnp.errors import ConfigError
+    from bopnp.train import pose
+    from bopnp.train.checkpoint import load_checkpoint
+    from bopnp.train.pose import train_pose
+
+    bop, name = tiny_train_dataset
+    base = dict(bop_path=str(bop), name=name, steps=4, batch_size=4, width=4, bottleneck=0, workers=0, device="cpu")
+    for mode in ("on", "off"):
+        cfg = PoseTrainConfig(**base, cache_in_memory=mode, out=str(tmp_path / mode), val_every=0, val_crops=4)
+        trainer = PoseTrainer(cfg, progress=False)
+        assert (trainer.device_crops is not None) == (mode == "on")
+        train_pose(cfg, progress=False, overwrite=True)
+    a, b = (load_checkpoint(tmp_path / m / "last.pt")["model"] for m in ("on", "off"))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+    auto = PoseTrainer(PoseTrainConfig(**base, out=str(tmp_path / "auto")), progress=False)
+    assert auto.device_crops is None  # auto holds crops on a GPU only
+    monkeypatch.setattr(pose, "fits_in_memory", lambda nbytes, device: (False, 1024))
+    with pytest.raises(ConfigError, match="cache-in-memory on: the .* training crops take"):
+        PoseTrainer(PoseTrainConfig(**base, cache_in_memory="on", out=str(tmp_path / "big")), progress=False)

@@ -3,8 +3,11 @@ device (:func:`bopnp.data.batch_augment.augment_batch`), both through the real D
 
 Rows: batch size x path, with ``crops/s`` (augmented crops delivered on the device per wall second, after warm-up),
 the main process's CPU seconds per 1,000 crops (with ``--workers 0`` that is all the work) and the ratio against the
-per-item row of the same batch size. The cache is a synthetic one written to a temporary folder (discs on a flat
-ground, ``--crops`` of them, ``--size`` px) unless ``--cache BOP_PATH/NAME/crops/SPLIT`` names a real one.
+per-item row of the same batch size. Paths: per item in the loader (the baseline); batched where the batch lands
+(the device); batched in the loader workers' collate (CPU runs with workers); crops held in memory on the device and
+batches drawn there (``--cache-in-memory on``, no loader). The cache is a synthetic one written to a temporary
+folder (discs on a flat ground, ``--crops`` of them, ``--size`` px) unless ``--cache BOP_PATH/NAME/crops/SPLIT``
+names a real one.
 
     python bench/augment.py                                   # CPU, 64 px, batches 8 and 256, in-process loading
     python bench/augment.py --workers 2 --augment light       # the demo's loader settings
@@ -29,6 +32,7 @@ sys.path.insert(0, str(REPO))
 from bopnp.data.batch_augment import AugmentingCollate, augment_batch  # noqa: E402
 from bopnp.data.cache import ShardArrays, pack_masks, write_cache_meta, write_object_meta, write_shard  # noqa: E402
 from bopnp.data.crop_dataset import open_crop_datasets  # noqa: E402
+from bopnp.data.memory_cache import DeviceBatches, DeviceCrops  # noqa: E402
 from bopnp.data.training_set import AugmentConfig, EpochSampler, TrainingSet  # noqa: E402
 
 
@@ -77,18 +81,8 @@ def synthetic_cache(root: Path, size: int, n_crops: int, seed: int = 0) -> Path:
     return root
 
 
-def run_path(
-    cache: Path, cfg: AugmentConfig, *, batch: int, device: torch.device, workers: int, batches: int, mode: str
-) -> dict:
-    """Deliver ``batches`` augmented batches on ``device`` (after one warm-up batch); wall and CPU seconds.
-
-    ``mode``: ``item`` (per item in the loader), ``device`` (batched where the batch lands), ``worker`` (batched
-    in the loader's collate, on the CPU)."""
-    crops = open_crop_datasets(cache)
-    batched = mode == "device"
-    ds = TrainingSet(crops, cfg, device_augment=mode != "item")
-    sampler = EpochSampler(len(ds), seed=0)
-    loader = DataLoader(
+def _loader(ds, sampler, cfg, *, batch, device, workers, mode) -> DataLoader:
+    return DataLoader(
         ds,
         batch_size=batch,
         sampler=sampler,
@@ -99,6 +93,25 @@ def run_path(
         pin_memory=device.type == "cuda",
         collate_fn=AugmentingCollate(cfg) if mode == "worker" else None,
     )
+
+
+def run_path(
+    cache: Path, cfg: AugmentConfig, *, batch: int, device: torch.device, workers: int, batches: int, mode: str
+) -> dict:
+    """Deliver ``batches`` augmented batches on ``device`` (after one warm-up batch); wall and CPU seconds.
+
+    ``mode``: ``item`` (per item in the loader), ``device`` (batched where the batch lands), ``worker`` (batched
+    in the loader's collate, on the CPU), ``memory`` (crops on the device, batched there)."""
+    crops = open_crop_datasets(cache)
+    batched = mode in ("device", "memory")
+    ds = TrainingSet(crops, cfg, device_augment=mode != "item")
+    sampler = EpochSampler(len(ds), seed=0)
+    if mode == "memory":
+        loader = DeviceBatches(DeviceCrops(ds, device), sampler, batch)
+        workers = 0
+    else:
+        loader = _loader(ds, sampler, cfg, batch=batch, device=device, workers=workers, mode=mode)
+
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     done, epoch, t0, c0 = -1, 0, 0.0, 0.0
     while done < batches:
@@ -132,7 +145,7 @@ def main(argv=None) -> None:
     p.add_argument("--cache", type=Path, help="a real crop cache folder instead of the synthetic one")
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers (0: everything in this process)")
     p.add_argument("--augment", default="pix2pose", help="pix2pose or light")
-    p.add_argument("--crops-per-row", type=int, default=1024, help="crops timed per row (at least 4 batches)")
+    p.add_argument("--crops-per-row", type=int, default=1024, help="crops timed per row (at least 2 batches)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = p.parse_args(argv)
     if args.threads:
@@ -149,11 +162,12 @@ def main(argv=None) -> None:
         print("| batch | path | crops/s | main-process CPU ms / 1k crops | ratio vs per-item |")
         print("| --- | --- | --- | --- | --- |")
         for batch in args.batches:
-            n_batches = max(4, args.crops_per_row // batch)
+            n_batches = max(2, args.crops_per_row // batch)
             base = None
             modes = [("per-item in the loader", "item"), ("batched on " + device.type, "device")]
             if args.workers and device.type == "cpu":
                 modes.append(("batched in the loader workers", "worker"))
+            modes.append((f"in memory on {device.type}, batched there", "memory"))
             for name, mode in modes:
                 r = run_path(cache, cfg, batch=batch, device=device, workers=args.workers, batches=n_batches, mode=mode)
                 base = base or r["crops_s"]

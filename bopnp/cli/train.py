@@ -160,6 +160,13 @@ augmented.png and TensorBoard files. Interrupted? Run the same command with --re
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="DataLoader processes.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option(
+    "--cache-in-memory",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    show_default=True,
+    help="Pose: hold the crops on the training device and draw batches there (auto: on a GPU, when they fit).",
+)
+@click.option(
     "--out", type=click.Path(file_okay=False), default=None, help="Run folder. [default: results/train/NAME/STAGE]"
 )
 @click.option("--resume", is_flag=True, help="Continue the run in the run folder exactly where it stopped.")
@@ -197,6 +204,7 @@ def train(
     device,
     workers,
     seed,
+    cache_in_memory,
     out,
     resume,
     overwrite,
@@ -276,6 +284,7 @@ def train(
         device=device,
         workers=workers,
         seed=seed,
+        cache_in_memory=cache_in_memory,
         e2e_loss=replace(base.e2e_loss, lambda_proj=lambda_proj),
         augment=AugmentConfig.preset(augment or "pix2pose"),
     )

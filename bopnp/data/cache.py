@@ -215,12 +215,17 @@ class Shard:
         return len(self.records)
 
     def array(self, name: str) -> np.ndarray:
-        """The memory-mapped array ``rgb``, ``xyz`` or ``mask``."""
+        """The memory-mapped array ``rgb``, ``xyz`` or ``mask``.
+
+        Raises:
+            TruncatedCacheError: the file is shorter than its header says.
+        """
         if name not in self._arrays:
             path = self.path / f"{name}.npy"
             try:
                 a = np.load(path, mmap_mode="r")
             except (OSError, ValueError) as exc:
+                _check_npy_size(path)
                 raise DatasetError(
                     f"{path} cannot be read ({exc}): rebuild the cache with `bopnp prepare ... --overwrite`"
                 ) from None
@@ -232,10 +237,63 @@ class Shard:
             self._arrays[name] = a
         return self._arrays[name]
 
+    def read(self, name: str, index: int) -> np.ndarray:
+        """A copy of crop ``index`` of the array ``name``, after checking that its file still holds every byte its
+        header announces: reading a memory map past the end of a file truncated since it was mapped (a cache
+        rewritten while a run trains) kills the process with a bus error instead of raising.
+
+        Raises:
+            TruncatedCacheError: naming the file.
+        """
+        a = self.array(name)
+        path = self.path / f"{name}.npy"
+        expected = int(a.offset) + a.nbytes
+        try:
+            size = os.stat(path).st_size
+        except OSError as exc:
+            raise DatasetError(f"{path} disappeared while it was read ({exc}): {REBUILD_HINT}") from None
+        if size < expected:
+            raise _truncated(path, size, expected)
+        return np.array(a[index])
+
     def __getstate__(self):  # memory maps are reopened in each worker process
         state = self.__dict__.copy()
         state["_arrays"] = {}
         return state
+
+
+class TruncatedCacheError(DatasetError):
+    """A crop-cache array file is shorter than its ``.npy`` header says (cut by a full disk, a killed copy, or a
+    ``bopnp prepare --overwrite`` run while training read it). One message argument, so that a DataLoader worker's
+    error reaches the main process as this type."""
+
+
+def _truncated(path: Path, size: int, expected: int) -> TruncatedCacheError:
+    return TruncatedCacheError(
+        f"{path} is truncated: {size} bytes where its header announces {expected}; was the cache rewritten or copied "
+        f"while this ran? {REBUILD_HINT}"
+    )
+
+
+def _check_npy_size(path: Path) -> None:
+    """Raise :class:`TruncatedCacheError` when the ``.npy`` file at ``path`` is shorter than its header says (an
+    unreadable header is left to the caller)."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                return
+            offset = f.tell()
+        size = os.stat(path).st_size
+    except (OSError, ValueError):
+        return
+    expected = offset + int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    if size < expected:
+        raise _truncated(path, size, expected)
 
 
 def read_shard(path: Path) -> Shard:
@@ -277,12 +335,12 @@ class CropIndex:
         s, i = self.items[index]
         return self.shards[s].records[i]
 
-    def raw(self, index: int) -> dict[str, np.ndarray]:
-        """The stored arrays of crop ``index`` as numpy copies: rgb (S, S, 3) uint8, xyz (S, S, 3) float16,
-        mask (S, S) uint8 bits (:func:`unpack_masks`)."""
+    def raw(self, index: int, names: Sequence[str] = ("rgb", "xyz", "mask")) -> dict[str, np.ndarray]:
+        """The stored arrays ``names`` of crop ``index`` as numpy copies: rgb (S, S, 3) uint8, xyz (S, S, 3)
+        float16, mask (S, S) uint8 bits (:func:`unpack_masks`)."""
         s, i = self.items[index]
         shard = self.shards[s]
-        return {name: np.array(shard.array(name)[i]) for name in ("rgb", "xyz", "mask")}
+        return {name: shard.read(name, i) for name in names}
 
 
 def _check_version(data: dict, path: Path) -> None:
@@ -349,6 +407,7 @@ __all__ = [
     "MASK_VISIB",
     "REBUILD_HINT",
     "Shard",
+    "TruncatedCacheError",
     "cache_dir_for",
     "ShardArrays",
     "list_shards",

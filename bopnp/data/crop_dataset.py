@@ -113,11 +113,16 @@ class CropDataset(Dataset):
     def __len__(self) -> int:
         return len(self.index)
 
-    def raw(self, index: int) -> dict[str, np.ndarray]:
-        """The stored arrays of item ``index`` as numpy copies (see :meth:`CropIndex.raw`); no transform."""
-        return self.index.raw(index)
+    def raw(self, index: int, names: Sequence[str] = ("rgb", "xyz", "mask")) -> dict[str, np.ndarray]:
+        """The stored arrays ``names`` of item ``index`` as numpy copies (see :meth:`CropIndex.raw`); no
+        transform."""
+        return self.index.raw(index, names)
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
+        return self.jittered(index, self.box_jitter)
+
+    def jittered(self, index: int, box_jitter: BoxJitter | None) -> dict[str, Tensor]:
+        """Item ``index`` re-cropped with ``box_jitter`` (None: as stored), then the image transform."""
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} crops")
         index %= len(self)
@@ -126,8 +131,8 @@ class CropDataset(Dataset):
         rgb, xyz, mask = raw["rgb"], raw["xyz"].astype(np.float32), raw["mask"]
         K = np.asarray(rec["K"], dtype=np.float64)
         box = np.asarray(rec["box_xyxy"], dtype=np.float64)
-        if self.box_jitter is not None:
-            rgb, xyz, mask, K, box = self._jitter(rgb, xyz, mask, K, box)
+        if box_jitter is not None:
+            rgb, xyz, mask, K, box = self._jitter(box_jitter, rgb, xyz, mask, K, box)
         image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
         if self.image_transform is not None:
             from torchvision import tv_tensors
@@ -154,9 +159,9 @@ class CropDataset(Dataset):
             "visib_fract": torch.tensor(float(rec["visib_fract"]), dtype=torch.float32),
         }
 
-    def _jitter(self, rgb, xyz, mask, K, box):
+    def _jitter(self, box_jitter: BoxJitter, rgb, xyz, mask, K, box):
         S = self.crop_size
-        sub = self.box_jitter.sample_box(S)  # in crop pixels
+        sub = box_jitter.sample_box(S)  # in crop pixels
         rgb = warp_crop(rgb, sub, S)
         xyz = warp_crop(xyz, sub, S, nearest=True)
         mask = warp_crop(mask, sub, S, nearest=True)

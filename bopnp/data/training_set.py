@@ -9,6 +9,11 @@ Augmentation (:class:`AugmentConfig`), as Pix2Pose trains: box jitter (detector 
 replacing every pixel outside the visible mask (a procedural texture or another training crop: no image corpus is
 needed), random occluders covering part of the object's box, then colour jitter, blur and noise. The targets keep the
 full object's coordinates, so the network learns to predict occluded parts.
+
+Two paths give it: per item in the loader (``TrainingSet(..., augment)``: the reference, and what a preview of one
+item uses), or, with ``device_augment=True``, batched on the training device: the items are the raw crops, their
+seeds and the background crops they draw, and :func:`bopnp.data.batch_augment.augment_batch` augments the collated
+batch where the network runs.
 """
 
 from __future__ import annotations
@@ -133,10 +138,17 @@ class TrainingSet(Dataset):
         indices: keep only these crops (positions in the objects' crops one after another, object by object in
             ``obj_ids`` order); None keeps all.
 
+        device_augment: leave the augmentation to :func:`bopnp.data.batch_augment.augment_batch` on the collated
+            batch: items are not augmented here but carry what it needs (below).
+
     ``dataset[i]`` or ``dataset[(i, seed)]`` is the :class:`CropDataset` item, augmented with ``seed``, plus
         ``obj_index``: int64 position of its object in :attr:`obj_ids`;
         ``pool``: (P, 4, 4) float32 symmetry pool padded with identities to the largest pool of the set;
         ``centre_mm``, ``half_extent_mm``: (3,) float32 normalisation of its object.
+    With ``device_augment`` (and an augmentation) the item is the raw crop plus
+        ``aug_seed``: int64 scalar, the seed; ``background_index``: int64 scalar, the training crop whose image is
+        the item's background (:func:`bopnp.data.batch_augment.background_choice`), or -1; ``background``:
+        (3, S, S) uint8, that crop's image (zeros when there is none).
     """
 
     def __init__(
@@ -144,6 +156,7 @@ class TrainingSet(Dataset):
         datasets: Mapping[int, CropDataset],
         augment: AugmentConfig | None = None,
         indices: Sequence[int] | None = None,
+        device_augment: bool = False,
     ):
         if not datasets:
             raise ConfigError("a training set needs at least one object with crops; run `bopnp prepare NAME` first")
@@ -151,11 +164,12 @@ class TrainingSet(Dataset):
             augment.validate()
         self.obj_ids = sorted(int(o) for o in datasets)
         self.datasets = [datasets[o] for o in self.obj_ids]
+        self.device_augment = bool(device_augment) and augment is not None
         for ds in self.datasets:
-            ds.box_jitter = augment.box_jitter if augment is not None else None
+            ds.box_jitter = None
             ds.image_transform = None
         self.augment = augment
-        self._color = color_augment() if augment is not None and augment.color else None
+        self._color = color_augment() if augment is not None and augment.color and not self.device_augment else None
         self.offsets = [0]
         for ds in self.datasets:
             self.offsets.append(self.offsets[-1] + len(ds))
@@ -187,16 +201,35 @@ class TrainingSet(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Tensor]:
         index, seed = key if isinstance(key, tuple) else (key, index_seed(0, 0, key))
         k, local = self.locate(int(index))
-        with torch.random.fork_rng(devices=[]):
-            # the CPU generator only: torch.manual_seed also seeds CUDA, which costs a quarter of the loading time
-            torch.default_generator.manual_seed(int(seed))
+        if self.device_augment:
             item = self.datasets[k][local]
-            if self.augment is not None:
-                item["image"] = self._augment(item, torch.Generator().manual_seed(int(seed) + 1))
+            item.update(self._background(int(seed), item["image"].shape[-1]))
+        else:
+            with torch.random.fork_rng(devices=[]):
+                # the CPU generator only: torch.manual_seed also seeds CUDA, which costs a quarter of the loading time
+                torch.default_generator.manual_seed(int(seed))
+                item = self.datasets[k].jittered(local, self.augment.box_jitter if self.augment else None)
+                if self.augment is not None:
+                    item["image"] = self._augment(item, torch.Generator().manual_seed(int(seed) + 1))
         item["obj_index"] = torch.tensor(k)
         item["pool"] = self.pools[k]
         item["centre_mm"], item["half_extent_mm"] = self.norms[k]
         return item
+
+    def _background(self, seed: int, size: int) -> dict[str, Tensor]:
+        """What the batched augmentation needs of this item besides the crop: its seed and background crop."""
+        from bopnp.data.batch_augment import background_choice
+
+        aug = self.augment
+        seed_t = torch.tensor([seed], dtype=torch.long)
+        other = int(background_choice(seed_t, aug.background_p, aug.background_crop_p, len(self))[0])
+        if other >= 0:
+            k, local = self.locate(other)
+            rgb = self.datasets[k].raw(local, ("rgb",))["rgb"]
+            background = torch.from_numpy(rgb).permute(2, 0, 1).contiguous()
+        else:
+            background = torch.zeros(3, size, size, dtype=torch.uint8)
+        return {"aug_seed": seed_t[0], "background_index": torch.tensor(other), "background": background}
 
     def _augment(self, item: dict[str, Tensor], gen: torch.Generator) -> Tensor:
         aug = self.augment
@@ -206,7 +239,7 @@ class TrainingSet(Dataset):
             if float(torch.rand(1, generator=gen)) < aug.background_crop_p and len(self) > 1:
                 other = int(torch.randint(len(self), (1,), generator=gen))
                 k, local = self.locate(other)
-                raw = self.datasets[k].raw(local)["rgb"]
+                raw = self.datasets[k].raw(local, ("rgb",))["rgb"]
                 background = torch.from_numpy(raw.copy()).permute(2, 0, 1).float().div_(255.0)
             else:
                 background = procedural_texture(S, gen)

@@ -38,6 +38,8 @@ class PoseTrainConfig:
         min_visib_fract: crops of instances less visible than this are not trained on.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``. amp: bf16 autocast on CUDA.
         workers: DataLoader worker processes. seed: the run's seed (weights, order, augmentation).
+        cache_in_memory: hold the training crops as tensors on the device and draw batches there, without loader
+            workers: ``on``, ``off``, or ``auto`` (on a GPU, when they take at most a quarter of its free memory).
         log_every: log and write TensorBoard scalars every this many steps.
     """
 
@@ -63,6 +65,7 @@ class PoseTrainConfig:
     amp: bool = True
     workers: int = 2
     seed: int = 0
+    cache_in_memory: Literal["auto", "on", "off"] = "auto"
     log_every: int = 20
     loss: CoordLossConfig = field(default_factory=CoordLossConfig)
     e2e_loss: E2EConfig = field(default_factory=E2EConfig)
@@ -98,6 +101,10 @@ class PoseTrainConfig:
             need(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
         need(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
         need(self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {self.device!r}")
+        need(
+            self.cache_in_memory in ("auto", "on", "off"),
+            f"cache_in_memory must be auto, on or off, got {self.cache_in_memory!r}",
+        )
         if self.e2e_steps is not None:
             need(self.e2e, "e2e_steps needs e2e (pass --e2e)")
             need(

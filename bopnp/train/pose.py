@@ -3,21 +3,28 @@
 The run (folder rules, exact resume, DDP, the loop, validation and ``best.pt``) is :class:`bopnp.train.runner.Runner`'s;
 here is what is particular to the pose network: the crop cache as data, the class-aware U-Net, L_trans (plus the
 projection loss through the PnP layer in the e2e phase) and validation by pose errors (``best.pt``: the best AR of
-MSSD and MSPD). ``augmented.png`` shows a grid of augmented training crops.
+MSSD and MSPD). Loader workers read raw crops; each training batch is augmented as a batch
+(:func:`bopnp.data.batch_augment.augment_batch`) where the network runs, after it reaches the device and before the
+network sees it; on a CPU run with loader workers, the workers augment the batch they collate instead (the main
+process's cores are busy with the step; the result is the same). Validation crops are not augmented.
+``augmented.png`` shows a grid of augmented training crops.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 
 from bopnp.bop.dataset import BopDataset
+from bopnp.data.batch_augment import AugmentingCollate, augment_batch
 from bopnp.data.cache import cache_dir_for, read_cache_meta
 from bopnp.data.crop_dataset import open_crop_datasets
+from bopnp.data.memory_cache import DeviceBatches, DeviceCrops, crops_nbytes, fits_in_memory
 from bopnp.data.training_set import EpochSampler, TrainingSet
 from bopnp.errors import CheckpointError, ConfigError
 from bopnp.models import build_coord_unet, symmetric_coord_loss, transformer_loss
@@ -36,6 +43,8 @@ from bopnp.train.runner import (
     resolve_device,
     warmup_cosine,
 )
+
+log = logging.getLogger(__name__)
 
 #: the validation PnP: RANSAC on the confident object pixels
 VAL_RANSAC = RansacConfig(threshold_px=4.0, iterations=64, seed=0)
@@ -72,7 +81,10 @@ class PoseTrainer(Runner):
         train_idx, val_idx = holdout_split(keys, cfg.val_fraction)
         if not train_idx:
             raise ConfigError(f"{cache_dir}: no crops to train on; run `bopnp prepare {cfg.name}` with these objects")
-        self.train_set = TrainingSet(crops, cfg.augment, indices=train_idx)
+        self.train_set = TrainingSet(crops, cfg.augment, indices=train_idx, device_augment=True)
+        self.device_crops = self._crops_in_memory()
+        if self.device_crops is None and self.train_set.device_augment and self.device.type == "cpu" and cfg.workers:
+            self.collate_fn = AugmentingCollate(cfg.augment)
         self.val_set = None
         if val_idx and cfg.val_crops:
             val_crops = open_crop_datasets(cache_dir, objects, min_visib_fract=cfg.min_visib_fract)
@@ -107,12 +119,48 @@ class PoseTrainer(Runner):
         self.sampler = EpochSampler(len(self.train_set), cfg.seed, self.info.rank, self.info.world_size)
         self.autocast = torch.bfloat16 if (cfg.amp and self.device.type == "cuda") else None
 
+    def _crops_in_memory(self) -> DeviceCrops | None:
+        """The training crops on the device when ``cache_in_memory`` says so (``auto``: on a GPU, when they take
+        at most a quarter of its free memory); the decision is logged."""
+        choice, n = self.config.cache_in_memory, len(self.train_set)
+        if choice == "off" or (choice == "auto" and self.device.type != "cuda"):
+            log.info("crop cache read by the loader (cache_in_memory %s on %s)", choice, self.device.type)
+            return None
+        nbytes = crops_nbytes(n, self.crop_size)
+        fits, free = fits_in_memory(nbytes, self.device)
+        if not fits:
+            msg = (
+                f"the {n} training crops take {nbytes / 2**20:.0f} MiB, more than a quarter of the "
+                f"{free / 2**20:.0f} MiB free on {self.device}"
+            )
+            if choice == "on":
+                raise ConfigError(f"--cache-in-memory on: {msg}; use auto or off, or fewer --objects")
+            log.info("crop cache read by the loader: %s", msg)
+            return None
+        crops = DeviceCrops(self.train_set, self.device)
+        log.info(
+            "crop cache held on %s: %d crops, %.0f MiB of %.0f MiB free", self.device, n, nbytes / 2**20, free / 2**20
+        )
+        return crops
+
+    def make_loader(self):
+        """Batches drawn on the device from the crops held there, or the DataLoader over the crop cache."""
+        if self.device_crops is not None:
+            return DeviceBatches(self.device_crops, self.sampler, self.config.batch_size)
+        return super().make_loader()
+
     # -- checkpoints -------------------------------------------------------------------------------
     def extra_checkpoint(self) -> dict:
         return {"obj_ids": list(self.obj_ids), "crop_size": self.crop_size}
 
     # -- the loss of one step ----------------------------------------------------------------------
+    def augment(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """A training batch of raw crops augmented on the device it lies on (float32, outside autocast); a batch
+        the loader workers augmented already is returned as it is."""
+        return augment_batch(batch, self.config.augment) if "aug_seed" in batch else batch
+
     def step_fn(self, model, batch: dict[str, Tensor], step: int) -> dict[str, Tensor]:
+        batch = self.augment(batch)
         xyz, err = model(batch["image"], batch["obj_index"])
         xyz, err = xyz.float(), err.float()
         cfg = self.config
@@ -194,8 +242,8 @@ class PoseTrainer(Runner):
         from torchvision.utils import save_image
 
         picks = np.linspace(0, len(self.train_set) - 1, min(n, len(self.train_set))).round().astype(int)
-        images = [self.train_set[(int(i), int(i))]["image"] for i in picks]
-        save_image(torch.stack(images), self.run_dir / "augmented.png", nrow=8, padding=2)
+        batch = self.augment(default_collate([self.train_set[(int(i), int(i))] for i in picks]))
+        save_image(batch["image"], self.run_dir / "augmented.png", nrow=8, padding=2)
 
 
 def train_pose(

@@ -50,7 +50,9 @@ log = logging.getLogger(__name__)
 RUN_FILES = ("config.json", "last.pt", "best.pt", "nonfinite.pt", "log.jsonl", "augmented.png", "tb")
 
 #: settings a resumed run may change: the step budget and bookkeeping, not the experiment
-RESUME_FREE = frozenset({"steps", "val_every", "ckpt_every", "log_every", "workers", "device", "out"})
+RESUME_FREE = frozenset(
+    {"steps", "val_every", "ckpt_every", "log_every", "workers", "device", "out", "cache_in_memory"}
+)
 
 
 @dataclass

@@ -175,10 +175,11 @@ def lm_step(
 
 
 def lm_setup(
-    R: Tensor, t: Tensor, x: Tensor, A: Tensor, c: Tensor, u: Tensor, w: Tensor
+    R: Tensor, t: Tensor, x: Tensor, A: Tensor, c: Tensor, u: Tensor, w: Tensor, skew_map: Tensor | None = None
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, LMProblem]:
     """Initial state of :func:`lm_step`: S, mu, active (False where the start is not finite: such items are returned
-    unchanged, with 0 iterations), iters, and the problem's constants."""
+    unchanged, with 0 iterations), iters, and the problem's constants (``skew_map``: ``_SKEW`` on the device, made
+    here when None; a CUDA graph passes its own, made before capture)."""
     B = R.shape[0]
     usize = (u * u).sum(1).sqrt() + c.norm(dim=-1, keepdim=True)
     P = LMProblem(
@@ -191,7 +192,7 @@ def lm_setup(
         w2=w.repeat(1, 2),
         wu=w * usize,
         tscale=(x * x).sum(1).amax(-1).sqrt(),  # (B,) size of the model, mm
-        skew_map=torch.tensor(_SKEW, dtype=R.dtype, device=R.device),
+        skew_map=torch.tensor(_SKEW, dtype=R.dtype, device=R.device) if skew_map is None else skew_map,
     )
     S = _system(R, t, P)
     active = all_finite(S)

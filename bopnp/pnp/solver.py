@@ -21,7 +21,7 @@ from bopnp.geometry import axis_angle_to_matrix
 from bopnp.pnp import objective as obj
 from bopnp.pnp.finite import all_finite
 from bopnp.pnp.implicit import ImplicitPnP, hessian_factor
-from bopnp.pnp.init import initial_pose, initial_pose_any_frame, spread_subset, weighted_pca
+from bopnp.pnp.init import initial_pose, spread_subset, weighted_pca
 from bopnp.pnp.lm import levenberg_marquardt
 from bopnp.pnp.ransac import RansacConfig, inlier_mask, ransac_hypothesis
 from bopnp.pnp.result import PnPResult
@@ -71,7 +71,7 @@ MIN_POINTS = 4
 #: a few px of noise the best-scoring candidate converges to a worse minimum than another in a few problems per 1,000)
 MULTI_START_BELOW = 10
 #: above this many points, the closed-form initialisation runs on this many usable points spread over the input
-INIT_POINTS = 1024
+INIT_POINTS = 256
 #: largest ``max_iters`` :func:`solve_pnp` accepts (converging items stop after a few iterations; one that has not
 #: converged after thousands is stuck, and the cap bounds the time of a whole batch)
 MAX_ITERS = 10_000
@@ -139,23 +139,35 @@ def _lm(R, t, x, A, c, u, w, max_iters, tol, execution):
     return levenberg_marquardt(R, t, x, A, c, u, w, max_iters=max_iters, tol=tol, check_every=check_every)
 
 
+def _candidates(x, u, A, c, w, pca64):
+    """Every closed-form candidate pose of the centred problem, best first, in float64: (B, 4, 3, 3), (B, 4, 3) mm."""
+    f64 = torch.float64
+    if x.shape[-1] > INIT_POINTS:
+        # The closed form only has to land in the basin of the minimum: a spread subset does, at a fraction of the
+        # cost. The subset is re-centred for the solvers, and the poses moved back to the full set's frame.
+        xs, us, ws = (v.to(f64) for v in spread_subset(x, u, w, INIT_POINTS))
+        mean, evals, evecs = weighted_pca(xs, ws)
+        Rc, tc, _ = initial_pose(
+            xs - mean.unsqueeze(-1), us, A.to(f64), c.to(f64), ws, pca=(evals, evecs), all_candidates=True
+        )
+        return Rc, tc - (Rc @ mean[:, None, :, None]).squeeze(-1)
+    Rc, tc, _ = initial_pose(x.to(f64), u.to(f64), A.to(f64), c.to(f64), w.to(f64), pca=pca64, all_candidates=True)
+    return Rc, tc
+
+
 def _closed_form_init(x, u, A, c, w, pca64, max_iters, tol, execution):
     """Initial (R, t) of the centred problem (points-last layout): closed form in float64 (``pca64``: principal
-    variances and axes of ``x`` in float64), multi-start Levenberg-Marquardt for tiny point sets."""
+    variances and axes of ``x`` in float64), multi-start Levenberg-Marquardt for tiny point sets.
+
+    Returns:
+        R0: (B, 3, 3). t0: (B, 3) mm. candidates: float64 ``(Rc, tc)``, (B, 4, 3, 3) and (B, 4, 3), every closed-form
+        candidate, best first (what :func:`_retry_stuck` starts from again).
+    """
     B, _, N = x.shape
     dt = x.dtype
-    f64 = torch.float64
-    if N > INIT_POINTS:
-        # The closed form only has to land in the basin of the minimum: a spread subset does, at a fraction of the
-        # cost. The subset is re-centred for the solvers, and the pose moved back to the full set's frame.
-        xs, us, ws = (v.to(f64) for v in spread_subset(x, u, w, INIT_POINTS))
-        R0, t0 = initial_pose_any_frame(xs, us, A.to(f64), c.to(f64), ws)
-        return R0.to(dt), t0.to(dt)
-    args = (x.to(f64), u.to(f64), A.to(f64), c.to(f64), w.to(f64))
+    Rc, tc = _candidates(x, u, A, c, w, pca64)
     if N >= MULTI_START_BELOW:
-        R0, t0, _ = initial_pose(*args, pca=pca64)
-        return R0.to(dt), t0.to(dt)
-    Rc, tc, _ = initial_pose(*args, pca=pca64, all_candidates=True)
+        return Rc[:, 0].to(dt), tc[:, 0].to(dt), (Rc, tc)
     C = Rc.shape[1]
     rep = lambda z: z.unsqueeze(1).expand(B, C, *z.shape[1:]).reshape(B * C, *z.shape[1:])  # noqa: E731
     lm = _lm(
@@ -173,10 +185,10 @@ def _closed_form_init(x, u, A, c, w, pca64, max_iters, tol, execution):
     best = cost.argmin(-1)
     R0 = lm.R.view(B, C, 3, 3).gather(1, best[:, None, None, None].expand(B, 1, 3, 3)).squeeze(1)
     t0 = lm.t.view(B, C, 3).gather(1, best[:, None, None].expand(B, 1, 3)).squeeze(1)
-    return R0, t0
+    return R0, t0, (Rc, tc)
 
 
-def _retry_stuck(R, tau, iterations, x, u, A, c, w, pca64, retry, max_iters, tol, execution):
+def _retry_stuck(R, tau, iterations, x, u, A, c, w, candidates, retry, max_iters, tol, execution):
     """Second chance for items whose refinement from the best closed-form candidate hit ``max_iters`` or stopped where
     the true Hessian is not positive definite.
 
@@ -188,7 +200,8 @@ def _retry_stuck(R, tau, iterations, x, u, A, c, w, pca64, retry, max_iters, tol
 
     Args:
         R: (B, 3, 3). tau: (B, 3) mm, pose of the centred points ``x`` (B, 3, N). iterations: (B,) long.
-        u: (B, 2, N) px. A: (B, 2, 2). c: (B, 2). w: (B, N). pca64: float64 ``(evals, evecs)`` of ``x``.
+        u: (B, 2, N) px. A: (B, 2, 2). c: (B, 2). w: (B, N). candidates: the closed-form candidates of
+        :func:`_closed_form_init`.
         retry: (B,) bool, the items to refine again. execution: "eager" refines only those (one host read to find
             them); otherwise every item is refined again and the retried ones take the result (no host read, the
             same result).
@@ -197,35 +210,16 @@ def _retry_stuck(R, tau, iterations, x, u, A, c, w, pca64, retry, max_iters, tol
     """
     dt = x.dtype
     eps10 = 10 * torch.finfo(dt).eps
+    Rc, tc = candidates
     if execution == "eager":
         idx = retry.nonzero().squeeze(1)
         xs, us, As, cs, ws = x[idx], u[idx], A[idx], c[idx], w[idx]
-        evals, evecs = pca64[0][idx], pca64[1][idx]
-        R_stop, t_stop = R[idx], tau[idx]
+        Rc, tc, R_stop, t_stop = Rc[idx], tc[idx], R[idx], tau[idx]
     else:
         idx = None
         xs, us, As, cs, ws = x, u, A, c, w
-        evals, evecs = pca64
         R_stop, t_stop = R, tau
     b = xs.shape[0]
-    f64 = torch.float64
-    if x.shape[-1] > INIT_POINTS:
-        xs64, us64, ws64 = (v.to(f64) for v in spread_subset(xs, us, ws, INIT_POINTS))
-        mean, evals, evecs = weighted_pca(xs64, ws64)
-        Rc, tc, _ = initial_pose(
-            xs64 - mean.unsqueeze(-1), us64, As.to(f64), cs.to(f64), ws64, pca=(evals, evecs), all_candidates=True
-        )
-        tc = tc - (Rc @ mean[:, None, :, None]).squeeze(-1)
-    else:
-        Rc, tc, _ = initial_pose(
-            xs.to(f64),
-            us.to(f64),
-            As.to(f64),
-            cs.to(f64),
-            ws.to(f64),
-            pca=(evals, evecs),
-            all_candidates=True,
-        )
     R_start = torch.cat([Rc.to(dt), R_stop.unsqueeze(1)], 1)  # (b, C, 3, 3): the candidates, and where it stopped
     t_start = torch.cat([tc.to(dt), t_stop.unsqueeze(1)], 1)
     C = R_start.shape[1]
@@ -391,12 +385,16 @@ def solve_pnp(
         if ransac is not None:
             R0, tau0, inliers = ransac_hypothesis(xc, u_d, A_d, c_d, w_d, ransac)
             rounds = int(ransac.refine_rounds)
+            candidates = None
         elif init is not None:
             R0 = axis_angle_to_matrix(init[:, :3].detach())
             tau0 = init[:, 3:].detach() + (R0 @ centre.unsqueeze(-1)).squeeze(-1)
             rounds = 1
+            candidates = None
         else:
-            R0, tau0 = _closed_form_init(xc, u_d, A_d, c_d, w_d, (evals64, evecs64), max_iters, tol, execution)
+            R0, tau0, candidates = _closed_form_init(
+                xc, u_d, A_d, c_d, w_d, (evals64, evecs64), max_iters, tol, execution
+            )
             rounds = 1
         R, tau = R0, tau0
         iterations = torch.zeros(B, dtype=torch.long, device=dev)
@@ -420,8 +418,10 @@ def solve_pnp(
             # eager: one host read, does any item need a second chance (see _retry_stuck; none on a typical batch)?
             retry = eligible & ((iterations >= max_iters) | ~(rcond > 10 * eps))
             if execution != "eager" or bool(retry.any()):
+                if candidates is None:  # started from the caller's init: the closed form has not run yet
+                    candidates = _candidates(xc, u_d, A_d, c_d, w_in, (evals64, evecs64))
                 R, tau, iterations = _retry_stuck(
-                    R, tau, iterations, xc, u_d, A_d, c_d, w_in, (evals64, evecs64), retry, max_iters, tol, execution
+                    R, tau, iterations, xc, u_d, A_d, c_d, w_in, candidates, retry, max_iters, tol, execution
                 )
                 pt = obj.point_terms(R, tau, xc, A_d, c_d, u_d, w_in)
                 L, s, rcond = hessian_factor(obj.true_hessian(pt, A_d))

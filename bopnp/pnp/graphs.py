@@ -21,7 +21,7 @@ from collections import OrderedDict
 import torch
 from torch import Tensor
 
-from bopnp.pnp.lm import _SKEW, LMResult, default_tol, levenberg_marquardt, lm_result, lm_setup, lm_step
+from bopnp.pnp.lm import SKEW_MAP, LMResult, default_tol, levenberg_marquardt, lm_result, lm_setup, lm_step
 
 #: graphs kept at once (each holds its bucket's buffers: about 40 * B * N values)
 MAX_GRAPHS = 16
@@ -47,7 +47,7 @@ class _LMGraph:
         self.A[:] = torch.eye(2, dtype=dtype, device=device)
         self.t[:, 2] = 1
         self.rows = torch.zeros(B, dtype=torch.bool, device=device)
-        self.skew = torch.tensor(_SKEW, dtype=dtype, device=device)
+        self.skew = torch.tensor(SKEW_MAP, dtype=dtype, device=device)
         self.max_iters, self.tol = max_iters, tol
         side = torch.cuda.Stream(device)
         side.wait_stream(torch.cuda.current_stream(device))

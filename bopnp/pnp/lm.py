@@ -63,8 +63,8 @@ def _cost_noise(r: Tensor, wu: Tensor, E: Tensor) -> Tensor:
     return 32 * eps * ((wu * rn).sum(-1) + E)
 
 
-#: (3, 9) map of a vector to its flattened cross-product matrix: ``(v @ _SKEW).view(3, 3) == skew(v)``
-_SKEW = [[0, 0, 0, 0, 0, -1, 0, 1, 0], [0, 0, 1, 0, 0, 0, -1, 0, 0], [0, -1, 0, 1, 0, 0, 0, 0, 0]]
+#: (3, 9) map of a vector to its flattened cross-product matrix: ``(v @ SKEW_MAP).view(3, 3) == skew(v)``
+SKEW_MAP = [[0, 0, 0, 0, 0, -1, 0, 1, 0], [0, 0, 1, 0, 0, 0, -1, 0, 0], [0, -1, 0, 1, 0, 0, 0, 0, 0]]
 
 
 def rotate_left(phi: Tensor, R: Tensor, skew_map: Tensor) -> Tensor:
@@ -72,7 +72,7 @@ def rotate_left(phi: Tensor, R: Tensor, skew_map: Tensor) -> Tensor:
     (``sin(a) / a = sinc(a)`` and ``(1 - cos a) / a^2 = sinc(a / 2)^2 / 2`` through ``torch.sinc``).
 
     Args:
-        phi: (B, 3) rotation vector, radians. R: (B, 3, 3). skew_map: ``_SKEW`` as a (3, 9) tensor like ``phi``.
+        phi: (B, 3) rotation vector, radians. R: (B, 3, 3). skew_map: ``SKEW_MAP`` as a (3, 9) tensor like ``phi``.
     Returns:
         (B, 3, 3).
     """
@@ -178,7 +178,7 @@ def lm_setup(
     R: Tensor, t: Tensor, x: Tensor, A: Tensor, c: Tensor, u: Tensor, w: Tensor, skew_map: Tensor | None = None
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, LMProblem]:
     """Initial state of :func:`lm_step`: S, mu, active (False where the start is not finite: such items are returned
-    unchanged, with 0 iterations), iters, and the problem's constants (``skew_map``: ``_SKEW`` on the device, made
+    unchanged, with 0 iterations), iters, and the problem's constants (``skew_map``: ``SKEW_MAP`` on the device, made
     here when None; a CUDA graph passes its own, made before capture)."""
     B = R.shape[0]
     usize = (u * u).sum(1).sqrt() + c.norm(dim=-1, keepdim=True)
@@ -192,7 +192,7 @@ def lm_setup(
         w2=w.repeat(1, 2),
         wu=w * usize,
         tscale=(x * x).sum(1).amax(-1).sqrt(),  # (B,) size of the model, mm
-        skew_map=torch.tensor(_SKEW, dtype=R.dtype, device=R.device) if skew_map is None else skew_map,
+        skew_map=torch.tensor(SKEW_MAP, dtype=R.dtype, device=R.device) if skew_map is None else skew_map,
     )
     S = _system(R, t, P)
     active = all_finite(S)
@@ -254,4 +254,5 @@ __all__ = [
     "LMResult",
     "default_tol",
     "STATE",
+    "SKEW_MAP",
 ]

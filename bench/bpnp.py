@@ -11,12 +11,15 @@ outliers, 100 minimal sets (P3P, up to 4 hypotheses each), a 5 px threshold, aga
     python bench/bpnp.py --device cuda --batch 1024 --points 1000
     python bench/bpnp.py --json out.json  # also write the rows (atomically)
     python bench/bpnp.py --threads 1      # one CPU thread (steadier when other jobs share the cores)
+    python bench/bpnp.py --device cuda --execution eager cuda_graph   # eager vs CUDA-graph replay, one row each
 
 Times are medians (ms) over repeats after five warm-up calls; peak memory is CUDA's allocator peak, or on CPU the
 rise of the resident-set high-water mark in a fresh process whose allocator returns every freed block (Linux). The
 ``x OpenCV`` column is OpenCV time / ours (forward + backward). ``ops / item reads`` counts the aten operations that
 launch work and the explicit host reads of one forward + backward (:func:`count_ops`): on a GPU, where launches rather
-than arithmetic bound small problems, ops x a few microseconds is a floor of the time.
+than arithmetic bound small problems, ops x a few microseconds is a floor of the time (with ``--execution
+cuda_graph`` the replayed loops count as no op: what Python launches). ``CUDA syncs`` counts every host-device
+synchronisation of one forward + backward on CUDA (explicit reads and linear-algebra status checks alike).
 
 On Linux the script re-runs itself with glibc's heap trimming and per-block mmap off (``MALLOC_TRIM_THRESHOLD_`` and
 ``MALLOC_MMAP_THRESHOLD_`` at 2 GiB), as PyTorch's CPU tuning guide advises through jemalloc or tcmalloc: by default
@@ -227,23 +230,46 @@ def count_ops(fn) -> tuple[int, int]:
     return counts["ops"], counts["syncs"]
 
 
+def cuda_syncs(fn) -> int:
+    """Host-device synchronisations during one call of ``fn`` (CUDA's sync debug mode: explicit reads and the
+    status checks of linear-algebra calls alike)."""
+    import warnings
+
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fn()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught)
+
+
 def bench_row(
-    device: str, B: int, N: int, repeats: int, *, ransac: RansacConfig | None = None, with_opencv: bool = True
+    device: str,
+    B: int,
+    N: int,
+    repeats: int,
+    *,
+    ransac: RansacConfig | None = None,
+    with_opencv: bool = True,
+    execution: str = "eager",
 ) -> dict:
     x3d, x2d, K, R_true = make_problems(B, N, outliers=0.5 if ransac else 0.0)
     x3d_t, x2d_t, K_t = (v.to(device=device, dtype=torch.float32) for v in (x3d, x2d, K))
 
     def fwd():
         with torch.no_grad():
-            return solve_pnp(x2d_t, x3d_t, K_t, ransac=ransac)
+            return solve_pnp(x2d_t, x3d_t, K_t, ransac=ransac, execution=execution)
 
     def fwd_bwd():
         u = x2d_t.clone().requires_grad_(True)
-        res = solve_pnp(u, x3d_t, K_t, ransac=ransac)
+        res = solve_pnp(u, x3d_t, K_t, ransac=ransac, execution=execution)
         res.pose.sum().backward()
         return res
 
-    row = {"device": device, "B": B, "N": N, "ransac": ransac is not None}
+    row = {"device": device, "B": B, "N": N, "ransac": ransac is not None, "execution": execution}
     row["fwd_bwd_ms"], row["fwd_bwd_min_ms"], _ = _median_ms(fwd_bwd, device, repeats)
     row["fwd_ms"], _, res = _median_ms(fwd, device, repeats)
     row["peak_mib"] = (
@@ -252,6 +278,7 @@ def bench_row(
         else _peak_mib_cpu(B, N, ransac is not None, torch.get_num_threads())
     )
     row["ops"], row["syncs"] = count_ops(fwd_bwd)
+    row["device_syncs"] = cuda_syncs(fwd_bwd) if device == "cuda" else None
     row["valid"] = float(res.valid.float().mean())
     row["iters"] = float(res.iterations.float().mean())
     row["rot_err_deg"] = float(rotation_angle_deg(res.R.double().cpu(), R_true).median())
@@ -272,7 +299,7 @@ def _fmt(v, spec):
 
 HEADER = (
     "| device | B | N | RANSAC | ours fwd+bwd ms (median / min) | ours fwd ms | peak MiB | OpenCV fwd ms | x OpenCV "
-    "| LM iters | rot err deg (ours / OpenCV) | ops / item reads |"
+    "| LM iters | rot err deg (ours / OpenCV) | ops / item reads | CUDA syncs | execution |"
 )
 
 
@@ -281,8 +308,9 @@ def print_row(r: dict) -> None:
         f"| {r['device']} | {r['B']} | {r['N']} | {'yes' if r['ransac'] else 'no'} | {r['fwd_bwd_ms']:.2f} / "
         f"{r['fwd_bwd_min_ms']:.2f} | "
         f"{r['fwd_ms']:.2f} | {_fmt(r['peak_mib'], '.1f')} | {_fmt(r.get('opencv_ms'), '.1f')} | "
-        f"{_fmt(r.get('speedup'), '.1f')} | {r['iters']:.1f} | {r['rot_err_deg']:.3f} / "
-        f"{_fmt(r.get('opencv_rot_err_deg'), '.3f')} | {r['ops']} / {r['syncs']} |",
+        f"{_fmt(r.get('speedup'), '.2f')} | {r['iters']:.1f} | {r['rot_err_deg']:.3f} / "
+        f"{_fmt(r.get('opencv_rot_err_deg'), '.3f')} | {r['ops']} / {r['syncs']} | "
+        f"{_fmt(r.get('device_syncs'), 'd')} | {r.get('execution', 'eager')} |",
         flush=True,
     )
 
@@ -316,6 +344,13 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="torch CPU threads (default: torch's choice; 1 is steadier on a busy "
         "machine, where intra-op threads wait on each other)",
+    )
+    ap.add_argument(
+        "--execution",
+        nargs="+",
+        default=["eager"],
+        choices=["eager", "sync_free", "cuda_graph"],
+        help="solve_pnp executions to time, one row each (cuda_graph: CUDA graphs on CUDA, sync_free elsewhere)",
     )
     ap.add_argument("--json", type=Path, help="also write the rows to this file")
     ap.add_argument(
@@ -352,14 +387,15 @@ def main(argv: list[str] | None = None) -> int:
         grid = [(B, N) for N in points for B in batches]
         if not (args.batch or args.points):
             grid += [e for e in extra if e not in grid]
-        for B, N in grid:
-            rows.append(bench_row(device, B, N, args.repeats, with_opencv=not args.no_opencv))
-            print_row(rows[-1])
-        if not args.no_ransac:
-            rows.append(
-                bench_row(device, 32, 4096, max(2, args.repeats // 2), ransac=ransac, with_opencv=not args.no_opencv)
-            )
-            print_row(rows[-1])
+        for ex in args.execution:
+            for B, N in grid:
+                rows.append(bench_row(device, B, N, args.repeats, with_opencv=not args.no_opencv, execution=ex))
+                print_row(rows[-1])
+            if not args.no_ransac:
+                reps = max(2, args.repeats // 2)
+                cv = not args.no_opencv
+                rows.append(bench_row(device, 32, 4096, reps, ransac=ransac, with_opencv=cv, execution=ex))
+                print_row(rows[-1])
     print()
     print_table(rows)
     if args.json:

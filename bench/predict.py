@@ -13,7 +13,8 @@ network gives it.
 Rows: case x device x variant, milliseconds per image (median over ``--repeat`` runs after ``--warmup``) and the
 speed of the total against the ``default`` variant of the same case, device and width (above 1: faster). Variants:
 ``default`` (two passes, float32 PnP, 1024 points); ``one-pass`` (no re-crop); ``pnp-f64``; ``512-points``; ``bf16``
-(autocast, CUDA only).
+(autocast, CUDA only); ``pnp-graph`` (PnP refinement replayed from CUDA graphs, ``PoseConfig.pnp_execution``, CUDA
+only).
 
     python bench/predict.py                         # CPU (and CUDA when present)
     python bench/predict.py --threads 1 --repeat 10 --widths 16
@@ -149,6 +150,8 @@ def build_estimator(args, device: torch.device, variant: str, obj_ids: list[int]
         config = replace(config, pnp_float64=True)
     elif variant == "512-points":
         config = replace(config, max_points=512)
+    elif variant == "pnp-graph":
+        config = replace(config, pnp_execution="cuda_graph")
     norm = {o: (np.zeros(3), np.full(3, 50.0)) for o in obj_ids}
     if args.pose is not None:
         from bopnp.infer.network import load_pose_network
@@ -202,7 +205,9 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--variants", nargs="+", default=["default", "one-pass", "pnp-f64", "512-points", "bf16"])
+    p.add_argument(
+        "--variants", nargs="+", default=["default", "one-pass", "pnp-f64", "512-points", "bf16", "pnp-graph"]
+    )
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -227,7 +232,7 @@ def main() -> None:
             for width in widths:
                 base = None
                 for variant in args.variants:
-                    if variant == "bf16" and device.type != "cuda":
+                    if variant in ("bf16", "pnp-graph") and device.type != "cuda":
                         continue
                     est = build_estimator(args, device, variant, case.obj_ids, width)
                     r = time_case(case, est, args.repeat, args.warmup)

@@ -82,6 +82,8 @@ class PoseConfig:
         pnp_threads: CPU threads of the PnP step (0: torch's setting). Its many small operations gain little from
             threads and lose much when the cores are busy: with 2 threads on a loaded 2-core machine it took 3.5 times
             as long as with 1.
+        pnp_execution: how :func:`bopnp.pnp.solve_pnp` runs its refinement (same result): ``"eager"``,
+            ``"sync_free"`` or ``"cuda_graph"`` (replayed CUDA graphs: for GPUs).
     """
 
     enlarge: float = 1.5
@@ -98,6 +100,7 @@ class PoseConfig:
     max_crops: int = 64
     pnp_float64: bool = False
     pnp_threads: int = 1
+    pnp_execution: str = "eager"
 
     def validate(self) -> PoseConfig:
         """Raise :class:`ConfigError` naming the first bad value and its range; returns self."""
@@ -116,6 +119,10 @@ class PoseConfig:
         need(self.max_points >= self.min_points, f"max_points must be >= min_points, got {self.max_points}")
         need(self.max_crops >= 1, f"max_crops must be >= 1, got {self.max_crops}")
         need(self.pnp_threads >= 0, f"pnp_threads must be >= 0 (0: torch's setting), got {self.pnp_threads}")
+        need(
+            self.pnp_execution in ("eager", "sync_free", "cuda_graph"),
+            f"pnp_execution must be 'eager', 'sync_free' or 'cuda_graph', got {self.pnp_execution!r}",
+        )
         self.ransac()  # RansacConfig validates the rest
         return self
 
@@ -490,7 +497,7 @@ class PoseEstimator:
         n_points = (w_k > 0).sum(1)
         enough = n_points >= cfg.min_points
         K_t = torch.from_numpy(Ks).to(device=dev, dtype=dt)
-        res = solve_pnp(x2d_k, x3d_k, K_t, w_k * enough[:, None], ransac=cfg.ransac())
+        res = solve_pnp(x2d_k, x3d_k, K_t, w_k * enough[:, None], ransac=cfg.ransac(), execution=cfg.pnp_execution)
         inl = res.inliers & (w_k > 0)
         n_inl = inl.sum(1)
         frac = torch.where(n_points > 0, n_inl.to(dt) / n_points.clamp(min=1).to(dt), torch.zeros_like(n_inl, dtype=dt))

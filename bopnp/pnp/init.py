@@ -23,6 +23,13 @@ _PAIRS = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
 #: products beta_k beta_l (k <= l) in the columns of the L matrix
 _PRODUCTS = [(0, 0), (0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3), (2, 2), (2, 3), (3, 3)]
 _COL = {kl: i for i, kl in enumerate(_PRODUCTS)}
+#: (4, 3, 3): how the moments (1, v1, v2, v1^2 + v2^2) of a point enter its 3x3 block of M^T M (:func:`_normal_matrix`)
+_MOMENT_MAP = [
+    [[1, 0, 0], [0, 1, 0], [0, 0, 0]],
+    [[0, 0, -1], [0, 0, 0], [-1, 0, 0]],
+    [[0, 0, 0], [0, 0, -1], [0, -1, 0]],
+    [[0, 0, 0], [0, 0, 0], [0, 0, 1]],
+]
 #: usable points (spread over the input order) used to rank the candidates of large problems
 SCORE_POINTS = 512
 
@@ -70,11 +77,7 @@ def _normal_matrix(a: Tensor, v: Tensor, w: Tensor) -> Tensor:
     mom = torch.zeros(B, k, k, 4, dtype=a.dtype, device=a.device)
     mom[:, iu, ju] = upper
     mom[:, ju, iu] = upper
-    T = torch.zeros(4, 3, 3, dtype=a.dtype, device=a.device)
-    T[0, 0, 0] = T[0, 1, 1] = 1
-    T[1, 0, 2] = T[1, 2, 0] = -1
-    T[2, 1, 2] = T[2, 2, 1] = -1
-    T[3, 2, 2] = 1
+    T = torch.tensor(_MOMENT_MAP, dtype=a.dtype).to(a.device)
     M = torch.einsum("bjkl,lxy->bjxky", mom, T).reshape(B, 3 * k, 3 * k)
     return torch.nan_to_num(0.5 * (M + M.transpose(1, 2)))
 
@@ -205,11 +208,8 @@ def homography_pose(x: Tensor, un: Tensor, w: Tensor, evals: Tensor, evecs: Tens
     _, V = torch.linalg.eigh(_normal_matrix(h, v, w))
     Hn = V[:, :, 0].reshape(B, 3, 3).transpose(1, 2)  # unknowns are ordered (plane coordinate, image row)
     # undo the normalisations: H = T_u^-1 Hn T_s
-    Tu_inv = torch.zeros(B, 3, 3, dtype=dt, device=x.device)
-    Tu_inv[:, 0, 0] = sig_u
-    Tu_inv[:, 1, 1] = sig_u
-    Tu_inv[:, :2, 2] = mu
-    Tu_inv[:, 2, 2] = 1
+    one, zero = torch.ones_like(sig_u), torch.zeros_like(sig_u)
+    Tu_inv = torch.stack([sig_u, zero, mu[:, 0], zero, sig_u, mu[:, 1], zero, zero, one], -1).view(B, 3, 3)
     Ts = torch.diag_embed(torch.stack([1 / sig_s, 1 / sig_s, torch.ones_like(sig_s)], -1))
     H = Tu_inv @ Hn @ Ts
     h1, h2, h3 = H.unbind(-1)

@@ -68,12 +68,12 @@ def point_terms(
     X = p + t.unsqueeze(-1)
     Z = X[:, 2]
     eps = z_eps(X.dtype)
-    Zs = torch.where(Z.abs() < eps, torch.full_like(Z, eps), Z)
+    Zs = torch.where(Z.abs() < eps, eps, Z)
     used = w > 0 if mask is None else mask
-    zinv = torch.where(used, Zs.reciprocal(), torch.zeros_like(Zs))
+    zinv = torch.where(used, Zs.reciprocal(), 0.0)
     n = X[:, :2] * zinv.unsqueeze(1)
     An = A @ n
-    r = torch.where(used.unsqueeze(1), An + c.unsqueeze(-1) - u, torch.zeros_like(An))
+    r = torch.where(used.unsqueeze(1), An + c.unsqueeze(-1) - u, 0.0)
     return PointTerms(p=p, X=X, zinv=zinv, n=n, An=An, r=r, w=w)
 
 

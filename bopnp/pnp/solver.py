@@ -21,7 +21,7 @@ from bopnp.geometry import axis_angle_to_matrix
 from bopnp.pnp import objective as obj
 from bopnp.pnp.finite import all_finite
 from bopnp.pnp.implicit import ImplicitPnP, hessian_factor
-from bopnp.pnp.init import initial_pose, initial_pose_any_frame, spread_subset, weighted_pca
+from bopnp.pnp.init import initial_pose, spread_subset, weighted_pca
 from bopnp.pnp.lm import levenberg_marquardt
 from bopnp.pnp.ransac import RansacConfig, inlier_mask, ransac_hypothesis
 from bopnp.pnp.result import PnPResult
@@ -71,7 +71,7 @@ MIN_POINTS = 4
 #: a few px of noise the best-scoring candidate converges to a worse minimum than another in a few problems per 1,000)
 MULTI_START_BELOW = 10
 #: above this many points, the closed-form initialisation runs on this many usable points spread over the input
-INIT_POINTS = 1024
+INIT_POINTS = 256
 #: largest ``max_iters`` :func:`solve_pnp` accepts (converging items stop after a few iterations; one that has not
 #: converged after thousands is stuck, and the cap bounds the time of a whole batch)
 MAX_ITERS = 10_000
@@ -124,35 +124,59 @@ def _all_invalid(x2d: Tensor, x3d: Tensor, K: Tensor, w: Tensor) -> PnPResult:
     )
 
 
-def _closed_form_init(x, u, A, c, w, pca64, max_iters, tol):
+#: how the Levenberg-Marquardt loops run (see :func:`solve_pnp`)
+EXECUTIONS = ("eager", "sync_free", "cuda_graph")
+
+
+def _lm(R, t, x, A, c, u, w, max_iters, tol, execution):
+    """:func:`levenberg_marquardt` as ``execution`` asks: early stops with host reads, all ``max_iters`` iterations
+    without one, or those replayed as a CUDA graph (:mod:`bopnp.pnp.graphs`; eager without one on other devices)."""
+    if execution == "cuda_graph" and R.device.type == "cuda":
+        from bopnp.pnp.graphs import graphed_levenberg_marquardt
+
+        return graphed_levenberg_marquardt(R, t, x, A, c, u, w, max_iters=max_iters, tol=tol)
+    check_every = None if execution == "eager" else 0
+    return levenberg_marquardt(R, t, x, A, c, u, w, max_iters=max_iters, tol=tol, check_every=check_every)
+
+
+def _candidates(x, u, A, c, w, pca64):
+    """Every closed-form candidate pose of the centred problem, best first, in float64: (B, 4, 3, 3), (B, 4, 3) mm."""
+    f64 = torch.float64
+    if x.shape[-1] > INIT_POINTS:
+        # The closed form only has to land in the basin of the minimum: a spread subset does, at a fraction of the
+        # cost. The subset is re-centred for the solvers, and the poses moved back to the full set's frame.
+        xs, us, ws = (v.to(f64) for v in spread_subset(x, u, w, INIT_POINTS))
+        mean, evals, evecs = weighted_pca(xs, ws)
+        Rc, tc, _ = initial_pose(
+            xs - mean.unsqueeze(-1), us, A.to(f64), c.to(f64), ws, pca=(evals, evecs), all_candidates=True
+        )
+        return Rc, tc - (Rc @ mean[:, None, :, None]).squeeze(-1)
+    Rc, tc, _ = initial_pose(x.to(f64), u.to(f64), A.to(f64), c.to(f64), w.to(f64), pca=pca64, all_candidates=True)
+    return Rc, tc
+
+
+def _closed_form_init(x, u, A, c, w, pca64, max_iters, tol, execution):
     """Initial (R, t) of the centred problem (points-last layout): closed form in float64 (``pca64``: principal
-    variances and axes of ``x`` in float64), multi-start Levenberg-Marquardt for tiny point sets."""
+    variances and axes of ``x`` in float64), multi-start Levenberg-Marquardt for tiny point sets.
+
+    Returns:
+        R0: (B, 3, 3). t0: (B, 3) mm. candidates: float64 ``(Rc, tc)``, (B, 4, 3, 3) and (B, 4, 3), every closed-form
+        candidate, best first (what :func:`_retry_stuck` starts from again).
+    """
     B, _, N = x.shape
     dt = x.dtype
-    f64 = torch.float64
-    if N > INIT_POINTS:
-        # The closed form only has to land in the basin of the minimum: a spread subset does, at a fraction of the
-        # cost. The subset is re-centred for the solvers, and the pose moved back to the full set's frame.
-        xs, us, ws = (v.to(f64) for v in spread_subset(x, u, w, INIT_POINTS))
-        R0, t0 = initial_pose_any_frame(xs, us, A.to(f64), c.to(f64), ws)
-        return R0.to(dt), t0.to(dt)
-    args = (x.to(f64), u.to(f64), A.to(f64), c.to(f64), w.to(f64))
+    Rc, tc = _candidates(x, u, A, c, w, pca64)
     if N >= MULTI_START_BELOW:
-        R0, t0, _ = initial_pose(*args, pca=pca64)
-        return R0.to(dt), t0.to(dt)
-    Rc, tc, _ = initial_pose(*args, pca=pca64, all_candidates=True)
+        return Rc[:, 0].to(dt), tc[:, 0].to(dt), (Rc, tc)
     C = Rc.shape[1]
     rep = lambda z: z.unsqueeze(1).expand(B, C, *z.shape[1:]).reshape(B * C, *z.shape[1:])  # noqa: E731
-    lm = levenberg_marquardt(
+    lm = _lm(
         Rc.reshape(B * C, 3, 3).to(dt),
         tc.reshape(B * C, 3).to(dt),
-        rep(x),
-        rep(A),
-        rep(c),
-        rep(u),
-        rep(w),
-        max_iters=max_iters,
-        tol=tol,
+        *map(rep, (x, A, c, u, w)),
+        max_iters,
+        tol,
+        execution,
     )
     err2, z = obj.sq_errors(lm.R.view(B, C, 3, 3), lm.t.view(B, C, 3), x, A, c, u)
     used = (w > 0).unsqueeze(1)
@@ -161,10 +185,10 @@ def _closed_form_init(x, u, A, c, w, pca64, max_iters, tol):
     best = cost.argmin(-1)
     R0 = lm.R.view(B, C, 3, 3).gather(1, best[:, None, None, None].expand(B, 1, 3, 3)).squeeze(1)
     t0 = lm.t.view(B, C, 3).gather(1, best[:, None, None].expand(B, 1, 3)).squeeze(1)
-    return R0, t0
+    return R0, t0, (Rc, tc)
 
 
-def _retry_stuck(R, tau, iterations, x, u, A, c, w, pca64, retry, max_iters, tol):
+def _retry_stuck(R, tau, iterations, x, u, A, c, w, candidates, retry, max_iters, tol, execution):
     """Second chance for items whose refinement from the best closed-form candidate hit ``max_iters`` or stopped where
     the true Hessian is not positive definite.
 
@@ -176,48 +200,37 @@ def _retry_stuck(R, tau, iterations, x, u, A, c, w, pca64, retry, max_iters, tol
 
     Args:
         R: (B, 3, 3). tau: (B, 3) mm, pose of the centred points ``x`` (B, 3, N). iterations: (B,) long.
-        u: (B, 2, N) px. A: (B, 2, 2). c: (B, 2). w: (B, N). pca64: float64 ``(evals, evecs)`` of ``x``.
-        retry: (B,) bool, the items to refine again (at least one).
+        u: (B, 2, N) px. A: (B, 2, 2). c: (B, 2). w: (B, N). candidates: the closed-form candidates of
+        :func:`_closed_form_init`.
+        retry: (B,) bool, the items to refine again. execution: "eager" refines only those (one host read to find
+            them); otherwise every item is refined again and the retried ones take the result (no host read, the
+            same result).
     Returns:
         R, tau, iterations (the retried items' iterations include those of the chosen start).
     """
     dt = x.dtype
     eps10 = 10 * torch.finfo(dt).eps
-    idx = retry.nonzero().squeeze(1)
-    b = idx.numel()
-    xs, us, As, cs, ws = x[idx], u[idx], A[idx], c[idx], w[idx]
-    f64 = torch.float64
-    if x.shape[-1] > INIT_POINTS:
-        xs64, us64, ws64 = (v.to(f64) for v in spread_subset(xs, us, ws, INIT_POINTS))
-        mean, evals, evecs = weighted_pca(xs64, ws64)
-        Rc, tc, _ = initial_pose(
-            xs64 - mean.unsqueeze(-1), us64, As.to(f64), cs.to(f64), ws64, pca=(evals, evecs), all_candidates=True
-        )
-        tc = tc - (Rc @ mean[:, None, :, None]).squeeze(-1)
+    Rc, tc = candidates
+    if execution == "eager":
+        idx = retry.nonzero().squeeze(1)
+        xs, us, As, cs, ws = x[idx], u[idx], A[idx], c[idx], w[idx]
+        Rc, tc, R_stop, t_stop = Rc[idx], tc[idx], R[idx], tau[idx]
     else:
-        Rc, tc, _ = initial_pose(
-            xs.to(f64),
-            us.to(f64),
-            As.to(f64),
-            cs.to(f64),
-            ws.to(f64),
-            pca=(pca64[0][idx], pca64[1][idx]),
-            all_candidates=True,
-        )
-    R_start = torch.cat([Rc.to(dt), R[idx].unsqueeze(1)], 1)  # (b, C, 3, 3): the candidates, and where it stopped
-    t_start = torch.cat([tc.to(dt), tau[idx].unsqueeze(1)], 1)
+        idx = None
+        xs, us, As, cs, ws = x, u, A, c, w
+        R_stop, t_stop = R, tau
+    b = xs.shape[0]
+    R_start = torch.cat([Rc.to(dt), R_stop.unsqueeze(1)], 1)  # (b, C, 3, 3): the candidates, and where it stopped
+    t_start = torch.cat([tc.to(dt), t_stop.unsqueeze(1)], 1)
     C = R_start.shape[1]
     rep = lambda z: z.unsqueeze(1).expand(b, C, *z.shape[1:]).reshape(b * C, *z.shape[1:])  # noqa: E731
-    lm = levenberg_marquardt(
+    lm = _lm(
         R_start.reshape(b * C, 3, 3),
         t_start.reshape(b * C, 3),
-        rep(xs),
-        rep(As),
-        rep(cs),
-        rep(us),
-        rep(ws),
-        max_iters=max_iters,
-        tol=tol,
+        *map(rep, (xs, As, cs, us, ws)),
+        max_iters,
+        tol,
+        execution,
     )
     pt = obj.point_terms(lm.R, lm.t, rep(xs), rep(As), rep(cs), rep(us), rep(ws))
     _, _, rc = hessian_factor(obj.true_hessian(pt, rep(As)))
@@ -227,7 +240,13 @@ def _retry_stuck(R, tau, iterations, x, u, A, c, w, pca64, retry, max_iters, tol
     # a true minimum beats any other end; among them (or among the others, if none is one) the lowest cost wins
     key = torch.where(torch.isfinite(cost), cost, torch.full_like(cost, float("inf"))).view(b, C)
     best = torch.where(minimum.view(b, C), key, key + torch.finfo(dt).max / 4).argmin(-1)
-    pick = best + torch.arange(b, device=idx.device) * C
+    pick = best + torch.arange(b, device=x.device) * C
+    if idx is None:
+        return (
+            torch.where(retry[:, None, None], lm.R[pick], R),
+            torch.where(retry[:, None], lm.t[pick], tau),
+            torch.where(retry, iterations + lm.iterations[pick], iterations),
+        )
     R, tau, iterations = R.clone(), tau.clone(), iterations.clone()
     R[idx], tau[idx] = lm.R[pick], lm.t[pick]
     iterations[idx] = iterations[idx] + lm.iterations[pick]
@@ -245,6 +264,7 @@ def solve_pnp(
     max_iters: int = 30,
     tol: float | None = None,
     backend: Literal["torch", "opencv"] = "torch",
+    execution: Literal["eager", "sync_free", "cuda_graph"] = "eager",
 ) -> PnPResult:
     """Pose of each item from 2D-3D correspondences, differentiable w.r.t. ``x2d``, ``x3d``, ``K`` and ``weights``.
 
@@ -266,6 +286,13 @@ def solve_pnp(
         tol: step tolerance (rad, and relative for t), finite and > 0; default 1e-11 in float64, 1e-6 in float32.
         backend: ``"torch"``, or ``"opencv"`` for a per-item ``cv2.solvePnP`` / ``cv2.solvePnPRansac`` reference
             (no gradient, CPU round trip).
+        execution: how the Levenberg-Marquardt loops run, all with the same result: ``"eager"`` stops them early
+            (a host read every iteration on the CPU, every 4 on CUDA) and refines again only the items that need it
+            (one host read); ``"sync_free"`` runs ``max_iters`` iterations with convergence masks and refines every
+            item again, keeping the retry only where needed: no host read outside the linear algebra of the
+            closed-form start (more arithmetic, fewer waits: for GPUs); ``"cuda_graph"`` is ``"sync_free"`` with
+            the loops replayed from CUDA graphs captured once per shape bucket (:mod:`bopnp.pnp.graphs`; on other
+            devices ``"sync_free"``).
     Returns:
         :class:`PnPResult`. ``valid`` is False (with identity R, zero t, zero cost and zero gradients) where an item
         has fewer than 4 usable points, collinear points, a singular intrinsic matrix, points behind the camera at the
@@ -305,6 +332,7 @@ def solve_pnp(
             max_iters=max_iters,
             tol=tol,
             backend=backend,
+            execution=execution,
         )
         dt = x2d.dtype
         return PnPResult(
@@ -322,6 +350,8 @@ def solve_pnp(
         return solve_pnp_opencv(x2d, x3d, K, weights, ransac=ransac, init=init)
     if backend != "torch":
         raise ConfigError(f"backend must be 'torch' or 'opencv', got {backend!r}")
+    if execution not in EXECUTIONS:
+        raise ConfigError(f"execution must be one of {', '.join(map(repr, EXECUTIONS))}, got {execution!r}")
     B, N, _ = x2d.shape
     dt, dev = x2d.dtype, x2d.device
     if weights is None:
@@ -355,18 +385,22 @@ def solve_pnp(
         if ransac is not None:
             R0, tau0, inliers = ransac_hypothesis(xc, u_d, A_d, c_d, w_d, ransac)
             rounds = int(ransac.refine_rounds)
+            candidates = None
         elif init is not None:
             R0 = axis_angle_to_matrix(init[:, :3].detach())
             tau0 = init[:, 3:].detach() + (R0 @ centre.unsqueeze(-1)).squeeze(-1)
             rounds = 1
+            candidates = None
         else:
-            R0, tau0 = _closed_form_init(xc, u_d, A_d, c_d, w_d, (evals64, evecs64), max_iters, tol)
+            R0, tau0, candidates = _closed_form_init(
+                xc, u_d, A_d, c_d, w_d, (evals64, evecs64), max_iters, tol, execution
+            )
             rounds = 1
         R, tau = R0, tau0
         iterations = torch.zeros(B, dtype=torch.long, device=dev)
         for r in range(rounds):
             w_in = torch.where(inliers, w_d, zero)
-            lm = levenberg_marquardt(R, tau, xc, A_d, c_d, u_d, w_in, max_iters=max_iters, tol=tol)
+            lm = _lm(R, tau, xc, A_d, c_d, u_d, w_in, max_iters, tol, execution)
             R, tau = lm.R, lm.t
             iterations = iterations + lm.iterations
             if ransac is not None and r + 1 < rounds:
@@ -381,11 +415,13 @@ def solve_pnp(
         L, s, rcond = hessian_factor(obj.true_hessian(pt, A_d))
         eps = torch.finfo(dt).eps
         if ransac is None:
-            # one host read: does any item need a second chance (see _retry_stuck; none on a typical batch)?
+            # eager: one host read, does any item need a second chance (see _retry_stuck; none on a typical batch)?
             retry = eligible & ((iterations >= max_iters) | ~(rcond > 10 * eps))
-            if bool(retry.any()):
+            if execution != "eager" or bool(retry.any()):
+                if candidates is None:  # started from the caller's init: the closed form has not run yet
+                    candidates = _candidates(xc, u_d, A_d, c_d, w_in, (evals64, evecs64))
                 R, tau, iterations = _retry_stuck(
-                    R, tau, iterations, xc, u_d, A_d, c_d, w_in, (evals64, evecs64), retry, max_iters, tol
+                    R, tau, iterations, xc, u_d, A_d, c_d, w_in, candidates, retry, max_iters, tol, execution
                 )
                 pt = obj.point_terms(R, tau, xc, A_d, c_d, u_d, w_in)
                 L, s, rcond = hessian_factor(obj.true_hessian(pt, A_d))

@@ -131,3 +131,26 @@ def test_a_saved_config_rebuilds_its_network(saved, kind):
     assert type(net) is kind and net.config.width == 4
     trained = _net(saved.get("arch", "pix2pose"), num_objects=2, norm=saved.get("norm", "batch"))
     net.load_state_dict(trained.state_dict())
+
+
+def _autocast_step(arch: str, device: str):
+    """One forward and backward under bf16 autocast, as the trainer runs them on a GPU."""
+    net = _net(arch, num_objects=2).to(device)
+    image = torch.rand(3, 3, S, S, device=device)
+    with torch.autocast(device, dtype=torch.bfloat16):
+        xyz, err = net(image, torch.tensor([0, 1, 1], device=device))
+    assert xyz.dtype == err.dtype == torch.bfloat16 and xyz.shape == (3, 3, S, S)
+    (xyz.float().square().mean() + err.float().mean()).backward()
+    grads = [p.grad for p in net.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_every_arch_trains_under_cpu_bf16_autocast(arch):
+    _autocast_step(arch, "cpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("arch", ARCHS)
+def test_every_arch_trains_under_cuda_bf16_autocast(arch):
+    _autocast_step(arch, "cuda")

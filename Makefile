@@ -47,6 +47,9 @@ CROP ?= 64
 # the detector trains at 240x180 (1.9 images/s, against 1.6 at the cpu preset's 320x240) and gets the larger share:
 # its recall limits the score more than the pose network does on this budget.
 POSE_STEPS ?= 1400
+# The pose network: pix2pose (docs/training_study.md: the best AR* per CPU-second of the networks measured), unet,
+# resnet18 or resnet34.
+POSE_ARCH ?= pix2pose
 POSE_BATCH ?= 8
 POSE_WIDTH ?= 16
 POSE_AUGMENT ?= light
@@ -66,7 +69,7 @@ demo: setup
 		--min-size $(DET_SIZE) --max-size $$(( $(DET_SIZE) * 4 / 3 )) \
 		--out $(DEMO_RUNS)/detector $(call resume_flag,$(DEMO_RUNS)/detector)
 	$(BIN)/bopnp train $(DEMO) --bop-path $(BOP_PATH) --stage pose --e2e --steps $(POSE_STEPS) --e2e-steps $(E2E_STEPS) \
-		--batch-size $(POSE_BATCH) --width $(POSE_WIDTH) --val-every $(POSE_VAL_EVERY) --augment $(POSE_AUGMENT) \
+		--arch $(POSE_ARCH) --batch-size $(POSE_BATCH) --width $(POSE_WIDTH) --val-every $(POSE_VAL_EVERY) --augment $(POSE_AUGMENT) \
 		--out $(DEMO_RUNS)/pose $(call resume_flag,$(DEMO_RUNS)/pose)
 	$(BIN)/bopnp predict $(DEMO) --bop-path $(BOP_PATH) --detector $(DEMO_RUNS)/detector --pose $(DEMO_RUNS)/pose \
 		--out $(DEMO_OUT) --eval

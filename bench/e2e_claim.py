@@ -1,20 +1,26 @@
 """Experiment: does end-to-end fine-tuning through the PnP layer beat training without it, at equal budget?
 
-Three runs on one training set, scored on a held-out test set (another dataset, e.g. rendered with another seed):
+Per seed, three kinds of runs on one training set, scored on a held-out test set (another dataset, e.g. rendered
+with another seed):
 
 - (a) ``L_trans`` for T steps;
 - (b) (a)'s weights, then T2 steps of ``L_trans + lambda_proj L_proj`` (``--e2e``);
 - (c) (a)'s weights, then T2 more steps of ``L_trans`` alone, with the same learning-rate schedule as (b).
 
-(b) and (c) differ only in the loss of their last T2 steps. Every network is scored on the test crops cut around the
-GT boxes (``bopnp prepare TEST --split test``): PnP with RANSAC on the predicted coordinates, as training's
-validation does, then ADD(-S) recall at 0.1 d and the MSSD and MSPD recalls of the BOP evaluator (their mean is
-printed as AR without VSD). Runs that exist are resumed or reused, so the script can be stopped and restarted.
+(b) and (c) differ only in the loss of their last T2 steps. ``lambda_proj`` is chosen, before any test score is
+looked at, on a validation split: the last scenes of the training set (``--val-fraction``), held out of every run.
+(b) runs with every value of ``--lambdas`` for the first ``--sweep-seeds`` seeds; the value of the best mean
+validation AR* is then used for the other seeds. Every network is scored on the test crops cut around the GT boxes
+(``bopnp prepare TEST --split test``): PnP with RANSAC on the predicted coordinates, as training's validation does,
+then ADD(-S) recall at 0.1 d and the MSSD and MSPD recalls of the BOP evaluator (their mean: AR*, the AR without
+VSD). The verdict is the mean +- std (over seeds) of (b) - (c). Runs that exist are reused, so the script can be
+stopped and restarted; the budgets are flags.
 
     bopnp synth lmo-synth --models datasets/lmo/models --train-images 1000 --test-images 0
     bopnp synth lmo-synth-test --models datasets/lmo/models --train-images 0 --test-images 100 --seed 1
     bopnp prepare lmo-synth --crop-size 64 && bopnp prepare lmo-synth-test --split test --crop-size 64
-    python bench/e2e_claim.py --train lmo-synth --test lmo-synth-test --steps 1500 --e2e-steps 500
+    python bench/e2e_claim.py --train lmo-synth --test lmo-synth-test --steps 4000 --e2e-steps 500
+    python bench/e2e_claim.py ... --device cuda --batch-size 256 --workers 8   # on a GPU
 """
 
 from __future__ import annotations
@@ -36,41 +42,48 @@ from bopnp.bop.dataset import BopDataset  # noqa: E402
 from bopnp.data.cache import cache_dir_for  # noqa: E402
 from bopnp.data.crop_dataset import open_crop_datasets  # noqa: E402
 from bopnp.data.training_set import AUGMENT_PRESETS, AugmentConfig, TrainingSet  # noqa: E402
-from bopnp.models import build_coord_unet  # noqa: E402
+from bopnp.device import resolve_device  # noqa: E402
+from bopnp.models import ARCHS, coord_net_from_config  # noqa: E402
 from bopnp.models.e2e import E2EConfig, pose_from_prediction  # noqa: E402
 from bopnp.train.checkpoint import load_checkpoint  # noqa: E402
 from bopnp.train.config import PoseTrainConfig  # noqa: E402
 from bopnp.train.engine import evaluate  # noqa: E402
 from bopnp.train.pose import VAL_RANSAC, train_pose  # noqa: E402
 from bopnp.train.pose_scores import load_object_models, pose_scores  # noqa: E402
+from bopnp.train.runner import evenly_spread  # noqa: E402
+
+METRICS = ("add_s", "mssd", "mspd", "ar")
 
 
-def score_checkpoint(path: Path, bop_path: str, test: str, split: str, batch_size: int = 32) -> dict[str, float]:
-    """Recalls of a checkpoint's network on every crop of ``test``'s ``split`` (GT boxes, no augmentation)."""
+def score_checkpoint(
+    path: Path, bop_path: str, test: str, split: str, *, device: torch.device, batch_size: int = 64, crops: int = 0
+) -> dict[str, float]:
+    """Recalls of a checkpoint's network on the crops of ``test``'s ``split`` (GT boxes, no augmentation; at most
+    ``crops`` of them, evenly spread, when > 0)."""
     ckpt = load_checkpoint(path)
     cfg = PoseTrainConfig.from_dict(ckpt["config"])
     obj_ids = [int(o) for o in ckpt["obj_ids"]]
-    net = build_coord_unet(
-        num_objects=len(obj_ids), width=cfg.width, crop_size=int(ckpt["crop_size"]), bottleneck=cfg.bottleneck
-    )
+    net = coord_net_from_config(ckpt["config"], num_objects=len(obj_ids), crop_size=int(ckpt["crop_size"]))
     net.load_state_dict(ckpt["model"])
+    net = net.to(device)
     dataset = BopDataset.from_bop_path(bop_path, test, split)
-    crops = open_crop_datasets(cache_dir_for(bop_path, test, split), obj_ids, min_visib_fract=cfg.min_visib_fract)
+    crop_sets = open_crop_datasets(cache_dir_for(bop_path, test, split), obj_ids, min_visib_fract=cfg.min_visib_fract)
     # the network's output group k serves obj_ids[k]: keep that order even when the test set lacks an object
-    test_set = TrainingSet(crops, None)
+    everything = TrainingSet(crop_sets, None)
+    test_set = TrainingSet(crop_sets, None, indices=evenly_spread(list(range(len(everything))), crops or 10**9))
     index_of = {o: k for k, o in enumerate(obj_ids)}
 
     def predict(model, batch):
-        obj_index = torch.tensor([index_of[int(o)] for o in batch["obj_id"]])
+        obj_index = torch.tensor([index_of[int(o)] for o in batch["obj_id"]], device=batch["image"].device)
         xyz, err = model(batch["image"], obj_index)
         res, K = pose_from_prediction(xyz.float(), err.float(), batch, cfg.e2e_loss, ransac=VAL_RANSAC)
         return {"R": res.R, "t": res.t, "valid": res.valid, "K": K, "R_gt": batch["R_m2c"], "t_gt": batch["t_m2c"],
                 "obj_id": batch["obj_id"]}  # fmt: skip
 
     loader = DataLoader(test_set, batch_size=batch_size, num_workers=0)
-    pred = evaluate(net, loader, predict, device=torch.device("cpu"))
+    pred = evaluate(net, loader, predict, device=device)
     d = lambda k: pred[k].double().numpy()  # noqa: E731
-    models = load_object_models(dataset, sorted(crops))
+    models = load_object_models(dataset, sorted(crop_sets))
     scores = pose_scores(
         d("R"), d("t"), d("R_gt"), d("t_gt"), d("K"), pred["obj_id"].numpy(), pred["valid"].numpy().astype(bool),
         models, dataset.camera.width,
@@ -81,13 +94,31 @@ def score_checkpoint(path: Path, bop_path: str, test: str, split: str, batch_siz
 
 def run(cfg: PoseTrainConfig) -> float:
     """Train (or finish) a run; its wall seconds (0 when it was already complete)."""
-    run_dir = cfg.run_dir
-    last = run_dir / "last.pt"
+    last = cfg.run_dir / "last.pt"
     if last.is_file() and load_checkpoint(last)["state"]["step"] >= cfg.steps:
         return 0.0
     t0 = time.perf_counter()
     train_pose(cfg, resume=last.is_file(), progress=False)
     return time.perf_counter() - t0
+
+
+def final_validation(run_dir: Path) -> dict:
+    """The run's last validation record (its held-out training scenes)."""
+    records = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines() if line.strip()]
+    vals = [r for r in records if r.get("validation")]
+    if not vals:
+        raise SystemExit(f"{run_dir}: no validation logged; use --val-fraction > 0 on a dataset with several scenes")
+    return vals[-1]
+
+
+def lam_name(lam: float) -> str:
+    return f"b_lam{lam:g}"
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value)."""
+    a = np.asarray(values, dtype=float)
+    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
 
 
 def main() -> None:
@@ -96,53 +127,93 @@ def main() -> None:
     ap.add_argument("--train", required=True, help="dataset to train on (its train_pbr crops)")
     ap.add_argument("--test", required=True, help="dataset whose test split scores the networks")
     ap.add_argument("--test-split", default="test")
+    ap.add_argument("--test-crops", type=int, default=0, help="score at most this many test crops (0: all)")
     ap.add_argument("--steps", type=int, default=1500, help="T: steps of (a)")
     ap.add_argument("--e2e-steps", type=int, default=500, help="T2: steps of the second phase of (b) and (c)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--lambdas", type=float, nargs="+", default=[1e-4, 1e-3, 1e-2], help="lambda_proj sweep")
+    ap.add_argument("--sweep-seeds", type=int, default=1, help="the first N seeds run every lambda (at least 1)")
+    ap.add_argument("--val-fraction", type=float, default=0.1, help="scenes of --train held out to choose lambda")
+    ap.add_argument("--val-crops", type=int, default=256)
+    ap.add_argument("--arch", choices=ARCHS, default="pix2pose")
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--lambda-proj", type=float, default=None, help="weight of L_proj (default: E2EConfig's)")
     ap.add_argument("--augment", choices=AUGMENT_PRESETS, default="light")
+    ap.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     ap.add_argument("--workers", type=int, default=0)
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="results/bench/e2e_claim")
     args = ap.parse_args()
-
-    out = Path(args.out)
+    if len(args.lambdas) < 1 or args.sweep_seeds < 1 or not 0 < args.val_fraction < 1:
+        raise SystemExit("need --lambdas, --sweep-seeds >= 1 and 0 < --val-fraction < 1")
+    device = resolve_device(args.device)
+    root = Path(args.out)
     common = dict(
-        bop_path=args.bop_path, name=args.train, width=args.width, batch_size=args.batch_size, workers=args.workers,
-        seed=args.seed, val_every=0, val_fraction=0.0, ckpt_every=100, augment=AugmentConfig.preset(args.augment),
+        bop_path=args.bop_path, name=args.train, arch=args.arch, width=args.width, batch_size=args.batch_size,
+        workers=args.workers, device=args.device, val_every=0, val_fraction=args.val_fraction,
+        val_crops=args.val_crops, ckpt_every=max(100, args.steps // 10), augment=AugmentConfig.preset(args.augment),
     )  # fmt: skip
-    e2e_loss = E2EConfig() if args.lambda_proj is None else E2EConfig(lambda_proj=args.lambda_proj)
-    a = PoseTrainConfig(out=str(out / "a"), steps=args.steps, lr=args.lr, **common).validate()
-    init = str(out / "a" / "last.pt")
     # both second phases start from (a)'s weights at a tenth of its peak learning rate, with the same warm-up and decay
     lr2 = args.lr / 10
-    b = PoseTrainConfig(
-        out=str(out / "b"), steps=args.e2e_steps, e2e=True, init=init, lr=lr2, e2e_loss=e2e_loss, **common
-    ).validate()
-    c = PoseTrainConfig(out=str(out / "c"), steps=args.e2e_steps, init=init, lr=lr2, **common).validate()
 
-    seconds = {"a": run(a)}
-    seconds["b"] = run(b)
-    seconds["c"] = run(c)
-    rows = {}
-    for name in ("a", "b", "c"):
-        rows[name] = score_checkpoint(out / name / "last.pt", args.bop_path, args.test, args.test_split)
-    (out / "scores.json").write_text(json.dumps({"args": vars(args), "seconds": seconds, "scores": rows}, indent=1))
+    def configs(seed: int, lams: list[float]) -> dict[str, PoseTrainConfig]:
+        out = root / f"seed{seed}"
+        init = str(out / "a" / "last.pt")
+        cfgs = {
+            "a": PoseTrainConfig(out=str(out / "a"), steps=args.steps, lr=args.lr, seed=seed, **common),
+            "c": PoseTrainConfig(out=str(out / "c"), steps=args.e2e_steps, init=init, lr=lr2, seed=seed, **common),
+        }
+        for lam in lams:
+            cfgs[lam_name(lam)] = PoseTrainConfig(
+                out=str(out / lam_name(lam)), steps=args.e2e_steps, e2e=True, init=init, lr=lr2, seed=seed,
+                e2e_loss=E2EConfig(lambda_proj=lam), **common,
+            )  # fmt: skip
+        return {k: c.validate() for k, c in cfgs.items()}
 
-    T, T2 = args.steps, args.e2e_steps
+    seconds: dict[str, dict[str, float]] = {}
+    sweep = args.seeds[: args.sweep_seeds]
+    for seed in sweep:
+        seconds[str(seed)] = {name: run(cfg) for name, cfg in configs(seed, args.lambdas).items()}
+    # lambda by the mean validation AR* over the sweep seeds (ties: the smaller L_3D): no test score involved
+    val = {lam: [final_validation(root / f"seed{s}" / lam_name(lam)) for s in sweep] for lam in args.lambdas}
+    lam_best = max(
+        args.lambdas, key=lambda lam: (np.mean([v["ar"] for v in val[lam]]), -np.mean([v["l3d"] for v in val[lam]]))
+    )
+    for seed in args.seeds[args.sweep_seeds :]:
+        seconds[str(seed)] = {name: run(cfg) for name, cfg in configs(seed, [lam_best]).items()}
+
+    rows: dict[str, dict[str, dict]] = {}
+    for seed in args.seeds:
+        folder = root / f"seed{seed}"
+        rows[str(seed)] = {
+            name: score_checkpoint(
+                folder / run_name / "last.pt", args.bop_path, args.test, args.test_split, device=device,
+                crops=args.test_crops,
+            )
+            for name, run_name in (("a", "a"), ("b", lam_name(lam_best)), ("c", "c"))
+        }  # fmt: skip
+    verdict = {k: mean_std([rows[str(s)]["b"][k] - rows[str(s)]["c"][k] for s in args.seeds]) for k in METRICS}
+    summary = {
+        "args": vars(args), "lambda_proj": lam_best, "validation": {f"{lam:g}": val[lam] for lam in args.lambdas},
+        "seconds": seconds, "scores": rows, "b_minus_c": verdict,
+    }  # fmt: skip
+    (root / "scores.json").write_text(json.dumps(summary, indent=1) + "\n")
+
+    T, T2, n = args.steps, args.e2e_steps, len(args.seeds)
+    crops = rows[str(args.seeds[0])]["a"]["crops"]
+    print(f"test: {args.test}/{args.test_split}, {crops} crops (GT boxes); train: {args.train}; seeds {args.seeds}")
+    print(f"lambda_proj sweep on the held-out training scenes (seeds {sweep}), validation AR* and L_3D:")
+    for lam in args.lambdas:
+        ar, l3d = np.mean([v["ar"] for v in val[lam]]), np.mean([v["l3d"] for v in val[lam]])
+        print(f"  {lam:<8g} AR* {ar:.3f}  L_3D {l3d:.3f}" + ("   <- chosen" if lam == lam_best else ""))
     label = {"a": f"(a) L_trans, {T} steps", "b": f"(b) (a) + e2e, {T2} steps", "c": f"(c) (a) + L_trans, {T2} steps"}
-    print(f"test: {args.test}/{args.test_split}, {rows['a']['crops']} crops (GT boxes); train: {args.train}")
-    print(f"{'run':34s} {'ADD(-S)':>8s} {'MSSD':>7s} {'MSPD':>7s} {'AR*':>7s} {'valid':>6s} {'train s':>8s}")
-    for name, r in rows.items():
-        print(
-            f"{label[name]:34s} {r['add_s']:8.3f} {r['mssd']:7.3f} {r['mspd']:7.3f} {r['ar']:7.3f} {r['valid']:6.2f} "
-            f"{seconds[name]:8.0f}"
-        )
-    print("AR* = (MSSD + MSPD) / 2, the BOP19 AR without VSD; 'train s' is 0 for runs that were already complete")
-    diff = np.array([rows["b"][k] - rows["c"][k] for k in ("add_s", "mssd", "mspd")])
-    print(f"(b) - (c): ADD(-S) {diff[0]:+.3f}, MSSD {diff[1]:+.3f}, MSPD {diff[2]:+.3f}")
+    head = f"run (mean +- std over {n} seeds)"
+    print(f"{head:34s} {'ADD(-S)':>13s} {'MSSD':>13s} {'MSPD':>13s} {'AR*':>13s}")
+    for name in ("a", "b", "c"):
+        cells = [mean_std([rows[str(s)][name][k] for s in args.seeds]) for k in METRICS]
+        print(f"{label[name]:34s} " + " ".join(f"{m:6.3f}+-{s:5.3f}" for m, s in cells))
+    print("(b) - (c) " + ", ".join(f"{k}: {m:+.3f} +- {s:.3f}" for k, (m, s) in verdict.items()))
+    print("AR* = (MSSD + MSPD) / 2, the BOP19 AR without VSD; std: sample standard deviation over the seeds")
 
 
 if __name__ == "__main__":

@@ -125,3 +125,7 @@ def detect(name, bop_path, split, detector, out, all_images, score_threshold, ba
             f"{sc['ap_segm']:.3f} (AP50 {sc['ap50_segm']:.3f}), recall@IoU0.5 {sc['recall50']:.3f} of "
             f"{int(sc['instances'])} instances at least 10 % visible (detections scoring >= 0.5)"
         )
+        from bopnp.metrics.detection import format_confusion
+
+        click.echo("classes given to those instances at IoU >= 0.5 (bg: no instance there; miss: not detected):")
+        click.echo(format_confusion(sc["confusion"], sorted(source.obj_ids)))

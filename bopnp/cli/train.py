@@ -17,6 +17,9 @@ PRESETS = ("auto", "full", "cpu")
 #: augmentation names per stage (the library's AUGMENT_PRESETS and detector_config.AUGMENTS)
 POSE_AUGMENTS = ("pix2pose", "light", "none")
 DETECTOR_AUGMENTS = ("full", "color", "none")
+#: the pose stage's coordinate networks (bopnp.models.ARCHS) and normalisations
+POSE_ARCHS = ("pix2pose", "unet", "resnet18", "resnet34")
+POSE_NORMS = ("batch", "group")
 #: per-stage defaults of the shared options
 STAGE_DEFAULTS = {"pose": {"batch_size": 16, "lr": 1e-3}, "detector": {"batch_size": 2, "lr": None}}
 
@@ -125,6 +128,16 @@ augmented.png and TensorBoard files. Interrupted? Run the same command with --re
     "--width", type=click.IntRange(min=1), default=32, show_default=True, help="Pose: channels of the first level."
 )
 @click.option(
+    "--arch",
+    type=click.Choice(POSE_ARCHS),
+    default="pix2pose",
+    show_default=True,
+    help="Pose network: Pix2Pose's U-Net, a plain U-Net, or a ResNet-18/34 encoder with a light decoder.",
+)
+@click.option(
+    "--norm", type=click.Choice(POSE_NORMS), default="batch", show_default=True, help="Pose: normalisation layers."
+)
+@click.option(
     "--preset",
     type=click.Choice(PRESETS),
     default="auto",
@@ -147,7 +160,8 @@ augmented.png and TensorBoard files. Interrupted? Run the same command with --re
     metavar="imagenet|coco|FILE",
     help="Detector: pretrained weights: imagenet or coco (torchvision's, from torch's hub cache, downloaded there when "
     "online) or a weights file (torchvision's ImageNet backbone or COCO Mask R-CNN). [default: torch's hub cache when "
-    "it holds them, else from scratch]",
+    "it holds them, else from scratch]. Pose with --arch resnet18/34: imagenet or a torchvision ResNet state dict "
+    "for the encoder [default: random init]",
 )
 @click.option(
     "--val-every",
@@ -194,6 +208,8 @@ def train(
     lr,
     augment,
     width,
+    arch,
+    norm,
     preset,
     backbone,
     optimizer,
@@ -230,6 +246,12 @@ def train(
     if augment is not None and augment not in stage_augments:
         raise click.BadParameter(
             f"{augment!r} is not a {stage} augmentation: use one of {', '.join(stage_augments)}", param_hint="--augment"
+        )
+    if stage == "detector" and (arch != "pix2pose" or norm != "batch"):
+        raise click.UsageError("--arch and --norm belong to --stage pose")
+    if stage == "pose" and backbone_weights is not None and not arch.startswith("resnet"):
+        raise click.BadParameter(
+            "pose backbone weights serve --arch resnet18 or resnet34", param_hint="--backbone-weights"
         )
     if nproc > 1 and "LOCAL_RANK" not in os.environ:
         _relaunch_with_torchrun(nproc)
@@ -280,6 +302,9 @@ def train(
         batch_size=batch_size,
         lr=lr,
         width=width,
+        arch=arch,
+        norm=norm,
+        backbone_weights=None if backbone_weights is None else str(backbone_weights),
         val_every=val_every,
         device=device,
         workers=workers,

@@ -13,7 +13,7 @@ from bopnp.bop.detections import Detection
 from bopnp.bop.rle import Rle
 from bopnp.data.detection_set import detection_records
 from bopnp.infer.detect import ImageKey, detection_mask
-from bopnp.metrics.detection import detection_scores
+from bopnp.metrics.detection import class_confusion, detection_scores
 
 
 def score_detections(
@@ -24,7 +24,7 @@ def score_detections(
     *,
     min_visib_fract: float = 0.1,
     min_score: float = 0.5,
-) -> dict[str, float]:
+) -> dict:
     """Scores of ``detections`` on ``images`` of ``dataset``'s split.
 
     Args:
@@ -33,7 +33,8 @@ def score_detections(
             (the rest are not targets), and detections of these objects.
         min_score: detections scoring below this do not count for the recall.
     Returns:
-        see :func:`bopnp.metrics.detection.detection_scores`.
+        see :func:`bopnp.metrics.detection.detection_scores`; and ``confusion``, the
+        :func:`bopnp.metrics.detection.class_confusion` table of the objects in sorted order at IoU 0.5.
     Raises:
         DatasetError: the split has no ground truth or visibility records.
     """
@@ -63,7 +64,9 @@ def score_detections(
                 "masks": [_mask_json(d, dataset) for d in found],
             }
         )
-    return detection_scores(gts, dets, min_score=min_score)
+    scores = detection_scores(gts, dets, min_score=min_score)
+    scores["confusion"] = class_confusion(gts, dets, sorted(wanted), iou=0.5, min_score=min_score)
+    return scores
 
 
 def _mask_json(det: Detection, dataset: BopDataset) -> dict:

@@ -22,7 +22,7 @@ import torch
 
 from bopnp.bop.mesh import Mesh
 from bopnp.errors import CheckpointError
-from bopnp.models import CoordUNet, build_coord_unet
+from bopnp.models import coord_net_from_config
 from bopnp.models.e2e import E2EConfig
 from bopnp.train.checkpoint import load_checkpoint
 
@@ -90,7 +90,7 @@ class PoseNetwork:
 
     Attributes:
         path: the checkpoint file.
-        net: the :class:`CoordUNet` in eval mode on its device.
+        net: the coordinate network (:func:`bopnp.models.build_coord_net`) in eval mode on its device.
         obj_ids: the object of each output group (group k serves ``obj_ids[k]``).
         crop_size: side of the crops it takes, pixels.
         e2e: the thresholds of the e2e phase it was trained with (``max_err``, ``min_coord``, ``min_points``).
@@ -99,7 +99,7 @@ class PoseNetwork:
     """
 
     path: Path
-    net: CoordUNet
+    net: torch.nn.Module
     obj_ids: list[int]
     crop_size: int
     e2e: E2EConfig
@@ -144,12 +144,7 @@ def load_pose_network(path: str | os.PathLike, device: str | torch.device = "cpu
     obj_ids = [int(o) for o in state["obj_ids"]]
     crop_size = int(state["crop_size"])
     try:
-        net = build_coord_unet(
-            num_objects=len(obj_ids),
-            width=int(config.get("width", 32)),
-            crop_size=crop_size,
-            bottleneck=int(config.get("bottleneck", 256)),
-        )
+        net = coord_net_from_config(config, num_objects=len(obj_ids), crop_size=crop_size)
         net.load_state_dict(state["model"])
     except Exception as exc:  # a ConfigError of the builder or the RuntimeError of a state dict that does not fit
         raise CheckpointError(

@@ -182,4 +182,73 @@ def detection_scores(
     }
 
 
-__all__ = ["box_iou", "coco_map", "detection_scores", "encode_masks", "recall_at_iou"]
+def class_confusion(
+    gts: Sequence[dict[str, Any]],
+    dets: Sequence[dict[str, Any]],
+    classes: Sequence[int],
+    *,
+    iou: float = 0.5,
+    min_score: float = 0.5,
+) -> np.ndarray:
+    """Which class the detections give the ground-truth instances, and what they find where there is none.
+
+    Per image, the detections scoring at least ``min_score`` are taken by falling score; each claims the
+    not yet claimed instance of *any* class whose box overlaps its own most, if by at least ``iou``.
+
+    Args:
+        gts, dets: per image, as :func:`detection_scores` (``boxes`` (N, 4) x1y1x2y2 px, ``labels``, ``scores``).
+        classes: the C object ids, in the order of the rows and columns.
+    Returns:
+        (C + 1, C + 1) int64 counts: row = the instance's class (row C: no instance, a detection on background or a
+        second detection of a claimed instance), column = the class detected (column C: the instance was
+        missed). The diagonal holds the true positives; row C the false positives by class.
+    """
+    index = {int(c): k for k, c in enumerate(classes)}
+    C = len(index)
+    table = np.zeros((C + 1, C + 1), np.int64)
+    for gt, det in zip(gts, dets, strict=True):
+        g_boxes, g_labels = np.asarray(gt["boxes"]).reshape(-1, 4), np.asarray(gt["labels"]).reshape(-1)
+        scores = np.asarray(det["scores"]).reshape(-1)
+        keep = scores >= min_score
+        d_boxes, d_labels = np.asarray(det["boxes"]).reshape(-1, 4)[keep], np.asarray(det["labels"]).reshape(-1)[keep]
+        ious = box_iou(d_boxes, g_boxes)
+        taken = np.zeros(len(g_labels), bool)
+        for d in np.argsort(-scores[keep], kind="stable"):
+            cand = np.flatnonzero(~taken & (ious[d] >= iou))
+            col = index.get(int(d_labels[d]))
+            if col is None:
+                continue
+            if len(cand):
+                g = cand[np.argmax(ious[d, cand])]
+                taken[g] = True
+                row = index.get(int(g_labels[g]), C)
+                table[row, col] += 1
+            else:
+                table[C, col] += 1
+        for g in np.flatnonzero(~taken):
+            if int(g_labels[g]) in index:
+                table[index[int(g_labels[g])], C] += 1
+    return table
+
+
+def format_confusion(table: np.ndarray, classes: Sequence[int]) -> str:
+    """The table of :func:`class_confusion` as text: rows GT object (``bg``: none), columns detected object
+    (``miss``: not detected)."""
+    names = [f"obj {int(c)}" for c in classes]
+    rows, cols = [*names, "bg"], [*names, "miss"]
+    width = max(6, *(len(n) for n in cols)) + 1
+    lines = ["GT \\ detected".ljust(10) + "".join(c.rjust(width) for c in cols)]
+    for name, counts in zip(rows, table):
+        lines.append(name.ljust(10) + "".join(str(int(v)).rjust(width) for v in counts))
+    return "\n".join(lines)
+
+
+__all__ = [
+    "box_iou",
+    "class_confusion",
+    "coco_map",
+    "detection_scores",
+    "encode_masks",
+    "format_confusion",
+    "recall_at_iou",
+]

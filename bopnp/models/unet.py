@@ -24,10 +24,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
-from bopnp.checks import check_shape
 from bopnp.errors import ConfigError, ShapeError
+from bopnp.models.blocks import MEAN, STD, check_input, check_norm, class_aware_head, make_norm, normalise_image
 
 #: per-level channel multipliers of the encoder (Pix2Pose: 64, 128, 128, 256 for width 64)
 LEVEL_MULTIPLIERS = (1, 2, 2, 4)
@@ -45,12 +44,14 @@ class UNetConfig:
         crop_size: side of the square input crop, pixels; a multiple of 16.
         bottleneck: features of the fully connected bottleneck that gives every output pixel the context of the
             whole crop (as Pix2Pose); 0 replaces it with a 5x5 convolution (any input size then works).
+        norm: ``batch`` (Pix2Pose's) or ``group`` normalisation.
     """
 
     num_objects: int = 1
     width: int = 32
     crop_size: int = 128
     bottleneck: int = 256
+    norm: str = "batch"
 
     def validate(self) -> None:
         if self.num_objects < 1:
@@ -63,25 +64,26 @@ class UNetConfig:
             )
         if self.bottleneck < 0:
             raise ConfigError(f"bottleneck must be >= 0 features (0: convolutional), got {self.bottleneck}")
+        check_norm(self.norm)
 
 
-def _down(c_in: int, c_out: int) -> nn.Sequential:
-    """5x5 convolution with stride 2, batch norm, leaky ReLU: halves the resolution."""
+def _down(c_in: int, c_out: int, norm: str) -> nn.Sequential:
+    """5x5 convolution with stride 2, normalisation, leaky ReLU: halves the resolution."""
     return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 5, stride=2, padding=2, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)
+        nn.Conv2d(c_in, c_out, 5, stride=2, padding=2, bias=False), make_norm(norm, c_out), nn.LeakyReLU(0.2)
     )
 
 
-def _same(c_in: int, c_out: int) -> nn.Sequential:
-    """5x5 convolution, batch norm, leaky ReLU at the same resolution."""
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 5, padding=2, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2))
+def _same(c_in: int, c_out: int, norm: str) -> nn.Sequential:
+    """5x5 convolution, normalisation, leaky ReLU at the same resolution."""
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 5, padding=2, bias=False), make_norm(norm, c_out), nn.LeakyReLU(0.2))
 
 
-def _up(c_in: int, c_out: int) -> nn.Sequential:
-    """5x5 transposed convolution with stride 2, batch norm, leaky ReLU: doubles the resolution."""
+def _up(c_in: int, c_out: int, norm: str) -> nn.Sequential:
+    """5x5 transposed convolution with stride 2, normalisation, leaky ReLU: doubles the resolution."""
     return nn.Sequential(
         nn.ConvTranspose2d(c_in, c_out, 5, stride=2, padding=2, output_padding=1, bias=False),
-        nn.BatchNorm2d(c_out),
+        make_norm(norm, c_out),
         nn.LeakyReLU(0.2),
     )
 
@@ -89,10 +91,10 @@ def _up(c_in: int, c_out: int) -> nn.Sequential:
 class _EncoderLevel(nn.Module):
     """Two parallel strided convolutions: their concatenation goes down, the second is the level's skip."""
 
-    def __init__(self, c_in: int, c: int):
+    def __init__(self, c_in: int, c: int, norm: str):
         super().__init__()
-        self.main = _down(c_in, c)
-        self.skip = _down(c_in, c)
+        self.main = _down(c_in, c, norm)
+        self.skip = _down(c_in, c, norm)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         skip = self.skip(x)
@@ -113,8 +115,8 @@ class CoordUNet(nn.Module):
     """
 
     #: fixed input normalisation (ImageNet statistics), so callers pass plain [0, 1] images
-    MEAN = (0.485, 0.456, 0.406)
-    STD = (0.229, 0.224, 0.225)
+    MEAN = MEAN
+    STD = STD
 
     def __init__(self, config: UNetConfig):
         super().__init__()
@@ -127,7 +129,7 @@ class CoordUNet(nn.Module):
         self.encoder = nn.ModuleList()
         c_in = 3
         for c in chans:
-            self.encoder.append(_EncoderLevel(c_in, c))
+            self.encoder.append(_EncoderLevel(c_in, c, config.norm))
             c_in = 2 * c
         deep = chans[-1]
         side = config.crop_size // DOWNSAMPLING
@@ -141,30 +143,25 @@ class CoordUNet(nn.Module):
                 nn.Unflatten(1, (deep, side, side)),
             )
         else:
-            self.bottleneck = _same(c_in, deep)
+            self.bottleneck = _same(c_in, deep, config.norm)
         # decoder, deepest first: fuse with the skip of the same resolution, then go up one level
         self.fuse = nn.ModuleList()
         self.up = nn.ModuleList()
         c_dec = deep
         for level in reversed(range(len(chans))):
             c_out = chans[level - 1] if level > 0 else w
-            self.fuse.append(_same(c_dec + chans[level], chans[level]))
-            self.up.append(_up(chans[level], c_out))
+            self.fuse.append(_same(c_dec + chans[level], chans[level], config.norm))
+            self.up.append(_up(chans[level], c_out, config.norm))
             c_dec = c_out
         self.head = nn.Conv2d(c_dec, 4 * config.num_objects, 5, padding=2)
 
     def forward(self, image: Tensor, obj_index: Tensor) -> tuple[Tensor, Tensor]:
-        dims = check_shape(image, "B 3 S S", "image")
-        check_shape(obj_index, "B", "obj_index", dims)
-        S, cfg = dims["S"], self.config
+        cfg = self.config
+        S = check_input(image, obj_index, cfg.num_objects)
         if (cfg.bottleneck and S != cfg.crop_size) or S % DOWNSAMPLING:
             want = f"{cfg.crop_size}" if cfg.bottleneck else f"a multiple of {DOWNSAMPLING}"
             raise ShapeError(f"image: crops of {S} px, but this network takes {want} px")
-        if obj_index.dtype not in (torch.int64, torch.int32) or (
-            obj_index.numel() and (int(obj_index.min()) < 0 or int(obj_index.max()) >= cfg.num_objects)
-        ):
-            raise ShapeError(f"obj_index: expected integers in [0, {cfg.num_objects}), got {obj_index.tolist()}")
-        x = (image - self.mean.to(image.dtype)) / self.std.to(image.dtype)
+        x = normalise_image(image, self.mean, self.std)
         skips = []
         for level in self.encoder:
             x, skip = level(x)
@@ -172,37 +169,17 @@ class CoordUNet(nn.Module):
         x = self.bottleneck(x)
         for fuse, up, skip in zip(self.fuse, self.up, reversed(skips)):
             x = up(fuse(torch.cat([x, skip], dim=1)))
-        out = self._head(x, obj_index.long())  # (B, 4, S, S)
+        out = class_aware_head(self.head, x, obj_index.long(), cfg.num_objects)  # (B, 4, S, S)
         return torch.tanh(out[:, :3]), torch.sigmoid(out[:, 3:])
-
-    def _head(self, x: Tensor, obj_index: Tensor) -> Tensor:
-        """The head's four channels of each item's own object, (B, 4, S, S).
-
-        With autograd (training) every group is computed by one convolution and each item keeps its own (a static
-        graph); without (inference) only the groups of the objects in the batch are computed, one convolution per
-        object, which saves most of the head's cost when the network serves many objects."""
-        n = self.config.num_objects
-        B, S = x.shape[0], x.shape[-1]
-        if torch.is_grad_enabled() or n == 1 or B == 0:
-            out = self.head(x).view(B, n, 4, S, S)
-            return out[torch.arange(B, device=out.device), obj_index]
-        weight = self.head.weight.view(n, 4, *self.head.weight.shape[1:])
-        bias = self.head.bias.view(n, 4)
-        out = None
-        for o in torch.unique(obj_index).tolist():
-            sel = obj_index == o
-            part = F.conv2d(x[sel], weight[o], bias[o], padding=self.head.padding)
-            if out is None:
-                out = part.new_empty(B, 4, S, S)
-            out[sel] = part
-        return out
 
 
 def build_coord_unet(
-    *, num_objects: int = 1, width: int = 32, crop_size: int = 128, bottleneck: int = 256
+    *, num_objects: int = 1, width: int = 32, crop_size: int = 128, bottleneck: int = 256, norm: str = "batch"
 ) -> CoordUNet:
-    """The coordinate network (see :class:`CoordUNet` for the input/output contract)."""
-    return CoordUNet(UNetConfig(num_objects=num_objects, width=width, crop_size=crop_size, bottleneck=bottleneck))
+    """The Pix2Pose coordinate network (see :class:`CoordUNet` for the input/output contract)."""
+    return CoordUNet(
+        UNetConfig(num_objects=num_objects, width=width, crop_size=crop_size, bottleneck=bottleneck, norm=norm)
+    )
 
 
 __all__ = ["CoordUNet", "UNetConfig", "build_coord_unet", "DOWNSAMPLING"]

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from bopnp.data.training_set import AugmentConfig
 from bopnp.errors import ConfigError
+from bopnp.models import ARCHS
+from bopnp.models.blocks import NORMS
 from bopnp.models.e2e import E2EConfig
 from bopnp.models.losses import CoordLossConfig
 
@@ -31,6 +33,9 @@ class PoseTrainConfig:
         batch_size: crops per optimiser step (per process under torchrun).
         lr: Adam's learning rate; warm-up over the first 2 % of steps, then cosine decay to 1 %.
         width, bottleneck: the network (see :class:`bopnp.models.UNetConfig`); the crop size is the cache's.
+        arch: the coordinate network (:data:`bopnp.models.ARCHS`: pix2pose, unet, resnet18, resnet34).
+        norm: batch or group normalisation. backbone_weights: a torchvision ResNet state dict file that starts the
+            resnet encoders (None: random init).
         val_fraction: share of the scenes held out for validation (at least one scene when there are two).
         val_every: validate every this many steps (and at the end); 0: only at the end.
         val_crops: validate on at most this many held-out crops (a fixed, evenly spread subset).
@@ -56,6 +61,9 @@ class PoseTrainConfig:
     lr: float = 1e-3
     width: int = 32
     bottleneck: int = 256
+    arch: str = "pix2pose"
+    norm: str = "batch"
+    backbone_weights: str | None = None
     val_fraction: float = 0.1
     val_every: int = 500
     val_crops: int = 256
@@ -95,6 +103,12 @@ class PoseTrainConfig:
         need(
             self.width >= 1 and self.bottleneck >= 0,
             f"width must be >= 1 and bottleneck >= 0, got {self.width}, {self.bottleneck}",
+        )
+        need(self.arch in ARCHS, f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+        need(self.norm in NORMS, f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
+        need(
+            self.backbone_weights is None or self.arch.startswith("resnet"),
+            f"backbone_weights serve the resnet archs, not {self.arch!r}",
         )
         need(0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}")
         for name in ("val_every", "ckpt_every", "log_every", "workers", "val_crops"):

@@ -27,7 +27,7 @@ from bopnp.data.crop_dataset import open_crop_datasets
 from bopnp.data.memory_cache import DeviceBatches, DeviceCrops, crops_nbytes, fits_in_memory
 from bopnp.data.training_set import EpochSampler, TrainingSet
 from bopnp.errors import CheckpointError, ConfigError
-from bopnp.models import build_coord_unet, symmetric_coord_loss, transformer_loss
+from bopnp.models import build_coord_net, symmetric_coord_loss, transformer_loss
 from bopnp.models.e2e import e2e_projection_loss, pose_from_prediction
 from bopnp.pnp import RansacConfig
 from bopnp.train.checkpoint import load_checkpoint
@@ -97,8 +97,14 @@ class PoseTrainer(Runner):
                 "lower --batch-size or prepare more crops"
             )
         torch.manual_seed(cfg.seed)
-        net = build_coord_unet(
-            num_objects=len(self.obj_ids), width=cfg.width, crop_size=self.crop_size, bottleneck=cfg.bottleneck
+        net = build_coord_net(
+            arch=cfg.arch,
+            num_objects=len(self.obj_ids),
+            width=cfg.width,
+            crop_size=self.crop_size,
+            bottleneck=cfg.bottleneck,
+            norm=cfg.norm,
+            backbone_weights=None if cfg.init else cfg.backbone_weights,
         ).to(self.device)
         if cfg.init:
             state = load_checkpoint(cfg.init)
@@ -107,7 +113,7 @@ class PoseTrainer(Runner):
             except RuntimeError as exc:
                 raise CheckpointError(
                     f"{cfg.init}: its network does not fit this run ({str(exc)[:300]}); use the "
-                    "same --width, crop size and objects it was trained with"
+                    "same --arch, --width, crop size and objects it was trained with"
                 ) from None
         self.net = net
         self.model = net

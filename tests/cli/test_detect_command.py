@@ -56,6 +56,14 @@ def test_detections_file_round_trips_through_the_default_detections_reader(setup
     result = CliRunner().invoke(cli, _args(bop, ckpt, out, "--score-threshold", "0"))
     assert result.exit_code == 0, result.output
     assert str(out) in result.output and "box mAP" in result.output and "recall" in result.output
+    # the confusion table: a row per object and one for background, a column per object and one for misses
+    lines = result.output.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("GT \\ detected"))
+    assert lines[at].split()[-3:] == ["obj", "2", "miss"] and [line.split()[0] for line in lines[at + 1 : at + 4]] == [
+        "obj",
+        "obj",
+        "bg",
+    ]
     read = FileDetections(out)
     assert read.keys() == [(1, 0), (1, 1)]  # the images of the test targets
     ds = BopDataset(bop / "drawn", "test")

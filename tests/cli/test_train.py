@@ -149,3 +149,43 @@ def test_augment_names_belong_to_their_stage(tiny_train_dataset, tmp_path):
     bop, name = tiny_train_dataset
     res = CliRunner().invoke(cli, _args(bop, name, tmp_path / "o", "--augment", "color"))
     assert res.exit_code == 2 and "not a pose augmentation" in res.output and "pix2pose" in res.output
+
+
+def test_cli_lists_the_libraries_archs_and_norms():
+    from bopnp.cli.train import POSE_ARCHS, POSE_NORMS
+    from bopnp.models import ARCHS
+    from bopnp.models.blocks import NORMS
+
+    assert POSE_ARCHS == ARCHS and POSE_NORMS == NORMS
+    res = CliRunner().invoke(cli, ["train", "--help"])
+    assert res.exit_code == 0 and "--arch" in res.output and "resnet18" in res.output and "--norm" in res.output
+
+
+def test_arch_and_norm_reach_the_run_and_its_checkpoint_loads_for_prediction(tiny_train_dataset, tmp_path):
+    import json
+
+    from bopnp.infer.network import load_pose_network
+    from bopnp.models.plain_unet import PlainUNet
+
+    bop, name = tiny_train_dataset
+    out = tmp_path / "run"
+    res = CliRunner().invoke(cli, _args(bop, name, out, "--steps", "1", "--arch", "unet", "--norm", "group"))
+    assert res.exit_code == 0, res.output
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["arch"] == "unet" and saved["norm"] == "group"
+    loaded = load_pose_network(out)
+    assert isinstance(loaded.net, PlainUNet) and loaded.net.config.norm == "group"
+
+
+def test_pose_backbone_weights_need_a_resnet_and_a_state_dict(tiny_train_dataset, tmp_path):
+    bop, name = tiny_train_dataset
+    junk = tmp_path / "w.pth"
+    junk.write_text("not weights")
+    res = CliRunner().invoke(cli, _args(bop, name, tmp_path / "a", "--arch", "unet", "--backbone-weights", str(junk)))
+    assert res.exit_code == 2 and "resnet18" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(
+        cli, _args(bop, name, tmp_path / "b", "--arch", "resnet18", "--backbone-weights", str(junk), "--steps", "1")
+    )
+    assert res.exit_code != 0 and "w.pth" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(cli, _args(bop, name, tmp_path / "c", "--stage", "detector", "--arch", "unet"))
+    assert res.exit_code == 2 and "--stage pose" in res.output

@@ -71,3 +71,33 @@ def test_encoded_masks_are_the_coco_rle_of_our_encoder():
     m[1, 0:40, 50:60] = 1
     ours = [Rle.encode(x).to_json() for x in m]
     assert encode_masks(m) == ours and encode_masks(np.zeros((0, 40, 60))) == []
+
+
+def test_confusion_counts_right_classes_confusions_misses_and_background():
+    from bopnp.metrics.detection import class_confusion, format_confusion
+
+    box = lambda x: [x, 0.0, x + 10.0, 10.0]  # noqa: E731
+    gts = [
+        {"boxes": np.array([box(0), box(20), box(40)]), "labels": np.array([1, 2, 3])},
+        {"boxes": np.array([box(0)]), "labels": np.array([2])},
+    ]
+    dets = [
+        {  # obj 1 found as 1; obj 2 taken for 3; a second detection of obj 1 and one on background; obj 3 missed
+            "boxes": np.array([box(0), box(21), box(1), box(80), box(40)]),
+            "labels": np.array([1, 3, 1, 2, 3]),
+            "scores": np.array([0.9, 0.8, 0.7, 0.6, 0.1]),  # the last scores below min_score
+        },
+        {"boxes": np.array([box(0)]), "labels": np.array([2]), "scores": np.array([0.95])},
+    ]
+    table = class_confusion(gts, dets, [1, 2, 3], iou=0.5, min_score=0.5)
+    expected = np.zeros((4, 4), int)
+    expected[0, 0] = 1  # obj 1 -> 1
+    expected[1, 2] = 1  # obj 2 -> 3
+    expected[1, 1] = 1  # obj 2 -> 2 (second image)
+    expected[2, 3] = 1  # obj 3 missed
+    expected[3, 0] = 1  # duplicate of obj 1
+    expected[3, 1] = 1  # background taken for obj 2
+    np.testing.assert_array_equal(table, expected)
+    assert table[:3].sum() == 4  # every instance counted once
+    text = format_confusion(table, [1, 2, 3])
+    assert text.splitlines()[0].split()[-1] == "miss" and text.splitlines()[-1].split() == ["bg", "1", "1", "0", "0"]

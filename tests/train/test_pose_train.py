@@ -134,6 +134,9 @@ def test_holdout_takes_the_last_scenes_or_the_last_images_of_a_single_scene():
         ({"e2e_steps": 3}, "--e2e"),
         ({"e2e": True, "e2e_steps": 99}, "e2e_steps"),
         ({"lr": float("nan")}, "lr"),
+        ({"arch": "vit"}, "arch must be one of"),
+        ({"norm": "layer"}, "norm must be one of"),
+        ({"backbone_weights": "w.pth"}, "resnet"),
     ],
 )
 def test_config_errors_say_how_to_fix(kw, match, tmp_path):

@@ -24,7 +24,6 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from bopnp.errors import ConfigError, ShapeError
-from bopnp.models.weights import load_weights
 from bopnp.models.blocks import (
     MEAN,
     STD,
@@ -35,6 +34,7 @@ from bopnp.models.blocks import (
     make_norm,
     normalise_image,
 )
+from bopnp.models.weights import load_weights
 
 #: the torchvision ResNets this network can use as encoder
 DEPTHS = (18, 34)

@@ -519,8 +519,8 @@ class Runner:
                         **({"budget": self.budget} if self.budget else {}),
                     }
                 )
-            else:
-                rates.add(record)
+                record = replace(record, wait_s=0.0)  # the wait for the first batch is the start-up's
+            rates.add(record)
             bar.update(1)
             window.append(record.values["loss"])
             if cfg.log_every and step % cfg.log_every == 0:

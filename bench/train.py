@@ -175,7 +175,8 @@ def run_train(src: Path, args, batch: int, out: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(src)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    # run from the checkout itself: `python -m` puts the working folder first on the path
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=src)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
@@ -196,7 +197,8 @@ def run_train(src: Path, args, batch: int, out: Path) -> dict:
 
 def e2e_rows(args) -> None:
     """End-to-end rows: real training processes, this code against ``--baseline``, per batch size."""
-    sources = [("this", REPO)] + ([("baseline", args.baseline)] if args.baseline else [])
+    sources = [("this", REPO)] + ([("baseline", args.baseline.resolve())] if args.baseline else [])
+    args.runs = [str(Path(args.runs[0]).resolve()), args.runs[1]]
     print(
         f"\nend to end: `bopnp train {args.runs[1]} --stage pose --steps {args.run_steps} {args.run_args}`, "
         f"{args.workers} loader workers; crops/s between its first and last logged steps"

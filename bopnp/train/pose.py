@@ -75,8 +75,8 @@ class PoseTrainer(Runner):
         self.train_set = TrainingSet(crops, cfg.augment, indices=train_idx)
         self.val_set = None
         if val_idx and cfg.val_crops:
-            val_crops = open_crop_datasets(cache_dir, objects, min_visib_fract=cfg.min_visib_fract)
-            self.val_set = TrainingSet(val_crops, None, indices=evenly_spread(val_idx, cfg.val_crops))
+            # the same opened crops: a TrainingSet only reads them (opening the cache again cost seconds at start-up)
+            self.val_set = TrainingSet(crops, None, indices=evenly_spread(val_idx, cfg.val_crops))
         self.obj_ids = self.train_set.obj_ids
         per_rank = -(-len(self.train_set) // self.info.world_size)
         if per_rank < cfg.batch_size:

@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 EGL_DEBS := libegl1 libegl-mesa0 libgl1-mesa-dri libgles2
 export BOP_PATH
 
-.PHONY: setup egl demo test lint test-oldest bop-eval bop-toolkit-env bench gpu-check help
+.PHONY: setup egl demo test lint test-oldest bop-eval bop-toolkit-env bench gpu-check lmo-synth-recipe help
 
 help:
 	@echo "make demo      set up, then synth -> prepare -> train detector and pose network -> predict -> eval on '$(DEMO)'"
@@ -22,6 +22,7 @@ help:
 	@echo "make bop-toolkit-env TOOLKIT=path/to/bop_toolkit  an environment for the official scorer (bopnp eval --backend bop_toolkit)"
 	@echo "make bench     run the benchmarks in bench/"
 	@echo "make gpu-check the GPU tests and the CUDA benchmarks (PY=python3 to use an existing environment)"
+	@echo "make lmo-synth-recipe MODELS=dir MINUTES=8  render, prepare, train the pose network for MINUTES, score held-out renders"
 
 setup: $(VENV)/.installed egl
 
@@ -79,6 +80,14 @@ demo: setup
 	@echo
 	@echo "Scores: $(DEMO_OUT)/scores_bop19.json (table above); overlays: $(DEMO_OUT)/overlays.png"
 	@echo "Runs: $(DEMO_RUNS)/detector, $(DEMO_RUNS)/pose; GT pictures: bopnp viz $(DEMO) --bop-path $(BOP_PATH)"
+
+# The time-budgeted pose recipe (bopnp recipe): renders of MODELS (e.g. LM-O's models/), their crops, the pose
+# network trained for MINUTES (L_trans, then e2e), scored on held-out renders of another seed with GT boxes.
+MODELS ?= $(BOP_PATH)/lmo/models
+MINUTES ?= 8
+RECIPE_ARGS ?=
+lmo-synth-recipe: setup
+	$(BIN)/bopnp recipe --models $(MODELS) --minutes $(MINUTES) --bop-path $(BOP_PATH) $(RECIPE_ARGS)
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

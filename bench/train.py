@@ -8,16 +8,29 @@ CUDA rows only). Inputs are random crops and targets of the shapes training uses
 so the compute rows need no dataset. With ``--cache BOP_PATH/NAME/crops/SPLIT`` a last table times the DataLoader
 side on real crops: reading and augmenting one batch in the main process, and the share of a training step it is.
 
+With ``--runs BOP_PATH NAME`` it adds end-to-end rows: a real ``bopnp train`` process per batch size (loader,
+augmentation, step, logging), crops/s over its logged steps after the first, the seconds from its start to its first
+step and its CPU-seconds; ``--baseline DIR`` (a checkout of another revision, e.g. ``git worktree add /tmp/base
+main``) runs the same commands with that code, in the same run, for the ratios.
+
     python bench/train.py                                   # CPU: 64 and 128 px, widths 16 and 32
     python bench/train.py --cache datasets/demo/crops/train_pbr --workers 0
     python bench/train.py --sizes 128 --widths 32 64 --compile --device cuda
+    python bench/train.py --device cpu --sizes 64 --widths 16 --runs datasets demo --run-batches 8 \
+        --run-args "--width 16 --augment light" --baseline /tmp/base          # demo settings, today vs baseline
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import resource
+import shlex
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -151,6 +164,59 @@ def loader_rows(args, step_ms: dict[int, float]) -> None:
         )
 
 
+def run_train(src: Path, args, batch: int, out: Path) -> dict:
+    """One ``bopnp train`` process with the code of ``src``; its end-to-end rate from its log."""
+    cmd = [
+        sys.executable, "-m", "bopnp", "train", args.runs[1], "--bop-path", args.runs[0], "--stage", "pose",
+        "--steps", str(args.run_steps), "--batch-size", str(batch), "--val-every", "0", "--workers", str(args.workers),
+        "--device", args.device if args.device != "all" else "auto", "--out", str(out), "--overwrite", "--no-progress",
+        *shlex.split(args.run_args),
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    # run from the checkout itself: `python -m` puts the working folder first on the path
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=src)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "loss" in r and "elapsed_s" in r]
+    start = next((r for r in records if r.get("startup")), None)
+    a, b = steps[0], steps[-1]
+    rate = (b["step"] - a["step"]) * batch / max(b["elapsed_s"] - a["elapsed_s"], 1e-9)
+    return {
+        "crops_s": rate,
+        "first_step_s": start["total_s"] if start else float("nan"),
+        "wall_s": wall,
+        "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+        "data_wait": b.get("data_wait", float("nan")),
+    }
+
+
+def e2e_rows(args) -> None:
+    """End-to-end rows: real training processes, this code against ``--baseline``, per batch size."""
+    sources = [("this", REPO)] + ([("baseline", args.baseline.resolve())] if args.baseline else [])
+    args.runs = [str(Path(args.runs[0]).resolve()), args.runs[1]]
+    print(
+        f"\nend to end: `bopnp train {args.runs[1]} --stage pose --steps {args.run_steps} {args.run_args}`, "
+        f"{args.workers} loader workers; crops/s between its first and last logged steps"
+    )
+    print("| batch | code | crops/s | x baseline | start -> first step s | data wait | wall s | CPU s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    with tempfile.TemporaryDirectory() as tmp:
+        for batch in args.run_batches:
+            res = {name: run_train(src, args, batch, Path(tmp) / f"{name}{batch}") for name, src in sources}
+            base = res.get("baseline", res["this"])["crops_s"]
+            for name, r in res.items():
+                print(
+                    f"| {batch} | {name} | {r['crops_s']:.1f} | {r['crops_s'] / base:.2f} | {r['first_step_s']:.1f} | "
+                    f"{r['data_wait']:.2f} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} |",
+                    flush=True,
+                )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all", help="all: CPU, and CUDA when present")
@@ -163,6 +229,12 @@ def main() -> None:
     p.add_argument("--cache", type=Path, default=None, help="a crop cache folder to time loading on")
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--runs", nargs=2, metavar=("BOP_PATH", "NAME"), default=None, help="add end-to-end rows")
+    p.add_argument("--run-batches", type=int, nargs="+", default=[8, 32])
+    p.add_argument("--run-steps", type=int, default=200)
+    p.add_argument("--run-args", default="--width 16 --augment light", help="more `bopnp train` options")
+    p.add_argument("--baseline", type=Path, default=None, help="a checkout of the code to compare with")
+    p.add_argument("--no-compute", action="store_true", help="only the end-to-end rows")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -173,7 +245,7 @@ def main() -> None:
     print("| device | crop px | width | variant | ms / step | crops/s | x eager |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     rows = []
-    for d in devices:
+    for d in devices if not args.no_compute else []:
         rows += compute_rows(args, torch.device(d))
     if args.cache is not None:
         size = None
@@ -184,6 +256,8 @@ def main() -> None:
             r["width"]: r["ms"] for r in rows if r["size"] == size and r["variant"] == "eager" and r["device"] == "cpu"
         }
         loader_rows(args, step_ms)
+    if args.runs is not None:
+        e2e_rows(args)
 
 
 if __name__ == "__main__":

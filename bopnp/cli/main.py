@@ -24,6 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "detect": ("bopnp.cli.detect:detect", "Run a trained detector over a split; write BOP default-detections json."),
     "predict": ("bopnp.cli.predict:predict", "Estimate 6D poses of the test targets and write a BOP19 results CSV."),
     "eval": ("bopnp.cli.eval:eval_cmd", "Score a BOP19 results CSV (VSD, MSSD, MSPD, AR, ADD(-S))."),
+    "recipe": (
+        "bopnp.cli.recipe:recipe",
+        "Synth, prepare, train the pose network for N minutes, score held-out renders.",
+    ),
     "viz": ("bopnp.cli.viz:viz", "Draw GT poses, estimates or training crops of a dataset into a PNG."),
     "models-info": ("bopnp.cli.models_info:models_info", "Compute models_info.json from meshes (size, symmetries)."),
 }

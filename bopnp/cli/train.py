@@ -62,6 +62,7 @@ Examples:
   bopnp train demo --stage pose --e2e                  # L_trans, then the last quarter end to end
   bopnp train demo --stage pose --e2e --init results/train/demo/pose/best.pt --out results/train/demo/e2e
   bopnp train lmo --stage pose --objects 1,5 --device cuda --batch-size 32
+  bopnp train lmo --stage pose --e2e --minutes 8 --device cuda --batch-size 512 --lr-scale sqrt
   bopnp train demo --stage pose --nproc 2              # distributed data parallel (torchrun)
   bopnp train demo --stage detector --steps 500        # Mask R-CNN; on a CPU the light 'cpu' preset
   bopnp train lmo --stage detector --preset full --backbone-weights resnet50-11ad3fa6.pth --device cuda
@@ -115,6 +116,42 @@ augmented.png and TensorBoard files. Interrupted? Run the same command with --re
     default=None,
     help="Peak learning rate, warm-up then cosine decay. [default: pose 1e-3 (Adam); detector: AdamW 1e-3, SGD "
     "0.02 x batch size / 16]",
+)
+@click.option(
+    "--lr-scale",
+    type=click.Choice(["none", "sqrt", "linear"]),
+    default="none",
+    show_default=True,
+    help="Pose: scale --lr with the batch (all processes) against 16 crops: sqrt (Adam's rule for large batches) "
+    "or linear.",
+)
+@click.option(
+    "--warmup",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.02,
+    show_default=True,
+    help="Pose: share of the steps of the learning-rate warm-up (e.g. 0.05 for batches of 256 and more).",
+)
+@click.option(
+    "--minutes",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help="Pose: a time budget instead of --steps: the throughput is measured for a few seconds and the steps that "
+    "fit (e2e phase and validations included) are recorded in config.json; --resume keeps them.",
+)
+@click.option(
+    "--compile/--no-compile",
+    "compile_net",
+    default=False,
+    show_default=True,
+    help="Pose: torch.compile the network (its first steps compile; for long runs).",
+)
+@click.option(
+    "--channels-last",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    show_default=True,
+    help="Pose: NHWC memory format (auto: on CUDA).",
 )
 @click.option(
     "--augment",
@@ -206,6 +243,11 @@ def train(
     lambda_proj,
     batch_size,
     lr,
+    lr_scale,
+    warmup,
+    minutes,
+    compile_net,
+    channels_last,
     augment,
     width,
     arch,
@@ -242,6 +284,8 @@ def train(
         raise click.BadParameter("the pose stage needs at least 2 crops a step (batch norm)", param_hint="--batch-size")
     if stage == "detector" and (e2e or e2e_steps is not None):
         raise click.UsageError("--e2e and --e2e-steps belong to --stage pose")
+    if stage == "detector" and (minutes is not None or compile_net or lr_scale != "none"):
+        raise click.UsageError("--minutes, --compile and --lr-scale belong to --stage pose")
     stage_augments = POSE_AUGMENTS if stage == "pose" else DETECTOR_AUGMENTS
     if augment is not None and augment not in stage_augments:
         raise click.BadParameter(
@@ -301,6 +345,11 @@ def train(
         init=init,
         batch_size=batch_size,
         lr=lr,
+        lr_scale=lr_scale,
+        warmup=warmup,
+        minutes=minutes,
+        compile=compile_net,
+        channels_last=channels_last,
         width=width,
         arch=arch,
         norm=norm,

@@ -11,6 +11,8 @@ import io
 import os
 import random
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,29 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+@contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Run a block without moving any random generator of training (Python, numpy, torch CPU and CUDA): what it
+    draws is given back on exit. Validation, previews and throughput measurements run inside one, so that where
+    they happen (a resumed run validates where an uninterrupted one does not) cannot change the training."""
+    state = rng_state()
+    try:
+        yield
+    finally:
+        set_rng_state(state)
+
+
+def nonfinite_weights(weights: dict[str, Any], limit: int = 3) -> list[str]:
+    """Names of the first ``limit`` floating-point tensors of a state dict that hold a NaN or an infinity."""
+    bad = []
+    for name, value in weights.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad.append(name)
+            if len(bad) >= limit:
+                break
+    return bad
+
+
 def code_revision(start: str | os.PathLike | None = None) -> str:
     """The git commit of the checkout bopnp runs from (with ``+dirty`` when it has changes), else the version."""
     from bopnp import __version__
@@ -79,11 +104,17 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
     write_bytes_atomic(path, buf.getvalue())
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu", *, check_finite: bool = True
+) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint`.
 
+    Args:
+        check_finite: refuse weights that hold NaN or infinite values (a diverged run), which would otherwise give
+            empty predictions or fail a resumed run later without naming the file.
     Raises:
-        CheckpointError: the file is missing or not a readable checkpoint, naming the file.
+        CheckpointError: the file is missing, not a readable checkpoint, or (``check_finite``) holds non-finite
+            weights, naming the file.
     """
     path = Path(path)
     if not path.is_file():
@@ -97,7 +128,22 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         ) from None
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"{path}: not a bopnp training checkpoint (no model state in it)")
+    if check_finite and isinstance(state["model"], dict):
+        bad = nonfinite_weights(state["model"])
+        if bad:
+            raise CheckpointError(
+                f"{path}: its weights hold NaN or infinite values ({', '.join(bad)}): the run diverged before it "
+                "was saved; use an earlier checkpoint of the run (best.pt) or retrain with a lower --lr"
+            )
     return state
 
 
-__all__ = ["code_revision", "load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state"]
+__all__ = [
+    "code_revision",
+    "load_checkpoint",
+    "nonfinite_weights",
+    "preserved_rng",
+    "rng_state",
+    "save_checkpoint",
+    "set_rng_state",
+]

@@ -16,6 +16,11 @@ from bopnp.models.e2e import E2EConfig
 from bopnp.models.losses import CoordLossConfig
 
 DeviceChoice = Literal["auto", "cpu", "cuda"]
+LrScale = Literal["none", "sqrt", "linear"]
+Switch = Literal["auto", "on", "off"]
+
+#: the batch size at which ``lr`` is the learning rate when it is scaled with the batch
+LR_BASE_BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,15 @@ class PoseTrainConfig:
         e2e_steps: steps of the e2e phase (None: a quarter of ``steps``; all of them with ``init``).
         init: checkpoint whose weights start the run (e.g. a trained network to fine-tune with ``e2e``).
         batch_size: crops per optimiser step (per process under torchrun).
-        lr: Adam's learning rate; warm-up over the first 2 % of steps, then cosine decay to 1 %.
+        lr: Adam's peak learning rate; warm-up over the first ``warmup`` of the steps, then cosine decay to 1 %.
+        lr_scale: how the learning rate follows the batch (all processes together) for large batches: ``none``
+            (``lr`` as given), ``sqrt`` (``lr * sqrt(batch / 16)``, Adam's rule) or ``linear`` (``lr * batch / 16``).
+        warmup: share of the steps of the linear warm-up (large batches want a longer one, e.g. 0.05).
+        minutes: a time budget: the throughput is measured for a few seconds and ``steps`` becomes the count that
+            fits (schedule, e2e phase and validations included); ``config.json`` records it, and a resumed run keeps
+            it.
+        channels_last: NHWC memory format for the network (``auto``: on CUDA, where bf16 convolutions want it).
+        compile: ``torch.compile`` the training network (its first steps compile: pays off on long runs only).
         width, bottleneck: the network (see :class:`bopnp.models.UNetConfig`); the crop size is the cache's.
         arch: the coordinate network (:data:`bopnp.models.ARCHS`: pix2pose, unet, resnet18, resnet34).
         norm: batch or group normalisation. backbone_weights: a torchvision ResNet state dict file that starts the
@@ -59,6 +72,11 @@ class PoseTrainConfig:
     init: str | None = None
     batch_size: int = 16
     lr: float = 1e-3
+    lr_scale: LrScale = "none"
+    warmup: float = 0.02
+    minutes: float | None = None
+    channels_last: Switch = "auto"
+    compile: bool = False
     width: int = 32
     bottleneck: int = 256
     arch: str = "pix2pose"
@@ -82,6 +100,11 @@ class PoseTrainConfig:
     @property
     def run_dir(self) -> Path:
         return Path(self.out) if self.out else Path("results") / "train" / self.name / "pose"
+
+    def peak_lr(self, world_size: int = 1) -> float:
+        """The peak learning rate after :attr:`lr_scale` for ``batch_size * world_size`` crops a step."""
+        ratio = self.batch_size * world_size / LR_BASE_BATCH
+        return self.lr * {"none": 1.0, "sqrt": math.sqrt(ratio), "linear": ratio}[self.lr_scale]
 
     @property
     def e2e_start(self) -> int:
@@ -109,6 +132,16 @@ class PoseTrainConfig:
         need(
             self.backbone_weights is None or self.arch.startswith("resnet"),
             f"backbone_weights serve the resnet archs, not {self.arch!r}",
+        )
+        need(self.lr_scale in ("none", "sqrt", "linear"), f"lr_scale must be none, sqrt or linear: {self.lr_scale!r}")
+        need(0 <= self.warmup < 1, f"warmup must be a share of the steps in [0, 1), got {self.warmup}")
+        need(
+            self.minutes is None or (math.isfinite(self.minutes) and self.minutes > 0),
+            f"minutes must be a positive number of minutes, got {self.minutes}",
+        )
+        need(
+            self.channels_last in ("auto", "on", "off"),
+            f"channels_last must be auto, on or off: {self.channels_last!r}",
         )
         need(0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}")
         for name in ("val_every", "ckpt_every", "log_every", "workers", "val_crops"):

@@ -8,9 +8,10 @@ mid-epoch (the sampler skips what was trained); :class:`TrainState` is what a ch
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -69,6 +70,37 @@ def to_device(batch: Any, device: torch.device) -> Any:
 StepFn = Callable[[torch.nn.Module, dict[str, Tensor], int], dict[str, Tensor]]
 
 
+@dataclass
+class StepRecord:
+    """One optimiser step as the loop reports it.
+
+    Attributes:
+        step: steps done after this one (1 for the first). values: the step's scalar losses.
+        n: items (crops, images) of the batch on this process.
+        wait_s: seconds spent waiting for the loader before the step.
+        step_s: host seconds of the step (copy to the device, forward, backward, optimiser); on CUDA, between two
+            reads of the losses, the time to queue its work: the step before a read also counts the read's wait for
+            the device, so the sum over a window is its real time.
+    """
+
+    step: int
+    values: dict[str, float]
+    n: int
+    wait_s: float
+    step_s: float
+
+
+def defers_checks(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether ``optimizer`` can skip its update on the device (torch's fused Adam/AdamW/SGD read a ``found_inf``
+    tensor, as under a gradient scaler), so that the finiteness of the loss need not be read on the host every
+    step."""
+    return bool(getattr(optimizer, "defaults", {}).get("fused"))
+
+
+def _scalars(losses: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {k: v.detach().float() for k, v in losses.items() if isinstance(v, Tensor) and v.dim() == 0}
+
+
 def train_one_epoch(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -80,49 +112,120 @@ def train_one_epoch(
     device: torch.device,
     end_step: int,
     autocast_dtype: torch.dtype | None = None,
-    on_step: Callable[[dict[str, float], int, float], None] | None = None,
+    on_step: Callable[[StepRecord], None] | None = None,
     all_agree: Callable[[bool], bool] | None = None,
+    read_every: int = 1,
+    read_at: Callable[[int], bool] | None = None,
 ) -> bool:
     """Train until the loader is exhausted or ``state.step`` reaches ``end_step``.
 
+    The losses are read on the host (a device synchronisation) once every ``read_every`` steps, at ``end_step``
+    and where ``read_at(step)`` says (a checkpoint, a validation), when the optimiser can skip an update on the
+    device (:func:`defers_checks`); else every step. Between two reads a non-finite loss makes that step's update
+    and every later one of the window a no-op on the device (a sticky ``found_inf``), so the weights stay those
+    before the offending step (its buffers, batch-norm statistics, are put back too); the read then raises for that
+    step with its batch, as a per-step read would. The batches of a window and a copy of the buffers before each
+    step are kept until its read (``read_every`` batches of device memory).
+
     Args:
-        step_fn: ``(model, batch, step) -> {"loss": scalar, ...}``; every entry is logged.
+        step_fn: ``(model, batch, step) -> {"loss": scalar, ...}``; every scalar entry is logged.
         state: updated in place (step, epoch position; the epoch advances when the loader is exhausted).
-        on_step: called after every step with the losses as floats, the batch size and the seconds it took.
+        on_step: called for every step, in order, when its losses have been read (:class:`StepRecord`).
         all_agree: under distributed training, whether every process's loss is finite (given this one's), so that
-            all stop together instead of some waiting for the others' gradients.
+            all stop together instead of some waiting for the others' gradients (losses are then read every step).
     Returns:
         True when the epoch ended (the loader was exhausted), False when ``end_step`` stopped it.
     Raises:
-        NonFiniteLoss: before the optimiser step, so the weights are those that produced it.
+        NonFiniteLoss: with the weights, optimiser and ``state`` as they were before the offending step.
     """
     model.train()
+    deferred = read_every > 1 and all_agree is None and defers_checks(optimizer)
+    window: list[_Pending] = []
+    bad: Tensor | None = None  # whether a loss of the window was non-finite, on the device
+
+    def read() -> None:
+        nonlocal bad, ready
+        if not window:
+            return
+        flat = torch.cat([torch.stack(list(p.scalars.values())) for p in window]).tolist()  # one host read
+        window[-1].step_s += time.perf_counter() - ready  # the read waited for the device's queued work
+        first = state.step - len(window) + 1  # the step number of the window's first step
+        for i, p in enumerate(window):
+            values = dict(zip(p.scalars, flat[: len(p.scalars)]))
+            flat = flat[len(p.scalars) :]
+            if not all(math.isfinite(v) for v in values.values()):
+                # this step's update and the later ones of the window were skipped: the loop goes back to it
+                state.step, state.epoch_pos = first + i - 1, p.epoch_pos
+                if scheduler is not None and p.scheduler is not None:
+                    scheduler.load_state_dict(p.scheduler)
+                with torch.no_grad():  # batch-norm statistics as before the step (later forwards moved them)
+                    for buf, saved in zip(model.buffers(), p.buffers):
+                        buf.copy_(saved)
+                window.clear()
+                raise NonFiniteLoss(state.step, values, p.batch)
+            if on_step is not None:
+                on_step(StepRecord(first + i, values, p.n, p.wait_s, p.step_s))
+        window.clear()
+        if deferred:
+            bad = None
+            optimizer.found_inf = None
+        ready = time.perf_counter()
+
+    ready = time.perf_counter()  # when the previous step (or read) was done: the wait for this batch starts
     for batch in loader:
         t0 = time.perf_counter()
         batch = to_device(batch, device)
+        buffers = [b.detach().clone() for b in model.buffers()] if deferred else []
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             losses = step_fn(model, batch, state.step)
-        values = {k: float(v.detach()) for k, v in losses.items() if isinstance(v, Tensor) and v.dim() == 0}
-        finite = all(v == v and abs(v) != float("inf") for v in values.values())
-        if all_agree is not None:
-            finite = all_agree(finite)
-        if not finite:
-            raise NonFiniteLoss(state.step, values, batch)
+        scalars = _scalars(losses)
+        n = len(batch["image"]) if "image" in batch else 0
+        pending = _Pending(scalars, n, t0 - ready, 0.0, state.epoch_pos, buffers)
+        if deferred:
+            step_bad = ~torch.isfinite(torch.stack(list(scalars.values()))).all()
+            bad = step_bad if bad is None else bad | step_bad
+            optimizer.found_inf = bad.float()  # the fused optimiser skips its update while this is 1
+            pending.batch = batch
+            pending.scheduler = scheduler.state_dict() if scheduler is not None else None
+        else:
+            values = {k: float(v) for k, v in scalars.items()}
+            finite = all(math.isfinite(v) for v in values.values())
+            if all_agree is not None:
+                finite = all_agree(finite)
+            if not finite:
+                raise NonFiniteLoss(state.step, values, batch)
         optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
-        n = len(batch["image"]) if "image" in batch else 0
         state.step += 1
         state.epoch_pos += n
-        if on_step is not None:
-            on_step(values, n, time.perf_counter() - t0)
+        ready = time.perf_counter()
+        pending.step_s = ready - t0
+        window.append(pending)
+        if not deferred or len(window) >= read_every or state.step >= end_step or (read_at and read_at(state.step)):
+            read()
         if state.step >= end_step:
             return False
+    read()
     state.epoch += 1
     state.epoch_pos = 0
     return True
+
+
+@dataclass
+class _Pending:
+    """A step whose losses are not read yet."""
+
+    scalars: dict[str, Tensor]
+    n: int
+    wait_s: float
+    step_s: float
+    epoch_pos: int
+    buffers: list[Tensor]
+    batch: dict[str, Any] = field(default_factory=dict)
+    scheduler: dict | None = None
 
 
 @torch.inference_mode()
@@ -156,4 +259,13 @@ def evaluate(
     return {k: v if k in records else torch.cat(v) for k, v in out.items()}
 
 
-__all__ = ["NonFiniteLoss", "TrainState", "describe_batch", "evaluate", "to_device", "train_one_epoch"]
+__all__ = [
+    "NonFiniteLoss",
+    "StepRecord",
+    "TrainState",
+    "defers_checks",
+    "describe_batch",
+    "evaluate",
+    "to_device",
+    "train_one_epoch",
+]

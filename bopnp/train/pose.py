@@ -87,8 +87,8 @@ class PoseTrainer(Runner):
             self.collate_fn = AugmentingCollate(cfg.augment)
         self.val_set = None
         if val_idx and cfg.val_crops:
-            val_crops = open_crop_datasets(cache_dir, objects, min_visib_fract=cfg.min_visib_fract)
-            self.val_set = TrainingSet(val_crops, None, indices=evenly_spread(val_idx, cfg.val_crops))
+            # the same opened crops: a TrainingSet only reads them (opening the cache again cost seconds at start-up)
+            self.val_set = TrainingSet(crops, None, indices=evenly_spread(val_idx, cfg.val_crops))
         self.obj_ids = self.train_set.obj_ids
         per_rank = -(-len(self.train_set) // self.info.world_size)
         if per_rank < cfg.batch_size:
@@ -96,6 +96,7 @@ class PoseTrainer(Runner):
                 f"batch size {cfg.batch_size} is larger than the {per_rank} training crops of a process: "
                 "lower --batch-size or prepare more crops"
             )
+        self.phase("data")
         torch.manual_seed(cfg.seed)
         net = build_coord_net(
             arch=cfg.arch,
@@ -115,13 +116,21 @@ class PoseTrainer(Runner):
                     f"{cfg.init}: its network does not fit this run ({str(exc)[:300]}); use the "
                     "same --arch, --width, crop size and objects it was trained with"
                 ) from None
+        self.channels_last = cfg.channels_last == "on" or (cfg.channels_last == "auto" and self.device.type == "cuda")
+        if self.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        self.phase("model")
         self.net = net
         self.model = net
         if self.info.distributed:
             ids = [self.device.index or 0] if self.device.type == "cuda" else None
             self.model = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids)
-        self.optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(cfg.steps, cfg.steps // 50))
+        if cfg.compile:
+            self.model = torch.compile(self.model)
+        # fused: one kernel for every parameter, and it can skip an update on the device (a non-finite loss)
+        # without the loop reading the loss every step (bopnp.train.engine)
+        self.optimizer = torch.optim.Adam(net.parameters(), lr=cfg.peak_lr(self.info.world_size), fused=True)
+        self.make_scheduler()
         self.sampler = EpochSampler(len(self.train_set), cfg.seed, self.info.rank, self.info.world_size)
         self.autocast = torch.bfloat16 if (cfg.amp and self.device.type == "cuda") else None
 
@@ -152,8 +161,38 @@ class PoseTrainer(Runner):
     def make_loader(self):
         """Batches drawn on the device from the crops held there, or the DataLoader over the crop cache."""
         if self.device_crops is not None:
+            self.workers = 0  # no loader processes: the batches are drawn on the device
             return DeviceBatches(self.device_crops, self.sampler, self.config.batch_size)
         return super().make_loader()
+
+    def make_scheduler(self) -> None:
+        cfg = self.config
+        warmup = round(cfg.steps * cfg.warmup)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(cfg.steps, warmup))
+
+    # -- a time budget -----------------------------------------------------------------------------
+    def budget_phases(self) -> dict[str, int]:
+        cfg = self.config
+        if not cfg.e2e:
+            return {"train": 0}
+        if cfg.init and cfg.e2e_steps is None:
+            return {"e2e": 0}
+        return {"train": 0, "e2e": 2**62}  # any step past the e2e phase's start
+
+    def steps_for_budget(self, seconds: float, step_s: dict[str, float], val_s: float) -> int:
+        """Steps that fit ``seconds``: L_trans steps, then the e2e phase (a quarter of the steps, or
+        ``e2e_steps``), plus a validation every ``val_every`` steps and one at the end."""
+        cfg = self.config
+        v = val_s / cfg.val_every if cfg.val_every else 0.0
+        t_l, t_e = step_s.get("train", 0.0) + v, step_s.get("e2e", 0.0) + v
+        seconds -= val_s
+        if "e2e" not in step_s:
+            return max(1, int(seconds / t_l))
+        if "train" not in step_s:
+            return max(1, int(seconds / t_e))
+        if cfg.e2e_steps is not None:
+            return max(cfg.e2e_steps, cfg.e2e_steps + int((seconds - cfg.e2e_steps * t_e) / t_l))
+        return max(2, int(seconds / (0.75 * t_l + 0.25 * t_e)))
 
     # -- checkpoints -------------------------------------------------------------------------------
     def extra_checkpoint(self) -> dict:
@@ -167,7 +206,10 @@ class PoseTrainer(Runner):
 
     def step_fn(self, model, batch: dict[str, Tensor], step: int) -> dict[str, Tensor]:
         batch = self.augment(batch)
-        xyz, err = model(batch["image"], batch["obj_index"])
+        image = batch["image"]
+        if self.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+        xyz, err = model(image, batch["obj_index"])
         xyz, err = xyz.float(), err.float()
         cfg = self.config
         out = transformer_loss(

@@ -171,3 +171,145 @@ def test_e2e_run_under_bf16_autocast_on_cpu(tiny_train_dataset, tmp_path, monkey
     records = [json.loads(line) for line in (tmp_path / "e2e" / "log.jsonl").read_text().splitlines()]
     proj = [r["proj"] for r in records if "proj" in r]
     assert len(proj) == 2 and all(p == p and abs(p) != float("inf") for p in proj)
+
+
+def _records(run):
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+def test_log_records_the_start_up_and_both_rates_with_the_wait_for_data(tiny_train_dataset, tmp_path):
+    bop, name = tiny_train_dataset
+    train_pose(_config(bop, name, tmp_path / "r", steps=5, log_every=2, val_fraction=0.0), progress=False)
+    records = _records(tmp_path / "r")
+    start = [r for r in records if r.get("startup")]
+    assert len(start) == 1 and start[0]["step"] == 1
+    phases = {k: v for k, v in start[0].items() if k.endswith("_s") and k != "total_s"}
+    assert {"data_s", "model_s", "loader_s", "first_batch_s", "first_step_s"} <= set(phases)
+    assert all(v >= 0 for v in phases.values()) and start[0]["total_s"] == pytest.approx(sum(phases.values()), abs=0.01)
+    steps = [r for r in records if "loss" in r]
+    assert [r["step"] for r in steps] == [2, 4]
+    for r in steps:  # the end-to-end rate counts the wait for data too, so it is at most the step's
+        assert 0 < r["crops_s_e2e"] <= r["crops_s"] and 0 <= r["data_wait"] <= 1
+        assert r["crops_s_e2e"] == pytest.approx(r["crops_s"] * (1 - r["data_wait"]), rel=1e-6)
+
+
+def test_non_finite_loss_read_at_the_end_of_a_window_keeps_the_weights_before_it(
+    tiny_train_dataset, tmp_path, monkeypatch
+):
+    """Losses are read every log_every steps: a NaN at step 3 is found at step 4, yet the weights saved are those
+    after step 2 (the fused optimiser skipped steps 3 and 4 on the device) and the batch is step 3's."""
+    bop, name = tiny_train_dataset
+    train_pose(_config(bop, name, tmp_path / "two", steps=2, val_fraction=0.0, log_every=4), progress=False)
+    original = PoseTrainer.step_fn
+    seen = {}
+
+    def nan_at_step_3(self, model, batch, step):
+        out = original(self, model, batch, step)
+        if step == 2:
+            seen["ids"] = batch["im_id"].clone()
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(PoseTrainer, "step_fn", nan_at_step_3)
+    with pytest.raises(TrainingError, match=r"step 3 .*nonfinite\.pt"):
+        train_pose(
+            _config(bop, name, tmp_path / "nan2", steps=6, val_fraction=0.0, log_every=4, ckpt_every=0), progress=False
+        )
+    saved = load_checkpoint(tmp_path / "nan2" / "nonfinite.pt")
+    assert saved["state"]["step"] == 2 and torch.equal(saved["batch"]["im_id"], seen["ids"])
+    ref = _weights(tmp_path / "two" / "last.pt")
+    for k in ref:
+        torch.testing.assert_close(saved["model"][k], ref[k], rtol=0, atol=0, msg=k)
+    assert [r["step"] for r in _records(tmp_path / "nan2") if "loss" in r] == []  # nothing logged past the window
+
+
+def test_resumed_twice_equals_uninterrupted_random_states_included(tiny_train_dataset, tmp_path, monkeypatch):
+    """The interrupted run validates at step 2 where the uninterrupted one does not, and is killed twice: the
+    weights and every random generator's state in last.pt still equal the uninterrupted run's."""
+    bop, name = tiny_train_dataset
+    train_pose(_config(bop, name, tmp_path / "full", steps=6, val_every=0), progress=False)
+    part = _config(bop, name, tmp_path / "part", steps=6, val_every=2)
+    original = PoseTrainer.step_fn
+    for kill_at in (3, 5):
+
+        def dies(self, model, batch, step, kill_at=kill_at):
+            if step == kill_at:
+                raise KeyboardInterrupt
+            return original(self, model, batch, step)
+
+        monkeypatch.setattr(PoseTrainer, "step_fn", dies)
+        with pytest.raises(KeyboardInterrupt):
+            train_pose(part, resume=kill_at > 3, progress=False)
+        part = _config(bop, name, tmp_path / "part", steps=6, val_every=0)
+    monkeypatch.setattr(PoseTrainer, "step_fn", original)
+    train_pose(part, resume=True, progress=False)
+    a, b = load_checkpoint(tmp_path / "full" / "last.pt"), load_checkpoint(tmp_path / "part" / "last.pt")
+    for k in a["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], rtol=0, atol=0, msg=k)
+    assert a["rng"]["python"] == b["rng"]["python"]
+    assert torch.equal(a["rng"]["numpy"]["keys"], b["rng"]["numpy"]["keys"])
+    assert a["rng"]["numpy"]["pos"] == b["rng"]["numpy"]["pos"]
+    assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
+
+
+def test_checkpoints_with_non_finite_weights_are_refused_naming_the_file(tiny_train_dataset, tmp_path):
+    from bopnp.infer.network import load_pose_network
+    from bopnp.train.checkpoint import save_checkpoint
+
+    bop, name = tiny_train_dataset
+    cfg = _config(bop, name, tmp_path / "r", steps=2, val_fraction=0.0)
+    train_pose(cfg, progress=False)
+    last = tmp_path / "r" / "last.pt"
+    state = load_checkpoint(last)
+    key = next(k for k, v in state["model"].items() if v.is_floating_point())
+    state["model"][key] = state["model"][key] * float("nan")
+    save_checkpoint(last, state)
+    with pytest.raises(CheckpointError, match=rf"{last}.*NaN or infinite.*{key}"):
+        train_pose(_config(bop, name, tmp_path / "r", steps=4, val_fraction=0.0), resume=True, progress=False)
+    with pytest.raises(CheckpointError, match=rf"{last}.*NaN or infinite"):
+        load_pose_network(last)
+
+
+def test_loader_workers_are_bounded_by_the_cores_and_the_cut_logged(tiny_train_dataset, tmp_path, monkeypatch, caplog):
+    import bopnp.parallel
+
+    monkeypatch.setattr(bopnp.parallel, "usable_cpus", lambda: 1)
+    bop, name = tiny_train_dataset
+    trainer = PoseTrainer(_config(bop, name, tmp_path / "w", workers=5, val_fraction=0.0), progress=False)
+    with caplog.at_level("WARNING"):
+        loader = trainer.make_loader()
+    assert loader.num_workers == 1 and trainer.workers == 1
+    assert [r.getMessage() for r in caplog.records if "capped" in r.getMessage()] == [
+        "--workers 5 capped to 1 worker process(es) (limited by usable CPU cores: 1)"
+    ]
+
+
+def test_a_time_budget_fixes_the_steps_records_them_and_changes_nothing_else(tiny_train_dataset, tmp_path):
+    """--minutes measures a few steps (and gives every state back), then runs the steps that fit: the same weights
+    as a run given that step count; a resumed budgeted run keeps its steps."""
+    bop, name = tiny_train_dataset
+    cfg = _config(bop, name, tmp_path / "b", steps=1000, minutes=0.25, val_fraction=0.0, e2e=True, ckpt_every=0)
+    summary = train_pose(cfg, progress=False)
+    saved = json.loads((tmp_path / "b" / "config.json").read_text())
+    n = saved["steps"]
+    assert saved["minutes"] == 0.25 and summary.steps == n and 2 <= n < 1000
+    budget = next(r for r in _records(tmp_path / "b") if r.get("startup"))["budget"]
+    assert budget["steps"] == n and budget["train_step_s"] > 0 and budget["e2e_step_s"] > 0
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["state"]["step"] == n
+    plain = _config(bop, name, tmp_path / "p", steps=n, val_fraction=0.0, e2e=True, ckpt_every=0)
+    train_pose(plain, progress=False)
+    a, b = _weights(tmp_path / "b" / "last.pt"), _weights(tmp_path / "p" / "last.pt")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+    again = train_pose(_config(bop, name, tmp_path / "b", steps=7, minutes=0.25, val_fraction=0.0, e2e=True,
+                               ckpt_every=0), resume=True, progress=False)  # fmt: skip
+    assert again.steps == n
+
+
+def test_large_batch_settings_scale_the_learning_rate():
+    base = PoseTrainConfig(batch_size=64, lr=1e-3)
+    assert base.peak_lr() == 1e-3
+    assert PoseTrainConfig(batch_size=64, lr=1e-3, lr_scale="sqrt").peak_lr() == pytest.approx(2e-3)
+    assert PoseTrainConfig(batch_size=64, lr=1e-3, lr_scale="linear").peak_lr(world_size=2) == pytest.approx(8e-3)
+    with pytest.raises(ConfigError, match="minutes"):
+        PoseTrainConfig(minutes=0.0).validate()

@@ -58,12 +58,12 @@ def _gt_of(ds, scene, im, est: PoseEstimate):
     return gt
 
 
-def _assert_gt_poses(ds, scene, im, estimates, n):
+def _assert_gt_poses(ds, scene, im, estimates, n, t_tol_mm=T_TOL_MM):
     assert len(estimates) == n
     for e in estimates:
         gt = _gt_of(ds, scene, im, e)
         assert _rot_err_deg(e.R_m2c, gt.R_m2c) < ROT_TOL_DEG
-        np.testing.assert_allclose(e.t_mm, gt.t_m2c, atol=T_TOL_MM)
+        np.testing.assert_allclose(e.t_mm, gt.t_m2c, atol=t_tol_mm)
 
 
 def test_oracle_with_external_detections_gives_the_gt_poses(ds, oracle_estimator):
@@ -224,7 +224,9 @@ def test_on_cuda_the_oracle_gives_the_cpu_poses(ds):
     est = Estimator(pose)
     assert est.device.type == "cuda"
     scene, im, rgb, K, dets = _image(ds)
-    _assert_gt_poses(ds, scene, im, est.estimate(rgb, K, dets), len(dets))
+    # the crops are resampled in float32 on the GPU, whose rounding is not the CPU's: 0.004 mm at ~1 m depth measured
+    # on an H200 (a relative 4e-6), so the translation is held to 0.01 mm there
+    _assert_gt_poses(ds, scene, im, est.estimate(rgb, K, dets), len(dets), t_tol_mm=1e-2)
 
 
 def test_import_bopnp_is_light_and_exports_the_estimator():

@@ -32,64 +32,20 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bopnp.bop.dataset import BopDataset  # noqa: E402
-from bopnp.data.cache import cache_dir_for  # noqa: E402
-from bopnp.data.crop_dataset import open_crop_datasets  # noqa: E402
-from bopnp.data.training_set import AUGMENT_PRESETS, AugmentConfig, TrainingSet  # noqa: E402
+from bopnp.data.training_set import AUGMENT_PRESETS, AugmentConfig  # noqa: E402
 from bopnp.device import resolve_device  # noqa: E402
-from bopnp.models import ARCHS, coord_net_from_config  # noqa: E402
-from bopnp.models.e2e import E2EConfig, pose_from_prediction  # noqa: E402
+from bopnp.models import ARCHS  # noqa: E402
+from bopnp.models.e2e import E2EConfig  # noqa: E402
 from bopnp.train.checkpoint import load_checkpoint  # noqa: E402
 from bopnp.train.config import PoseTrainConfig  # noqa: E402
-from bopnp.train.engine import evaluate  # noqa: E402
-from bopnp.train.pose import VAL_RANSAC, train_pose  # noqa: E402
-from bopnp.train.pose_scores import load_object_models, pose_scores  # noqa: E402
-from bopnp.train.runner import evenly_spread  # noqa: E402
+from bopnp.train.holdout import score_checkpoint  # noqa: E402
+from bopnp.train.pose import train_pose  # noqa: E402
 
 METRICS = ("add_s", "mssd", "mspd", "ar")
-
-
-def score_checkpoint(
-    path: Path, bop_path: str, test: str, split: str, *, device: torch.device, batch_size: int = 64, crops: int = 0
-) -> dict[str, float]:
-    """Recalls of a checkpoint's network on the crops of ``test``'s ``split`` (GT boxes, no augmentation; at most
-    ``crops`` of them, evenly spread, when > 0)."""
-    ckpt = load_checkpoint(path)
-    cfg = PoseTrainConfig.from_dict(ckpt["config"])
-    obj_ids = [int(o) for o in ckpt["obj_ids"]]
-    net = coord_net_from_config(ckpt["config"], num_objects=len(obj_ids), crop_size=int(ckpt["crop_size"]))
-    net.load_state_dict(ckpt["model"])
-    net = net.to(device)
-    dataset = BopDataset.from_bop_path(bop_path, test, split)
-    crop_sets = open_crop_datasets(cache_dir_for(bop_path, test, split), obj_ids, min_visib_fract=cfg.min_visib_fract)
-    # the network's output group k serves obj_ids[k]: keep that order even when the test set lacks an object
-    everything = TrainingSet(crop_sets, None)
-    test_set = TrainingSet(crop_sets, None, indices=evenly_spread(list(range(len(everything))), crops or 10**9))
-    index_of = {o: k for k, o in enumerate(obj_ids)}
-
-    def predict(model, batch):
-        obj_index = torch.tensor([index_of[int(o)] for o in batch["obj_id"]], device=batch["image"].device)
-        xyz, err = model(batch["image"], obj_index)
-        res, K = pose_from_prediction(xyz.float(), err.float(), batch, cfg.e2e_loss, ransac=VAL_RANSAC)
-        return {"R": res.R, "t": res.t, "valid": res.valid, "K": K, "R_gt": batch["R_m2c"], "t_gt": batch["t_m2c"],
-                "obj_id": batch["obj_id"]}  # fmt: skip
-
-    loader = DataLoader(test_set, batch_size=batch_size, num_workers=0)
-    pred = evaluate(net, loader, predict, device=device)
-    d = lambda k: pred[k].double().numpy()  # noqa: E731
-    models = load_object_models(dataset, sorted(crop_sets))
-    scores = pose_scores(
-        d("R"), d("t"), d("R_gt"), d("t_gt"), d("K"), pred["obj_id"].numpy(), pred["valid"].numpy().astype(bool),
-        models, dataset.camera.width,
-    )  # fmt: skip
-    scores["crops"] = len(test_set)
-    return scores
 
 
 def run(cfg: PoseTrainConfig) -> float:

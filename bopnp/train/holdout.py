@@ -19,13 +19,14 @@ from bopnp.data.crop_dataset import open_crop_datasets
 from bopnp.data.training_set import TrainingSet
 from bopnp.device import resolve_device
 from bopnp.errors import ConfigError
-from bopnp.models import build_coord_unet
+from bopnp.models import coord_net_from_config
 from bopnp.models.e2e import pose_from_prediction
 from bopnp.train.checkpoint import load_checkpoint
 from bopnp.train.config import PoseTrainConfig
 from bopnp.train.engine import evaluate
 from bopnp.train.pose import VAL_RANSAC
 from bopnp.train.pose_scores import load_object_models, pose_scores
+from bopnp.train.runner import evenly_spread
 
 
 def score_checkpoint(
@@ -35,9 +36,11 @@ def score_checkpoint(
     split: str = "test",
     *,
     batch_size: int = 64,
-    device: str = "cpu",
+    device: str | torch.device = "cpu",
+    crops: int = 0,
 ) -> dict[str, float]:
-    """Recalls of a checkpoint's network on every crop of ``name``'s ``split`` (GT boxes, no augmentation).
+    """Recalls of a checkpoint's network (any ``--arch``) on the crops of ``name``'s ``split`` (GT boxes, no
+    augmentation): all of them, or at most ``crops`` evenly spread ones when ``crops`` > 0.
 
     Returns:
         ``add_s``, ``mssd``, ``mspd``, ``ar`` (the mean of MSSD and MSPD), ``valid`` (share of crops with a pose),
@@ -49,10 +52,8 @@ def score_checkpoint(
     ckpt = load_checkpoint(path)
     cfg = PoseTrainConfig.from_dict(ckpt["config"])
     obj_ids = [int(o) for o in ckpt["obj_ids"]]
-    dev = resolve_device(device)
-    net = build_coord_unet(
-        num_objects=len(obj_ids), width=cfg.width, crop_size=int(ckpt["crop_size"]), bottleneck=cfg.bottleneck
-    )
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    net = coord_net_from_config(ckpt["config"], num_objects=len(obj_ids), crop_size=int(ckpt["crop_size"]))
     net.load_state_dict(ckpt["model"])
     net.to(dev)
     dataset = BopDataset.from_bop_path(bop_path, name, split)
@@ -61,8 +62,9 @@ def score_checkpoint(
     present = [o for o in obj_ids if o in meta_objects]
     if not present:
         raise ConfigError(f"{cache_dir}: none of the checkpoint's objects {obj_ids}; prepare the split with them")
-    crops = open_crop_datasets(cache_dir, present, min_visib_fract=cfg.min_visib_fract)
-    test_set = TrainingSet(crops, None)
+    crop_sets = open_crop_datasets(cache_dir, present, min_visib_fract=cfg.min_visib_fract)
+    every = TrainingSet(crop_sets, None)
+    test_set = TrainingSet(crop_sets, None, indices=evenly_spread(list(range(len(every))), crops or 10**9))
     # the network's output group k serves obj_ids[k]: keep that order even when the split lacks an object
     index_of = torch.tensor([obj_ids.index(o) if o in obj_ids else -1 for o in range(max(obj_ids) + 1)])
 

@@ -48,6 +48,7 @@ from bopnp.bop.images import as_rgb
 from bopnp.bop.mesh import Mesh
 from bopnp.data.crop_geometry import square_box, warp_crop
 from bopnp.errors import ConfigError
+from bopnp.geometry.radial_surface import expand_coordinates, radial_profile
 from bopnp.infer.detect import detection_mask
 from bopnp.models.correspondences import crop_correspondences, crop_pixel_centres
 from bopnp.pnp import RansacConfig, solve_pnp
@@ -84,6 +85,10 @@ class PoseConfig:
             as long as with 1.
         pnp_execution: how :func:`bopnp.pnp.solve_pnp` runs its refinement (same result): ``"eager"``,
             ``"sync_free"`` or ``"cuda_graph"`` (replayed CUDA graphs: for GPUs).
+        surface: move predicted model points that lie inside the object out to its surface along their direction
+            from the object's centre before PnP (:mod:`bopnp.geometry.radial_surface`): a network that is still
+            learning shrinks its points towards the centre, which puts the object too close to the camera. Needs
+            the objects' meshes (:meth:`PoseEstimator.from_network`); a perfect prediction is unchanged.
     """
 
     enlarge: float = 1.5
@@ -101,6 +106,7 @@ class PoseConfig:
     pnp_float64: bool = False
     pnp_threads: int = 1
     pnp_execution: str = "eager"
+    surface: bool = True
 
     def validate(self) -> PoseConfig:
         """Raise :class:`ConfigError` naming the first bad value and its range; returns self."""
@@ -328,6 +334,7 @@ class PoseEstimator:
         crop_size: int,
         config: PoseConfig | None = None,
         device: str | torch.device = "cpu",
+        profiles: Mapping[int, np.ndarray] | None = None,
     ):
         self.predictor = predictor
         self.obj_ids = [int(o) for o in obj_ids]
@@ -342,6 +349,12 @@ class PoseEstimator:
         self.config = (config or PoseConfig()).validate()
         self.device = torch.device(device)
         self.times = StageTimes()
+        self.profiles = None
+        if profiles is not None and self.config.surface:
+            missing = [o for o in self.obj_ids if o not in profiles]
+            if missing:
+                raise ConfigError(f"no radial surface profile for objects {missing}: load their meshes")
+            self.profiles = {int(o): np.asarray(profiles[o], np.float32) for o in self.obj_ids}
 
     @classmethod
     def from_network(
@@ -366,8 +379,11 @@ class PoseEstimator:
         if missing:
             raise ConfigError(f"{network.path}: the network serves objects {missing} whose meshes were not given")
         norm = {o: object_normalisation(meshes[o]) for o in network.obj_ids}
+        profiles = None
+        if config.surface:
+            profiles = {o: radial_profile(meshes[o].vertices_mm, meshes[o].faces, norm[o][0]) for o in network.obj_ids}
         predictor = NetworkPredictor(network.net, config.max_crops, autocast=autocast)
-        return cls(predictor, network.obj_ids, norm, network.crop_size, config, network.device)
+        return cls(predictor, network.obj_ids, norm, network.crop_size, config, network.device, profiles)
 
     # ------------------------------------------------------------------------------------------ crops
     def _crops(self, images: Sequence[np.ndarray], which: np.ndarray, boxes: np.ndarray) -> tuple[Tensor, np.ndarray]:
@@ -482,6 +498,10 @@ class PoseEstimator:
         half = torch.tensor(np.stack([self.normalisation[int(d.obj_id)][1] for d in dets]), dtype=dt, device=dev)
         box_t = torch.from_numpy(np.asarray(boxes, np.float64)).to(device=dev, dtype=dt)
         mask_t = None if masks is None else torch.from_numpy(np.asarray(masks, dtype=bool)).to(dev)
+        xyz = xyz.to(dt)
+        if self.profiles is not None:
+            profile = torch.from_numpy(np.stack([self.profiles[int(d.obj_id)] for d in dets])).to(dev)
+            xyz = expand_coordinates(xyz, centre, half, profile, cfg.min_coord)
         x2d, x3d, w = crop_correspondences(
             xyz.to(dt), err.to(dt), box_t, centre, half, max_err=cfg.max_err, min_coord=cfg.min_coord, mask=mask_t
         )

@@ -19,13 +19,14 @@ from bopnp.data.crop_dataset import open_crop_datasets
 from bopnp.data.training_set import TrainingSet
 from bopnp.device import resolve_device
 from bopnp.errors import ConfigError
+from bopnp.geometry.radial_surface import expand_coordinates
 from bopnp.models import coord_net_from_config
 from bopnp.models.e2e import pose_from_prediction
 from bopnp.train.checkpoint import load_checkpoint
 from bopnp.train.config import PoseTrainConfig
 from bopnp.train.engine import evaluate
 from bopnp.train.pose import VAL_RANSAC
-from bopnp.train.pose_scores import load_object_models, pose_scores
+from bopnp.train.pose_scores import load_object_models, load_radial_profiles, pose_scores
 from bopnp.train.runner import evenly_spread
 
 
@@ -38,9 +39,11 @@ def score_checkpoint(
     batch_size: int = 64,
     device: str | torch.device = "cpu",
     crops: int = 0,
+    surface: bool = True,
 ) -> dict[str, float]:
     """Recalls of a checkpoint's network (any ``--arch``) on the crops of ``name``'s ``split`` (GT boxes, no
-    augmentation): all of them, or at most ``crops`` evenly spread ones when ``crops`` > 0.
+    augmentation): all of them, or at most ``crops`` evenly spread ones when ``crops`` > 0. ``surface``: predicted
+    points inside the object move out to its surface before PnP, as prediction does (``PoseConfig.surface``).
 
     Returns:
         ``add_s``, ``mssd``, ``mspd``, ``ar`` (the mean of MSSD and MSPD), ``valid`` (share of crops with a pose),
@@ -68,9 +71,16 @@ def score_checkpoint(
     # the network's output group k serves obj_ids[k]: keep that order even when the split lacks an object
     index_of = torch.tensor([obj_ids.index(o) if o in obj_ids else -1 for o in range(max(obj_ids) + 1)])
 
+    profiles = load_radial_profiles(dataset, obj_ids) if surface else None
+
     def predict(model, batch):
-        xyz, err = model(batch["image"], index_of.to(batch["obj_id"].device)[batch["obj_id"]])
-        res, K = pose_from_prediction(xyz.float(), err.float(), batch, cfg.e2e_loss, ransac=VAL_RANSAC)
+        group = index_of.to(batch["obj_id"].device)[batch["obj_id"]]
+        xyz, err = model(batch["image"], group)
+        xyz, err = xyz.float(), err.float()
+        if profiles is not None:
+            c, h = batch["centre_mm"], batch["half_extent_mm"]
+            xyz = expand_coordinates(xyz, c, h, profiles.to(xyz.device)[group], cfg.e2e_loss.min_coord)
+        res, K = pose_from_prediction(xyz, err, batch, cfg.e2e_loss, ransac=VAL_RANSAC)
         return {"R": res.R, "t": res.t, "valid": res.valid, "K": K, "R_gt": batch["R_m2c"], "t_gt": batch["t_m2c"],
                 "obj_id": batch["obj_id"]}  # fmt: skip
 

@@ -27,13 +27,14 @@ from bopnp.data.crop_dataset import open_crop_datasets
 from bopnp.data.memory_cache import DeviceBatches, DeviceCrops, crops_nbytes, fits_in_memory
 from bopnp.data.training_set import EpochSampler, TrainingSet
 from bopnp.errors import CheckpointError, ConfigError
+from bopnp.geometry.radial_surface import expand_coordinates
 from bopnp.models import build_coord_net, symmetric_coord_loss, transformer_loss
 from bopnp.models.e2e import e2e_projection_loss, pose_from_prediction
 from bopnp.pnp import RansacConfig
 from bopnp.train.checkpoint import load_checkpoint
 from bopnp.train.config import PoseTrainConfig
 from bopnp.train.engine import evaluate
-from bopnp.train.pose_scores import load_object_models, pose_scores
+from bopnp.train.pose_scores import load_object_models, load_radial_profiles, pose_scores
 from bopnp.train.runner import (
     RUN_FILES,
     Runner,
@@ -62,6 +63,7 @@ class PoseTrainer(Runner):
         self, config: PoseTrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool | None = None
     ):
         self._models = None
+        self._profiles = None
         super().__init__(config, resume=resume, overwrite=overwrite, progress=progress)
 
     # -- set-up ------------------------------------------------------------------------------------
@@ -243,6 +245,11 @@ class PoseTrainer(Runner):
             batch["half_extent_mm"],
             self.config.loss.beta,
         )
+        if self._profiles is not None:  # as prediction does (PoseConfig.surface)
+            profile = self._profiles.to(xyz.device)[batch["obj_index"]]
+            xyz = expand_coordinates(
+                xyz, batch["centre_mm"], batch["half_extent_mm"], profile, self.config.e2e_loss.min_coord
+            )
         res, K = pose_from_prediction(xyz, err, batch, self.config.e2e_loss, ransac=VAL_RANSAC)
         return {
             "l3d": l3d,
@@ -262,6 +269,7 @@ class PoseTrainer(Runner):
         if self._models is None:
             ds = BopDataset.from_bop_path(cfg.bop_path, cfg.name)
             self._models = load_object_models(ds, self.obj_ids)
+            self._profiles = load_radial_profiles(ds, self.obj_ids)
             self._width = ds.camera.width
         loader = DataLoader(self.val_set, batch_size=cfg.batch_size, num_workers=0)
         pred = evaluate(self.net, loader, self.predict_fn, device=self.device, autocast_dtype=self.autocast)

@@ -7,9 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from bopnp.bop.dataset import BopDataset
 from bopnp.bop.symmetry import symmetry_transforms
+from bopnp.geometry.radial_surface import radial_profile
 from bopnp.metrics.pose_errors import add, adi, hull_points, mspd, mssd
 
 MSSD_THRESHOLDS = np.arange(0.05, 0.51, 0.05)  # x diameter
@@ -47,6 +49,16 @@ def load_object_models(dataset: BopDataset, obj_ids, max_points: int = 2000) -> 
             bool(info.is_symmetric),
         )
     return out
+
+
+def load_radial_profiles(dataset: BopDataset, obj_ids) -> torch.Tensor:
+    """(len(obj_ids), D) float32 radial surface profiles of the objects' meshes about their coordinate
+    normalisation's centre (:func:`bopnp.geometry.radial_surface.radial_profile`), in ``obj_ids`` order."""
+    rows = []
+    for obj_id in obj_ids:
+        mesh = dataset.mesh(int(obj_id))
+        rows.append(radial_profile(mesh.vertices_mm, mesh.faces))
+    return torch.from_numpy(np.stack(rows))
 
 
 def pose_scores(

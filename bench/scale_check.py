@@ -7,7 +7,9 @@ On the crops of a split (GT boxes, GT visible masks, as training validates), thr
   give when the network is perfect;
 - ``net``: the network's coordinates and error map;
 - ``net, shrink undone``: the network's coordinates scaled about their centroid so that their spread equals the
-  target's (a test of the explanation below).
+  target's (a test of the explanation below; it needs the target, so it is a diagnosis, not a method);
+- ``net, surface``: the network's coordinates moved out to the object's surface along their direction from its
+  centre (:mod:`bopnp.geometry.radial_surface`, what prediction does by default).
 
 Per crop it prints the depth ratio ``t_z / t_z_gt``, the lateral error and the rotation error, and the spread
 ratio of the predicted to the target model points on the visible pixels (RMS distance to their centroid, mm; a
@@ -32,11 +34,14 @@ sys.path.insert(0, str(REPO))
 
 from bopnp.data.cache import cache_dir_for  # noqa: E402
 from bopnp.data.crop_dataset import open_crop_datasets  # noqa: E402
+from bopnp.bop.dataset import BopDataset  # noqa: E402
 from bopnp.data.training_set import TrainingSet  # noqa: E402
+from bopnp.geometry.radial_surface import expand_coordinates  # noqa: E402
 from bopnp.geometry.rotations import rotation_angle_deg  # noqa: E402
 from bopnp.infer.network import load_pose_network  # noqa: E402
 from bopnp.models.e2e import E2EConfig, pose_from_prediction  # noqa: E402
 from bopnp.train.pose import VAL_RANSAC  # noqa: E402
+from bopnp.train.pose_scores import load_radial_profiles  # noqa: E402
 from bopnp.train.runner import evenly_spread  # noqa: E402
 
 
@@ -76,7 +81,8 @@ def main() -> None:
     data = TrainingSet(crops, None, indices=evenly_spread(list(range(len(every))), args.crops))
     index_of = {o: k for k, o in enumerate(net.obj_ids)}
     cfg = E2EConfig()
-    rows: dict[str, list] = {"oracle": [], "net": [], "net, shrink undone": []}
+    profiles = load_radial_profiles(BopDataset.from_bop_path(args.bop_path, args.name, args.split), net.obj_ids)
+    rows: dict[str, list] = {"oracle": [], "net": [], "net, shrink undone": [], "net, surface": []}
     spread_ratio = []
     with torch.inference_mode():
         for batch in DataLoader(data, batch_size=32):
@@ -90,6 +96,7 @@ def main() -> None:
                 "oracle": (batch["xyz"], torch.zeros_like(err)),
                 "net": (xyz, err),
                 "net, shrink undone": (rescale(xyz, mask, c, h, 1 / ratio.clamp(min=1e-3)), err),
+                "net, surface": (expand_coordinates(xyz, c, h, profiles[idx], cfg.min_coord), err),
             }
             for name, (x, e) in inputs.items():
                 res, _ = pose_from_prediction(x, e, batch, cfg, ransac=VAL_RANSAC)

@@ -1,5 +1,7 @@
 """bopnp train: runs, refuses to overwrite a run, resumes, and prints errors without a traceback."""
 
+import os
+
 from click.testing import CliRunner
 
 from bopnp.cli.main import cli
@@ -189,3 +191,22 @@ def test_pose_backbone_weights_need_a_resnet_and_a_state_dict(tiny_train_dataset
     assert res.exit_code != 0 and "w.pth" in res.output and "Traceback" not in res.output
     res = CliRunner().invoke(cli, _args(bop, name, tmp_path / "c", "--stage", "detector", "--arch", "unet"))
     assert res.exit_code == 2 and "--stage pose" in res.output
+
+
+def test_a_cache_truncated_under_a_loader_worker_gives_the_same_short_error(tiny_train_dataset, tmp_path):
+    """A resumed run writes no preview, so its first crops are read by the loader: in a worker (--workers 1) or in
+    this process (--workers 0), the CLI prints the same one line naming the file and the fix."""
+    bop, name = tiny_train_dataset
+    out = tmp_path / "run"
+    runner = CliRunner()
+    assert runner.invoke(cli, _args(bop, name, out, "--steps", "1")).exit_code == 0
+    path = bop / name / "crops" / "train_pbr" / "obj_000002" / "000000" / "xyz.npy"
+    os.truncate(path, path.stat().st_size // 2)
+    outputs = {}
+    for workers in ("0", "1"):
+        res = runner.invoke(cli, [*_args(bop, name, out, "--steps", "3", "--resume"), "--workers", workers])
+        assert res.exit_code == 2, res.output
+        outputs[workers] = res.output
+    line = outputs["0"].strip()
+    assert line.startswith(f"error: {path} is truncated: ") and "bopnp prepare" in line and "\n" not in line
+    assert outputs["1"] == outputs["0"]

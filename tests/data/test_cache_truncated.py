@@ -42,3 +42,19 @@ def test_a_loader_worker_reports_the_truncated_file(tiny_cache):
     loader = DataLoader(ds, batch_size=2, num_workers=1, multiprocessing_context="spawn")
     with pytest.raises(TruncatedCacheError, match=str(path)):
         next(iter(loader))
+
+
+def test_a_loader_workers_error_reads_as_in_this_process(tiny_cache):
+    """torch re-raises a worker's error as ``type(error)("Caught ... Original Traceback ...")``: the message is the
+    worker's own again (what the CLI prints), the traceback is kept aside."""
+    ds = CropDataset(tiny_cache, 1)
+    path = ds.shards[0].path / "xyz.npy"
+    _truncate(path)
+    with pytest.raises(TruncatedCacheError) as here:
+        ds[0]
+    loader = DataLoader(CropDataset(tiny_cache, 1), batch_size=2, num_workers=1, multiprocessing_context="fork")
+    with pytest.raises(TruncatedCacheError) as there:
+        next(iter(loader))
+    assert str(there.value) == str(here.value)
+    assert "Traceback" not in str(there.value) and "Caught" not in str(there.value)
+    assert "Original Traceback" in there.value.worker_traceback and here.value.worker_traceback is None

@@ -100,7 +100,7 @@ def write_estimates(lmo: Path, path: Path, seed: int) -> int:
     """Perturbed GT estimates for every target instance, plus low-scored wrong poses (so that the top-k
     selection matters); returns the number of rows."""
     from bopnp.bop import io
-    from bopnp.bop.records import PoseEstimate
+    from bopnp.bop.records import ResultRow
     from bopnp.bop.results import save_results_csv
     from bopnp.bop.symmetry import axis_angle_matrix
 
@@ -120,11 +120,11 @@ def write_estimates(lmo: Path, path: Path, seed: int) -> int:
             R = rot(rng.normal(0, math.radians(rng.choice([1.0, 4.0, 10.0])), 3)) @ g.R_m2c
             U, _, Vt = np.linalg.svd(R)
             tt = g.t_m2c + rng.normal(0, 1, 3) * rng.choice([2.0, 8.0, 25.0]) * np.array([1.0, 1.0, 3.0])
-            ests.append(PoseEstimate(t.scene_id, t.im_id, t.obj_id, float(rng.uniform(0.5, 1.0)), U @ Vt, tt, time_s))
+            ests.append(ResultRow(t.scene_id, t.im_id, t.obj_id, float(rng.uniform(0.5, 1.0)), U @ Vt, tt, time_s))
             if rng.random() < 0.3:
                 U, _, Vt = np.linalg.svd(rot(rng.normal(0, 1.0, 3)) @ g.R_m2c)
                 ests.append(
-                    PoseEstimate(
+                    ResultRow(
                         t.scene_id,
                         t.im_id,
                         t.obj_id,

@@ -13,7 +13,7 @@ test_targets_bop19.json    :func:`load_targets` -> [Target]             :func:`s
 rgb/, gray/                :func:`load_image`                           :func:`save_image`
 depth/                     :func:`load_depth` (mm, float32)             :func:`save_depth`
 mask/, mask_visib/         :func:`load_mask` (bool)                     :func:`save_mask`
-results CSV (BOP19)        :func:`load_results_csv` -> [PoseEstimate]   :func:`save_results_csv`
+results CSV (BOP19)        :func:`load_results_csv` -> [ResultRow]      :func:`save_results_csv`
 detections json (COCO)     :func:`load_detections` -> [Detection]       :func:`save_detections`
 =========================  ===========================================  ===========================
 
@@ -60,7 +60,7 @@ from bopnp.bop.records import (
     GtPose,
     ImageCamera,
     ModelInfo,
-    PoseEstimate,
+    ResultRow,
     Target,
 )
 from bopnp.bop.results import ResultFileName, load_results_csv, parse_result_filename, save_results_csv
@@ -75,8 +75,8 @@ __all__ = [
     "ImageCamera",
     "Mesh",
     "ModelInfo",
-    "PoseEstimate",
     "ResultFileName",
+    "ResultRow",
     "Rle",
     "Target",
     "image_size",

@@ -142,7 +142,7 @@ class Target:
 
 
 @dataclass(frozen=True, eq=False)
-class PoseEstimate:
+class ResultRow:
     """One row of a BOP19 results CSV.
 
     Attributes:

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from bopnp.bop.atomic import write_text_atomic
-from bopnp.bop.records import PoseEstimate
+from bopnp.bop.records import ResultRow
 from bopnp.bop.validate import ROT_TOL, not_rotation, rotation_errors
 from bopnp.errors import ResultsFormatError
 
@@ -41,7 +41,7 @@ def _int(tok: str) -> int | None:
 
 def parse_results_lines(
     lines: Sequence[str], source: str, rot_tol: float = ROT_TOL
-) -> tuple[list[PoseEstimate], list[str]]:
+) -> tuple[list[ResultRow], list[str]]:
     """Parse and validate the lines of a results CSV (header included).
 
     Returns:
@@ -52,7 +52,7 @@ def parse_results_lines(
     def add(lineno: int, message: str) -> None:
         problems.append((lineno, f"line {lineno}: {message}"))
 
-    rows: list[PoseEstimate] = []
+    rows: list[ResultRow] = []
     lines = list(lines)
     while lines and not lines[-1].strip():
         lines.pop()
@@ -109,7 +109,7 @@ def parse_results_lines(
         ortho, det = rotation_errors(Rs)
         for k, (lineno, row) in enumerate(pending):
             if ortho[k] < rot_tol and det[k] < rot_tol:
-                rows.append(PoseEstimate(**{**row, "R_m2c": Rs[k]}))
+                rows.append(ResultRow(**{**row, "R_m2c": Rs[k]}))
             else:
                 add(lineno, f"R: {not_rotation(ortho[k], det[k], rot_tol)}")
     for (scene_id, im_id), ts in times.items():
@@ -131,12 +131,12 @@ PLAUSIBLE_TIME_S = 3600.0
 SHOWN_ROWS = 3
 
 
-def results_remarks(rows: Sequence[PoseEstimate]) -> list[str]:
+def results_remarks(rows: Sequence[ResultRow]) -> list[str]:
     """Things about valid rows that bop_toolkit accepts silently but that a user wants to know: rows that
     repeat an earlier row exactly, and times above :data:`PLAUSIBLE_TIME_S` (the average time per image
     then means nothing). One line per kind; rows are named by their line in the file (row k = line k + 2).
 
-    >>> e = PoseEstimate(1, 2, 3, 0.5, np.eye(3), np.ones(3), 1e300)
+    >>> e = ResultRow(1, 2, 3, 0.5, np.eye(3), np.ones(3), 1e300)
     >>> results_remarks([e, e])[0][:48]
     '1 row(s) repeat an earlier row exactly (line 3 ='
     """
@@ -176,14 +176,14 @@ def results_remarks(rows: Sequence[PoseEstimate]) -> list[str]:
     return out
 
 
-def load_results_csv(path: str | os.PathLike, rot_tol: float = ROT_TOL) -> list[PoseEstimate]:
+def load_results_csv(path: str | os.PathLike, rot_tol: float = ROT_TOL) -> list[ResultRow]:
     """Read and validate a BOP19 results CSV.
 
     Args:
         path: the CSV.
         rot_tol: tolerance on |R^T R - I| (max entry) and |det R - 1| for each R.
     Returns:
-        One :class:`PoseEstimate` per row, in file order.
+        One :class:`ResultRow` per row, in file order.
     Raises:
         ResultsFormatError: missing file, or every problem of the file, each with its line number.
     """
@@ -204,7 +204,7 @@ def load_results_csv(path: str | os.PathLike, rot_tol: float = ROT_TOL) -> list[
     return rows
 
 
-def format_results_csv(estimates: Sequence[PoseEstimate]) -> str:
+def format_results_csv(estimates: Sequence[ResultRow]) -> str:
     """The CSV text for ``estimates`` (numbers written with full precision)."""
     lines = [HEADER]
     for e in estimates:
@@ -214,7 +214,7 @@ def format_results_csv(estimates: Sequence[PoseEstimate]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def save_results_csv(path: str | os.PathLike, estimates: Sequence[PoseEstimate], rot_tol: float = ROT_TOL) -> None:
+def save_results_csv(path: str | os.PathLike, estimates: Sequence[ResultRow], rot_tol: float = ROT_TOL) -> None:
     """Write a BOP19 results CSV atomically, after the same checks the reader makes.
 
     Raises:

@@ -17,7 +17,7 @@ import numpy as np
 
 from bopnp.bop import io
 from bopnp.bop.dataset import BopDataset
-from bopnp.bop.records import GtInfo, GtPose, ImageCamera, ModelInfo, PoseEstimate, Target
+from bopnp.bop.records import GtInfo, GtPose, ImageCamera, ModelInfo, ResultRow, Target
 from bopnp.bop.results import SHOWN_ROWS, ResultFileName, results_remarks, split_folder
 from bopnp.bop.validate import GT_ROT_TOL
 from bopnp.bop.visibility import DEFAULT_DELTA_MM
@@ -64,7 +64,7 @@ class EvalInputs:
     """
 
     name: ResultFileName
-    estimates: list[PoseEstimate]
+    estimates: list[ResultRow]
     targets: list[Target]
     models_info: dict[int, ModelInfo]
     scenes: dict[int, SceneData]
@@ -260,7 +260,7 @@ def load_inputs(
     )
 
 
-def unknown_scene_notes(estimates: list[PoseEstimate], ds: BopDataset) -> list[str]:
+def unknown_scene_notes(estimates: list[ResultRow], ds: BopDataset) -> list[str]:
     """A line when rows of the CSV name scenes that the split does not have (they score nothing): how
     many, which scenes, the first lines (row k = line k + 2); empty when every row's scene exists."""
     scenes = set(ds.scene_ids())

@@ -41,7 +41,7 @@ STAGES = ("detect", "crop", "network", "pnp")
 
 @dataclass(frozen=True, eq=False)
 class PoseEstimate:
-    """One object's estimated pose (not :class:`bopnp.bop.records.PoseEstimate`, a row of a results CSV).
+    """One object's estimated pose (not :class:`bopnp.bop.records.ResultRow`, a row of a results CSV).
 
     Attributes:
         obj_id: the object.

@@ -438,7 +438,7 @@ def predict(config: PredictConfig) -> PredictSummary:
     summary.without_detections = sum(1 for r in finished if r.selected == 0)
     summary.invalid = sum(r.selected - len(r.estimates) for r in finished)  # earlier runs' images too
     summary.scored = [r.key for r in finished]
-    estimates = [e for r in finished for e in r.pose_estimates()]
+    estimates = [e for r in finished for e in r.result_rows()]
     summary.estimates = len(estimates)
     summary.seconds = time.perf_counter() - t_start
     if shard.rank != 0:

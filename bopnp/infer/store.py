@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from bopnp.bop.atomic import write_text_atomic
-from bopnp.bop.records import PoseEstimate
+from bopnp.bop.records import ResultRow
 from bopnp.errors import ConfigError
 
 SETTINGS_FILE = "settings.json"
@@ -80,10 +80,10 @@ class ImageRecord:
             [dict(e) for e in d["estimates"]],
         )
 
-    def pose_estimates(self) -> list[PoseEstimate]:
+    def result_rows(self) -> list[ResultRow]:
         """The image's rows of the BOP19 CSV."""
         return [
-            PoseEstimate(
+            ResultRow(
                 self.scene_id,
                 self.im_id,
                 int(e["obj_id"]),

@@ -20,7 +20,7 @@ import numpy as np
 
 from bopnp.bop.dataset import BopDataset
 from bopnp.bop.images import as_rgb
-from bopnp.bop.records import ModelInfo, PoseEstimate
+from bopnp.bop.records import ModelInfo, ResultRow
 from bopnp.errors import ConfigError, DatasetError, RenderError, ResultsFormatError
 from bopnp.viz.colors import EST_COLOR, GT_COLOR, RGB, object_color, text_color_on
 from bopnp.viz.draw import draw_pose, overlay_mask, projected_extent
@@ -209,7 +209,7 @@ def _present_images(ds: BopDataset, scene_id: int) -> list[int]:
 def pick_images(
     dataset: BopDataset,
     n: int,
-    results: Sequence[PoseEstimate] | None = None,
+    results: Sequence[ResultRow] | None = None,
     scene_ids: Sequence[int] | None = None,
 ) -> list[tuple[int, int]]:
     """``n`` images (scene_id, im_id) spread evenly over the split (deterministic).
@@ -381,7 +381,7 @@ def scene_overview(
     dataset: BopDataset,
     split: str | None = None,
     images: int | Sequence[tuple[int, int]] = 4,
-    results: Sequence[PoseEstimate] | None = None,
+    results: Sequence[ResultRow] | None = None,
     *,
     title: str | None = None,
     tile_width: int = 640,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from bop_helpers import same, snapshot
 
-from bopnp.bop.io import PoseEstimate, load_results_csv, parse_result_filename, save_results_csv
+from bopnp.bop.io import ResultRow, load_results_csv, parse_result_filename, save_results_csv
 from bopnp.bop.results import HEADER, split_folder
 from bopnp.bop.symmetry import axis_angle_matrix
 from bopnp.errors import ResultsFormatError
@@ -18,7 +18,7 @@ def _estimates(n=6):
     for i in range(n):
         R = axis_angle_matrix(rng.uniform(0, np.pi), rng.normal(size=3))
         out.append(
-            PoseEstimate(
+            ResultRow(
                 scene_id=2,
                 im_id=3 + i // 3,
                 obj_id=1 + i,
@@ -66,7 +66,7 @@ def test_written_file_is_plain_bop19_csv(tmp_path):
 
 
 def test_time_minus_one_is_allowed(tmp_path):
-    est = [PoseEstimate(1, 1, 1, 0.5, np.eye(3), np.array([0, 0, 500.0]), -1.0)]
+    est = [ResultRow(1, 1, 1, 0.5, np.eye(3), np.array([0, 0, 500.0]), -1.0)]
     save_results_csv(tmp_path / "r.csv", est)
     assert load_results_csv(tmp_path / "r.csv")[0].time_s == -1.0
 
@@ -130,7 +130,7 @@ def test_empty_and_missing_files(tmp_path):
 
 def test_writer_refuses_invalid_estimates_and_writes_nothing(tmp_path):
     est = _estimates(2)
-    bad = [est[0], PoseEstimate(2, 3, 9, 0.1, 3 * np.eye(3), np.zeros(3), est[0].time_s + 1)]
+    bad = [est[0], ResultRow(2, 3, 9, 0.1, 3 * np.eye(3), np.zeros(3), est[0].time_s + 1)]
     with pytest.raises(ResultsFormatError) as info:
         save_results_csv(tmp_path / "r.csv", bad)
     assert len(info.value.problems) == 2  # the rotation and the time

@@ -37,14 +37,14 @@ class Copy:
 
     def _write_gt_csv(self) -> None:
         from bopnp.bop import io
-        from bopnp.bop.records import PoseEstimate
+        from bopnp.bop.records import ResultRow
         from bopnp.bop.results import format_results_csv
 
         ests = []
         for t in io.load_targets(self.root / "test_targets_bop19.json"):
             for g in io.load_scene_gt(self.root / "test" / f"{t.scene_id:06d}" / "scene_gt.json")[t.im_id]:
                 if g.obj_id == t.obj_id:
-                    ests.append(PoseEstimate(t.scene_id, t.im_id, g.obj_id, 1.0, g.R_m2c, g.t_m2c, 0.5))
+                    ests.append(ResultRow(t.scene_id, t.im_id, g.obj_id, 1.0, g.R_m2c, g.t_m2c, 0.5))
         self.csv.write_text(format_results_csv(ests))
 
     def json(self, rel: str):

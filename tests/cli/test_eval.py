@@ -149,7 +149,7 @@ def test_bop_toolkit_backend_without_toolkit_names_the_install(tmp_path):
 
 def test_csv_for_a_synth_dataset_scores_one_with_gt_poses(synth_dataset, tmp_path):
     from bopnp.bop import io
-    from bopnp.bop.records import PoseEstimate
+    from bopnp.bop.records import ResultRow
     from bopnp.bop.results import format_results_csv
 
     bop_path, name = synth_dataset
@@ -160,7 +160,7 @@ def test_csv_for_a_synth_dataset_scores_one_with_gt_poses(synth_dataset, tmp_pat
         gts = io.load_scene_gt(root / "test" / f"{t.scene_id:06d}" / "scene_gt.json")[t.im_id]
         for g in gts:
             if g.obj_id == t.obj_id:
-                ests.append(PoseEstimate(t.scene_id, t.im_id, g.obj_id, 1.0, g.R_m2c, g.t_m2c, 0.5))
+                ests.append(ResultRow(t.scene_id, t.im_id, g.obj_id, 1.0, g.R_m2c, g.t_m2c, 0.5))
     csv = tmp_path / f"gt_{name}-test.csv"
     csv.write_text(format_results_csv(ests))
     out = tmp_path / "out"

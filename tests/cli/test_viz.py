@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from bopnp.bop.dataset import BopDataset
-from bopnp.bop.records import PoseEstimate
+from bopnp.bop.records import ResultRow
 from bopnp.bop.results import save_results_csv
 from bopnp.cli.main import cli
 
@@ -29,7 +29,7 @@ def png_size(path: Path) -> tuple[int, int]:
 def gt_csv(bop_path: Path, name: str, path: Path, images=None) -> Path:
     ds = BopDataset.from_bop_path(bop_path, name, "test")
     rows = [
-        PoseEstimate(s, i, g.obj_id, 0.9, g.R_m2c, g.t_m2c, 1.0)
+        ResultRow(s, i, g.obj_id, 0.9, g.R_m2c, g.t_m2c, 1.0)
         for s in ds.scene_ids()
         for i, gts in sorted(ds.scene_gt(s).items())
         if images is None or (s, i) in images
@@ -116,7 +116,7 @@ def test_csv_for_another_dataset(synth_dataset, tmp_path):
     ds = BopDataset.from_bop_path(bop_path, name, "test")
     g = ds.scene_gt(0)[0][0]
     unnamed = tmp_path / "estimates.csv"
-    save_results_csv(unnamed, [PoseEstimate(48, 1, g.obj_id, 0.5, g.R_m2c, g.t_m2c, 1.0)])
+    save_results_csv(unnamed, [ResultRow(48, 1, g.obj_id, 0.5, g.R_m2c, g.t_m2c, 1.0)])
     result = run(name, "--bop-path", bop_path, "--results", unnamed)
     assert result.exit_code == 2 and "another dataset or split" in result.output and "Traceback" not in result.output
 

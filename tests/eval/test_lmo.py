@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 
 from bopnp.bop import io
-from bopnp.bop.records import PoseEstimate
+from bopnp.bop.records import ResultRow
 from bopnp.bop.results import format_results_csv
 from bopnp.eval.pipeline import EvalConfig, evaluate
 
 pytestmark = pytest.mark.shared_data
 
 
-def _gt_estimates(lmo_dir: Path, transform=None) -> list[PoseEstimate]:
+def _gt_estimates(lmo_dir: Path, transform=None) -> list[ResultRow]:
     targets = io.load_targets(lmo_dir / "test_targets_bop19.json")
     gt = io.load_scene_gt(lmo_dir / "test" / "000002" / "scene_gt.json")
     ests = []
@@ -22,7 +22,7 @@ def _gt_estimates(lmo_dir: Path, transform=None) -> list[PoseEstimate]:
         for g in gt[t.im_id]:
             if g.obj_id == t.obj_id:
                 R, tt = (g.R_m2c, g.t_m2c) if transform is None else transform(g)
-                ests.append(PoseEstimate(t.scene_id, t.im_id, g.obj_id, 1.0, R, tt, 0.25))
+                ests.append(ResultRow(t.scene_id, t.im_id, g.obj_id, 1.0, R, tt, 0.25))
     return ests
 
 

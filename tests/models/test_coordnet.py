@@ -13,8 +13,9 @@ S = 32  # the smallest side every arch takes
 
 
 def _net(arch, **kw):
+    """A small ``arch`` network; pix2pose has its default fully connected bottleneck, as it is trained."""
     torch.manual_seed(0)
-    kw = {"num_objects": 3, "width": 4, "crop_size": S, "bottleneck": 0, **kw}
+    kw = {"num_objects": 3, "width": 4, "crop_size": S, **kw}
     return build_coord_net(arch=arch, **kw)
 
 
@@ -24,6 +25,7 @@ def test_contract_shapes_and_ranges(arch, norm):
     net = _net(arch, norm=norm)
     xyz, err = net(torch.rand(5, 3, S, S), torch.tensor([0, 1, 2, 0, 1]))
     assert xyz.shape == (5, 3, S, S) and err.shape == (5, 1, S, S)
+    assert xyz.dtype == err.dtype == torch.float32
     assert xyz.abs().max() <= 1 and err.min() >= 0 and err.max() <= 1
     kinds = {type(m) for m in net.modules()}
     assert (nn.GroupNorm in kinds) == (norm == "group") and (nn.BatchNorm2d in kinds) == (norm == "batch")
@@ -40,23 +42,27 @@ def test_head_serves_each_item_its_own_object_and_inference_computes_the_same(ar
     for b, a in zip(before, after):
         torch.testing.assert_close(a[0], b[0], rtol=0, atol=0)
         assert (a[1] - b[1]).abs().max() > 1e-3
+    # the same image asked as object 1 alone equals the second item's output (selection, not mixing)
+    again = net(image[1:], torch.tensor([1]))
+    torch.testing.assert_close(again[0][0], after[0][1], rtol=1e-5, atol=1e-6)
     with torch.inference_mode():  # one convolution per object asked, same numbers
         selected = net(image, torch.tensor([0, 1]))
     for a, b in zip(selected, after):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("arch", ["unet", "resnet18"])
+@pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("norm", ["batch", "group"])
 def test_gradients_reach_every_parameter(arch, norm):
     net = _net(arch, num_objects=1, norm=norm)
     xyz, err = net(torch.rand(2, 3, S, S), torch.zeros(2, dtype=torch.long))
     (xyz.square().mean() + err.mean()).backward()
+    # the head's parameters too: one object, so its only output group is the selected one
     missing = [n for n, p in net.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert missing == []
 
 
-@pytest.mark.parametrize("arch", ["unet", "resnet18"])
+@pytest.mark.parametrize("arch", ARCHS)
 def test_a_few_steps_fit_a_fixed_batch(arch):
     net = _net(arch, num_objects=1)
     gen = torch.Generator().manual_seed(1)
@@ -71,6 +77,8 @@ def test_a_few_steps_fit_a_fixed_batch(arch):
         loss.backward()
         opt.step()
         losses.append(loss.item())
+    # it learns, slowly on noise images: 0.555 -> 0.412 (pix2pose), 0.553 -> 0.411 (unet), 0.591 -> 0.443
+    # (resnet18), 0.574 -> 0.444 (resnet34) here
     assert losses[-1] < 0.85 * losses[0]
 
 
@@ -129,7 +137,8 @@ def test_a_saved_config_rebuilds_its_network(saved, kind):
     trained weights."""
     net = coord_net_from_config(saved, num_objects=2, crop_size=S)
     assert type(net) is kind and net.config.width == 4
-    trained = _net(saved.get("arch", "pix2pose"), num_objects=2, norm=saved.get("norm", "batch"))
+    same = {k: v for k, v in saved.items() if k in ("bottleneck", "norm")}
+    trained = _net(saved.get("arch", "pix2pose"), num_objects=2, **same)
     net.load_state_dict(trained.state_dict())
 
 

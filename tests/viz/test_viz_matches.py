@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from bopnp.bop.dataset import BopDataset
-from bopnp.bop.records import ModelInfo, PoseEstimate
+from bopnp.bop.records import ModelInfo, ResultRow
 from bopnp.bop.results import save_results_csv
 from bopnp.cli.main import cli
 from bopnp.eval.report import results_digest
@@ -72,13 +72,13 @@ def test_malformed_errors_file_is_a_typed_error(tmp_path):
 
 def test_only_an_evaluation_of_this_very_csv_is_used(tmp_path):
     csv = tmp_path / "m_ds-test.csv"
-    save_results_csv(csv, [PoseEstimate(0, 1, 1, 0.5, np.eye(3), np.array([0, 0, 500.0]), 1.0)])
+    save_results_csv(csv, [ResultRow(0, 1, 1, 0.5, np.eye(3), np.array([0, 0, 500.0]), 1.0)])
     folder = tmp_path / "eval" / csv.stem
     folder.mkdir(parents=True)
     (folder / "errors.csv").write_text(HEAD)
     (folder / "scores_bop19.json").write_text(json.dumps({"results_sha256": results_digest(csv)}))
     assert find_evaluation(csv) == folder
-    save_results_csv(csv, [PoseEstimate(0, 1, 1, 0.6, np.eye(3), np.array([0, 0, 500.0]), 1.0)])
+    save_results_csv(csv, [ResultRow(0, 1, 1, 0.6, np.eye(3), np.array([0, 0, 500.0]), 1.0)])
     assert find_evaluation(csv) is None  # the CSV changed since
     other = tmp_path / "elsewhere"
     other.mkdir()
@@ -93,7 +93,7 @@ def test_viz_results_after_eval_colours_gt_poses_as_matched(synth_dataset, tmp_p
     s = ds.scene_ids()[0]
     im = ds.image_ids(s)[0]
     gts = ds.scene_gt(s)[im]
-    ests = [PoseEstimate(s, im, g.obj_id, 0.9, g.R_m2c, g.t_m2c, 1.0) for g in gts]
+    ests = [ResultRow(s, im, g.obj_id, 0.9, g.R_m2c, g.t_m2c, 1.0) for g in gts]
     csv = tmp_path / f"gt_{name}-test.csv"
     save_results_csv(csv, ests)
     runner = CliRunner()

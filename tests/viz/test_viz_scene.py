@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from bopnp.bop.dataset import BopDataset
-from bopnp.bop.records import PoseEstimate
+from bopnp.bop.records import ResultRow
 from bopnp.errors import DatasetError, ResultsFormatError
 from bopnp.viz.colors import EST_COLOR, GT_COLOR, object_color
 from bopnp.viz.draw import mask_boundary
@@ -28,13 +28,13 @@ def synth(synth_dataset) -> BopDataset:
     return BopDataset.from_bop_path(bop_path, name, "test")
 
 
-def gt_estimates(ds: BopDataset, images=None) -> list[PoseEstimate]:
+def gt_estimates(ds: BopDataset, images=None) -> list[ResultRow]:
     """One estimate per GT instance, in the GT pose, with a made-up score."""
     out = []
     for s in ds.scene_ids():
         for i, gts in sorted(ds.scene_gt(s).items()):
             if images is None or (s, i) in images:
-                out += [PoseEstimate(s, i, g.obj_id, 0.5 + 0.1 * k, g.R_m2c, g.t_m2c, 1.0) for k, g in enumerate(gts)]
+                out += [ResultRow(s, i, g.obj_id, 0.5 + 0.1 * k, g.R_m2c, g.t_m2c, 1.0) for k, g in enumerate(gts)]
     return out
 
 
@@ -135,9 +135,9 @@ class TestSynth:
     def test_estimates_for_other_images_or_objects(self, synth):
         R, t = np.eye(3), np.array([0.0, 0.0, 500.0])
         with pytest.raises(ResultsFormatError, match="another dataset or split"):
-            scene_overview(synth, "test", 2, [PoseEstimate(5, 0, 1, 0.5, R, t)])
+            scene_overview(synth, "test", 2, [ResultRow(5, 0, 1, 0.5, R, t)])
         with pytest.raises(ResultsFormatError, match="objects \\[99\\]"):
-            scene_overview(synth, "test", 2, [PoseEstimate(0, 0, 99, 0.5, R, t)])
+            scene_overview(synth, "test", 2, [ResultRow(0, 0, 99, 0.5, R, t)])
 
     def test_missing_split(self, synth):
         with pytest.raises(DatasetError, match="val not found"):

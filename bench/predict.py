@@ -2,8 +2,9 @@
 network (both passes of the two-stage inference) and PnP with RANSAC.
 
 Cases: ``lmo``, an LM-O-sized image (640 x 480) with 8 detections: the real photo of LM-O test image 3 and BOP's
-default detections of it (one per target object), when the LM-O files are found (see bench/lmo_data.py), else a
-random image with 8 boxes of LM-O's sizes; ``demo``, an image of a ``bopnp synth`` dataset with its GT boxes (with
+default detections of it (one per target object), when the LM-O files are found (see bench/lmo_data.py), else
+``random``, a random image with 8 boxes of LM-O's sizes (the first line of output then says so and what was
+missing where); ``demo``, an image of a ``bopnp synth`` dataset with its GT boxes (with
 ``--demo BOP_PATH/NAME``, or ``datasets/demo`` when present). The network is the default pose network (width 32,
 128 px crops, 8 output groups) untrained, or ``--pose RUN_OR_CKPT``. An untrained network predicts no confident
 pixel, so PnP would have nothing to do: its output is replaced, after it ran and was timed, by a coordinate field
@@ -81,12 +82,27 @@ def _synthetic_case(name: str, n: int, seed: int) -> Case:
     return Case(name, _png_reader(image), K, lambda im: list(dets), note, LMO_OBJECTS)
 
 
-def lmo_case(lmo_dir: Path | None) -> Case:
+def lmo_missing(lmo_dir: Path) -> str | None:
+    """What the ``lmo`` case needs and ``lmo_dir`` lacks, or None when it has the photo and the detections."""
+    if not lmo_dir.is_dir():
+        return f"no LM-O photo found at {lmo_dir}: no such folder"
+    if not (lmo_dir / "test/000002/rgb").is_dir():
+        return f"no LM-O photo found at {lmo_dir}: it has no test/000002/rgb"
+    if not (lmo_dir / LMO_DETECTIONS).is_file():
+        return f"no LM-O detections found at {lmo_dir}: it has no {LMO_DETECTIONS}"
+    return None
+
+
+def lmo_case(lmo_dir: Path) -> Case:
+    """The LM-O photo and its detections, or, when ``lmo_dir`` lacks them, the ``random`` case saying so."""
     from bopnp.bop.dataset import BopDataset
     from bopnp.infer.detect import FileDetections
 
-    if lmo_dir is None or not (lmo_dir / LMO_DETECTIONS).is_file() or not (lmo_dir / "test/000002/rgb").is_dir():
-        return _synthetic_case("lmo", 8, 0)
+    missing = lmo_missing(lmo_dir)
+    if missing is not None:
+        case = _synthetic_case("random", 8, 0)
+        case.note += f" ({missing}; pass --lmo DIR or set BOPNP_LMO_DIR)"
+        return case
     ds = BopDataset(lmo_dir, "test")
     source = FileDetections(lmo_dir / LMO_DETECTIONS)
     wanted = {t.obj_id: t.inst_count for t in ds.targets() if (t.scene_id, t.im_id) == (2, 3)}
@@ -215,12 +231,12 @@ def main() -> None:
     if args.device == "all" and torch.cuda.is_available():
         devices.append("cuda")
     lmo = args.lmo or default_lmo_dir()
-    cases = [lmo_case(lmo if lmo.is_dir() else None), demo_case(args.demo or REPO / "datasets" / "demo")]
+    cases = [lmo_case(lmo), demo_case(args.demo or REPO / "datasets" / "demo")]
     cases = [c for c in cases if c is not None]
+    for c in cases:  # first: which inputs the rows measured
+        print(f"{c.name}: {c.note}")
     net = "untrained network + sphere field for PnP" if args.pose is None else f"network {args.pose}"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; {net}, {args.crop} px crops")
-    for c in cases:
-        print(f"  {c.name}: {c.note}")
     cols = ["case", "device", "width", "variant", "detections", "read", "detect", "crop", "network", "PnP"]
     cols += ["total ms", "images/s", "x default"]
     print("| " + " | ".join(cols) + " |")

@@ -313,3 +313,25 @@ def test_large_batch_settings_scale_the_learning_rate():
     assert PoseTrainConfig(batch_size=64, lr=1e-3, lr_scale="linear").peak_lr(world_size=2) == pytest.approx(8e-3)
     with pytest.raises(ConfigError, match="minutes"):
         PoseTrainConfig(minutes=0.0).validate()
+
+
+def test_loader_workers_get_the_cores_and_the_threads_come_back(tiny_train_dataset, tmp_path, monkeypatch):
+    """On a 2-core CPU with 2 loader workers (which augment), the training process keeps 1 intra-op thread, logged in
+    the start-up record; the thread count is what it was once the run ends; OMP_NUM_THREADS overrides the rule."""
+    import bopnp.parallel as parallel
+
+    monkeypatch.setattr(parallel, "usable_cpus", lambda: 2)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    bop, name = tiny_train_dataset
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        train_pose(_config(bop, name, tmp_path / "w", steps=2, workers=2, val_fraction=0.0), progress=False)
+        start = next(r for r in _records(tmp_path / "w") if r.get("startup"))
+        assert start["workers"] == 2 and start["threads"] == 1
+        assert torch.get_num_threads() == 2
+        assert parallel.threads_beside(0) == 2 and parallel.threads_beside(5) == 1
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        assert parallel.threads_beside(2) is None
+    finally:
+        torch.set_num_threads(before)

@@ -32,9 +32,9 @@ from torch.utils.data import DataLoader
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bopnp.bop.dataset import BopDataset  # noqa: E402
 from bopnp.data.cache import cache_dir_for  # noqa: E402
 from bopnp.data.crop_dataset import open_crop_datasets  # noqa: E402
-from bopnp.bop.dataset import BopDataset  # noqa: E402
 from bopnp.data.training_set import TrainingSet  # noqa: E402
 from bopnp.geometry.radial_surface import expand_coordinates  # noqa: E402
 from bopnp.geometry.rotations import rotation_angle_deg  # noqa: E402

@@ -54,7 +54,8 @@ def run(cfg: PoseTrainConfig) -> float:
     if last.is_file() and load_checkpoint(last)["state"]["step"] >= cfg.steps:
         return 0.0
     t0 = time.perf_counter()
-    train_pose(cfg, resume=last.is_file(), progress=False)
+    # a run stopped before its first checkpoint has nothing to keep: start it over
+    train_pose(cfg, resume=last.is_file(), overwrite=not last.is_file(), progress=False)
     return time.perf_counter() - t0
 
 

@@ -20,6 +20,7 @@ from bopnp.errors import ConfigError
 from bopnp.geometry import project_points, transform_points, uncrop_intrinsics
 from bopnp.models.correspondences import crop_correspondences, weighted_first
 from bopnp.pnp import PnPResult, RansacConfig, projection_loss, solve_pnp
+from bopnp.pnp.solver import EXECUTIONS
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,10 @@ class E2EConfig:
         cap_px: per-item root-mean-square projection error beyond which the loss grows linearly instead of
             quadratically (Huber on the RMS error): a pose far off still pulls the network towards the right one, with
             a bounded gradient that cannot swamp the batch, pixels.
+        pnp_execution: how the e2e loss's PnP runs its Levenberg-Marquardt loops (``execution`` of
+            :func:`bopnp.pnp.solve_pnp`, the same result each way): ``auto`` is ``eager`` on a CPU (early stops cost
+            nothing there) and ``sync_free`` on a GPU (no host read per iteration); ``cuda_graph`` replays them as
+            CUDA graphs. Validation and inference (RANSAC) keep their own.
     """
 
     lambda_proj: float = 1e-3
@@ -47,6 +52,7 @@ class E2EConfig:
     min_points: int = 16
     cap_px: float = 50.0
     use_mask: bool = True
+    pnp_execution: str = "auto"
 
     def validate(self) -> None:
         if not 0 <= self.lambda_proj < float("inf"):
@@ -59,6 +65,11 @@ class E2EConfig:
             raise ConfigError(f"min_points must be at least 4 (PnP needs 4 points), got {self.min_points}")
         if not self.cap_px > 0:
             raise ConfigError(f"cap_px must be > 0 pixels, got {self.cap_px}")
+        choices = ("auto", *EXECUTIONS)
+        if self.pnp_execution not in choices:
+            raise ConfigError(
+                f"pnp_execution must be one of {', '.join(map(repr, choices))}, got {self.pnp_execution!r}"
+            )
 
 
 def box_corners(centre_mm: Tensor, half_extent_mm: Tensor) -> Tensor:
@@ -128,8 +139,8 @@ def _pose_from_prediction(
 ) -> tuple[PnPResult, Tensor]:
     """See :func:`pose_from_prediction`. ``training``: the differentiable path of the e2e loss, solved as fast as
     each device allows with the same result: on a CPU only the weighted pixels go to PnP (:func:`weighted_first`;
-    ``inliers`` then covers those), on a GPU every pixel, with the solver's ``sync_free`` execution (no host read in
-    its Levenberg-Marquardt loops)."""
+    ``inliers`` then covers those; finding how many is a host read, free there), on a GPU every pixel; the
+    solver's execution is ``config.pnp_execution``."""
     S = xyz.shape[-1]
     box = batch["box_xyxy"].to(xyz.dtype)
     mask = batch.get("mask_visib") if config.use_mask else None
@@ -148,10 +159,10 @@ def _pose_from_prediction(
     w = w * enough[:, None]
     execution = "eager"
     if training and ransac is None:
-        if xyz.device.type == "cpu":
+        on_cpu = xyz.device.type == "cpu"
+        if on_cpu:
             x2d, x3d, w = weighted_first(x2d, x3d, w)
-        else:
-            execution = "sync_free"
+        execution = config.pnp_execution if config.pnp_execution != "auto" else "eager" if on_cpu else "sync_free"
     res = solve_pnp(x2d, x3d, K, w, ransac=ransac, execution=execution)
     return replace(res, valid=res.valid & enough), K
 
@@ -184,9 +195,9 @@ def e2e_projection_loss(
         valid: (B,) bool. float32 for a bf16/fp16 prediction: the loss runs outside autocast, as PnP does.
 
     The PnP call is the cheapest one each device allows for the same result: on a CPU only the weighted pixels go to
-    the solver (points of weight 0 have no say in the pose or its gradient); on a GPU every pixel does, with the
-    solver's ``sync_free`` execution, so the loss and its backward wait for the device only in the solver's
-    closed-form start.
+    the solver (points of weight 0 have no say in the pose or its gradient); on a GPU every pixel does, by default
+    with the solver's ``sync_free`` execution (``config.pnp_execution``), so the loss and its backward wait for the
+    device only in the solver's closed-form start.
     """
     with full_precision(xyz.device.type):
         dtype = solve_dtype(xyz)

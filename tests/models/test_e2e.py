@@ -1,4 +1,5 @@
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -262,23 +263,34 @@ def test_cpu_training_path_solves_only_the_weighted_pixels_with_the_same_loss_an
     S, B = 32, 3
     best, cfg = torch.zeros(B, dtype=torch.long), E2EConfig(cap_px=1e9)
     out = {}
-    for name in ("weighted", "every pixel"):
+    for name in ("weighted", "weighted, sync_free", "every pixel"):
         if name == "every pixel":
             monkeypatch.setattr(e2e, "weighted_first", lambda x2d, x3d, w: (x2d, x3d, w))
         batch, xyz, err = _partial_batch(S, B)
-        loss, per_item, valid = e2e_projection_loss(xyz, err, batch, best, cfg)
+        execution = "sync_free" if "sync_free" in name else "auto"
+        loss, per_item, valid = e2e_projection_loss(xyz, err, batch, best, replace(cfg, pnp_execution=execution))
         loss.backward()
         out[name] = (loss.detach(), per_item, valid, xyz.grad, err.grad)
     n_weighted = int(batch["mask_visib"].flatten(1).sum(1).max())
     assert seen[0] == (seen[0][0], "eager") and seen[0][0] <= n_weighted < S * S  # only the weighted pixels
-    assert seen[1][0] == S * S
-    (loss, per_item, valid, g_xyz, g_err), (loss_r, per_item_r, valid_r, g_xyz_r, g_err_r) = out.values()
-    assert bool(valid.all()) and torch.equal(valid, valid_r)
-    torch.testing.assert_close(per_item, per_item_r, rtol=1e-9, atol=1e-9)
-    torch.testing.assert_close(loss, loss_r, rtol=1e-9, atol=1e-9)
-    assert g_xyz.abs().sum() > 0 and g_err.abs().sum() > 0
-    torch.testing.assert_close(g_xyz, g_xyz_r, rtol=0, atol=1e-9 * float(g_xyz_r.abs().max()))
-    torch.testing.assert_close(g_err, g_err_r, rtol=0, atol=1e-9 * float(g_err_r.abs().max()))
+    assert seen[1] == (seen[0][0], "sync_free")  # the configured execution
+    assert seen[2][0] == S * S
+    loss_r, per_item_r, valid_r, g_xyz_r, g_err_r = out.pop("every pixel")
+    for loss, per_item, valid, g_xyz, g_err in out.values():
+        assert bool(valid.all()) and torch.equal(valid, valid_r)
+        torch.testing.assert_close(per_item, per_item_r, rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(loss, loss_r, rtol=1e-9, atol=1e-9)
+        assert g_xyz.abs().sum() > 0 and g_err.abs().sum() > 0
+        torch.testing.assert_close(g_xyz, g_xyz_r, rtol=0, atol=1e-9 * float(g_xyz_r.abs().max()))
+        torch.testing.assert_close(g_err, g_err_r, rtol=0, atol=1e-9 * float(g_err_r.abs().max()))
+
+
+def test_e2e_config_names_the_pnp_executions():
+    from bopnp.errors import ConfigError
+
+    E2EConfig(pnp_execution="cuda_graph").validate()
+    with pytest.raises(ConfigError, match="'auto', 'eager', 'sync_free', 'cuda_graph'"):
+        E2EConfig(pnp_execution="fast").validate()
 
 
 @pytest.mark.gpu

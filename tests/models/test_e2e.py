@@ -309,7 +309,6 @@ def test_cuda_e2e_loss_matches_the_cpu_and_syncs_only_in_the_closed_form_start()
         batch, xyz, err = _partial_batch(S, B)
         batch = {k: v.to(device) for k, v in batch.items()}
         xyz_d, err_d = xyz.to(device), err.to(device)
-        xyz_d.retain_grad(), err_d.retain_grad()
         loss, per_item, valid = e2e_projection_loss(xyz_d, err_d, batch, best.to(device), cfg)
         loss.backward()
         out[device] = (loss.detach().cpu(), per_item.cpu(), valid.cpu(), xyz.grad, err.grad)

@@ -45,6 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bopnp.bop.atomic import write_text_atomic  # noqa: E402
+from bopnp.device import count_cuda_syncs  # noqa: E402
 from bopnp.geometry import project_points, random_rotation, rotation_angle_deg, transform_points  # noqa: E402
 from bopnp.pnp import RansacConfig, solve_pnp  # noqa: E402
 from bopnp.pnp.opencv import opencv_pose  # noqa: E402
@@ -230,22 +231,6 @@ def count_ops(fn) -> tuple[int, int]:
     return counts["ops"], counts["syncs"]
 
 
-def cuda_syncs(fn) -> int:
-    """Host-device synchronisations during one call of ``fn`` (CUDA's sync debug mode: explicit reads and the
-    status checks of linear-algebra calls alike)."""
-    import warnings
-
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("warn")
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            fn()
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
-    return sum("synchroniz" in str(w.message) for w in caught)
-
-
 def bench_row(
     device: str,
     B: int,
@@ -278,7 +263,7 @@ def bench_row(
         else _peak_mib_cpu(B, N, ransac is not None, torch.get_num_threads())
     )
     row["ops"], row["syncs"] = count_ops(fwd_bwd)
-    row["device_syncs"] = cuda_syncs(fwd_bwd) if device == "cuda" else None
+    row["device_syncs"] = count_cuda_syncs(fwd_bwd)[0] if device == "cuda" else None
     row["valid"] = float(res.valid.float().mean())
     row["iters"] = float(res.iterations.float().mean())
     row["rot_err_deg"] = float(rotation_angle_deg(res.R.double().cpu(), R_true).median())

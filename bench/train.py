@@ -13,11 +13,20 @@ augmentation, step, logging), crops/s over its logged steps after the first, the
 step and its CPU-seconds; ``--baseline DIR`` (a checkout of another revision, e.g. ``git worktree add /tmp/base
 main``) runs the same commands with that code, in the same run, for the ratios.
 
+With ``--e2e-step`` (and ``--cache``) a table of the end-to-end training step (``--stage pose --e2e``: L_trans plus
+the projection loss through the PnP layer) against the L_trans step at equal batch (``--e2e-batches``), on a batch of
+the cache's crops built as ``bopnp train`` builds one (raw crops, batched ``light`` augmentation), the network fresh
+(``--e2e-init CKPT``: a trained one) and both steps timed alternately in one process: ms per step and the ratio.
+With ``--baseline DIR`` the same runs with that checkout's code, in the same run; ``--e2e-executions`` adds rows of
+this code with other PnP executions (e.g. ``eager sync_free cuda_graph`` on a GPU).
+
     python bench/train.py                                   # CPU: 64 and 128 px, widths 16 and 32
     python bench/train.py --cache datasets/demo/crops/train_pbr --workers 0
     python bench/train.py --sizes 128 --widths 32 64 --compile --device cuda
     python bench/train.py --device cpu --sizes 64 --widths 16 --runs datasets demo --run-batches 8 \
         --run-args "--width 16 --augment light" --baseline /tmp/base          # demo settings, today vs baseline
+    python bench/train.py --device cpu --no-compute --cache datasets/demo/crops/train_pbr --e2e-step \
+        --e2e-batches 8 256 --baseline /tmp/base                            # e2e step / L_trans step, demo settings
 """
 
 from __future__ import annotations
@@ -217,6 +226,126 @@ def e2e_rows(args) -> None:
                 )
 
 
+def e2e_step_worker(spec: dict) -> dict:
+    """Median seconds of an L_trans step and of an e2e step (fwd + bwd + Adam) at one batch, timed alternately, with
+    the ``bopnp`` already imported (this checkout's or a baseline's). ``spec``: cache, batch, width, arch, steps,
+    warmup, device, threads, init, execution (``E2EConfig.pnp_execution``; None: the code's default)."""
+    from torch.utils.data import default_collate
+
+    from bopnp.data.batch_augment import augment_batch
+    from bopnp.data.crop_dataset import open_crop_datasets
+    from bopnp.data.training_set import AugmentConfig, TrainingSet, index_seed
+    from bopnp.models import build_coord_net
+    from bopnp.models.e2e import E2EConfig, e2e_projection_loss
+
+    if spec["threads"]:
+        torch.set_num_threads(spec["threads"])
+    device = torch.device(spec["device"])
+    aug = AugmentConfig.preset("light")
+    ts = TrainingSet(open_crop_datasets(spec["cache"]), aug, device_augment=True)
+    B = spec["batch"]
+    picks = torch.linspace(0, len(ts) - 1, B).round().long().tolist()
+    batch = default_collate([ts[(i, index_seed(0, 0, i))] for i in picks])
+    batch = augment_batch({k: v.to(device) for k, v in batch.items()}, aug)
+    torch.manual_seed(0)
+    S = batch["image"].shape[-1]
+    net = build_coord_net(arch=spec["arch"], num_objects=len(ts.obj_ids), width=spec["width"], crop_size=S)
+    if spec["init"]:
+        net.load_state_dict(torch.load(spec["init"], map_location="cpu", weights_only=False)["model"])
+    net = net.to(device).train()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+    cfg = E2EConfig() if spec["execution"] is None else E2EConfig(pnp_execution=spec["execution"])
+    valid_share = []
+
+    def step(e2e: bool) -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        xyz, err = net(batch["image"], batch["obj_index"])
+        xyz, err = xyz.float(), err.float()
+        out = transformer_loss(
+            xyz, err, batch["xyz"], batch["mask_full"], batch["pool"], batch["centre_mm"], batch["half_extent_mm"]
+        )
+        loss = out["loss"]
+        if e2e:
+            proj, _, valid = e2e_projection_loss(xyz, err, batch, out["best"], cfg)
+            loss = loss + cfg.lambda_proj * proj
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        float(loss.detach())  # wait for the device, as the trainer's budget timing does
+        if e2e:
+            valid_share.append(float(valid.float().mean()))
+        return time.perf_counter() - t0
+
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for i in range(spec["warmup"] + spec["steps"]):
+        for e2e in (False, True):
+            sec = step(e2e)
+            if i >= spec["warmup"]:
+                times[e2e].append(sec)
+    return {
+        "ltrans_ms": statistics.median(times[False]) * 1e3,
+        "e2e_ms": statistics.median(times[True]) * 1e3,
+        "valid": statistics.mean(valid_share),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def run_e2e_worker(src: Path, spec: dict) -> dict:
+    """:func:`e2e_step_worker` in a fresh process that imports ``bopnp`` from ``src``."""
+    code = (
+        f"import sys, json; sys.path.insert(0, {str(src)!r}); import bopnp; "
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); import train; "
+        "print(json.dumps(train.e2e_step_worker(json.loads(sys.argv[1]))))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"the e2e step measurement with the code of {src} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def e2e_step_rows(args, device: str) -> None:
+    """The e2e step against the L_trans step at equal batch, this code and ``--baseline``'s."""
+    if args.cache is None:
+        raise SystemExit("--e2e-step needs --cache BOP_PATH/NAME/crops/SPLIT (a batch of real crops)")
+    sources = [("this", REPO)] + ([("baseline", args.baseline.resolve())] if args.baseline else [])
+    print(
+        f"\ne2e step (L_trans + projection loss through PnP) vs L_trans step, fwd + bwd + Adam, {device}, "
+        f"--arch {args.e2e_arch} --width {args.e2e_width}, crops of {args.cache}, "
+        f"{'network from ' + str(args.e2e_init) if args.e2e_init else 'fresh network'}; medians of {args.steps} "
+        "alternating steps"
+    )
+    print("| batch | code | PnP execution | threads | L_trans ms | e2e ms | e2e / L_trans | poses valid |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for batch in args.e2e_batches:
+        spec = {
+            "cache": str(Path(args.cache).resolve()),
+            "batch": batch,
+            "width": args.e2e_width,
+            "arch": args.e2e_arch,
+            "steps": args.steps,
+            "warmup": args.warmup,
+            "device": device,
+            "threads": args.threads,
+            "init": str(Path(args.e2e_init).resolve()) if args.e2e_init else None,
+        }
+        # this code with each execution asked for, the baseline with its own default
+        runs = [("this", REPO, ex) for ex in args.e2e_executions] + [(n, src, None) for n, src in sources[1:]]
+        for name, src, execution in runs:
+            r = run_e2e_worker(src, {**spec, "execution": None if execution == "auto" else execution})
+            print(
+                f"| {batch} | {name} | {execution or 'default'} | {r['threads']} | {r['ltrans_ms']:.0f} | "
+                f"{r['e2e_ms']:.0f} | {r['e2e_ms'] / r['ltrans_ms']:.2f} | {r['valid']:.2f} |",
+                flush=True,
+            )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all", help="all: CPU, and CUDA when present")
@@ -235,6 +364,18 @@ def main() -> None:
     p.add_argument("--run-args", default="--width 16 --augment light", help="more `bopnp train` options")
     p.add_argument("--baseline", type=Path, default=None, help="a checkout of the code to compare with")
     p.add_argument("--no-compute", action="store_true", help="only the end-to-end rows")
+    p.add_argument("--e2e-step", action="store_true", help="add the e2e step vs L_trans step table (needs --cache)")
+    p.add_argument("--e2e-batches", type=int, nargs="+", default=[8])
+    p.add_argument("--e2e-width", type=int, default=16)
+    p.add_argument("--e2e-arch", default="pix2pose")
+    p.add_argument("--e2e-init", type=Path, default=None, help="a checkpoint of that network (default: fresh)")
+    p.add_argument(
+        "--e2e-executions",
+        nargs="+",
+        default=["auto"],
+        choices=["auto", "eager", "sync_free", "cuda_graph"],
+        help="PnP executions of this code's e2e rows (E2EConfig.pnp_execution)",
+    )
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -242,12 +383,13 @@ def main() -> None:
     if args.device == "all" and torch.cuda.is_available():
         devices.append("cuda")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, batch {args.batch}, L_trans fwd+bwd+Adam")
-    print("| device | crop px | width | variant | ms / step | crops/s | x eager |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    if not args.no_compute:
+        print("| device | crop px | width | variant | ms / step | crops/s | x eager |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
     rows = []
     for d in devices if not args.no_compute else []:
         rows += compute_rows(args, torch.device(d))
-    if args.cache is not None:
+    if args.cache is not None and not (args.e2e_step and args.no_compute):  # --e2e-step: the cache gives its batch
         size = None
         from bopnp.data.cache import read_cache_meta
 
@@ -256,6 +398,9 @@ def main() -> None:
             r["width"]: r["ms"] for r in rows if r["size"] == size and r["variant"] == "eager" and r["device"] == "cpu"
         }
         loader_rows(args, step_ms)
+    if args.e2e_step:
+        for d in devices:
+            e2e_step_rows(args, d)
     if args.runs is not None:
         e2e_rows(args)
 

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from bopnp.checks import check_shape
+from bopnp.pnp.solver import MIN_POINTS
 
 
 def crop_pixel_centres(box_xyxy: Tensor, size: int) -> Tensor:
@@ -92,4 +93,35 @@ def crop_correspondences(
     return x2d, x3d, w
 
 
-__all__ = ["crop_correspondences", "crop_pixel_centres"]
+def weighted_first(x2d: Tensor, x3d: Tensor, w: Tensor, keep: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Each item's weighted correspondences (``w > 0``) first, in their order, cut to ``keep`` per item.
+
+    A least-squares PnP gives a point of weight 0 no say (its residual is multiplied by 0), so dropping such points
+    leaves the pose and its gradient as they were up to the order of floating-point sums, while the work of every
+    solver iteration falls with the points: a crop's object covers a fraction of its pixels.
+
+    Args:
+        x2d: (B, N, 2) px. x3d: (B, N, 3) mm. w: (B, N) weights >= 0.
+        keep: points kept per item; None: the largest number of weighted points of an item in the batch (one host
+            read, free on a CPU and a synchronisation on a GPU), at least ``MIN_POINTS`` and at most N. Items with
+            fewer weighted points are filled with their first points of weight 0.
+    Returns:
+        x2d: (B, keep, 2). x3d: (B, keep, 3). w: (B, keep); gradients flow back to the kept entries.
+    """
+    dims = check_shape(x2d, "B N 2", "x2d")
+    check_shape(x3d, "B N 3", "x3d", dims)
+    check_shape(w, "B N", "w", dims)
+    N = dims["N"]
+    used = w.detach() > 0
+    if keep is None:
+        keep = int(used.sum(1).amax()) if used.numel() else 0
+        keep = min(N, max(keep, MIN_POINTS))
+    order = torch.sort((~used).to(torch.int8), dim=1, stable=True).indices[:, :keep]  # weighted points first
+    return (
+        x2d.gather(1, order.unsqueeze(-1).expand(-1, -1, 2)),
+        x3d.gather(1, order.unsqueeze(-1).expand(-1, -1, 3)),
+        w.gather(1, order),
+    )
+
+
+__all__ = ["crop_correspondences", "crop_pixel_centres", "weighted_first"]

@@ -18,8 +18,9 @@ from torch import Tensor
 
 from bopnp.errors import ConfigError
 from bopnp.geometry import project_points, transform_points, uncrop_intrinsics
-from bopnp.models.correspondences import crop_correspondences
+from bopnp.models.correspondences import crop_correspondences, weighted_first
 from bopnp.pnp import PnPResult, RansacConfig, projection_loss, solve_pnp
+from bopnp.pnp.solver import EXECUTIONS
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,10 @@ class E2EConfig:
         cap_px: per-item root-mean-square projection error beyond which the loss grows linearly instead of
             quadratically (Huber on the RMS error): a pose far off still pulls the network towards the right one, with
             a bounded gradient that cannot swamp the batch, pixels.
+        pnp_execution: how the e2e loss's PnP runs its Levenberg-Marquardt loops (``execution`` of
+            :func:`bopnp.pnp.solve_pnp`, the same result each way): ``auto`` is ``eager`` on a CPU (early stops cost
+            nothing there) and ``sync_free`` on a GPU (no host read per iteration); ``cuda_graph`` replays them as
+            CUDA graphs. Validation and inference (RANSAC) keep their own.
     """
 
     lambda_proj: float = 1e-3
@@ -47,6 +52,7 @@ class E2EConfig:
     min_points: int = 16
     cap_px: float = 50.0
     use_mask: bool = True
+    pnp_execution: str = "auto"
 
     def validate(self) -> None:
         if not 0 <= self.lambda_proj < float("inf"):
@@ -59,15 +65,19 @@ class E2EConfig:
             raise ConfigError(f"min_points must be at least 4 (PnP needs 4 points), got {self.min_points}")
         if not self.cap_px > 0:
             raise ConfigError(f"cap_px must be > 0 pixels, got {self.cap_px}")
+        choices = ("auto", *EXECUTIONS)
+        if self.pnp_execution not in choices:
+            raise ConfigError(
+                f"pnp_execution must be one of {', '.join(map(repr, choices))}, got {self.pnp_execution!r}"
+            )
 
 
 def box_corners(centre_mm: Tensor, half_extent_mm: Tensor) -> Tensor:
     """(B, 8, 3) corners of each item's normalisation box, mm, from (B, 3) centres and half extents."""
-    signs = torch.tensor(
-        [[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)],
-        dtype=centre_mm.dtype,
-        device=centre_mm.device,
-    )
+    # the sign pattern (x slowest, z fastest) made on the device: a tensor literal would be a host-to-device copy,
+    # which waits for the device
+    bits = torch.arange(8, device=centre_mm.device)
+    signs = (torch.stack([bits // 4, bits // 2 % 2, bits % 2], -1) * 2 - 1).to(centre_mm.dtype)
     return centre_mm[:, None] + signs[None] * half_extent_mm[:, None]
 
 
@@ -120,8 +130,17 @@ def pose_from_prediction(
 
 
 def _pose_from_prediction(
-    xyz: Tensor, err: Tensor, batch: dict[str, Tensor], config: E2EConfig, ransac: RansacConfig | None
+    xyz: Tensor,
+    err: Tensor,
+    batch: dict[str, Tensor],
+    config: E2EConfig,
+    ransac: RansacConfig | None,
+    training: bool = False,
 ) -> tuple[PnPResult, Tensor]:
+    """See :func:`pose_from_prediction`. ``training``: the differentiable path of the e2e loss, solved as fast as
+    each device allows with the same result: on a CPU only the weighted pixels go to PnP (:func:`weighted_first`;
+    ``inliers`` then covers those; finding how many is a host read, free there), on a GPU every pixel; the
+    solver's execution is ``config.pnp_execution``."""
     S = xyz.shape[-1]
     box = batch["box_xyxy"].to(xyz.dtype)
     mask = batch.get("mask_visib") if config.use_mask else None
@@ -137,7 +156,14 @@ def _pose_from_prediction(
     )
     K = uncrop_intrinsics(batch["K"].to(xyz.dtype), box, S)
     enough = (w > 0).sum(1) >= config.min_points
-    res = solve_pnp(x2d, x3d, K, w * enough[:, None], ransac=ransac)
+    w = w * enough[:, None]
+    execution = "eager"
+    if training and ransac is None:
+        on_cpu = xyz.device.type == "cpu"
+        if on_cpu:
+            x2d, x3d, w = weighted_first(x2d, x3d, w)
+        execution = config.pnp_execution if config.pnp_execution != "auto" else "eager" if on_cpu else "sync_free"
+    res = solve_pnp(x2d, x3d, K, w, ransac=ransac, execution=execution)
     return replace(res, valid=res.valid & enough), K
 
 
@@ -167,6 +193,11 @@ def e2e_projection_loss(
         loss: scalar, mean over the valid items of the robust per-item loss (:func:`huber_rms`), px^2 (0 with no
         valid item, still connected to the graph). per_item: (B,) mean squared error, px^2 (0 where invalid).
         valid: (B,) bool. float32 for a bf16/fp16 prediction: the loss runs outside autocast, as PnP does.
+
+    The PnP call is the cheapest one each device allows for the same result: on a CPU only the weighted pixels go to
+    the solver (points of weight 0 have no say in the pose or its gradient); on a GPU every pixel does, by default
+    with the solver's ``sync_free`` execution (``config.pnp_execution``), so the loss and its backward wait for the
+    device only in the solver's closed-form start.
     """
     with full_precision(xyz.device.type):
         dtype = solve_dtype(xyz)
@@ -176,7 +207,7 @@ def e2e_projection_loss(
 def _e2e_projection_loss(
     xyz: Tensor, err: Tensor, batch: dict[str, Tensor], best: Tensor, config: E2EConfig
 ) -> tuple[Tensor, Tensor, Tensor]:
-    res, K = _pose_from_prediction(xyz, err, batch, config, None)
+    res, K = _pose_from_prediction(xyz, err, batch, config, None, training=True)
     R_gt, t_gt = symmetric_gt_pose(
         batch["R_m2c_target"].to(xyz.dtype), batch["t_m2c_target"].to(xyz.dtype), batch["pool"], best
     )

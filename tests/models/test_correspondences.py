@@ -1,7 +1,9 @@
 import math
 
+import pytest
 import torch
 
+from bopnp.errors import ShapeError
 from bopnp.geometry import project_points
 from bopnp.models.correspondences import crop_correspondences, crop_pixel_centres
 from bopnp.pnp import solve_pnp
@@ -94,3 +96,26 @@ def test_a_mask_limits_the_object_pixels():
     box = torch.tensor([[0.0, 0.0, 4.0, 4.0]])
     _, _, w = crop_correspondences(xyz, err, box, torch.zeros(1, 3), torch.ones(1, 3), mask=mask)
     torch.testing.assert_close(w.view(S, S), mask[0].float())
+
+
+def test_weighted_first_keeps_the_weighted_points_in_order_and_their_gradients():
+    from bopnp.models.correspondences import weighted_first
+
+    w = torch.tensor([[0.0, 0.5, 0.0, 1.0, 0.2, 0.0, 0.3, 0.0], [0.0] * 6 + [0.7, 0.0]], requires_grad=True)
+    x3d = torch.arange(2 * 8 * 3, dtype=torch.float32).reshape(2, 8, 3).requires_grad_(True)
+    x2d = torch.arange(2 * 8 * 2, dtype=torch.float32).reshape(2, 8, 2)
+    u, x, ww = weighted_first(x2d, x3d, w)
+    assert ww.shape == (2, 4) and x.shape == (2, 4, 3) and u.shape == (2, 4, 2)  # 4 weighted points at most
+    torch.testing.assert_close(ww[0], torch.tensor([0.5, 1.0, 0.2, 0.3]))  # their order kept
+    torch.testing.assert_close(x[0], x3d[0, [1, 3, 4, 6]].detach())
+    torch.testing.assert_close(u[1], x2d[1, [6, 0, 1, 2]])  # one weighted point, then points of weight 0
+    torch.testing.assert_close(ww[1], torch.tensor([0.7, 0.0, 0.0, 0.0]))
+    (x.sum() + ww.sum()).backward()
+    assert x3d.grad[0, [1, 3, 4, 6]].eq(1).all() and x3d.grad[0, [0, 2, 5, 7]].eq(0).all()
+    assert w.grad[0].tolist() == [0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0]
+    # at least PnP's 4 points, at most N; an explicit count
+    assert weighted_first(x2d[:, :3], x3d[:, :3], torch.zeros(2, 3))[2].shape == (2, 3)
+    assert weighted_first(x2d, x3d, torch.zeros(2, 8))[2].shape == (2, 4)
+    assert weighted_first(x2d, x3d, w, keep=6)[2].shape == (2, 6)
+    with pytest.raises(ShapeError, match="x3d"):
+        weighted_first(x2d, x3d[:, :5], w)

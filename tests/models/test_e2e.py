@@ -1,4 +1,5 @@
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -229,3 +230,105 @@ def test_e2e_step_under_cuda_bf16_autocast():
     torch.testing.assert_close(per_item, ref_per_item, rtol=1e-4, atol=1e-4)
     g = net.encoder[0].main[0].weight.grad
     assert g is not None and torch.isfinite(g).all() and g.abs().sum() > 0
+
+
+def _partial_batch(S=32, B=3, dtype=torch.float64):
+    """B crops of the plane with noisy coordinates, a visible mask on part of the crop and an error map that drops
+    some of its pixels: only some pixels have weight, as in training."""
+    batch, K_img = _batch(S)
+    batch = {k: v.repeat(B, *([1] * (v.dim() - 1))).to(dtype) for k, v in batch.items()}
+    gen = torch.Generator().manual_seed(3)
+    xyz = _plane_xyz(batch, K_img, S).to(dtype).repeat(B, 1, 1, 1)
+    xyz = xyz + 0.01 * torch.randn(xyz.shape, generator=gen, dtype=dtype)
+    ii, jj = torch.meshgrid(torch.arange(S), torch.arange(S), indexing="ij")
+    radius = torch.tensor([0.3, 0.4, 0.2])[:B, None, None] * S
+    batch["mask_visib"] = (ii - S / 2) ** 2 + (jj - S / 3) ** 2 < radius**2
+    err = torch.rand(B, 1, S, S, generator=gen, dtype=dtype) * 0.6
+    return batch, xyz.requires_grad_(True), err.requires_grad_(True)
+
+
+def test_cpu_training_path_solves_only_the_weighted_pixels_with_the_same_loss_and_gradients(monkeypatch):
+    """The e2e loss on a CPU hands PnP the weighted pixels alone (points of weight 0 have no say in the pose or its
+    gradient): the same loss, validity and gradients as on every pixel, float64 to 1e-9."""
+    import bopnp.models.e2e as e2e
+
+    seen = []
+    solve = e2e.solve_pnp
+
+    def spy(x2d, *args, **kwargs):
+        seen.append((x2d.shape[1], kwargs.get("execution")))
+        return solve(x2d, *args, **kwargs)
+
+    monkeypatch.setattr(e2e, "solve_pnp", spy)
+    S, B = 32, 3
+    best, cfg = torch.zeros(B, dtype=torch.long), E2EConfig(cap_px=1e9)
+    out = {}
+    for name in ("weighted", "weighted, sync_free", "every pixel"):
+        if name == "every pixel":
+            monkeypatch.setattr(e2e, "weighted_first", lambda x2d, x3d, w: (x2d, x3d, w))
+        batch, xyz, err = _partial_batch(S, B)
+        execution = "sync_free" if "sync_free" in name else "auto"
+        loss, per_item, valid = e2e_projection_loss(xyz, err, batch, best, replace(cfg, pnp_execution=execution))
+        loss.backward()
+        out[name] = (loss.detach(), per_item, valid, xyz.grad, err.grad)
+    n_weighted = int(batch["mask_visib"].flatten(1).sum(1).max())
+    assert seen[0] == (seen[0][0], "eager") and seen[0][0] <= n_weighted < S * S  # only the weighted pixels
+    assert seen[1] == (seen[0][0], "sync_free")  # the configured execution
+    assert seen[2][0] == S * S
+    loss_r, per_item_r, valid_r, g_xyz_r, g_err_r = out.pop("every pixel")
+    for loss, per_item, valid, g_xyz, g_err in out.values():
+        assert bool(valid.all()) and torch.equal(valid, valid_r)
+        torch.testing.assert_close(per_item, per_item_r, rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(loss, loss_r, rtol=1e-9, atol=1e-9)
+        assert g_xyz.abs().sum() > 0 and g_err.abs().sum() > 0
+        torch.testing.assert_close(g_xyz, g_xyz_r, rtol=0, atol=1e-9 * float(g_xyz_r.abs().max()))
+        torch.testing.assert_close(g_err, g_err_r, rtol=0, atol=1e-9 * float(g_err_r.abs().max()))
+
+
+def test_e2e_config_names_the_pnp_executions():
+    from bopnp.errors import ConfigError
+
+    E2EConfig(pnp_execution="cuda_graph").validate()
+    with pytest.raises(ConfigError, match="'auto', 'eager', 'sync_free', 'cuda_graph'"):
+        E2EConfig(pnp_execution="fast").validate()
+
+
+@pytest.mark.gpu
+def test_cuda_e2e_loss_matches_the_cpu_and_syncs_only_in_the_closed_form_start():
+    """On CUDA the training path runs every pixel through the solver's ``sync_free`` execution: the same loss and
+    gradients as the CPU's path, and its forward and backward wait for the device only where the solver's closed-form
+    start does (status checks of its small eigen- and singular-value problems), never per Levenberg-Marquardt
+    iteration: at most 20 synchronisations, and no more than ``solve_pnp`` alone on the same correspondences."""
+    from bopnp.device import count_cuda_syncs
+    from bopnp.models.e2e import _pose_from_prediction
+
+    S, B = 32, 3
+    best, cfg = torch.zeros(B, dtype=torch.long), E2EConfig(cap_px=1e9)
+    out = {}
+    for device in ("cpu", "cuda"):
+        batch, xyz, err = _partial_batch(S, B)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        xyz_d, err_d = xyz.to(device), err.to(device)
+        loss, per_item, valid = e2e_projection_loss(xyz_d, err_d, batch, best.to(device), cfg)
+        loss.backward()
+        out[device] = (loss.detach().cpu(), per_item.cpu(), valid.cpu(), xyz.grad, err.grad)
+    (_, per_c, valid_c, gx_c, ge_c), (_, per_g, valid_g, gx_g, ge_g) = out["cpu"], out["cuda"]
+    assert bool(valid_c.all()) and torch.equal(valid_c, valid_g)
+    torch.testing.assert_close(per_g, per_c, rtol=1e-8, atol=1e-8)
+    torch.testing.assert_close(gx_g, gx_c, rtol=0, atol=1e-8 * float(gx_c.abs().max()))
+    torch.testing.assert_close(ge_g, ge_c, rtol=0, atol=1e-8 * float(ge_c.abs().max()))
+
+    batch, xyz, err = _partial_batch(S, B, torch.float32)
+    batch = {k: v.to("cuda") for k, v in batch.items()}
+    xyz = xyz.detach().to("cuda").requires_grad_(True)
+    err = err.detach().to("cuda").requires_grad_(True)
+    best = best.to("cuda")
+    e2e_projection_loss(xyz, err, batch, best, cfg)[0].backward()  # warm-up: lazy CUDA initialisation
+
+    def forward_backward():
+        e2e_projection_loss(xyz, err, batch, best, cfg)[0].backward()
+
+    n_e2e, _ = count_cuda_syncs(forward_backward)
+    with torch.no_grad():
+        n_solver, _ = count_cuda_syncs(lambda: _pose_from_prediction(xyz, err, batch, cfg, None, training=True))
+    assert n_e2e <= n_solver and n_e2e <= 20, (n_e2e, n_solver)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 import torch
 from pnp_problems import make_problem, with_outliers
 
+from bopnp.device import count_cuda_syncs
 from bopnp.geometry import rotation_angle_deg
 from bopnp.pnp import RansacConfig, solve_pnp
 from bopnp.pnp.lm import levenberg_marquardt
@@ -50,15 +49,7 @@ def test_cuda_ransac_recovers_the_pose():
 
 
 def _count_syncs(fn):
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("warn")
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            fn()
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
-    return sum("synchroniz" in str(w.message) for w in caught)
+    return count_cuda_syncs(fn)[0]
 
 
 def test_levenberg_marquardt_syncs_only_every_few_iterations():

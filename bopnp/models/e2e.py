@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -52,7 +53,7 @@ class E2EConfig:
     min_points: int = 16
     cap_px: float = 50.0
     use_mask: bool = True
-    pnp_execution: str = "auto"
+    pnp_execution: Literal["auto", "eager", "sync_free", "cuda_graph"] = "auto"
 
     def validate(self) -> None:
         if not 0 <= self.lambda_proj < float("inf"):

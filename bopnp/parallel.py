@@ -110,20 +110,6 @@ def default_workers(cap: int = 8, jobs: int | None = None) -> int:
     return max(1, n)
 
 
-def threads_beside(workers: int) -> int | None:
-    """Intra-op CPU threads for a process whose ``workers`` busy helper processes (e.g. loader workers that augment)
-    run beside it: the usable cores they leave, at least 1. None when ``OMP_NUM_THREADS`` is set: the user's choice
-    stands. More threads than free cores make torch's threads wait on each other (on a 2-core machine with two busy
-    loader workers, a training step with 2 threads ran at a seventh of its speed with 1).
-
-    >>> 1 <= (threads_beside(0) or 1) <= usable_cpus()
-    True
-    """
-    if os.environ.get("OMP_NUM_THREADS"):
-        return None
-    return max(1, usable_cpus() - max(0, int(workers)))
-
-
 def bounded_workers(
     requested: int | None,
     jobs: int,

@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader
 from bopnp.bop.atomic import write_text_atomic
 from bopnp.device import resolve_device
 from bopnp.errors import CheckpointError, ConfigError, TrainingError
-from bopnp.parallel import bounded_workers, threads_beside
+from bopnp.parallel import bounded_workers
 from bopnp.progress import progress_bar
 from bopnp.train.checkpoint import (
     code_revision,
@@ -367,19 +367,13 @@ class Runner:
         training step may draw from the global generator (the detector samples proposals), so that must not move.
 
         Its workers are bounded as :func:`bopnp.parallel.bounded_workers` bounds a pool (usable cores, available
-        memory; the cut is logged once) and forked where the platform allows (:func:`loader_start_method`). On a CPU
-        this process keeps only the cores the workers leave (:func:`bopnp.parallel.threads_beside`), unless
-        ``OMP_NUM_THREADS`` says otherwise."""
+        memory; the cut is logged once) and forked where the platform allows (:func:`loader_start_method`)."""
         cfg = self.config
         workers = 0
         if cfg.workers > 0:
             batches = max(1, len(self.train_set) // max(1, cfg.batch_size))
             workers = bounded_workers(cfg.workers, batches, worker_mb=LOADER_WORKER_MB, what="--workers")
         self.workers = workers
-        if self.device.type == "cpu" and workers > 0:
-            threads = threads_beside(workers)
-            if threads is not None and threads < torch.get_num_threads():
-                torch.set_num_threads(threads)
         return DataLoader(
             self.train_set,
             batch_size=cfg.batch_size,
@@ -467,7 +461,6 @@ class Runner:
         resumed_from = 0
         self.budget: dict[str, Any] | None = None
         loader = None
-        threads = torch.get_num_threads()
         try:
             loader = self.make_loader()
             self.phase("loader")
@@ -486,7 +479,6 @@ class Runner:
             return self._loop(loader, resumed_from)
         finally:
             _stop_workers(loader)
-            torch.set_num_threads(threads)  # make_loader may have given cores to the workers
             if self._writer:
                 self._writer.close()
             cleanup(info)

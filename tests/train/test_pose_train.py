@@ -315,23 +315,15 @@ def test_large_batch_settings_scale_the_learning_rate():
         PoseTrainConfig(minutes=0.0).validate()
 
 
-def test_loader_workers_get_the_cores_and_the_threads_come_back(tiny_train_dataset, tmp_path, monkeypatch):
-    """On a 2-core CPU with 2 loader workers (which augment), the training process keeps 1 intra-op thread, logged in
-    the start-up record; the thread count is what it was once the run ends; OMP_NUM_THREADS overrides the rule."""
-    import bopnp.parallel as parallel
-
-    monkeypatch.setattr(parallel, "usable_cpus", lambda: 2)
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+def test_start_up_record_names_the_threads_beside_the_workers(tiny_train_dataset, tmp_path):
+    """The start-up record says how many intra-op threads ran beside the loader workers (on a busy CPU, threads
+    beside busy workers wait on each other: OMP_NUM_THREADS=1 is the remedy the README gives)."""
     bop, name = tiny_train_dataset
     before = torch.get_num_threads()
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     try:
-        train_pose(_config(bop, name, tmp_path / "w", steps=2, workers=2, val_fraction=0.0), progress=False)
-        start = next(r for r in _records(tmp_path / "w") if r.get("startup"))
-        assert start["workers"] == 2 and start["threads"] == 1
-        assert torch.get_num_threads() == 2
-        assert parallel.threads_beside(0) == 2 and parallel.threads_beside(5) == 1
-        monkeypatch.setenv("OMP_NUM_THREADS", "2")
-        assert parallel.threads_beside(2) is None
+        train_pose(_config(bop, name, tmp_path / "w", steps=2, workers=1, val_fraction=0.0), progress=False)
     finally:
         torch.set_num_threads(before)
+    start = next(r for r in _records(tmp_path / "w") if r.get("startup"))
+    assert start["workers"] == 1 and start["threads"] == 1

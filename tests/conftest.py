@@ -91,6 +91,19 @@ def _test_module(path: Path, name: str):
 
 
 @pytest.fixture(scope="session")
+def mesh_shapes():
+    """tests/geometry/mesh_shapes.py: procedural meshes (box, cylinder, cone, icosphere, ...) with known symmetry
+    groups, as test_mesh_symmetry loads it."""
+    return _test_module(TESTS / "geometry" / "mesh_shapes.py", "geometry_mesh_shapes")
+
+
+@pytest.fixture(scope="session")
+def pose_helpers():
+    """tests/infer/pose_helpers.py: the oracle coordinate network and an untrained checkpoint writer."""
+    return _test_module(TESTS / "infer" / "pose_helpers.py", "infer_pose_helpers")
+
+
+@pytest.fixture(scope="session")
 def tiny():
     """The BOP-layout builder tests/fixtures/bop/tiny_dataset.py (make_dataset, break_dataset, box_mesh,
     revolution_mesh, ...): drawn masks, no rendering; each test makes its own dataset with it."""

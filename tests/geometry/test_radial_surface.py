@@ -3,10 +3,6 @@ sphere and a box (an independent reference), points on or outside the surface un
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -21,16 +17,6 @@ from bopnp.geometry.radial_surface import (
 )
 
 D = PROFILE_BINS[0] * PROFILE_BINS[1]
-
-
-def _shapes():
-    name = "geometry_mesh_shapes"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("mesh_shapes.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 def _unit(n: int, seed: int) -> np.ndarray:
@@ -59,8 +45,8 @@ def test_direction_bins_cover_the_grid_and_are_consistent():
     assert ((direction_bins(edge) >= 0) & (direction_bins(edge) < D)).all()
 
 
-def test_profile_of_a_sphere_is_its_radius():
-    mesh = _shapes().icosphere(radius_mm=50.0, subdivisions=3)
+def test_profile_of_a_sphere_is_its_radius(mesh_shapes):
+    mesh = mesh_shapes.icosphere(radius_mm=50.0, subdivisions=3)
     prof = radial_profile(mesh.vertices_mm, mesh.faces)
     assert prof.shape == (D,)
     # every bin is reached; the faceted sphere's surface lies between its inscribed radius and 50 mm
@@ -68,9 +54,9 @@ def test_profile_of_a_sphere_is_its_radius():
     np.testing.assert_allclose(prof, 50.0, rtol=0.01)
 
 
-def test_profile_of_a_box_bounds_the_analytic_radius_in_each_bin():
+def test_profile_of_a_box_bounds_the_analytic_radius_in_each_bin(mesh_shapes):
     half = np.array([50.0, 32.0, 24.0])
-    mesh = _shapes().box(size_mm=tuple(2 * half))
+    mesh = mesh_shapes.box(size_mm=tuple(2 * half))
     prof = radial_profile(mesh.vertices_mm, mesh.faces)
     d = _unit(50000, 1)
     r_true = _box_radius(d, half)
@@ -81,8 +67,8 @@ def test_profile_of_a_box_bounds_the_analytic_radius_in_each_bin():
     assert np.median(r_bin / r_true) < 1.08
 
 
-def test_profile_takes_the_centre_it_is_given():
-    mesh = _shapes().icosphere(radius_mm=50.0, subdivisions=3)
+def test_profile_takes_the_centre_it_is_given(mesh_shapes):
+    mesh = mesh_shapes.icosphere(radius_mm=50.0, subdivisions=3)
     shifted = radial_profile(mesh.vertices_mm + 10.0, mesh.faces)  # default: the box centre, here (10, 10, 10)
     np.testing.assert_allclose(box_centre_mm(mesh.vertices_mm + 10.0), 10.0, atol=1e-4)
     np.testing.assert_allclose(shifted, 50.0, rtol=0.01)
@@ -91,9 +77,9 @@ def test_profile_takes_the_centre_it_is_given():
     assert not radial_profile(np.zeros((0, 3)), np.zeros((0, 3), int)).any()
 
 
-def test_shrunk_points_return_to_the_surface_and_others_stay():
+def test_shrunk_points_return_to_the_surface_and_others_stay(mesh_shapes):
     half = np.array([50.0, 32.0, 24.0])
-    mesh = _shapes().box(size_mm=tuple(2 * half))
+    mesh = mesh_shapes.box(size_mm=tuple(2 * half))
     prof = torch.from_numpy(radial_profile(mesh.vertices_mm, mesh.faces))[None]
     d = _unit(2000, 2)
     on_surface = torch.from_numpy(d * _box_radius(d, half)[:, None])[None]
@@ -125,9 +111,9 @@ def test_expand_to_surface_gradcheck():
     assert torch.autograd.gradcheck(lambda p: expand_to_surface(p, centre, prof), (pts,), eps=1e-6, atol=1e-6)
 
 
-def test_expand_coordinates_moves_object_pixels_only():
+def test_expand_coordinates_moves_object_pixels_only(mesh_shapes):
     half = np.array([50.0, 32.0, 24.0])
-    mesh = _shapes().box(size_mm=tuple(2 * half))
+    mesh = mesh_shapes.box(size_mm=tuple(2 * half))
     prof = torch.from_numpy(radial_profile(mesh.vertices_mm, mesh.faces))[None]
     c, h = torch.zeros(1, 3), torch.from_numpy(half).float()[None]
     xyz = torch.zeros(1, 3, 2, 2)

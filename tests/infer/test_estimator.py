@@ -4,9 +4,7 @@ given detections, the detector's and dicts go through the same path; bad inputs 
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,16 +19,6 @@ from bopnp.infer.estimator import STAGES, Estimator, PoseEstimate
 ROT_TOL_DEG, T_TOL_MM = 1e-3, 1e-3
 
 
-def _helpers():
-    module = sys.modules.get("infer_pose_helpers")
-    if module is None:
-        spec = importlib.util.spec_from_file_location("infer_pose_helpers", Path(__file__).with_name("pose_helpers.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["infer_pose_helpers"] = module
-        spec.loader.exec_module(module)
-    return module
-
-
 def _rot_err_deg(R1, R2) -> float:
     return float(np.degrees(np.arccos(np.clip((np.trace(R1.T @ R2) - 1) / 2, -1, 1))))
 
@@ -41,8 +29,8 @@ def ds(synth_dataset) -> BopDataset:
 
 
 @pytest.fixture
-def oracle_estimator(ds):
-    pose, _ = _helpers().oracle_estimator(ds, pnp_float64=True)
+def oracle_estimator(pose_helpers, ds):
+    pose, _ = pose_helpers.oracle_estimator(ds, pnp_float64=True)
     return Estimator(pose)
 
 
@@ -117,8 +105,8 @@ class _Detector:
         return out
 
 
-def test_detector_path_keeps_the_best_detection_per_object_and_batches(ds):
-    pose, _ = _helpers().oracle_estimator(ds, pnp_float64=True)
+def test_detector_path_keeps_the_best_detection_per_object_and_batches(pose_helpers, ds):
+    pose, _ = pose_helpers.oracle_estimator(ds, pnp_float64=True)
     scene = ds.scene_ids()[0]
     ims = ds.image_ids(scene)[:2]
     images = {(scene, i): ds.image(scene, i) for i in ims}
@@ -169,10 +157,10 @@ def test_bad_inputs_are_refused_with_the_fix(ds, oracle_estimator):
     assert [len(r) for r in oracle_estimator.estimate_batch([rgb, rgb], [K, K], [dets[:1], []])] == [1, 0]
 
 
-def test_load_finds_the_meshes_of_the_training_dataset(synth_dataset, tmp_path, monkeypatch):
+def test_load_finds_the_meshes_of_the_training_dataset(pose_helpers, synth_dataset, tmp_path, monkeypatch):
     bop, name = synth_dataset
     ds = BopDataset.from_bop_path(bop, name, "test")
-    ckpt = _helpers().save_untrained_checkpoint(tmp_path / "run" / "best.pt", ds.obj_ids)
+    ckpt = pose_helpers.save_untrained_checkpoint(tmp_path / "run" / "best.pt", ds.obj_ids)
     est = Estimator.load(pose=ckpt.parent, device="cpu", models=bop / name)
     assert est.obj_ids == ds.obj_ids and est.detector is None and str(est.device) == "cpu"
     est = Estimator.load(pose=ckpt, device="cpu", models=bop / name / "models")
@@ -186,7 +174,7 @@ def test_load_finds_the_meshes_of_the_training_dataset(synth_dataset, tmp_path, 
         Estimator.load(pose=ckpt, device="cpu", models=tmp_path)
 
 
-def test_load_with_a_detector_checkpoint_detects_then_estimates(synth_dataset, tmp_path):
+def test_load_with_a_detector_checkpoint_detects_then_estimates(pose_helpers, synth_dataset, tmp_path):
     """A detector run folder: its Mask R-CNN (untrained, with a score threshold of 0 it finds boxes anywhere) feeds
     the pose stage through the same path as given detections."""
     import torch
@@ -197,7 +185,7 @@ def test_load_with_a_detector_checkpoint_detects_then_estimates(synth_dataset, t
 
     bop, name = synth_dataset
     ds = BopDataset.from_bop_path(bop, name, "test")
-    pose = _helpers().save_untrained_checkpoint(tmp_path / "pose" / "best.pt", ds.obj_ids)
+    pose = pose_helpers.save_untrained_checkpoint(tmp_path / "pose" / "best.pt", ds.obj_ids)
     torch.manual_seed(0)
     tiny = {"min_size": 64, "max_size": 96, "fpn_channels": 16, "box_head_dim": 32, "mask_head_channels": 8}
     net = build_maskrcnn(num_classes=len(ds.obj_ids) + 1, backbone="resnet18_fpn", box_score_thresh=0.0, **tiny)
@@ -213,12 +201,12 @@ def test_load_with_a_detector_checkpoint_detects_then_estimates(synth_dataset, t
 
 
 @pytest.mark.gpu
-def test_on_cuda_the_oracle_gives_the_cpu_poses(ds):
+def test_on_cuda_the_oracle_gives_the_cpu_poses(pose_helpers, ds):
     """The whole estimator on a CUDA device (crops, PnP): the same GT poses as on the CPU."""
     from bopnp.infer.network import object_normalisation
     from bopnp.infer.pose import PoseConfig, PoseEstimator
 
-    oracle = _helpers().OracleNetwork(ds)
+    oracle = pose_helpers.OracleNetwork(ds)
     norm = {o: object_normalisation(ds.mesh(o)) for o in ds.obj_ids}
     pose = PoseEstimator(oracle, ds.obj_ids, norm, 64, PoseConfig(pnp_float64=True), device="cuda")
     est = Estimator(pose)
@@ -239,7 +227,7 @@ def test_import_bopnp_is_light_and_exports_the_estimator():
     assert out.strip() == "bopnp.infer.estimator"
 
 
-def test_predict_is_a_loop_around_the_estimator(synth_dataset, tmp_path, monkeypatch):
+def test_predict_is_a_loop_around_the_estimator(pose_helpers, synth_dataset, tmp_path, monkeypatch):
     """The rows `bopnp predict` writes are the estimates Estimator.run returns for the same images."""
     import shutil
 
@@ -251,11 +239,11 @@ def test_predict_is_a_loop_around_the_estimator(synth_dataset, tmp_path, monkeyp
     dst = tmp_path / "bop"
     shutil.copytree(bop / name, dst / name, ignore=shutil.ignore_patterns("train_pbr", "crops"))
     ds = BopDataset.from_bop_path(dst, name, "test")
-    ckpt = _helpers().save_untrained_checkpoint(tmp_path / "run" / "best.pt", ds.obj_ids)
+    ckpt = pose_helpers.save_untrained_checkpoint(tmp_path / "run" / "best.pt", ds.obj_ids)
     monkeypatch.setattr(
         predict_mod.PoseEstimator,
         "from_network",
-        staticmethod(lambda net, meshes, config=None, **kw: _helpers().oracle_estimator(ds, config=config)[0]),
+        staticmethod(lambda net, meshes, config=None, **kw: pose_helpers.oracle_estimator(ds, config=config)[0]),
     )
     calls = []
     real = Estimator.run

@@ -71,7 +71,7 @@ def score_checkpoint(
     # the network's output group k serves obj_ids[k]: keep that order even when the split lacks an object
     index_of = torch.tensor([obj_ids.index(o) if o in obj_ids else -1 for o in range(max(obj_ids) + 1)])
 
-    profiles = load_radial_profiles(dataset, obj_ids) if surface else None
+    profiles = load_radial_profiles(dataset, obj_ids).to(dev) if surface else None
 
     def predict(model, batch):
         group = index_of.to(batch["obj_id"].device)[batch["obj_id"]]
@@ -79,7 +79,7 @@ def score_checkpoint(
         xyz, err = xyz.float(), err.float()
         if profiles is not None:
             c, h = batch["centre_mm"], batch["half_extent_mm"]
-            xyz = expand_coordinates(xyz, c, h, profiles.to(xyz.device)[group], cfg.e2e_loss.min_coord)
+            xyz = expand_coordinates(xyz, c, h, profiles[group], cfg.e2e_loss.min_coord)
         res, K = pose_from_prediction(xyz, err, batch, cfg.e2e_loss, ransac=VAL_RANSAC)
         return {"R": res.R, "t": res.t, "valid": res.valid, "K": K, "R_gt": batch["R_m2c"], "t_gt": batch["t_m2c"],
                 "obj_id": batch["obj_id"]}  # fmt: skip

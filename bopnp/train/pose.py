@@ -246,7 +246,7 @@ class PoseTrainer(Runner):
             self.config.loss.beta,
         )
         if self._profiles is not None:  # as prediction does (PoseConfig.surface)
-            profile = self._profiles.to(xyz.device)[batch["obj_index"]]
+            profile = self._profiles[batch["obj_index"]]
             xyz = expand_coordinates(
                 xyz, batch["centre_mm"], batch["half_extent_mm"], profile, self.config.e2e_loss.min_coord
             )
@@ -269,7 +269,7 @@ class PoseTrainer(Runner):
         if self._models is None:
             ds = BopDataset.from_bop_path(cfg.bop_path, cfg.name)
             self._models = load_object_models(ds, self.obj_ids)
-            self._profiles = load_radial_profiles(ds, self.obj_ids)
+            self._profiles = load_radial_profiles(ds, self.obj_ids).to(self.device)
             self._width = ds.camera.width
         loader = DataLoader(self.val_set, batch_size=cfg.batch_size, num_workers=0)
         pred = evaluate(self.net, loader, self.predict_fn, device=self.device, autocast_dtype=self.autocast)

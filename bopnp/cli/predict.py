@@ -82,6 +82,14 @@ until the CSV is written; a rerun of a finished command does nothing (--overwrit
     default=None,
     help="CPU threads of the network. [default: one per core; fewer when other jobs use the cores]",
 )
+@click.option(
+    "--extra-candidates",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Per object, this many detections beyond the targets' instance count get a pose too; the best-scoring "
+    "estimates (detection score x PnP inlier fraction) are the ones BOP's evaluator scores.",
+)
 @click.option("--scene", "scenes", type=click.IntRange(min=0), multiple=True, help="Only this scene (repeatable).")
 @click.option(
     "--im",
@@ -119,6 +127,7 @@ def predict(
     batch_size,
     workers,
     threads,
+    extra_candidates,
     scenes,
     ims,
     nproc,
@@ -129,9 +138,9 @@ def predict(
     """Estimate the 6D poses of the test targets of dataset NAME and write a BOP19 results CSV.
 
     Per image: the detections (a file, the GT, or a detector), per object as many as the targets
-    ask for; Pix2Pose's two-stage crops through the pose network; PnP with RANSAC on the confident
-    pixels. Score = detection score x PnP inlier fraction. Images whose file is missing or corrupt
-    are reported and skipped (a rerun retries them).
+    ask for and --extra-candidates more; Pix2Pose's two-stage crops through the pose network; PnP
+    with RANSAC on the confident pixels. Score = detection score x PnP inlier fraction. Images
+    whose file is missing or corrupt are reported and skipped (a rerun retries them).
     """
     import os
 
@@ -165,6 +174,7 @@ def predict(
         batch_size=batch_size,
         workers=workers,
         threads=threads,
+        extra_candidates=extra_candidates,
         images=images,
         scenes=tuple(scenes) if scenes and images is None else None,
         overwrite=overwrite,

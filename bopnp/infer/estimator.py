@@ -330,6 +330,7 @@ class Estimator:
         *,
         instances: int | Mapping[int, int] | Sequence[Mapping[int, int]] = 1,
         keys: Sequence[tuple[int, int]] | None = None,
+        extra_candidates: int = 0,
     ) -> list[ImageEstimates]:
         """Detect (unless detections are given), select, estimate: what :meth:`estimate_batch` and ``bopnp predict``
         both run.
@@ -341,6 +342,10 @@ class Estimator:
                 are dropped). Given detections are all kept.
             keys: per image its BOP (scene_id, im_id), for detection sources that look images up (a detections
                 file, the GT); default ``(0, index)``.
+            extra_candidates: per object, this many of the detector's next-best detections beyond ``instances`` get
+                a pose too; every estimate's score is the detection score times the PnP inlier fraction, so a
+                candidate whose coordinates agree better with one rigid pose can outrank a better-scoring detection
+                (BOP's evaluator scores, per object, only the as many best-scoring estimates as there are instances).
         Returns:
             per image an :class:`ImageEstimates`.
         """
@@ -352,6 +357,8 @@ class Estimator:
             keys = [(0, i) for i in range(n)]
         elif len(keys) != n:
             raise ShapeError(f"{n} images but {len(keys)} keys")
+        if extra_candidates < 0:
+            raise ConfigError(f"extra_candidates must be >= 0, got {extra_candidates}")
         tags = [f"image {i}" if n > 1 else "image" for i in range(n)]
         rgbs = [check_image(im, tag) for im, tag in zip(images, tags)]
         Ks = [check_K(K, f"K of {tag}" if n > 1 else "K") for K, tag in zip(Ks, tags)]
@@ -376,7 +383,7 @@ class Estimator:
                     wanted = {int(o): int(c) for o, c in want.items() if int(o) in served}
                 else:
                     wanted = {o: int(want) for o in served}
-                selected.append(select_detections(dets, wanted))
+                selected.append(select_detections(dets, wanted, extra=extra_candidates))
             for r, dets in zip(out, found):
                 r.detections = len(dets)
                 if not needs:

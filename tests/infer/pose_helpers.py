@@ -19,10 +19,12 @@ from bopnp.infer.pose import PoseConfig, PoseEstimator
 class OracleNetwork:
     """Renders, for each crop, the GT instance whose visible box the detection is (as GtDetections gives it), or,
     in a scene without scene_gt_info.json, the instance of the detection's object whose centre projects nearest to
-    the detection box's centre."""
+    the detection box's centre. With ``unknown_is_background``, a detection that is no GT instance's (a decoy)
+    gets a crop of background (all coordinates 0) instead of an error."""
 
-    def __init__(self, dataset: BopDataset):
+    def __init__(self, dataset: BopDataset, unknown_is_background: bool = False):
         self.ds = dataset
+        self.unknown_is_background = unknown_is_background
         self.calls = []
 
     def instance(self, det: Detection):
@@ -39,6 +41,8 @@ class OracleNetwork:
         for gt, info in zip(gts, infos):
             if gt.obj_id == det.obj_id and np.array_equal(np.asarray(info.bbox_visib, float), det.bbox_xywh):
                 return gt
+        if self.unknown_is_background:
+            return None
         raise AssertionError(f"no GT instance for {det}")
 
     def __call__(self, image, obj_index, ctx):
@@ -51,6 +55,8 @@ class OracleNetwork:
         xyz = np.zeros((len(ctx.detections), S, S, 3), np.float32)
         for b, det in enumerate(ctx.detections):
             gt = self.instance(det)
+            if gt is None:
+                continue
             r.add_model(gt.obj_id, self.ds.mesh(gt.obj_id))
             out = r.render(crop_K(ctx.K[b], ctx.box_xyxy[b], S), [(gt.obj_id, gt.R_m2c, gt.t_m2c)], full_masks=False)
             full = (out.instance_map == 0) & inside_image_mask((cam.width, cam.height), ctx.box_xyxy[b], S)

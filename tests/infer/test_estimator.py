@@ -200,6 +200,46 @@ def test_load_with_a_detector_checkpoint_detects_then_estimates(pose_helpers, sy
     assert run.times["detect"] > 0
 
 
+class _GtWithDecoy:
+    """The GT detections plus, for the first object, a decoy: a box beside the object that scores above it."""
+
+    needs_pixels = False
+
+    def __init__(self, ds):
+        self.gt = GtDetections(ds)
+
+    def __call__(self, items):
+        out = []
+        for dets in self.gt(items):
+            first = dets[0]
+            x, y, w, h = first.bbox_xywh
+            decoy = Detection(first.scene_id, first.im_id, first.obj_id, 2.0, np.array([x + 3 * w, y, w, h]), None)
+            out.append([decoy, *dets])
+        return out
+
+
+def test_extra_candidates_reach_the_pose_stage_and_the_true_one_is_estimated(pose_helpers, ds):
+    """One instance asked for per object: without extra candidates only the decoy (the higher detection score, but
+    no object in its crop) is tried for the first object, which then gets no pose; with one extra candidate the true
+    detection is estimated too, at its GT pose."""
+    pose, oracle = pose_helpers.oracle_estimator(ds, pnp_float64=True)
+    oracle.unknown_is_background = True  # the decoy's crop holds no object: no pose
+    est = Estimator(pose, detector=_GtWithDecoy(ds))
+    scene, im, rgb, K, dets = _image(ds)
+    wanted = {d.obj_id: 1 for d in dets}
+    first = dets[0]
+    (plain,) = est.run([rgb], [K], instances=wanted, keys=[(scene, im)])
+    (extra,) = est.run([rgb], [K], instances=wanted, keys=[(scene, im)], extra_candidates=1)
+    assert plain.selected == len(wanted) and extra.selected == len(wanted) + 1
+    boxes = lambda run: [tuple(e.box) for e in run.estimates if e.obj_id == first.obj_id]  # noqa: E731
+    assert tuple(first.bbox_xywh) not in boxes(plain)
+    assert tuple(first.bbox_xywh) in boxes(extra)
+    (true,) = [e for e in extra.estimates if tuple(e.box) == tuple(first.bbox_xywh)]
+    _assert_gt_poses(ds, scene, im, [true], 1)
+    with pytest.raises(ConfigError, match="extra_candidates must be >= 0"):
+        est.run([rgb], [K], instances=wanted, keys=[(scene, im)], extra_candidates=-1)
+
+
 @pytest.mark.gpu
 def test_on_cuda_the_oracle_gives_the_cpu_poses(pose_helpers, ds):
     """The whole estimator on a CUDA device (crops, PnP): the same GT poses as on the CPU."""

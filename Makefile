@@ -49,8 +49,9 @@ egl:
 CROP ?= 64
 # Measured on the demo (docs/training_study.md): the pose network at batch 8 learns more per crop than at 16, for the
 # same cost per crop, and most without augmentation (the demo's test images are rendered like its training images:
-# AR* with GT boxes 0.29 against 0.19 with the light augmentation after 1400 steps); the detector trains at 240x180 (1.9 images/s, against 1.6 at the cpu preset's 320x240) and gets the larger share:
-# its recall limits the score more than the pose network does on this budget.
+# AR* with GT boxes 0.29 against 0.19 with the light augmentation after 1400 steps); the detector trains at 240x180
+# (1.9 images/s, against 1.6 at the cpu preset's 320x240) and gets the larger share: its recall limits the score more
+# than the pose network does on this budget.
 POSE_STEPS ?= 1400
 # The pose network: pix2pose (docs/training_study.md: the best AR* per CPU-second of the networks measured), unet,
 # resnet18 or resnet34.

@@ -314,6 +314,7 @@ def run_settings(config: PredictConfig, network_digest: str, pose_config: PoseCo
         "scenes": None if config.scenes is None else list(config.scenes),
         "detections": "gt" if config.detections == "gt" else _file_identity(config.detections),
         "detector": _file_identity(config.detector),
+        "extra_candidates": config.extra_candidates,
         "pose_sha256": network_digest,
         "pose": {k: v for k, v in asdict(pose_config).items() if k not in RESULT_NEUTRAL},
         "method": config.method,
@@ -502,7 +503,7 @@ class Shard:
 
 
 def _run_batch(
-    dataset, batch, wanted, estimator: Estimator, pool, times, summary, extra_candidates: int = 0
+    dataset, batch, wanted, estimator: Estimator, pool, times, summary, extra_candidates: int
 ) -> list[ImageRecord]:
     """Read one batch of images, then detect and estimate them (:meth:`Estimator.run`); the records of the images
     that could be read."""

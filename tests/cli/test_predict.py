@@ -194,6 +194,8 @@ def test_resume_refuses_other_settings(test_split, ckpt, tmp_path, monkeypatch):
         predict(_config(bop, name, other, out))
     summary = predict(_config(bop, name, other, out, overwrite=True))
     assert summary.done_now == summary.images and not summary.already_complete
+    with pytest.raises(ConfigError, match="extra_candidates"):  # it changes which detections get a pose
+        predict(_config(bop, name, other, out, extra_candidates=0))
 
 
 def test_missing_image_is_reported_skipped_and_retried(test_split, ckpt, tmp_path):

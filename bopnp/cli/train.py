@@ -136,8 +136,8 @@ augmented.png and TensorBoard files. Interrupted? Run the same command with --re
     "--minutes",
     type=click.FloatRange(0, min_open=True),
     default=None,
-    help="Pose: a time budget instead of --steps: the throughput is measured for a few seconds and the steps that "
-    "fit (e2e phase and validations included) are recorded in config.json; --resume keeps them.",
+    help="A time budget instead of --steps: the throughput is measured for a few seconds and the steps that fit "
+    "(validations and the pose stage's e2e phase included) are recorded in config.json; --resume keeps them.",
 )
 @click.option(
     "--compile/--no-compile",
@@ -284,8 +284,8 @@ def train(
         raise click.BadParameter("the pose stage needs at least 2 crops a step (batch norm)", param_hint="--batch-size")
     if stage == "detector" and (e2e or e2e_steps is not None):
         raise click.UsageError("--e2e and --e2e-steps belong to --stage pose")
-    if stage == "detector" and (minutes is not None or compile_net or lr_scale != "none"):
-        raise click.UsageError("--minutes, --compile and --lr-scale belong to --stage pose")
+    if stage == "detector" and (compile_net or lr_scale != "none"):
+        raise click.UsageError("--compile and --lr-scale belong to --stage pose")
     stage_augments = POSE_AUGMENTS if stage == "pose" else DETECTOR_AUGMENTS
     if augment is not None and augment not in stage_augments:
         raise click.BadParameter(
@@ -306,6 +306,7 @@ def train(
             split=split,
             objects=objects,
             steps=steps,
+            minutes=minutes,
             init=init,
             batch_size=batch_size,
             lr=lr,

@@ -111,6 +111,9 @@ class DetectorTrainConfig:
         objects: object ids to detect (None: every object of ``models_info.json``); label = index + 1.
         out: run folder (None: ``results/train/NAME/detector``).
         steps: optimiser steps. batch_size: images per step (per process under torchrun).
+        minutes: a time budget instead of ``steps``: the throughput is measured for a few seconds and ``steps``
+            becomes the count that fits (validations included, and the cost of a step growing as the detector
+            learns: :data:`bopnp.train.detector.STEP_COST_GROWTH`); ``config.json`` records it, a resumed run keeps it.
         net: the network (see :data:`PRESETS`).
         backbone_weights: ``imagenet``, ``coco`` (torchvision's, via torch's hub cache) or a local file of
             pretrained weights; hub_cache: else use torchvision's file when torch's hub
@@ -135,6 +138,7 @@ class DetectorTrainConfig:
     objects: tuple[int, ...] | None = None
     out: str | None = None
     steps: int = 2000
+    minutes: float | None = None
     batch_size: int = 2
     net: DetectorNetConfig = field(default_factory=DetectorNetConfig)
     backbone_weights: str | None = None
@@ -179,6 +183,10 @@ class DetectorTrainConfig:
                 raise ConfigError(msg)
 
         need(self.steps >= 1, f"steps must be at least 1, got {self.steps}")
+        need(
+            self.minutes is None or (math.isfinite(self.minutes) and self.minutes > 0),
+            f"minutes must be a positive number of minutes, got {self.minutes}",
+        )
         need(self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}")
         need(
             self.lr is None or (math.isfinite(self.lr) and self.lr > 0),

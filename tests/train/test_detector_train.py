@@ -109,6 +109,28 @@ def test_killed_run_resumes_to_the_same_weights(drawn, tmp_path, monkeypatch):
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
 
 
+def test_a_time_budget_fixes_the_steps_records_them_and_changes_nothing_else(drawn, tmp_path):
+    """--minutes times a few steps (giving every state back), then runs the steps that fit: the same weights as a
+    run given that step count; a resumed budgeted run keeps its steps."""
+    bop, name = drawn
+    short = _config(bop, name, tmp_path / "b", steps=10**6, minutes=0.1, val_fraction=0.0, ckpt_every=0)
+    summary = train_detector(short, progress=False)
+    n = json.loads((tmp_path / "b" / "config.json").read_text())["steps"]
+    assert summary.steps == n and 1 <= n < 10**6
+    budget = next(r for r in _records(tmp_path / "b") if r.get("startup"))["budget"]
+    assert budget["steps"] == n and budget["train_step_s"] > 0 and budget["minutes"] == 0.1
+    train_detector(_config(bop, name, tmp_path / "p", steps=n, val_fraction=0.0, ckpt_every=0), progress=False)
+    a, b = load_checkpoint(tmp_path / "b" / "last.pt")["model"], load_checkpoint(tmp_path / "p" / "last.pt")["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+    again = train_detector(replace(short, steps=3), resume=True, progress=False)
+    assert again.steps == n
+
+
+def _records(run):
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+
+
 def test_resume_refuses_other_settings(drawn, tmp_path):
     bop, name = drawn
     train_detector(_config(bop, name, tmp_path / "r", steps=1, val_fraction=0.0), progress=False)
@@ -142,6 +164,7 @@ def test_non_finite_loss_stops_naming_the_step_and_the_images(drawn, tmp_path, m
         ({"net": DetectorNetConfig(backbone="vgg")}, "backbone"),
         ({"objects": (0,)}, "objects"),
         ({"backbone_weights": "/no/such/file.pth"}, "no such file"),
+        ({"minutes": 0.0}, "minutes"),
     ],
 )
 def test_config_errors_say_how_to_fix(kw, match, tmp_path):

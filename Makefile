@@ -44,7 +44,8 @@ egl:
 # The demo's budget: DEMO_MINUTES of wall time from `make demo` to the scores. Set-up and data take what they take
 # (2-5 minutes), DEMO_RESERVE minutes are kept for prediction, scoring and pictures, and the two networks train side
 # by side in the rest (written to results/train/demo/train_minutes; TRAIN_MINUTES sets it instead). Each network
-# measures its own throughput at its start and runs the steps that fit (recorded in its config.json): the demo keeps
+# measures its own throughput at its start and runs the steps that fit (recorded in its config.json; the detector
+# starts once the pose network has measured, so that it measures beside it, as it will train): the demo keeps
 # to its time on a slow or loaded 2-core machine and learns more on a fast one or a GPU. Fixed budgets instead:
 # `make demo DET_STEPS=2000 POSE_STEPS=6000`. A second `make demo` resumes and redoes nothing.
 # One thread each (docs/training_study.md): the pose network's small convolutions gain almost nothing from a second
@@ -85,18 +86,18 @@ demo: setup
 	elif [ ! -s $(DEMO_RUNS)/train_minutes ]; then awk -v now=$$(date +%s) 'BEGIN { \
 		m = $(DEMO_MINUTES) - $(DEMO_RESERVE) - (now - $(DEMO_T0)) / 60; printf "%.1f\n", (m < 2 ? 2 : m) }' \
 		> $(DEMO_RUNS)/train_minutes; fi
-	@echo "training the detector (log: $(DEMO_RUNS)/detector.log) and, beside it, the pose network:" \
+	@echo "training the pose network and, beside it, the detector (log: $(DEMO_RUNS)/detector.log):" \
 		"$(TRAIN_THREADS) thread(s) each, $$(cat $(DEMO_RUNS)/train_minutes) min unless steps are given"
-	@OMP_NUM_THREADS=$(TRAIN_THREADS) $(BIN)/bopnp train $(DEMO) --bop-path $(BOP_PATH) --stage detector $(call budget,$(DET_STEPS)) \
+	@OMP_NUM_THREADS=$(TRAIN_THREADS) $(BIN)/bopnp train $(DEMO) --bop-path $(BOP_PATH) --stage pose --e2e \
+		$(call budget,$(POSE_STEPS)) --e2e-steps $(E2E_STEPS) --arch $(POSE_ARCH) --batch-size $(POSE_BATCH) --width $(POSE_WIDTH) \
+		--val-every $(POSE_VAL_EVERY) --augment $(POSE_AUGMENT) --out $(DEMO_RUNS)/pose $(call resume_flag,$(DEMO_RUNS)/pose) & pose=$$!; \
+	trap 'kill $$pose $$det 2>/dev/null' INT TERM; \
+	for i in $$(seq 300); do grep -qs '"startup"' $(DEMO_RUNS)/pose/log.jsonl && break; \
+		kill -0 $$pose 2>/dev/null || break; sleep 1; done; \
+	OMP_NUM_THREADS=$(TRAIN_THREADS) $(BIN)/bopnp train $(DEMO) --bop-path $(BOP_PATH) --stage detector $(call budget,$(DET_STEPS)) \
 		--min-size $(DET_SIZE) --max-size $$(( $(DET_SIZE) * 4 / 3 )) --progress \
 		--out $(DEMO_RUNS)/detector $(call resume_flag,$(DEMO_RUNS)/detector) > $(DEMO_RUNS)/detector.log 2>&1 & det=$$!; \
-	trap 'kill $$det 2>/dev/null' INT TERM; \
-	for i in $$(seq 300); do grep -qs '"startup"' $(DEMO_RUNS)/detector/log.jsonl && break; \
-		kill -0 $$det 2>/dev/null || break; sleep 1; done; \
-	OMP_NUM_THREADS=$(TRAIN_THREADS) $(BIN)/bopnp train $(DEMO) --bop-path $(BOP_PATH) --stage pose --e2e \
-		$(call budget,$(POSE_STEPS)) --e2e-steps $(E2E_STEPS) --arch $(POSE_ARCH) --batch-size $(POSE_BATCH) --width $(POSE_WIDTH) \
-		--val-every $(POSE_VAL_EVERY) --augment $(POSE_AUGMENT) --out $(DEMO_RUNS)/pose $(call resume_flag,$(DEMO_RUNS)/pose); \
-	pose=$$?; if [ $$pose -ne 0 ]; then kill $$det 2>/dev/null; wait $$det; exit $$pose; fi; \
+	wait $$pose; rc=$$?; if [ $$rc -ne 0 ]; then kill $$det 2>/dev/null; wait $$det; exit $$rc; fi; \
 	echo "pose network done; the detector ($(DEMO_RUNS)/detector.log):"; tail -n 3 -f --pid=$$det $(DEMO_RUNS)/detector.log; \
 	wait $$det; rc=$$?; if [ $$rc -ne 0 ]; then echo "detector training failed (exit $$rc): $(DEMO_RUNS)/detector.log"; fi; exit $$rc
 	$(BIN)/bopnp predict $(DEMO) --bop-path $(BOP_PATH) --detector $(DEMO_RUNS)/detector --pose $(DEMO_RUNS)/pose \

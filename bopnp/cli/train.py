@@ -137,7 +137,8 @@ augmented.png and TensorBoard files. Interrupted? Run the same command with --re
     type=click.FloatRange(0, min_open=True),
     default=None,
     help="A time budget instead of --steps: the throughput is measured for a few seconds and the steps that fit "
-    "(validations and the pose stage's e2e phase included) are recorded in config.json; --resume keeps them.",
+    "(validations and the pose stage's e2e phase included) are recorded in config.json; --resume keeps them "
+    "(and refuses another --minutes).",
 )
 @click.option(
     "--compile/--no-compile",

@@ -347,7 +347,14 @@ class Runner:
     def _restore(self) -> None:
         path = self.run_dir / "last.pt"
         ckpt = load_checkpoint(path, map_location=self.device)
-        if getattr(self.config, "minutes", None) and ckpt["config"].get("minutes") == self.config.minutes:
+        minutes, saved_minutes = getattr(self.config, "minutes", None), ckpt["config"].get("minutes")
+        if minutes and saved_minutes != minutes:
+            started = f"--minutes {saved_minutes:g}" if saved_minutes else f"--steps {ckpt['config'].get('steps')}"
+            raise CheckpointError(
+                f"{path}: the run was started with {started}, which fixed its {ckpt['config'].get('steps')} steps; "
+                f"resume it with {started}, or with --steps N (and no --minutes) to change its step count"
+            )
+        if minutes:
             # the budget was turned into steps when the run started: the resumed run keeps them (exact resume)
             fixed = {k: ckpt["config"][k] for k in ("steps", "e2e_steps") if k in ckpt["config"]}
             self.config = replace(self.config, **fixed).validate()

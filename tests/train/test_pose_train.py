@@ -286,7 +286,8 @@ def test_loader_workers_are_bounded_by_the_cores_and_the_cut_logged(tiny_train_d
 
 def test_a_time_budget_fixes_the_steps_records_them_and_changes_nothing_else(tiny_train_dataset, tmp_path):
     """--minutes measures a few steps (and gives every state back), then runs the steps that fit: the same weights
-    as a run given that step count; a resumed budgeted run keeps its steps."""
+    as a run given that step count; a resumed budgeted run keeps its steps, and refuses another budget (which would
+    otherwise train the --steps default)."""
     bop, name = tiny_train_dataset
     cfg = _config(bop, name, tmp_path / "b", steps=1000, minutes=0.25, val_fraction=0.0, e2e=True, ckpt_every=0)
     summary = train_pose(cfg, progress=False)
@@ -304,6 +305,9 @@ def test_a_time_budget_fixes_the_steps_records_them_and_changes_nothing_else(tin
     again = train_pose(_config(bop, name, tmp_path / "b", steps=7, minutes=0.25, val_fraction=0.0, e2e=True,
                                ckpt_every=0), resume=True, progress=False)  # fmt: skip
     assert again.steps == n
+    with pytest.raises(CheckpointError, match=r"--minutes 0.25, which fixed its \d+ steps"):
+        train_pose(_config(bop, name, tmp_path / "b", minutes=0.5, val_fraction=0.0, e2e=True, ckpt_every=0),
+                   resume=True, progress=False)  # fmt: skip
 
 
 def test_large_batch_settings_scale_the_learning_rate():

@@ -36,12 +36,6 @@ from bopnp.train.runner import Runner, RunSummary, evenly_spread, holdout_split,
 log = logging.getLogger(__name__)
 
 #: detector losses as torchvision names them, and the short names the log uses
-#: the average step of a run against its first ones, which a time budget times: the step grows dearer as the region
-#: proposals find objects (more positive RoIs for the box and mask heads). Measured on the demo (cpu preset, 1 and 2
-#: threads): 1.22 over 500 steps, 1.36 over 840, 1.35-1.55 over 1500; the budget takes a long run's value, so a
-#: short run ends a little early rather than late
-STEP_COST_GROWTH = 1.45
-
 LOSS_NAMES = {
     "loss_classifier": "cls",
     "loss_box_reg": "box",
@@ -49,6 +43,12 @@ LOSS_NAMES = {
     "loss_objectness": "rpn_obj",
     "loss_rpn_box_reg": "rpn_box",
 }
+
+#: the average step of a run against its first ones, which a time budget times: the step grows dearer as the region
+#: proposals find objects (more positive RoIs for the box and mask heads). Measured on the demo (cpu preset, 1 and 2
+#: threads): 1.22 over 500 steps, 1.36 over 840, 1.35-1.55 over 1500; the budget takes a long run's value, so a
+#: short run ends a little early rather than late
+STEP_COST_GROWTH = 1.45
 
 
 class DetectorTrainer(Runner):
@@ -58,6 +58,7 @@ class DetectorTrainer(Runner):
     rate_name = "images_s"
     score_key = "ap_bbox"
     score_name = "box mAP"
+    step_cost_growth = STEP_COST_GROWTH
 
     def __init__(
         self,
@@ -143,14 +144,6 @@ class DetectorTrainer(Runner):
     def make_scheduler(self) -> None:
         cfg = self.config
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(cfg.steps, cfg.warmup))
-
-    # -- a time budget -----------------------------------------------------------------------------
-    def steps_for_budget(self, seconds: float, step_s: dict[str, float], val_s: float) -> int:
-        """The steps that fit ``seconds``: the first steps, which the budget times, are cheaper than the average
-        one (:data:`STEP_COST_GROWTH`), and validations come every ``val_every`` steps and at the end."""
-        cfg = self.config
-        per_step = step_s["train"] * STEP_COST_GROWTH + (val_s / cfg.val_every if cfg.val_every else 0.0)
-        return max(1, int((seconds - val_s) / per_step))
 
     def extra_checkpoint(self) -> dict[str, Any]:
         return {

@@ -258,6 +258,8 @@ class Runner:
     rate_name: str = "items_s"
     score_key: str = "score"
     score_name: str = "score"
+    #: the average step of a run against its first ones, which a time budget times (:meth:`steps_for_budget`)
+    step_cost_growth: float = 1.0
     #: the data loader's collate function (None: torch's default)
     collate_fn: Callable | None = None
 
@@ -307,9 +309,9 @@ class Runner:
 
     def steps_for_budget(self, seconds: float, step_s: dict[str, float], val_s: float) -> int:
         """The most steps whose training and validations fit ``seconds``, given the seconds of one step of each
-        phase and of one validation."""
+        phase (the first steps: :attr:`step_cost_growth` scales them to a run's average) and of one validation."""
         val_every = self.config.val_every
-        per_step = step_s["train"] + (val_s / val_every if val_every else 0.0)
+        per_step = step_s["train"] * self.step_cost_growth + (val_s / val_every if val_every else 0.0)
         return max(1, int((seconds - val_s) / per_step))
 
     def extra_checkpoint(self) -> dict[str, Any]:
